@@ -1,0 +1,1 @@
+"""The ``squall`` command line: click commands only; files mirror the command tree."""

@@ -1,0 +1,79 @@
+"""The typed context every command receives, and shared options."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import click
+
+if TYPE_CHECKING:
+    from squall.store import Store
+
+
+@dataclass
+class App:
+    home_option: str | None = None
+    debug: bool = False
+    output: str = "text"
+    quiet: bool = False
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @cached_property
+    def home(self) -> Path:
+        from squall.paths import squall_home
+
+        return squall_home(self.home_option)
+
+    @cached_property
+    def store(self) -> "Store":
+        from squall.store import Store
+
+        store = Store(self.home)
+        self._closers.append(store.close)
+        return store
+
+    @property
+    def json(self) -> bool:
+        return self.output == "json"
+
+    def emit(self, data: Any) -> None:
+        """The one place JSON reaches stdout."""
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+    def say(self, text: str = "", err: bool = False) -> None:
+        """Human text: stdout in text mode, stderr in JSON mode (stdout stays JSON)."""
+        if not self.quiet:
+            click.echo(text, err=err or self.json)
+
+    def close(self) -> None:
+        for closer in self._closers:
+            closer()
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def _set_output(ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    ctx.find_object(App).output = value
+    return value
+
+
+output_option = click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    expose_value=False,
+    callback=_set_output,
+    help="json: print only JSON on stdout (for scripts and CI).",
+)
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()

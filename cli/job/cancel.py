@@ -1,0 +1,37 @@
+"""``squall job cancel ID``"""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from squall.cli.context import App, output_option, pass_app
+from squall.cli.job.render import load_job, show_result
+from squall.cli.progress import reporter_for
+
+
+@click.command("cancel")
+@click.argument("job_id")
+@click.option("--wait", "wait_seconds", default=60.0, show_default=True, help="Seconds to wait for the job to stop.")
+@output_option
+@pass_app
+@click.pass_context
+def cancel_cmd(ctx: click.Context, app: App, job_id: str, wait_seconds: float) -> None:
+    """Stop a job: its tasks are killed, finished outputs collected, everything removed."""
+    from squall.jobs import JobResult
+    from squall.locks import controller_alive
+    from squall.runner import Runner
+
+    job = load_job(app, job_id)
+    if not job.finished:
+        app.store.update_job(job_id, cancel_requested=True)
+        app.store.record(job_id, job.phase, "cancel-requested")
+        if controller_alive(app.home, job_id):
+            deadline = time.monotonic() + wait_seconds
+            while not app.store.job(job_id).finished and time.monotonic() < deadline:
+                time.sleep(0.2)
+        else:  # nobody drives the job: do the clean-up here
+            with reporter_for(app.quiet) as reporter:
+                Runner(app.store, app.home, reporter).drive(job_id)
+    ctx.exit(show_result(app, JobResult.load(app.store, job_id)))

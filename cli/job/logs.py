@@ -1,0 +1,58 @@
+"""``squall job logs ID``"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from squall.cli.context import App, pass_app
+from squall.cli.job.render import load_job
+from squall.errors import InvalidInput
+
+
+@click.command("logs")
+@click.argument("job_id")
+@click.option("--task", "task_index", type=int, default=0, show_default=True, help="Task index.")
+@click.option("--stream", type=click.Choice(["stdout", "stderr"]), default="stdout", show_default=True)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing until the task ends.")
+@pass_app
+def logs_cmd(app: App, job_id: str, task_index: int, stream: str, follow: bool) -> None:
+    """Print a task's output: live from the site while it runs, from the results after."""
+    from squall.jobs import plan_from_store
+    from squall.sites import open_site
+
+    job = load_job(app, job_id)
+    tasks = app.store.tasks(job_id)
+    if not 0 <= task_index < len(tasks):
+        raise InvalidInput(f"--task: job {job_id} has tasks 0..{len(tasks) - 1}, not {task_index}")
+    plan = plan_from_store(job, tasks)
+    site = open_site(job.site, app.home, app.store)
+    offset = 0
+    while True:
+        job = app.store.job(job_id)
+        chunk = None if job.phase in ("collect", "down", "done") else site.read_log(plan, task_index, stream, offset)
+        if chunk is None:  # the work area is gone: the collected copy is complete
+            collected = Path(job.results_dir) / "meta" / f"task-{task_index}" / f"{stream}.log"
+            if collected.exists() and job.phase == "done":
+                with open(collected, "rb") as handle:
+                    handle.seek(offset)
+                    _write(handle.read())
+                return
+            if not follow or job.phase == "done":
+                return
+        else:
+            _write(chunk)
+            offset += len(chunk)
+            task = app.store.tasks(job_id)[task_index]
+            if not follow or (task.status in ("succeeded", "failed", "timeout", "cancelled") and not chunk):
+                return
+        time.sleep(0.5)
+
+
+def _write(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+

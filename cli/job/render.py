@@ -1,0 +1,55 @@
+"""How a job result is shown: JSON for machines, a short table for people."""
+
+from __future__ import annotations
+
+import time
+
+from squall.cli.context import App
+from squall.errors import ExitCode, NotFound
+
+
+def show_result(app: App, result, journal: list | None = None) -> int:
+    """Print a ``JobResult``; return the exit code its status means."""
+    data = result.to_dict()
+    if journal is not None:
+        data["journal"] = [
+            {"ts": e.ts, "phase": e.phase, "event": e.event, "detail": e.detail} for e in journal
+        ]
+    if app.json:
+        app.emit(data)
+    else:
+        _show_text(app, data)
+    if data["status"] in ("pending", "running", "succeeded"):
+        return int(ExitCode.OK)
+    return int(ExitCode.JOB_FAILED)
+
+
+def _show_text(app: App, data: dict) -> None:
+    app.say(f"job {data['id']} ({data['name']}) on {data['site']}: {data['status']}")
+    if data["error"]:
+        app.say(f"  error: {data['error']}")
+    app.say(f"  results: {data['results']}")
+    isolated = {True: "yes", False: "no (not permitted here)", None: "unknown"}[data["network_isolated"]]
+    app.say(f"  network isolation: {isolated}")
+    app.say(f"  {'task':>4}  {'status':<10} {'exit':>5} {'wall s':>8} {'max RSS':>10} {'outputs':>7}")
+    for t in data["tasks"]:
+        rss = f"{t['max_rss_kb'] // 1024} MiB" if t["max_rss_kb"] else "-"
+        wall = f"{t['wall_time']:.2f}" if t["wall_time"] is not None else "-"
+        exit_code = "-" if t["exit_code"] is None else t["exit_code"]
+        outputs = "-" if t["outputs"] is None else t["outputs"]
+        app.say(f"  {t['index']:>4}  {t['status']:<10} {exit_code:>5} {wall:>8} {rss:>10} {outputs:>7}")
+    for t in data["tasks"]:
+        if t["status"] != "succeeded" and t["stderr_tail"]:
+            app.say(f"  --- task {t['index']} stderr (tail) ---")
+            app.say("  " + t["stderr_tail"].rstrip().replace("\n", "\n  "))
+    for entry in data.get("journal", []):
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry["ts"]))
+        detail = ", ".join(f"{k}={v}" for k, v in entry["detail"].items() if k != "traceback" and v is not None)
+        app.say(f"  {stamp}.{int(entry['ts'] * 1000) % 1000:03d}  {entry['phase']:<8} {entry['event']:<10} {detail}")
+
+
+def load_job(app: App, job_id: str):
+    job = app.store.job(job_id)
+    if job is None:
+        raise NotFound(f"no job with id {job_id!r}", hint="'squall job list' shows the known jobs")
+    return job

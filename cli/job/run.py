@@ -1,0 +1,63 @@
+"""``squall job run SPEC``"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from squall.cli.context import App, output_option, pass_app
+from squall.cli.job.render import show_result
+from squall.cli.progress import reporter_for
+from squall.errors import Interrupted
+
+
+@click.command("run")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--site", help="Site to run on (default: the spec's 'site', else local).")
+@click.option(
+    "--results",
+    type=click.Path(file_okay=False),
+    default="squall-results",
+    show_default=True,
+    help="Folder that receives <job-id>/task-<i>/.",
+)
+@click.option("--detach", is_flag=True, help="Return at once; a background controller finishes the job.")
+@output_option
+@pass_app
+@click.pass_context
+def run_cmd(ctx: click.Context, app: App, spec: str, site: str | None, results: str, detach: bool) -> None:
+    """Run the job described by SPEC: plan, up, stage, launch, monitor, collect, down."""
+    from squall.jobs import JobResult
+    from squall.runner import Runner
+    from squall.spec import load_spec
+
+    resolved = load_spec(spec)
+    with reporter_for(app.quiet or detach) as reporter:
+        runner = Runner(app.store, app.home, reporter)
+        plan = runner.submit(resolved, site, Path(results))
+        if detach:
+            _spawn_controller(app, plan.job_id)
+            ctx.exit(show_result(app, JobResult.load(app.store, plan.job_id)))
+        try:
+            result = runner.drive(plan.job_id)
+        except Interrupted:
+            show_result(app, JobResult.load(app.store, plan.job_id))
+            raise
+    ctx.exit(show_result(app, result))
+
+
+def _spawn_controller(app: App, job_id: str) -> None:
+    """Start ``squall job attach`` in its own session; it outlives this process."""
+    log_dir = app.home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / f"{job_id}.log", "ab") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "squall.cli.main", "--home", str(app.home), "job", "attach", job_id],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )

@@ -1,0 +1,20 @@
+"""``squall job status ID``"""
+
+from __future__ import annotations
+
+import click
+
+from squall.cli.context import App, output_option, pass_app
+from squall.cli.job.render import load_job, show_result
+
+
+@click.command("status")
+@click.argument("job_id")
+@output_option
+@pass_app
+def status_cmd(app: App, job_id: str) -> None:
+    """Show a job, its tasks, and every lifecycle transition with its time."""
+    from squall.jobs import JobResult
+
+    load_job(app, job_id)
+    show_result(app, JobResult.load(app.store, job_id), journal=app.store.journal(job_id))

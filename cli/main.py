@@ -1,0 +1,49 @@
+"""Entry point: ``squall`` and its command groups."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from squall import __version__
+from squall.cli.context import App
+from squall.cli.errors import EXIT_CODES_HELP, report_error
+from squall.cli.gc import gc_cmd
+from squall.cli.job import job_group
+from squall.cli.version import version_cmd
+from squall.errors import ExitCode
+
+
+@click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", envvar="SQUALL_HOME", help="State folder (default $XDG_STATE_HOME/squall).")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress or human text.")
+@click.version_option(__version__, prog_name="squall")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, debug: bool, quiet: bool) -> None:
+    """Squall: run jobs as ephemeral stacks on HPC centres, clouds or this machine."""
+    app = ctx.ensure_object(App)
+    app.home_option, app.debug, app.quiet = home, debug, quiet
+
+
+cli.add_command(job_group)
+cli.add_command(gc_cmd)
+cli.add_command(version_cmd)
+
+
+def main(argv: list[str] | None = None) -> None:
+    app = App()
+    try:
+        code = cli.main(args=argv, prog_name="squall", obj=app, standalone_mode=False)
+    except click.exceptions.Abort:
+        code = int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - every error becomes a message and a code
+        code = report_error(app, exc)
+    finally:
+        app.close()
+    sys.exit(code or 0)
+
+
+if __name__ == "__main__":
+    main()

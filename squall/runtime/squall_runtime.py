@@ -1,0 +1,418 @@
+#!/usr/bin/env python3
+"""The Squall runtime: runs one task's payload and records what happened.
+
+This file is the whole program. It uses only the standard library of Python
+3.8 or newer because the same file is copied to HPC login nodes, compute nodes
+and cloud machines where nothing else may be installed. The controller never
+talks to it: it only reads the files it writes (nodes never call back).
+
+    python3 squall_runtime.py run TASK_DIR
+    python3 squall_runtime.py version
+
+TASK_DIR holds ``task.json`` (written by the controller) and receives:
+``status.json`` (state and heartbeat, replaced atomically), ``stdout.log``,
+``stderr.log``, ``manifest.json`` (the outputs with size and sha256) and the
+payload's own folders ``in/``, ``out/`` and ``tmp/``.
+"""
+
+from __future__ import print_function
+
+import ctypes
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+RUNTIME_VERSION = "0.1.0"
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+# Only these variables of the runtime's own environment reach the payload.
+ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "TZ", "TERM")
+CONTAINER_RUNTIMES = ("apptainer", "singularity", "podman", "docker")
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+
+
+def now():
+    return time.time()
+
+
+def write_json(path, data):
+    """Write JSON so that a reader never sees a half-written file."""
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def glob_regex(pattern):
+    """A glob where ``*`` stays inside one folder and ``**/`` spans folders."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out += "(?:.*/)?"
+            i += 3
+        elif pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+        elif pattern[i] == "*":
+            out += "[^/]*"
+            i += 1
+        elif pattern[i] == "?":
+            out += "[^/]"
+            i += 1
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return re.compile("^" + out + "$", re.DOTALL)
+
+
+def build_manifest(out_dir, patterns):
+    """Regular files under ``out_dir`` matching ``patterns``; symlinks are never followed."""
+    regexes = [glob_regex(p) for p in patterns]
+    files, skipped = [], []
+    for root, dirs, names in os.walk(out_dir):
+        dirs.sort()
+        for name in sorted(names):
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, out_dir).replace(os.sep, "/")
+            if not any(r.match(rel) for r in regexes):
+                continue
+            mode = os.lstat(full).st_mode
+            if not stat.S_ISREG(mode):
+                skipped.append({"path": rel, "reason": "not a regular file"})
+                continue
+            files.append({"path": rel, "size": os.path.getsize(full), "sha256": sha256_file(full)})
+    return {"files": files, "skipped": skipped}
+
+
+def exit_code_of(wait_status):
+    if os.WIFSIGNALED(wait_status):
+        return -os.WTERMSIG(wait_status)
+    return os.WEXITSTATUS(wait_status)
+
+
+# --- network isolation -----------------------------------------------------
+
+
+def _unshare(flags):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _bring_loopback_up():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        iff_up_loopback_running = 0x1 | 0x8 | 0x40
+        fcntl.ioctl(sock, 0x8914, struct.pack("16sH", b"lo", iff_up_loopback_running))
+    finally:
+        sock.close()
+
+
+def isolate_network():
+    """Move the calling process into a new, empty network namespace.
+
+    As root a plain network namespace is enough; otherwise an unprivileged user
+    namespace comes first, with the caller's own uid and gid mapped so that
+    files keep their owner. Only loopback exists inside, and it is brought up.
+    """
+    uid, gid = os.getuid(), os.getgid()
+    if uid == 0:
+        _unshare(CLONE_NEWNET)
+    else:
+        _unshare(CLONE_NEWUSER | CLONE_NEWNET)
+        with open("/proc/self/setgroups", "w") as handle:
+            handle.write("deny")
+        with open("/proc/self/uid_map", "w") as handle:
+            handle.write("%d %d 1" % (uid, uid))
+        with open("/proc/self/gid_map", "w") as handle:
+            handle.write("%d %d 1" % (gid, gid))
+    try:
+        _bring_loopback_up()
+    except OSError:
+        pass
+
+
+def can_isolate_network():
+    """Try isolation in a throw-away child; return (ok, note)."""
+    if not sys.platform.startswith("linux"):
+        return False, "network namespaces need Linux"
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        try:
+            isolate_network()
+            os.write(write_fd, b"ok")
+        except BaseException as exc:  # report anything, the parent decides
+            os.write(write_fd, str(exc).encode()[:200])
+        os._exit(0)
+    os.close(write_fd)
+    answer = os.read(read_fd, 256).decode(errors="replace")
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    if answer == "ok":
+        return True, "new network namespace (loopback only)"
+    return False, "network namespace refused: %s" % (answer or "unknown error")
+
+
+# --- the task --------------------------------------------------------------
+
+
+class Task(object):
+    """One task folder and the run of its payload."""
+
+    def __init__(self, task_dir):
+        self.dir = os.path.abspath(task_dir)
+        with open(os.path.join(self.dir, "task.json")) as handle:
+            self.spec = json.load(handle)
+        self.status_path = os.path.join(self.dir, "status.json")
+        self.status = {
+            "runtime_version": RUNTIME_VERSION,
+            "job_id": self.spec.get("job_id"),
+            "index": self.spec.get("index"),
+            "pid": os.getpid(),
+            "state": "queued",
+            "created_at": now(),
+        }
+        self.lock = threading.RLock()  # the signal handler may run inside save()
+        self.reason = None  # "timeout" or "cancelled" once decided
+        self.pgid = None
+        self.done = threading.Event()
+
+    def save(self, **changes):
+        with self.lock:
+            self.status.update(changes)
+            self.status["heartbeat_at"] = now()
+            write_json(self.status_path, self.status)
+
+    # signals and limits
+
+    def stop(self, reason):
+        """Stop the payload's whole process group: TERM, then KILL after a grace."""
+        with self.lock:
+            if self.reason is None:
+                self.reason = reason
+            pgid = self.pgid
+        if pgid is None:
+            return
+        _killpg(pgid, signal.SIGTERM)
+        grace = float(self.spec.get("kill_grace", 5))
+        timer = threading.Timer(grace, _killpg, (pgid, signal.SIGKILL))
+        timer.daemon = True
+        timer.start()
+
+    def on_signal(self, signum, frame):
+        self.stop("cancelled")
+
+    def heartbeat(self, interval):
+        while not self.done.wait(interval):
+            self.save()
+
+    # the run
+
+    def environment(self):
+        env = {}
+        for key in ENV_ALLOW:
+            if key in os.environ:
+                env[key] = os.environ[key]
+        env.setdefault("PATH", DEFAULT_PATH)
+        env.setdefault("LANG", "C.UTF-8")
+        try:
+            user = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
+            user = str(os.getuid())
+        env.update(
+            {
+                "HOME": self.dir,
+                "USER": user,
+                "LOGNAME": user,
+                "TMPDIR": os.path.join(self.dir, "tmp"),
+                "SQUALL_JOB_ID": str(self.spec.get("job_id", "")),
+                "SQUALL_TASK_INDEX": str(self.spec.get("index", 0)),
+                "SQUALL_TASK_COUNT": str(self.spec.get("count", 1)),
+                "SQUALL_TASK_DIR": self.dir,
+                "SQUALL_INPUT_DIR": os.path.join(self.dir, "in"),
+                "SQUALL_OUTPUT_DIR": os.path.join(self.dir, "out"),
+                "SQUALL_INPUT_LIST": os.path.join(self.dir, "inputs.txt"),
+            }
+        )
+        return env
+
+    def argv(self, env):
+        command = list(self.spec["command"])
+        container = self.spec.get("container")
+        if not container:
+            return command
+        runtime = container["runtime"]
+        if runtime == "auto":
+            runtime = next((r for r in CONTAINER_RUNTIMES if shutil.which(r, path=env["PATH"])), None)
+            if runtime is None:
+                raise RuntimeError("no container runtime found (tried %s)" % ", ".join(CONTAINER_RUNTIMES))
+        return container_argv(runtime, container["image"], self.dir, env, command)
+
+    def acquire_slot(self):
+        """Wait for one of the site's slots (local site); return its lock file."""
+        slots = self.spec.get("slots")
+        if not slots:
+            return None
+        os.makedirs(slots["dir"], exist_ok=True)
+        while self.reason is None:
+            for number in range(int(slots["count"])):
+                handle = open(os.path.join(slots["dir"], "slot-%d" % number), "a")
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return handle
+                except OSError as exc:
+                    handle.close()
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+            time.sleep(0.05)
+        return None
+
+    def run(self):
+        for name in ("in", "out", "tmp"):
+            os.makedirs(os.path.join(self.dir, name), exist_ok=True)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self.on_signal)
+        self.save(state="queued")
+        beat = threading.Thread(target=self.heartbeat, args=(float(self.spec.get("heartbeat", 2)),))
+        beat.daemon = True
+        beat.start()
+        slot = self.acquire_slot()
+        if self.reason is not None:
+            return self.finish(None, 0.0, 0, "cancelled while queued")
+        isolated, note = False, "not requested"
+        if self.spec.get("isolate_network", True):
+            isolated, note = can_isolate_network()
+        env = self.environment()
+        try:
+            argv = self.argv(env)
+        except RuntimeError as exc:
+            return self.finish(127, 0.0, 0, str(exc))
+        stdout = open(os.path.join(self.dir, "stdout.log"), "ab")
+        stderr = open(os.path.join(self.dir, "stderr.log"), "ab")
+        started = now()
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=self.dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+                preexec_fn=isolate_network if isolated else None,
+            )
+        except OSError as exc:
+            stderr.write(("squall-runtime: cannot start payload: %s\n" % exc).encode())
+            stderr.flush()
+            return self.finish(127, 0.0, 0, "cannot start payload: %s" % exc)
+        with self.lock:
+            self.pgid = proc.pid
+        self.save(
+            state="running",
+            payload_pid=proc.pid,
+            pgid=proc.pid,
+            started_at=started,
+            network_isolated=isolated,
+            isolation_note=note,
+        )
+        if self.reason is not None:  # a signal came before the group existed
+            self.stop(self.reason)
+        limit = threading.Timer(float(self.spec["walltime"]), self.stop, ("timeout",))
+        limit.daemon = True
+        limit.start()
+        _, wait_status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = exit_code_of(wait_status)
+        limit.cancel()
+        wall = now() - started
+        _killpg(proc.pid, signal.SIGKILL)  # anything the payload left running
+        stdout.close()
+        stderr.close()
+        if slot is not None:
+            slot.close()
+        return self.finish(proc.returncode, wall, usage.ru_maxrss, None)
+
+    def finish(self, exit_code, wall, max_rss_kb, error):
+        self.done.set()
+        manifest = build_manifest(os.path.join(self.dir, "out"), self.spec.get("outputs") or ["**"])
+        write_json(os.path.join(self.dir, "manifest.json"), manifest)
+        if self.reason is not None:
+            state = self.reason
+        elif exit_code == 0:
+            state = "succeeded"
+        else:
+            state = "failed"
+        self.save(
+            state=state,
+            exit_code=exit_code,
+            wall_time=round(wall, 3),
+            max_rss_kb=max_rss_kb,
+            finished_at=now(),
+            error=error,
+            outputs=len(manifest["files"]),
+        )
+        return 0 if state == "succeeded" else 1
+
+
+def container_argv(runtime, image, task_dir, env, command):
+    """The command line that runs ``command`` in ``image``, task folder bound in place."""
+    if runtime in ("apptainer", "singularity"):
+        argv = [runtime, "exec", "--containall", "--cleanenv", "--bind", "%s:%s" % (task_dir, task_dir)]
+        argv += ["--pwd", task_dir]
+        for key in sorted(env):
+            argv += ["--env", "%s=%s" % (key, env[key])]
+        return argv + [image] + command
+    if runtime in ("podman", "docker"):
+        argv = [runtime, "run", "--rm", "--network", "none", "--user", "%d:%d" % (os.getuid(), os.getgid())]
+        argv += ["--volume", "%s:%s" % (task_dir, task_dir), "--workdir", task_dir]
+        for key in sorted(env):
+            if key != "PATH":
+                argv += ["--env", key]
+        return argv + [image] + command
+    raise RuntimeError("unknown container runtime %r" % runtime)
+
+
+def _killpg(pgid, signum):
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def main(argv=None):
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["version"]:
+        print(RUNTIME_VERSION)
+        return 0
+    if len(args) == 2 and args[0] == "run":
+        return Task(args[1]).run()
+    print("usage: squall_runtime.py run TASK_DIR | version", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The contract every site kind implements, with typed data in and out.
+
+A site declares what it cannot do through ``capabilities`` and ``check``
+before anything is created, instead of failing deep inside a phase.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from squall.spec import InputFile, JobSpec
+
+FINAL_STATES = ("succeeded", "failed", "timeout", "cancelled")
+
+
+class Capability(enum.Enum):
+    CONTAINERS = "containers"
+    GPUS = "gpus"
+    NETWORK_ISOLATION = "network-isolation"
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    index: int
+    inputs: tuple[InputFile, ...]
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """Everything a site needs to run a job; rebuilt from the store on resume."""
+
+    job_id: str
+    spec: JobSpec
+    spec_dir: Path
+    script: Path | None
+    tasks: tuple[TaskPlan, ...]
+    results_dir: Path
+    tags: dict[str, str]
+
+    @property
+    def walltime(self) -> int:
+        return self.spec.resources.walltime_seconds
+
+
+@dataclass
+class TaskState:
+    """What a site knows of one task at one poll."""
+
+    index: int
+    state: str  # pending, queued, running, or one of FINAL_STATES
+    exit_code: int | None = None
+    wall_time: float | None = None
+    max_rss_kb: int | None = None
+    network_isolated: bool | None = None
+    error: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+@dataclass(frozen=True)
+class CollectedTask:
+    index: int
+    files: int
+    bytes: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class LiveResource:
+    """Something Squall owns that really exists at a site, found by tag or name."""
+
+    site: str
+    kind: str
+    resource: str
+    job_id: str | None
+    detail: dict = field(default_factory=dict)
+
+
+# Called by ``up`` just before it creates a resource, so the lease is in the
+# store before the resource exists anywhere.
+Claim = Callable[[str, str], None]
+
+
+class Reporter:
+    """Progress callbacks from the core; the CLI renders them. All optional."""
+
+    def phase(self, job_id: str, phase: str) -> None: ...
+
+    def bytes_staged(self, done: int, total: int) -> None: ...
+
+    def tasks(self, states: list[TaskState]) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+
+class Site(ABC):
+    """One place jobs run. Implementations: ``local`` now; ``hpc`` and clouds later."""
+
+    kind: str
+    capabilities: frozenset[Capability] = frozenset()
+
+    def __init__(self, name: str):
+        self.name = name
+
+    @abstractmethod
+    def check(self, plan: JobPlan) -> None:
+        """Raise a ``SquallError`` if this site cannot run ``plan``; create nothing."""
+
+    @abstractmethod
+    def max_duration(self, plan: JobPlan) -> float:
+        """Seconds the job may take once launched, at most (for lease expiry)."""
+
+    @abstractmethod
+    def up(self, plan: JobPlan, claim: Claim) -> None: ...
+
+    @abstractmethod
+    def stage(self, plan: JobPlan, reporter: Reporter) -> None: ...
+
+    @abstractmethod
+    def launch(self, plan: JobPlan) -> dict:
+        """Start every task; idempotent (tasks already started are left alone)."""
+
+    @abstractmethod
+    def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
+        """States of every task of several jobs, in as few remote calls as possible."""
+
+    @abstractmethod
+    def cancel(self, plan: JobPlan) -> None: ...
+
+    @abstractmethod
+    def collect(self, plan: JobPlan, indexes: list[int], reporter: Reporter) -> list[CollectedTask]: ...
+
+    @abstractmethod
+    def down(self, plan: JobPlan) -> None:
+        """Remove everything ``up`` created; safe to call twice or after a partial up."""
+
+    @abstractmethod
+    def inventory(self) -> list[LiveResource]: ...
+
+    @abstractmethod
+    def remove(self, resource: LiveResource) -> None:
+        """Stop and delete one orphaned resource (used by the garbage collector)."""
+
+    @abstractmethod
+    def read_log(self, plan: JobPlan, index: int, stream: str, offset: int) -> bytes | None:
+        """A running task's ``stdout``/``stderr`` from ``offset``; None once the work area is gone."""

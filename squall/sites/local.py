@@ -1,0 +1,383 @@
+"""The ``local`` site: this machine, no daemon, the embedded default.
+
+Work areas live under ``<home>/sites/<name>/work/<job-id>/``, one folder per
+task. Tasks are runtime processes in their own sessions, so they outlive a
+crashed controller; the runtime's slot locks keep at most one task per core
+(or per ``cpus`` cores) running, without any scheduler process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from squall.errors import InvalidInput, MissingDependency, Refused, SquallError
+from squall.runtime import runtime_path
+from squall.runtime.squall_runtime import CONTAINER_RUNTIMES
+from squall.sites.base import (
+    Capability,
+    FINAL_STATES,
+    Claim,
+    CollectedTask,
+    JobPlan,
+    LiveResource,
+    Reporter,
+    Site,
+    TaskState,
+)
+from squall.store import Store
+from squall.transfer import copy_with_digest, identity, sha256_file
+
+KILL_GRACE = 5.0
+STAGE_RECORD = "staged.json"
+LAUNCH_RECORD = "launch.json"
+# The runtime process gets these from the controller's environment, nothing else.
+RUNTIME_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+
+
+class LocalSite(Site):
+    kind = "local"
+    capabilities = frozenset({Capability.CONTAINERS, Capability.NETWORK_ISOLATION})
+
+    def __init__(self, name: str, home: Path, store: Store):
+        super().__init__(name)
+        self.root = home / "sites" / name / "work"
+        self.store = store
+        self.cores = os.cpu_count() or 1
+        self._children: list[subprocess.Popen] = []
+
+    # planning -------------------------------------------------------------
+
+    def check(self, plan: JobPlan) -> None:
+        res = plan.spec.resources
+        if res.gpus:
+            raise Refused(
+                f"resources.gpus: the {self.name!r} site has no GPUs",
+                hint="choose a site with GPU partitions, or set gpus: 0",
+            )
+        if res.cpus > self.cores:
+            raise Refused(f"resources.cpus: {res.cpus} asked, this machine has {self.cores} cores")
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        if res.memory_bytes and res.memory_bytes > memory:
+            raise Refused(f"resources.memory: {res.memory} asked, this machine has {memory >> 20} MiB")
+        if plan.spec.image:
+            wanted = CONTAINER_RUNTIMES if plan.spec.runtime == "auto" else (plan.spec.runtime,)
+            if not any(shutil.which(tool) for tool in wanted):
+                raise MissingDependency(
+                    f"runtime: no container runtime found on this machine (looked for {', '.join(wanted)})",
+                    hint="install apptainer or podman, or drop 'image' to run the command directly",
+                )
+
+    def slots(self, plan: JobPlan) -> int:
+        return max(1, self.cores // plan.spec.resources.cpus)
+
+    def max_duration(self, plan: JobPlan) -> float:
+        waves = math.ceil(len(plan.tasks) / self.slots(plan))
+        return waves * (plan.walltime + KILL_GRACE)
+
+    # lifecycle ------------------------------------------------------------
+
+    def area(self, job_id: str) -> Path:
+        return self.root / job_id
+
+    def task_dir(self, plan: JobPlan, index: int) -> Path:
+        return self.area(plan.job_id) / f"task-{index}"
+
+    def up(self, plan: JobPlan, claim: Claim) -> None:
+        area = self.area(plan.job_id)
+        claim("workarea", str(area))
+        self.root.mkdir(parents=True, exist_ok=True)
+        area.mkdir(mode=0o700, exist_ok=True)
+
+    def stage(self, plan: JobPlan, reporter: Reporter) -> None:
+        """Copy each task's inputs, skipping exact copies already in place."""
+        area = self.area(plan.job_id)
+        if not area.is_dir():
+            raise SquallError(f"work area {area} is missing; the job cannot be staged")
+        record_path = area / STAGE_RECORD
+        staged = json.loads(record_path.read_text()) if record_path.exists() else {}
+        sources = [item.path for task in plan.tasks for item in task.inputs]
+        known = self.store.cached_digests([str(p) for p in sources])
+        total = sum(item.size for task in plan.tasks for item in task.inputs)
+        jobs: list[tuple[Path, Path, str]] = []
+        for task in plan.tasks:
+            folder = self.task_dir(plan, task.index)
+            for name in ("in", "out", "tmp"):
+                (folder / name).mkdir(parents=True, exist_ok=True)
+            for item in task.inputs:
+                target = folder / "in" / item.rel
+                key = str(target.relative_to(area))
+                if _still_staged(item.path, target, staged.get(key), known.get(str(item.path))):
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                jobs.append((item.path, target, key))
+        done = total - sum(src.stat().st_size for src, _, _ in jobs)
+        reporter.bytes_staged(done, total)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for (source, target, key), (source_id, sha) in zip(jobs, pool.map(_copy, jobs)):
+                staged[key] = {"size": source_id[0], "mtime_ns": target.stat().st_mtime_ns, "sha256": sha}
+                self.store.remember_digests([(str(source), *source_id, sha)])
+                done += source_id[0]
+                reporter.bytes_staged(done, total)
+        _write_json(record_path, staged)
+        for task in plan.tasks:
+            self._write_task(plan, task.index, [item.rel for item in task.inputs])
+
+    def _write_task(self, plan: JobPlan, index: int, inputs: list[str]) -> None:
+        folder = self.task_dir(plan, index)
+        (folder / "inputs.txt").write_text("".join(f"in/{rel}\n" for rel in inputs))
+        spec = plan.spec
+        if plan.script is not None:
+            target = folder / "script" / plan.script.name
+            target.parent.mkdir(exist_ok=True)
+            shutil.copyfile(plan.script, target)
+            target.chmod(0o700)
+            has_shebang = target.read_bytes()[:2] == b"#!"
+            command = [str(target)] if has_shebang else ["/bin/sh", str(target)]
+        elif isinstance(spec.command, str):
+            command = ["/bin/sh", "-c", spec.command]
+        else:
+            command = list(spec.command or [])
+        task = {
+            "job_id": plan.job_id,
+            "index": index,
+            "count": len(plan.tasks),
+            "command": command,
+            "walltime": plan.walltime,
+            "kill_grace": KILL_GRACE,
+            "outputs": spec.outputs,
+            "isolate_network": True,
+            "heartbeat": 2,
+            "container": {"runtime": spec.runtime, "image": spec.image} if spec.image else None,
+            "slots": {"dir": str(self.area(plan.job_id) / "slots"), "count": self.slots(plan)},
+        }
+        _write_json(folder / "task.json", task)
+
+    def launch(self, plan: JobPlan) -> dict:
+        env = {key: os.environ[key] for key in RUNTIME_ENV if key in os.environ}
+        started = []
+        for task in plan.tasks:
+            folder = self.task_dir(plan, task.index)
+            if (folder / LAUNCH_RECORD).exists() or (folder / "status.json").exists():
+                continue  # launched before a controller crash: never run twice
+            with open(folder / "runtime.log", "ab") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-I", "-S", str(runtime_path()), "run", str(folder)],
+                    cwd=folder,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                )
+            self._children.append(proc)
+            _write_json(folder / LAUNCH_RECORD, {"pid": proc.pid, "at": time.time()})
+            started.append(task.index)
+        return {"started": started, "slots": self.slots(plan)}
+
+    def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
+        self._children = [p for p in self._children if p.poll() is None]  # reap
+        return {plan.job_id: [self._task_state(plan, t.index) for t in plan.tasks] for plan in plans}
+
+    def _task_state(self, plan: JobPlan, index: int) -> TaskState:
+        folder = self.task_dir(plan, index)
+        status = _read_json(folder / "status.json")
+        launch = _read_json(folder / LAUNCH_RECORD)
+        if status is None:
+            if launch is None:
+                return TaskState(index, "pending")
+            if _runtime_alive(launch["pid"], folder):
+                return TaskState(index, "queued")
+            return TaskState(index, "failed", error="runtime exited before writing its status")
+        state = TaskState(
+            index=index,
+            state=status["state"],
+            exit_code=status.get("exit_code"),
+            wall_time=status.get("wall_time"),
+            max_rss_kb=status.get("max_rss_kb"),
+            network_isolated=status.get("network_isolated"),
+            error=status.get("error"),
+        )
+        if not state.final and not _runtime_alive(status["pid"], folder):
+            state.state, state.error = "failed", "runtime process lost"
+        return state
+
+    def cancel(self, plan: JobPlan) -> None:
+        for task in plan.tasks:
+            folder = self.task_dir(plan, task.index)
+            _signal_runtime(folder, signal.SIGTERM)
+
+    def collect(self, plan: JobPlan, indexes: list[int], reporter: Reporter) -> list[CollectedTask]:
+        return [self._collect_task(plan, index) for index in indexes]
+
+    def _collect_task(self, plan: JobPlan, index: int) -> CollectedTask:
+        folder = self.task_dir(plan, index)
+        target = plan.results_dir / f"task-{index}"
+        meta = plan.results_dir / "meta" / f"task-{index}"
+        meta.mkdir(parents=True, exist_ok=True)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("status.json", "manifest.json", "stdout.log", "stderr.log"):
+            if (folder / name).exists():
+                shutil.copyfile(folder / name, meta / name)
+        manifest = _read_json(meta / "manifest.json")
+        if manifest is None:
+            return CollectedTask(index, 0, 0, error="no output manifest")
+        files = size = 0
+        for entry in manifest["files"]:
+            rel = entry["path"]
+            try:
+                destination = _inside(target, rel)
+                _collect_file(_inside(folder / "out", rel), destination, entry)
+            except (InvalidInput, ValueError, OSError) as exc:
+                return CollectedTask(index, files, size, error=f"output {rel!r}: {exc}")
+            files += 1
+            size += entry["size"]
+        return CollectedTask(index, files, size)
+
+    def down(self, plan: JobPlan) -> None:
+        self._remove_area(self.area(plan.job_id))
+
+    def _remove_area(self, area: Path) -> None:
+        tasks = sorted(area.glob("task-*")) if area.is_dir() else []
+        for folder in tasks:
+            _signal_runtime(folder, signal.SIGTERM)
+        deadline = time.monotonic() + KILL_GRACE + 2
+        while any(_alive_runtime_pid(f) for f in tasks) and time.monotonic() < deadline:
+            self._children = [p for p in self._children if p.poll() is None]
+            time.sleep(0.05)
+        for folder in tasks:
+            _signal_runtime(folder, signal.SIGKILL, payload_too=True)
+        shutil.rmtree(area, ignore_errors=True)
+        if area.exists():
+            raise SquallError(f"could not remove work area {area}")
+
+    # garbage collection and logs --------------------------------------------
+
+    def inventory(self) -> list[LiveResource]:
+        if not self.root.is_dir():
+            return []
+        return [
+            LiveResource(self.name, "workarea", str(path), path.name, {"mtime": path.stat().st_mtime})
+            for path in sorted(self.root.iterdir())
+            if path.is_dir()
+        ]
+
+    def remove(self, resource: LiveResource) -> None:
+        self._remove_area(Path(resource.resource))
+
+    def read_log(self, plan: JobPlan, index: int, stream: str, offset: int) -> bytes | None:
+        path = self.task_dir(plan, index) / f"{stream}.log"
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                return handle.read()
+        except FileNotFoundError:
+            return None if not self.area(plan.job_id).exists() else b""
+
+
+def _copy(job: tuple[Path, Path, str]) -> tuple[tuple[int, int, int], str]:
+    source, target, _ = job
+    before = identity(source.stat())
+    sha = copy_with_digest(source, target)
+    if identity(source.stat()) != before:
+        raise SquallError(f"input {source} changed while it was being staged")
+    return before, sha
+
+
+def _still_staged(source: Path, target: Path, record: dict | None, cached: tuple | None) -> bool:
+    """True when ``target`` is an exact copy of ``source`` (same size and sha256).
+
+    Both digests come from records kept when they were computed, valid while
+    the file's size and mtime (and inode, for sources) are unchanged.
+    """
+    try:
+        target_stat = target.stat()
+    except FileNotFoundError:
+        return False
+    source_stat = source.stat()
+    if target_stat.st_size != source_stat.st_size:
+        return False
+    source_sha = cached[3] if cached and cached[:3] == identity(source_stat) else sha256_file(source)
+    if record and (record["size"], record["mtime_ns"]) == (target_stat.st_size, target_stat.st_mtime_ns):
+        target_sha = record["sha256"]
+    else:
+        target_sha = sha256_file(target)
+    return source_sha == target_sha
+
+
+def _collect_file(source: Path, destination: Path, entry: dict) -> None:
+    """Move one output after checking it against the runtime's manifest; resumable."""
+    if destination.exists() and not source.exists():
+        if destination.stat().st_size == entry["size"] and sha256_file(destination) == entry["sha256"]:
+            return  # moved by an earlier, interrupted collect
+    if source.is_symlink() or not source.is_file():
+        raise ValueError("missing or not a regular file")
+    if source.stat().st_size != entry["size"] or sha256_file(source) != entry["sha256"]:
+        raise ValueError("size or sha256 differs from the manifest")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(source, destination)
+    except OSError:  # another file system
+        if copy_with_digest(source, destination) != entry["sha256"]:
+            raise ValueError("changed while being copied") from None
+
+
+def _inside(root: Path, rel: str) -> Path:
+    path = (root / rel).resolve()
+    if root.resolve() not in path.parents:
+        raise InvalidInput(f"{rel!r} escapes its folder")
+    return path
+
+
+def _runtime_alive(pid: int, folder: Path) -> bool:
+    """True if ``pid`` is still this task's runtime (not a reused pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z" and str(folder).encode() in cmdline
+
+
+def _alive_runtime_pid(folder: Path) -> int | None:
+    for record in (folder / "status.json", folder / LAUNCH_RECORD):
+        data = _read_json(record)
+        if data and _runtime_alive(data["pid"], folder):
+            return data["pid"]
+    return None
+
+
+def _signal_runtime(folder: Path, signum: int, payload_too: bool = False) -> None:
+    pid = _alive_runtime_pid(folder)
+    if pid:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    status = _read_json(folder / "status.json")
+    if payload_too and status and status.get("pgid") and status["state"] not in FINAL_STATES:
+        try:
+            os.killpg(status["pgid"], signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(partial, path)

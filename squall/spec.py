@@ -1,0 +1,308 @@
+"""The job spec: a YAML file validated with pydantic, then resolved on disk.
+
+Every error names its field path (``resources.cpus``, ``inputs[2]``) and an
+unknown key gets a "did you mean" hint, because specs are written by hand.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from squall.errors import InvalidInput
+
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)$", re.IGNORECASE)
+_WALLTIME = re.compile(r"^(?:(\d+)-)?(\d+):([0-5]\d):([0-5]\d)$")
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+ContainerRuntime = Literal["auto", "apptainer", "singularity", "podman", "docker", "none"]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+
+
+def parse_memory(text: str) -> int:
+    """``"2G"`` -> bytes; units are binary (as Slurm reads them)."""
+    match = _MEMORY.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a size like '512M' or '2G'")
+    number, unit, _ = match.groups()
+    return int(float(number) * _UNITS[unit.upper()])
+
+
+def parse_walltime(text: str) -> int:
+    """``"[D-]HH:MM:SS"`` -> seconds."""
+    match = _WALLTIME.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a wall time like '00:10:00' or '1-00:00:00'")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def _check_relative(pattern: str, what: str) -> str:
+    if not pattern or "\0" in pattern:
+        raise ValueError(f"{what} must be a non-empty path")
+    path = PurePosixPath(pattern)
+    if path.is_absolute():
+        raise ValueError(f"{pattern!r} is absolute; {what} must be relative")
+    if ".." in path.parts:
+        raise ValueError(f"{pattern!r} reaches outside its folder through '..'")
+    return pattern
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Resources(_Strict):
+    """What one task needs."""
+
+    cpus: int = Field(1, ge=1, le=1024, description="CPU cores per task")
+    memory: str | None = Field(None, description="memory per task, e.g. '512M', '2G'")
+    gpus: int = Field(0, ge=0, le=64, description="GPUs per task")
+    walltime: str = Field("01:00:00", description="[D-]HH:MM:SS; the task is killed after it")
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        if value is not None and parse_memory(value) <= 0:
+            raise ValueError("memory must be positive")
+        return value
+
+    @field_validator("walltime")
+    @classmethod
+    def _walltime(cls, value: str) -> str:
+        if parse_walltime(value) <= 0:
+            raise ValueError("walltime must be positive")
+        return value
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return parse_memory(self.memory) if self.memory else None
+
+    @property
+    def walltime_seconds(self) -> int:
+        return parse_walltime(self.walltime)
+
+
+class JobSpec(_Strict):
+    """A Squall job: a payload, its inputs split over N tasks, and what to bring back."""
+
+    name: str = Field(min_length=1, max_length=128)
+    command: list[str] | str | None = Field(
+        None, description="argv list, or a string run by /bin/sh -c"
+    )
+    script: str | None = Field(None, description="path of a script, relative to the spec")
+    image: str | None = Field(None, description="container image to run the payload in")
+    runtime: ContainerRuntime = Field("none", description="container runtime for `image`")
+    inputs: list[str] = Field(default_factory=list, description="files or globs, relative")
+    split: int = Field(1, ge=1, le=10000, description="number of tasks")
+    resources: Resources = Field(default_factory=Resources)
+    outputs: list[str] = Field(
+        default_factory=lambda: ["**/*"], description="globs under each task's output dir"
+    )
+    site: str = Field("local", min_length=1, description="site name, or 'auto'")
+    project: Slug = "default"
+    labels: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/-]{0,62}$")], str] = (
+        Field(default_factory=dict)
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if "\0" in value:
+            raise ValueError("name must not contain NUL")
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: list[str] | str | None) -> list[str] | str | None:
+        if value is not None and not (value.strip() if isinstance(value, str) else value):
+            raise ValueError("command must not be empty")
+        return value
+
+    @field_validator("script")
+    @classmethod
+    def _script(cls, value: str | None) -> str | None:
+        return value if value is None else _check_relative(value, "script")
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs(cls, value: list[str]) -> list[str]:
+        return [_check_relative(item, "an input") for item in value]
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs(cls, value: list[str]) -> list[str]:
+        return [_check_relative(item, "an output glob") for item in value]
+
+    @model_validator(mode="after")
+    def _payload(self) -> "JobSpec":
+        if (self.command is None) == (self.script is None):
+            raise ValueError("give exactly one of 'command' or 'script'")
+        if self.image and self.runtime == "none":
+            raise ValueError(
+                "'image' is set but 'runtime' is none: set runtime to auto, apptainer, "
+                "singularity, podman or docker"
+            )
+        if self.runtime != "none" and not self.image:
+            raise ValueError(f"'runtime' is {self.runtime} but no 'image' is given")
+        return self
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input on the controller: its path relative to the spec folder, and size."""
+
+    rel: str
+    path: Path
+    size: int
+
+
+@dataclass(frozen=True)
+class ResolvedSpec:
+    """A validated spec with its inputs found on disk, ready to plan."""
+
+    spec: JobSpec
+    spec_dir: Path
+    inputs: tuple[InputFile, ...]
+    script: Path | None
+
+
+def json_schema() -> dict:
+    return JobSpec.model_json_schema()
+
+
+def load_spec(path: str | os.PathLike) -> ResolvedSpec:
+    """Read, validate and resolve a spec file; raise ``InvalidInput`` naming the field."""
+    spec_path = Path(path)
+    try:
+        raw = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInput(f"spec file {str(spec_path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read spec {str(spec_path)!r}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{spec_path}: not valid YAML: {exc}") from None
+    spec = validate_spec(raw, source=str(spec_path))
+    spec_dir = spec_path.resolve().parent
+    return ResolvedSpec(
+        spec=spec,
+        spec_dir=spec_dir,
+        inputs=tuple(_resolve_inputs(spec.inputs, spec_dir, str(spec_path))),
+        script=_resolve_script(spec.script, spec_dir, str(spec_path)),
+    )
+
+
+def validate_spec(raw: object, source: str = "spec") -> JobSpec:
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"{source}: a job spec must be a mapping of fields, got {type(raw).__name__}")
+    try:
+        return JobSpec.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(error) for error in exc.errors()]
+        raise InvalidInput(f"{source}: invalid job spec\n  " + "\n  ".join(lines)) from None
+
+
+def field_path(loc: tuple) -> str:
+    """``("inputs", 2)`` -> ``inputs[2]``; ``("resources", "cpus")`` -> ``resources.cpus``."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def _describe(error: dict) -> str:
+    loc = tuple(p for p in error["loc"] if not _is_union_tag(p))
+    if error["type"] == "extra_forbidden":
+        return f"{field_path(loc)}: unknown key{_did_you_mean(loc)}"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        message = "required field is missing"
+    return f"{field_path(loc)}: {message}"
+
+
+def _is_union_tag(part: object) -> bool:
+    # pydantic inserts the union member tried ("list[str]", "str") into loc.
+    return isinstance(part, str) and ("[" in part or part in {"str", "int"})
+
+
+def _did_you_mean(loc: tuple) -> str:
+    model: type[BaseModel] = JobSpec
+    for part in loc[:-1]:
+        annotation = model.model_fields.get(part) if isinstance(part, str) else None
+        if annotation is None or not (
+            isinstance(annotation.annotation, type) and issubclass(annotation.annotation, BaseModel)
+        ):
+            return ""
+        model = annotation.annotation
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(model.model_fields)}"
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _resolve_inputs(patterns: list[str], spec_dir: Path, source: str) -> list[InputFile]:
+    found: dict[str, InputFile] = {}
+    for index, pattern in enumerate(patterns):
+        where = f"{source}: inputs[{index}]"
+        matches = sorted(spec_dir.glob(pattern)) if _is_glob(pattern) else [spec_dir / pattern]
+        matches = [m for m in matches if m.exists() or m.is_symlink()]
+        if not matches:
+            raise InvalidInput(f"{where}: {pattern!r} matches no file under {spec_dir}")
+        for match in matches:
+            for file in _files_under(match):
+                real = file.resolve()
+                if not _inside(real, spec_dir):
+                    raise InvalidInput(
+                        f"{where}: {str(file.relative_to(spec_dir))!r} resolves to {real}, "
+                        "outside the spec folder"
+                    )
+                if not real.is_file():
+                    raise InvalidInput(f"{where}: {str(file)!r} is not a regular file")
+                rel = file.relative_to(spec_dir).as_posix()
+                found.setdefault(rel, InputFile(rel=rel, path=real, size=real.stat().st_size))
+    return list(found.values())
+
+
+def _files_under(path: Path) -> list[Path]:
+    if path.is_dir() and not path.is_symlink():
+        files = []
+        for root, dirs, names in os.walk(path):
+            dirs.sort()
+            files.extend(Path(root) / name for name in sorted(names))
+        return files
+    return [path]
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")
+
+
+def _resolve_script(script: str | None, spec_dir: Path, source: str) -> Path | None:
+    if script is None:
+        return None
+    path = (spec_dir / script).resolve()
+    if not _inside(path, spec_dir):
+        raise InvalidInput(f"{source}: script: {script!r} resolves outside the spec folder")
+    if not path.is_file():
+        raise InvalidInput(f"{source}: script: {script!r} does not exist")
+    return path

@@ -1,0 +1,369 @@
+"""The state store: one SQLite file, WAL mode, versioned migrations.
+
+Several CLI processes share it at once (a controller per running job, plus
+``job list``, ``gc``...). Every write runs in ``BEGIN IMMEDIATE`` with a long
+busy timeout, so writers queue instead of failing, and readers never block.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from squall.paths import ensure_private_dir
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE sites (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        config TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        project TEXT NOT NULL,
+        site TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        spec_dir TEXT NOT NULL,
+        results_dir TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        status TEXT NOT NULL,
+        error TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        network_isolated INTEGER,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE INDEX jobs_by_created ON jobs(created_at);
+    CREATE TABLE tasks (
+        job_id TEXT NOT NULL REFERENCES jobs(id),
+        idx INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        exit_code INTEGER,
+        wall_time REAL,
+        max_rss_kb INTEGER,
+        network_isolated INTEGER,
+        stderr_tail TEXT,
+        outputs INTEGER,
+        PRIMARY KEY (job_id, idx)
+    );
+    CREATE TABLE journal (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        job_id TEXT,
+        phase TEXT NOT NULL,
+        event TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX journal_by_job ON journal(job_id, seq);
+    CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal
+        BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+    CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
+        BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+    CREATE TABLE leases (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT,
+        site TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        released_at REAL
+    );
+    CREATE UNIQUE INDEX leases_live ON leases(site, kind, resource) WHERE released_at IS NULL;
+    CREATE TABLE digests (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        sha256 TEXT NOT NULL
+    );
+    """,
+]
+
+FINISHED = ("succeeded", "failed", "timeout", "cancelled")
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: str
+    name: str
+    project: str
+    site: str
+    spec: dict
+    spec_dir: str
+    results_dir: str
+    phase: str
+    status: str
+    error: str | None
+    cancel_requested: bool
+    network_isolated: bool | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    job_id: str
+    idx: int
+    status: str
+    inputs: list
+    exit_code: int | None
+    wall_time: float | None
+    max_rss_kb: int | None
+    network_isolated: bool | None
+    stderr_tail: str | None
+    outputs: int | None
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    seq: int
+    ts: float
+    job_id: str | None
+    phase: str
+    event: str
+    detail: dict
+
+
+@dataclass(frozen=True)
+class Lease:
+    id: int
+    job_id: str | None
+    site: str
+    kind: str
+    resource: str
+    tags: dict
+    created_at: float
+    expires_at: float
+    released_at: float | None
+
+
+class Store:
+    """Typed access to ``squall.db``; one instance per process."""
+
+    def __init__(self, home: Path):
+        self.home = ensure_private_dir(Path(home))
+        self.path = self.home / "squall.db"
+        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA busy_timeout = 60000")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._migrate()
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        if self.schema_version >= len(MIGRATIONS):
+            return
+        with self.transaction() as db:
+            current = db.execute("PRAGMA user_version").fetchone()[0]
+            for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+                for statement in _statements(script):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {version}")
+
+    # jobs and tasks -----------------------------------------------------
+
+    def create_job(self, job: JobRow, task_inputs: list[list[str]]) -> None:
+        """Insert a job and its tasks; fails if the id is taken (ids are random)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO jobs VALUES (:id, :name, :project, :site, :spec, :spec_dir, "
+                ":results_dir, :phase, :status, :error, :cancel_requested, :network_isolated, "
+                ":created_at, :updated_at, :finished_at)",
+                {**job.__dict__, "spec": json.dumps(job.spec)},
+            )
+            db.executemany(
+                "INSERT INTO tasks (job_id, idx, status, inputs) VALUES (?, ?, 'pending', ?)",
+                [(job.id, index, json.dumps(inputs)) for index, inputs in enumerate(task_inputs)],
+            )
+
+    def job(self, job_id: str) -> JobRow | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def jobs(self, limit: int = 50) -> list[JobRow]:
+        rows = self._db.execute(
+            "SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [_job(row) for row in rows]
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        fields["updated_at"] = time.time()
+        assignments = ", ".join(f"{name} = :{name}" for name in fields)
+        with self.transaction() as db:
+            db.execute(f"UPDATE jobs SET {assignments} WHERE id = :job_id", {**fields, "job_id": job_id})
+
+    def tasks(self, job_id: str) -> list[TaskRow]:
+        rows = self._db.execute(
+            "SELECT * FROM tasks WHERE job_id = ? ORDER BY idx", (job_id,)
+        ).fetchall()
+        return [_task(row) for row in rows]
+
+    def update_tasks(self, job_id: str, updates: dict[int, dict[str, Any]]) -> None:
+        with self.transaction() as db:
+            for index, fields in updates.items():
+                assignments = ", ".join(f"{name} = :{name}" for name in fields)
+                db.execute(
+                    f"UPDATE tasks SET {assignments} WHERE job_id = :job_id AND idx = :idx",
+                    {**fields, "job_id": job_id, "idx": index},
+                )
+
+    # journal --------------------------------------------------------------
+
+    def record(self, job_id: str | None, phase: str, event: str, **detail: Any) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO journal (ts, job_id, phase, event, detail) VALUES (?, ?, ?, ?, ?)",
+                (time.time(), job_id, phase, event, json.dumps(detail, default=str)),
+            )
+
+    def journal(self, job_id: str | None = None) -> list[JournalEntry]:
+        query = "SELECT * FROM journal" + (" WHERE job_id = ?" if job_id else "") + " ORDER BY seq"
+        rows = self._db.execute(query, (job_id,) if job_id else ()).fetchall()
+        return [
+            JournalEntry(r["seq"], r["ts"], r["job_id"], r["phase"], r["event"], json.loads(r["detail"]))
+            for r in rows
+        ]
+
+    # leases ---------------------------------------------------------------
+
+    def add_lease(
+        self, job_id: str | None, site: str, kind: str, resource: str, tags: dict, expires_at: float
+    ) -> int:
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO leases (job_id, site, kind, resource, tags, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job_id, site, kind, resource, json.dumps(tags), time.time(), expires_at),
+            )
+            return int(cursor.lastrowid)
+
+    def leases(self, *, job_id: str | None = None, site: str | None = None, live: bool = True) -> list[Lease]:
+        clauses, params = [], []
+        if live:
+            clauses.append("released_at IS NULL")
+        if job_id:
+            clauses.append("job_id = ?")
+            params.append(job_id)
+        if site:
+            clauses.append("site = ?")
+            params.append(site)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.execute(f"SELECT * FROM leases{where} ORDER BY id", params).fetchall()
+        return [_lease(row) for row in rows]
+
+    def extend_leases(self, job_id: str, expires_at: float) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE leases SET expires_at = ? WHERE job_id = ? AND released_at IS NULL",
+                (expires_at, job_id),
+            )
+
+    def release_lease(self, lease_id: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE leases SET released_at = ? WHERE id = ? AND released_at IS NULL",
+                (time.time(), lease_id),
+            )
+
+    # sites ----------------------------------------------------------------
+
+    def ensure_site(self, name: str, kind: str, config: dict | None = None) -> None:
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO sites VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+                (name, kind, json.dumps(config or {}), now, now),
+            )
+
+    def sites(self) -> list[tuple[str, str, dict]]:
+        rows = self._db.execute("SELECT name, kind, config FROM sites ORDER BY name").fetchall()
+        return [(r["name"], r["kind"], json.loads(r["config"])) for r in rows]
+
+    # digest cache -----------------------------------------------------------
+
+    def cached_digests(self, paths: list[str]) -> dict[str, tuple[int, int, int, str]]:
+        """``path -> (size, mtime_ns, inode, sha256)`` for the paths already hashed."""
+        found: dict[str, tuple[int, int, int, str]] = {}
+        for start in range(0, len(paths), 500):
+            chunk = paths[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(f"SELECT * FROM digests WHERE path IN ({marks})", chunk):
+                found[row["path"]] = (row["size"], row["mtime_ns"], row["inode"], row["sha256"])
+        return found
+
+    def remember_digests(self, entries: list[tuple[str, int, int, int, str]]) -> None:
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)", entries)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements; triggers keep their inner ``;``."""
+    statements, buffer = [], ""
+    for line in script.strip().splitlines():
+        buffer += line + "\n"
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    return statements
+
+
+def _bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def _job(row: sqlite3.Row) -> JobRow:
+    data = dict(row)
+    data["spec"] = json.loads(data["spec"])
+    data["cancel_requested"] = bool(data["cancel_requested"])
+    data["network_isolated"] = _bool(data["network_isolated"])
+    return JobRow(**data)
+
+
+def _task(row: sqlite3.Row) -> TaskRow:
+    data = dict(row)
+    data["inputs"] = json.loads(data["inputs"])
+    data["network_isolated"] = _bool(data["network_isolated"])
+    return TaskRow(**data)
+
+
+def _lease(row: sqlite3.Row) -> Lease:
+    data = dict(row)
+    data["tags"] = json.loads(data["tags"])
+    return Lease(**data)

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -63,6 +64,10 @@ def _check_relative(pattern: str, what: str) -> str:
     return pattern
 
 
+InputPattern = Annotated[str, AfterValidator(lambda v: _check_relative(v, "an input"))]
+OutputGlob = Annotated[str, AfterValidator(lambda v: _check_relative(v, "an output glob"))]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -108,10 +113,10 @@ class JobSpec(_Strict):
     script: str | None = Field(None, description="path of a script, relative to the spec")
     image: str | None = Field(None, description="container image to run the payload in")
     runtime: ContainerRuntime = Field("none", description="container runtime for `image`")
-    inputs: list[str] = Field(default_factory=list, description="files or globs, relative")
+    inputs: list[InputPattern] = Field(default_factory=list, description="files or globs, relative")
     split: int = Field(1, ge=1, le=10000, description="number of tasks")
     resources: Resources = Field(default_factory=Resources)
-    outputs: list[str] = Field(
+    outputs: list[OutputGlob] = Field(
         default_factory=lambda: ["**/*"], description="globs under each task's output dir"
     )
     site: str = Field("local", min_length=1, description="site name, or 'auto'")
@@ -138,16 +143,6 @@ class JobSpec(_Strict):
     @classmethod
     def _script(cls, value: str | None) -> str | None:
         return value if value is None else _check_relative(value, "script")
-
-    @field_validator("inputs")
-    @classmethod
-    def _inputs(cls, value: list[str]) -> list[str]:
-        return [_check_relative(item, "an input") for item in value]
-
-    @field_validator("outputs")
-    @classmethod
-    def _outputs(cls, value: list[str]) -> list[str]:
-        return [_check_relative(item, "an output glob") for item in value]
 
     @model_validator(mode="after")
     def _payload(self) -> "JobSpec":

@@ -1,0 +1,123 @@
+"""Shared fixtures: a private Squall home per test and the real ``squall`` CLI.
+
+Tests run the CLI as a real process (``python -m squall.cli.main``), the way a
+user or CI does; nothing in the runner or the local site is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "wind-stats"
+
+
+class Squall:
+    """Runs ``squall`` against one private home, in one working folder."""
+
+    def __init__(self, home: Path, cwd: Path):
+        self.home = home
+        self.cwd = cwd
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SQUALL_")}
+        self.env["SQUALL_HOME"] = str(home)
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "squall.cli.main", *args]
+
+    def run(self, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            self.argv(*args), cwd=self.cwd, env={**self.env, **(env or {})},
+            capture_output=True, text=True, timeout=timeout,
+        )
+
+    def json(self, *args: str, env: dict | None = None) -> tuple[int, dict]:
+        proc = self.run(*args, "--output", "json", env=env)
+        return proc.returncode, json.loads(proc.stdout)
+
+    def start(self, *args: str, env: dict | None = None) -> subprocess.Popen:
+        return subprocess.Popen(
+            self.argv(*args), cwd=self.cwd, env={**self.env, **(env or {})},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    @property
+    def work_root(self) -> Path:
+        return self.home / "sites" / "local" / "work"
+
+    def work_areas(self) -> list[str]:
+        return sorted(p.name for p in self.work_root.iterdir()) if self.work_root.exists() else []
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        with sqlite3.connect(self.home / "squall.db") as db:
+            return db.execute(sql, params).fetchall()
+
+    def wait_for(self, sql: str, *params, timeout: float = 30) -> tuple:
+        """Poll the store until ``sql`` returns a row (the test's view of progress)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (self.home / "squall.db").exists():
+                try:
+                    rows = self.query(sql, *params)
+                except sqlite3.OperationalError:
+                    rows = []
+                if rows:
+                    return rows[0]
+            time.sleep(0.02)
+        raise AssertionError(f"timed out waiting for: {sql} {params}")
+
+
+@pytest.fixture
+def squall(tmp_path: Path) -> Squall:
+    work = tmp_path / "work"
+    work.mkdir()
+    return Squall(tmp_path / "home", work)
+
+
+@pytest.fixture
+def wind_example(tmp_path: Path) -> Path:
+    """A private copy of the wind-stats example; returns its job.yaml."""
+    target = tmp_path / "wind-stats"
+    shutil.copytree(EXAMPLE, target)
+    return target / "job.yaml"
+
+
+@pytest.fixture
+def make_spec(tmp_path: Path):
+    """Write a job spec (and optional files) into a fresh folder; return its path."""
+
+    def make(fields: dict, files: dict[str, str] | None = None, folder: str = "job") -> Path:
+        root = tmp_path / folder
+        root.mkdir(exist_ok=True)
+        for name, content in (files or {}).items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text(content)
+        path = root / "job.yaml"
+        path.write_text(yaml.safe_dump(fields))
+        return path
+
+    return make
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def kill_quietly(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()

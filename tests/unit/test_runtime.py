@@ -1,0 +1,154 @@
+"""The runtime as a real process on real task folders."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from squall.runtime import runtime_path, runtime_version
+from squall.runtime.squall_runtime import build_manifest, can_isolate_network, container_argv, glob_regex
+
+from tests.conftest import pid_alive
+
+
+def make_task(tmp_path: Path, command: list[str], **extra) -> Path:
+    task = tmp_path / "task-0"
+    (task / "out").mkdir(parents=True)
+    spec = {"job_id": "j", "index": 0, "count": 1, "command": command, "walltime": 30,
+            "kill_grace": 1, "outputs": ["**"], "heartbeat": 0.2, **extra}
+    (task / "task.json").write_text(json.dumps(spec))
+    return task
+
+
+def run_runtime(task: Path, env: dict | None = None, timeout: float = 60) -> dict:
+    subprocess.run([sys.executable, str(runtime_path()), "run", str(task)], env=env, timeout=timeout, check=False)
+    return json.loads((task / "status.json").read_text())
+
+
+def test_success_records_metrics_and_a_checksummed_manifest(tmp_path):
+    task = make_task(tmp_path, ["/bin/sh", "-c", "mkdir -p out/sub && printf hello > out/sub/a.txt && echo done"])
+    status = run_runtime(task)
+    assert status["state"] == "succeeded" and status["exit_code"] == 0
+    assert status["wall_time"] > 0 and status["max_rss_kb"] > 0
+    manifest = json.loads((task / "manifest.json").read_text())
+    assert manifest["files"] == [{"path": "sub/a.txt", "size": 5, "sha256": hashlib.sha256(b"hello").hexdigest()}]
+    assert (task / "stdout.log").read_text() == "done\n"
+
+
+def test_failure_keeps_the_exit_code_and_stderr(tmp_path):
+    task = make_task(tmp_path, ["/bin/sh", "-c", "echo boom >&2; exit 3"])
+    status = run_runtime(task)
+    assert (status["state"], status["exit_code"]) == ("failed", 3)
+    assert (task / "stderr.log").read_text() == "boom\n"
+
+
+def test_walltime_kills_the_whole_process_group(tmp_path):
+    script = "sleep 300 & echo $! > out/child.pid; exec sleep 300"
+    task = make_task(tmp_path, ["/bin/sh", "-c", script], walltime=1)
+    started = time.monotonic()
+    status = run_runtime(task)
+    assert status["state"] == "timeout"
+    assert time.monotonic() - started < 20
+    child = int((task / "out" / "child.pid").read_text())
+    deadline = time.monotonic() + 3
+    while pid_alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(child), "the payload's background child survived the walltime"
+
+
+def test_sigterm_cancels(tmp_path):
+    task = make_task(tmp_path, ["sleep", "300"])
+    proc = subprocess.Popen([sys.executable, str(runtime_path()), "run", str(task)])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if (task / "status.json").exists() and json.loads((task / "status.json").read_text())["state"] == "running":
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)
+    assert json.loads((task / "status.json").read_text())["state"] == "cancelled"
+
+
+def test_environment_is_an_allow_list(tmp_path):
+    task = make_task(tmp_path, ["/bin/sh", "-c", "env > out/env.txt; tr '\\0' '\\n' < /proc/$PPID/environ > out/parent.txt"])
+    env = {**os.environ, "AWS_SECRET_ACCESS_KEY": "dummy-secret-4242", "SSH_AUTH_SOCK": "/tmp/agent"}
+    run_runtime(task, env=env)
+    payload_env = (task / "out" / "env.txt").read_text()
+    assert "dummy-secret-4242" not in payload_env and "SSH_AUTH_SOCK" not in payload_env
+    names = {line.split("=", 1)[0] for line in payload_env.splitlines() if "=" in line}
+    assert {"SQUALL_INPUT_DIR", "SQUALL_OUTPUT_DIR", "SQUALL_TASK_INDEX", "HOME", "PATH"} <= names
+
+
+def test_symlinks_in_the_output_are_not_followed(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not collect")
+    task = make_task(tmp_path, ["/bin/sh", "-c", f"ln -s {secret} out/leak.txt; echo ok > out/ok.txt"])
+    run_runtime(task)
+    manifest = json.loads((task / "manifest.json").read_text())
+    assert [f["path"] for f in manifest["files"]] == ["ok.txt"]
+    assert manifest["skipped"] == [{"path": "leak.txt", "reason": "not a regular file"}]
+
+
+def test_network_is_cut_when_the_os_permits(tmp_path):
+    isolated, note = can_isolate_network()
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    probe = (
+        "import socket,sys\n"
+        f"try:\n socket.create_connection(('127.0.0.1', {port}), timeout=2); print('reached')\n"
+        "except OSError as e:\n print('blocked', e)\n"
+    )
+    task = make_task(tmp_path, [sys.executable, "-c", probe])
+    status = run_runtime(task)
+    server.close()
+    assert status["network_isolated"] is isolated and status["isolation_note"] == note
+    output = (task / "stdout.log").read_text()
+    if not isolated:
+        pytest.skip(f"this kernel refuses network namespaces ({note}); isolation is recorded as not applied")
+    assert output.startswith("blocked"), output
+
+
+def test_glob_semantics():
+    assert glob_regex("*.json").match("a.json") and not glob_regex("*.json").match("d/a.json")
+    assert glob_regex("**/*.json").match("a.json") and glob_regex("**/*.json").match("d/e/a.json")
+    assert glob_regex("**").match("x/y/z")
+
+
+def test_manifest_filters_by_output_globs(tmp_path):
+    (tmp_path / "a.json").write_text("{}")
+    (tmp_path / "b.tmp").write_text("x")
+    assert [f["path"] for f in build_manifest(str(tmp_path), ["*.json"])["files"]] == ["a.json"]
+
+
+@pytest.mark.parametrize("runtime", ["podman", "docker", "apptainer", "singularity"])
+def test_container_command_keeps_the_task_folder_and_no_network(runtime):
+    argv = container_argv(runtime, "img:1", "/w/task-0", {"PATH": "/bin", "SQUALL_TASK_INDEX": "0"}, ["run", "x"])
+    assert argv[0] == runtime and argv[-3:] == ["img:1", "run", "x"]
+    assert "/w/task-0:/w/task-0" in argv
+    if runtime in ("podman", "docker"):
+        assert argv[argv.index("--network") + 1] == "none"
+
+
+def test_runtime_is_stdlib_only_and_versioned():
+    source = runtime_path().read_text()
+    assert "import squall" not in source and "from squall" not in source
+    assert runtime_version() == "0.1.0"
+    out = subprocess.run([sys.executable, "-I", "-S", str(runtime_path()), "version"], capture_output=True, text=True)
+    assert out.stdout.strip() == runtime_version()
+
+
+def test_runtime_parses_as_python_3_8():
+    import ast
+
+    ast.parse(runtime_path().read_text(), feature_version=(3, 8))

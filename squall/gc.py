@@ -66,7 +66,10 @@ def collect_garbage(store: Store, home: Path, dry_run: bool = False, now: float 
         actions.append(action)
         if dry_run or action.action == "keep":
             continue
-        store.record(action.job_id, "gc", action.action, **action.to_dict())
+        store.record(
+            action.job_id, "gc", action.action,
+            site=action.site, kind=action.kind, resource=action.resource, reason=action.reason,
+        )
         if resource is not None:
             site.remove(resource)
         for stale in store.leases(site=action.site):

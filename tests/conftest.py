@@ -58,6 +58,12 @@ class Squall:
     def work_areas(self) -> list[str]:
         return sorted(p.name for p in self.work_root.iterdir()) if self.work_root.exists() else []
 
+    def job_count(self) -> int:
+        """Jobs in the store; 0 when the store was never even created."""
+        if not (self.home / "squall.db").exists():
+            return 0
+        return self.query("SELECT COUNT(*) FROM jobs")[0][0]
+
     def query(self, sql: str, *params) -> list[tuple]:
         with sqlite3.connect(self.home / "squall.db") as db:
             return db.execute(sql, params).fetchall()

@@ -12,9 +12,10 @@ from squall.cli.job.render import load_job, show_result
 @click.argument("job_id")
 @output_option
 @pass_app
-def status_cmd(app: App, job_id: str) -> None:
+@click.pass_context
+def status_cmd(ctx: click.Context, app: App, job_id: str) -> None:
     """Show a job, its tasks, and every lifecycle transition with its time."""
     from squall.jobs import JobResult
 
     load_job(app, job_id)
-    show_result(app, JobResult.load(app.store, job_id), journal=app.store.journal(job_id))
+    ctx.exit(show_result(app, JobResult.load(app.store, job_id), journal=app.store.journal(job_id)))

@@ -10,9 +10,10 @@ import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from squall.spec import InputFile, JobSpec
+if TYPE_CHECKING:  # the CLI imports this module at start-up; pydantic is slow to load
+    from squall.spec import InputFile, JobSpec
 
 FINAL_STATES = ("succeeded", "failed", "timeout", "cancelled")
 

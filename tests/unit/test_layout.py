@@ -1,0 +1,58 @@
+"""Packaging and the one-way import rule."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_import_rule_holds():
+    lint = Path(sys.executable).with_name("lint-imports")
+    assert lint.exists() or shutil.which("lint-imports"), "import-linter is part of the test install"
+    proc = subprocess.run([str(lint if lint.exists() else "lint-imports")], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_cli_and_programs_are_mapped_into_the_package(tmp_path):
+    probe = (
+        "import importlib.util, squall.cli, squall.programs;"
+        "print(squall.cli.__file__); print(squall.programs.__file__);"
+        "print(importlib.util.find_spec('cli'), importlib.util.find_spec('programs'))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
+    cli_file, programs_file, top_level = out.stdout.splitlines()
+    assert Path(cli_file).parent == REPO / "cli"
+    assert Path(programs_file).parent == REPO / "programs"
+    assert top_level == "None None"
+
+
+def test_cli_start_up_imports_no_heavy_library(tmp_path):
+    probe = (
+        "import sys, squall.cli.main;"
+        "print(sorted(m for m in ('pydantic', 'rich', 'yaml', 'pulumi', 'ansible_runner', 'fabric') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_design_card_folders_each_say_what_lives_there():
+    for folder in ("stacks", "roles", "inventories", "templates", "programs", "cli", "tests"):
+        note = REPO / folder / "README.md"
+        assert note.exists() and note.read_text().strip(), folder
+    assert "stackConfigDir: stacks" in (REPO / "Pulumi.yaml").read_text()
+
+
+def test_nothing_outside_the_cli_imports_it():
+    import ast
+
+    for folder in ("squall", "programs"):
+        for path in (REPO / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                assert not any(n == "squall.cli" or n.startswith("squall.cli.") for n in names), path

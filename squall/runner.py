@@ -218,7 +218,7 @@ class Runner:
                 self.store.record(plan.job_id, "monitor", "cancel")
                 site.cancel(plan)
                 cancel_sent = True
-            time.sleep(self.poll_interval)
+            site.wait([plan], self.poll_interval)
 
     def _save_states(self, plan: JobPlan, states: list[TaskState], seen: dict[int, tuple]) -> None:
         changed = {}

@@ -6,7 +6,6 @@ import click
 
 from squall.cli.context import App, output_option, pass_app
 from squall.cli.job.render import load_job, show_result
-from squall.cli.progress import reporter_for
 
 
 @click.command("attach")
@@ -16,6 +15,7 @@ from squall.cli.progress import reporter_for
 @click.pass_context
 def attach_cmd(ctx: click.Context, app: App, job_id: str) -> None:
     """Resume a job whose controller died: monitor, collect and clean up."""
+    from squall.cli.progress import reporter_for
     from squall.runner import Runner
 
     load_job(app, job_id)

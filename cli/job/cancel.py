@@ -8,7 +8,6 @@ import click
 
 from squall.cli.context import App, output_option, pass_app
 from squall.cli.job.render import load_job, show_result
-from squall.cli.progress import reporter_for
 
 
 @click.command("cancel")
@@ -19,6 +18,7 @@ from squall.cli.progress import reporter_for
 @click.pass_context
 def cancel_cmd(ctx: click.Context, app: App, job_id: str, wait_seconds: float) -> None:
     """Stop a job: its tasks are killed, finished outputs collected, everything removed."""
+    from squall.cli.progress import reporter_for
     from squall.jobs import JobResult
     from squall.locks import controller_alive
     from squall.runner import Runner

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import click
 
 from squall.cli.context import App, output_option, pass_app
 from squall.cli.job.render import show_result
-from squall.cli.progress import reporter_for
 from squall.errors import Interrupted
 
 
@@ -30,6 +28,7 @@ from squall.errors import Interrupted
 @click.pass_context
 def run_cmd(ctx: click.Context, app: App, spec: str, site: str | None, results: str, detach: bool) -> None:
     """Run the job described by SPEC: plan, up, stage, launch, monitor, collect, down."""
+    from squall.cli.progress import reporter_for
     from squall.jobs import JobResult
     from squall.runner import Runner
     from squall.spec import load_spec
@@ -51,6 +50,8 @@ def run_cmd(ctx: click.Context, app: App, spec: str, site: str | None, results: 
 
 def _spawn_controller(app: App, job_id: str) -> None:
     """Start ``squall job attach`` in its own session; it outlives this process."""
+    import subprocess
+
     log_dir = app.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / f"{job_id}.log", "ab") as log:

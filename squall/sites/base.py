@@ -7,6 +7,7 @@ before anything is created, instead of failing deep inside a phase.
 from __future__ import annotations
 
 import enum
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,6 +131,14 @@ class Site(ABC):
     @abstractmethod
     def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
         """States of every task of several jobs, in as few remote calls as possible."""
+
+    def wait(self, plans: list[JobPlan], timeout: float) -> None:
+        """Block until a task may have changed state, or ``timeout`` seconds.
+
+        Sites that can be woken by an event (a process exit) override this;
+        remote sites simply wait for their next poll interval.
+        """
+        time.sleep(timeout)
 
     @abstractmethod
     def cancel(self, plan: JobPlan) -> None: ...

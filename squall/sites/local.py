@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -52,7 +53,7 @@ class LocalSite(Site):
         self.root = home / "sites" / name / "work"
         self.store = store
         self.cores = os.cpu_count() or 1
-        self._children: list[subprocess.Popen] = []
+        self._children: dict[int, subprocess.Popen] = {}  # runtimes this process started
 
     # planning -------------------------------------------------------------
 
@@ -178,13 +179,12 @@ class LocalSite(Site):
                     stderr=log,
                     start_new_session=True,
                 )
-            self._children.append(proc)
+            self._children[proc.pid] = proc
             _write_json(folder / LAUNCH_RECORD, {"pid": proc.pid, "at": time.time()})
             started.append(task.index)
         return {"started": started, "slots": self.slots(plan)}
 
     def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
-        self._children = [p for p in self._children if p.poll() is None]  # reap
         return {plan.job_id: [self._task_state(plan, t.index) for t in plan.tasks] for plan in plans}
 
     def _task_state(self, plan: JobPlan, index: int) -> TaskState:
@@ -194,7 +194,7 @@ class LocalSite(Site):
         if status is None:
             if launch is None:
                 return TaskState(index, "pending")
-            if _runtime_alive(launch["pid"], folder):
+            if self._runtime_alive(launch["pid"], folder):
                 return TaskState(index, "queued")
             return TaskState(index, "failed", error="runtime exited before writing its status")
         state = TaskState(
@@ -206,14 +206,34 @@ class LocalSite(Site):
             network_isolated=status.get("network_isolated"),
             error=status.get("error"),
         )
-        if not state.final and not _runtime_alive(status["pid"], folder):
+        if not state.final and not self._runtime_alive(status["pid"], folder):
             state.state, state.error = "failed", "runtime process lost"
         return state
+
+    def wait(self, plans: list[JobPlan], timeout: float) -> None:
+        """Sleep until one of the jobs' runtime processes exits (a pidfd per runtime)."""
+        descriptors = []
+        try:
+            for plan in plans:
+                for task in plan.tasks:
+                    pid = self._alive_runtime_pid(self.task_dir(plan, task.index))
+                    if pid:
+                        try:
+                            descriptors.append(os.pidfd_open(pid))
+                        except (ProcessLookupError, OSError):
+                            return  # it just exited: poll again now
+            if descriptors:
+                select.select(descriptors, [], [], timeout)
+            else:
+                time.sleep(timeout)
+        finally:
+            for fd in descriptors:
+                os.close(fd)
 
     def cancel(self, plan: JobPlan) -> None:
         for task in plan.tasks:
             folder = self.task_dir(plan, task.index)
-            _signal_runtime(folder, signal.SIGTERM)
+            self._signal_runtime(folder, signal.SIGTERM)
 
     def collect(self, plan: JobPlan, indexes: list[int], reporter: Reporter) -> list[CollectedTask]:
         return [self._collect_task(plan, index) for index in indexes]
@@ -248,16 +268,50 @@ class LocalSite(Site):
     def _remove_area(self, area: Path) -> None:
         tasks = sorted(area.glob("task-*")) if area.is_dir() else []
         for folder in tasks:
-            _signal_runtime(folder, signal.SIGTERM)
+            self._signal_runtime(folder, signal.SIGTERM)
         deadline = time.monotonic() + KILL_GRACE + 2
-        while any(_alive_runtime_pid(f) for f in tasks) and time.monotonic() < deadline:
-            self._children = [p for p in self._children if p.poll() is None]
+        while any(self._alive_runtime_pid(f) for f in tasks) and time.monotonic() < deadline:
             time.sleep(0.05)
         for folder in tasks:
-            _signal_runtime(folder, signal.SIGKILL, payload_too=True)
+            self._signal_runtime(folder, signal.SIGKILL, payload_too=True)
         shutil.rmtree(area, ignore_errors=True)
         if area.exists():
             raise SquallError(f"could not remove work area {area}")
+
+    # the runtime processes --------------------------------------------------
+
+    def _runtime_alive(self, pid: int, folder: Path) -> bool:
+        """True if ``pid`` is still this task's runtime (not an exited or reused pid)."""
+        child = self._children.get(pid)
+        if child is not None:  # ours: exact, even before the child has exec'd
+            return child.poll() is None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            return False
+        return state != "Z" and str(folder).encode() in cmdline
+
+    def _alive_runtime_pid(self, folder: Path) -> int | None:
+        for record in (folder / "status.json", folder / LAUNCH_RECORD):
+            data = _read_json(record)
+            if data and self._runtime_alive(data["pid"], folder):
+                return data["pid"]
+        return None
+
+    def _signal_runtime(self, folder: Path, signum: int, payload_too: bool = False) -> None:
+        pid = self._alive_runtime_pid(folder)
+        if pid:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+        status = _read_json(folder / "status.json")
+        if payload_too and status and status.get("pgid") and status["state"] not in FINAL_STATES:
+            try:
+                os.killpg(status["pgid"], signum)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     # garbage collection and logs --------------------------------------------
 
@@ -335,39 +389,6 @@ def _inside(root: Path, rel: str) -> Path:
     if root.resolve() not in path.parents:
         raise InvalidInput(f"{rel!r} escapes its folder")
     return path
-
-
-def _runtime_alive(pid: int, folder: Path) -> bool:
-    """True if ``pid`` is still this task's runtime (not a reused pid)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state != "Z" and str(folder).encode() in cmdline
-
-
-def _alive_runtime_pid(folder: Path) -> int | None:
-    for record in (folder / "status.json", folder / LAUNCH_RECORD):
-        data = _read_json(record)
-        if data and _runtime_alive(data["pid"], folder):
-            return data["pid"]
-    return None
-
-
-def _signal_runtime(folder: Path, signum: int, payload_too: bool = False) -> None:
-    pid = _alive_runtime_pid(folder)
-    if pid:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-    status = _read_json(folder / "status.json")
-    if payload_too and status and status.get("pgid") and status["state"] not in FINAL_STATES:
-        try:
-            os.killpg(status["pgid"], signum)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def _read_json(path: Path) -> dict | None:

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Squall's benchmarks: one JSON object of named figures, each with its value,
+the baseline measured in the same run, the ratio and the target.
+
+    python bench/run.py [--quick]
+
+Figures are medians of repeated runs; nothing here asserts (machines are noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def timed(argv: list[str], env: dict | None = None, cwd: Path | None = None) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
+
+
+def median_of(runs: int, action) -> float:
+    action()  # warm the page cache and the store
+    return statistics.median(action() for _ in range(runs))
+
+
+def figure(value: float, baseline: float, target: str, unit: str = "s", **extra) -> dict:
+    return {"value": round(value, 4), "baseline": round(baseline, 4), "ratio": round(value / baseline, 3),
+            "unit": unit, "target": target, **extra}
+
+
+def cli_start_up(runs: int, home: Path) -> dict:
+    env = {**os.environ, "SQUALL_HOME": str(home)}
+    bare = median_of(runs, lambda: timed([sys.executable, "-c", "pass"], env))
+    squall = str(BIN / "squall")
+    return {
+        "cli_start_up_help": figure(median_of(runs, lambda: timed([squall, "--help"], env)), bare,
+                                    "ratio <= 4 (baseline: python -c pass)"),
+        "cli_start_up_job_list": figure(median_of(runs, lambda: timed([squall, "job", "list"], env)), bare,
+                                        "ratio <= 4 (baseline: python -c pass)"),
+    }
+
+
+def lifecycle_overhead(runs: int, home: Path, work: Path) -> dict:
+    """A 4-task no-op job through the runner vs the 4 runtimes started by hand.
+
+    The figure is the runner's own cost (plan..down, in process); the whole
+    ``squall job run`` command, start-up included, is reported beside it.
+    """
+    from squall.runner import Runner
+    from squall.runtime import runtime_path
+    from squall.spec import load_spec
+    from squall.store import Store
+
+    spec_dir = work / "noop"
+    spec_dir.mkdir()
+    (spec_dir / "job.yaml").write_text('name: noop\ncommand: ["true"]\nsplit: 4\n')
+    store = Store(home)
+    runner = Runner(store, home)
+
+    def through_runner() -> float:
+        started = time.perf_counter()
+        plan = runner.submit(load_spec(spec_dir / "job.yaml"), None, work / "res")
+        runner.drive(plan.job_id)
+        return time.perf_counter() - started
+
+    def through_cli() -> float:
+        env = {**os.environ, "SQUALL_HOME": str(home)}
+        return timed([str(BIN / "squall"), "-q", "job", "run", str(spec_dir / "job.yaml"), "--results", str(work / "res")], env)
+
+    def runtimes_directly() -> float:
+        root = Path(tempfile.mkdtemp(dir=work))
+        for index in range(4):
+            task = root / f"task-{index}"
+            task.mkdir()
+            (task / "task.json").write_text(json.dumps({
+                "job_id": "bench", "index": index, "count": 4, "command": ["true"], "walltime": 60,
+                "outputs": ["**"], "isolate_network": True,
+                "slots": {"dir": str(root / "slots"), "count": os.cpu_count() or 1},
+            }))
+        started = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-I", "-S", str(runtime_path()), "run", str(root / f"task-{i}")])
+                 for i in range(4)]
+        for proc in procs:
+            proc.wait()
+        elapsed = time.perf_counter() - started
+        shutil.rmtree(root)
+        return elapsed
+
+    bare = median_of(runs, lambda: timed([sys.executable, "-c", "pass"]))
+    direct = median_of(runs, runtimes_directly)
+    job = median_of(runs, through_runner)
+    command = median_of(runs, through_cli)
+    store.close()
+    return {
+        "lifecycle_overhead_4_noop_tasks": {
+            "value": round((job - direct) / bare, 2), "unit": "bare interpreter starts", "target": "<= 6",
+            "runner_s": round(job, 4), "runtimes_directly_s": round(direct, 4), "bare_start_s": round(bare, 4),
+            "whole_command_s": round(command, 4),
+            "whole_command_overhead_starts": round((command - direct) / bare, 2),
+        }
+    }
+
+
+def staging(total_mib: int, files: int, home: Path, work: Path) -> dict:
+    """LocalSite.stage of ``files`` files vs ``cp -r``, and a second, unchanged staging."""
+    from squall.jobs import new_plan
+    from squall.sites.base import Reporter
+    from squall.sites.local import LocalSite
+    from squall.spec import load_spec
+    from squall.store import Store
+
+    source = work / "stage-src"
+    (source / "data").mkdir(parents=True)
+    size = (total_mib << 20) // files
+    block = os.urandom(1 << 20)
+    for index in range(files):
+        with open(source / "data" / f"f{index:04d}.bin", "wb") as handle:
+            remaining = size
+            while remaining:
+                chunk = block[: min(remaining, len(block))]
+                handle.write(chunk[:-8] + index.to_bytes(8, "little") if len(chunk) > 8 else chunk)
+                remaining -= len(chunk)
+    (source / "job.yaml").write_text('name: stage\ncommand: ["true"]\ninputs: ["data"]\nsplit: 4\n')
+    subprocess.run(["sync"], check=True)
+
+    def copy_baseline() -> float:
+        target = work / "cp-target"
+        elapsed = timed(["cp", "-r", str(source / "data"), str(target)])
+        shutil.rmtree(target)
+        return elapsed
+
+    store = Store(home)
+    site = LocalSite("local", home, store)
+    resolved = load_spec(source / "job.yaml")
+
+    def first_staging() -> tuple[float, float]:
+        plan = new_plan(resolved, f"bench-{time.monotonic_ns()}", work / "res")
+        site.up(plan, lambda kind, resource: None)
+        started = time.perf_counter()
+        site.stage(plan, Reporter())
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        site.stage(plan, Reporter())
+        again = time.perf_counter() - started
+        site.down(plan)
+        return first, again
+
+    baseline = statistics.median(copy_baseline() for _ in range(3))
+    runs = [first_staging() for _ in range(3)]
+    first = statistics.median(r[0] for r in runs)
+    again = statistics.median(r[1] for r in runs)
+    store.close()
+    label = f"{total_mib}_mib_{files}_files"
+    return {
+        f"staging_{label}": figure(first, baseline, "ratio <= 1.3 (baseline: cp -r)"),
+        f"restaging_unchanged_{label}": figure(again, first, "ratio <= 0.05 (baseline: first staging)"),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs and 128 MiB instead of 1 GiB")
+    args = parser.parse_args()
+    runs = 5 if args.quick else 15
+    results: dict = {"quick": args.quick, "cores": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="squall-bench-") as scratch:
+        root = Path(scratch)
+        results |= cli_start_up(runs, root / "home-cli")
+        results |= lifecycle_overhead(max(3, runs // 2), root / "home-job", root)
+        if args.quick:
+            results |= staging(128, 128, root / "home-stage", root)
+        else:
+            results |= staging(1024, 1000, root / "home-stage", root)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -56,3 +56,12 @@ def test_nothing_outside_the_cli_imports_it():
                 if isinstance(node, ast.ImportFrom) and node.module:
                     names = [node.module]
                 assert not any(n == "squall.cli" or n.startswith("squall.cli.") for n in names), path
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    readme = (REPO / "README.md").read_text()
+    blocks = [b.split("```")[0].strip() for b in readme.split("```sh\n")[1:]]
+    setup = [b for b in blocks if b.startswith("python3 -m venv")]
+    assert len(setup) == 2, "the README has exactly two set-up commands"
+    assert "squall job run examples/wind-stats/job.yaml" in setup[0]
+    assert setup[1] in (REPO / ".ci" / "run").read_text()

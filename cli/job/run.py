@@ -9,7 +9,7 @@ import click
 
 from squall.cli.context import App, output_option, pass_app
 from squall.cli.job.render import show_result
-from squall.errors import Interrupted
+from squall.errors import ExitCode, Interrupted
 
 
 @click.command("run")
@@ -42,9 +42,9 @@ def run_cmd(ctx: click.Context, app: App, spec: str, site: str | None, results: 
             ctx.exit(show_result(app, JobResult.load(app.store, plan.job_id)))
         try:
             result = runner.drive(plan.job_id)
-        except Interrupted:
+        except Interrupted:  # down has run; report the job, then the documented code
             show_result(app, JobResult.load(app.store, plan.job_id))
-            raise
+            ctx.exit(int(ExitCode.INTERRUPTED))
     ctx.exit(show_result(app, result))
 
 

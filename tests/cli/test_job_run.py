@@ -178,10 +178,29 @@ def test_ctrl_c_during_staging_cleans_up_and_exits_130(squall, make_spec, tmp_pa
         kill_quietly(controller)
     assert controller.returncode == 130, err
     assert squall.query("SELECT status, phase FROM jobs WHERE id = ?", job_id) == [("cancelled", "done")]
-    events = [row[0] for row in squall.query("SELECT event FROM journal WHERE job_id = ? ORDER BY seq", job_id)]
-    assert "interrupted" in events
+    events = squall.query("SELECT phase, event FROM journal WHERE job_id = ? ORDER BY seq", job_id)
+    assert ("stage", "interrupted") in events
+    assert ("launch", "begin") not in events
     assert squall.work_areas() == []
     assert squall.query("SELECT COUNT(*) FROM leases WHERE released_at IS NULL") == [(0,)]
+
+
+def test_ctrl_c_while_tasks_run_kills_them_and_prints_one_json_report(squall, make_spec):
+    spec = make_spec({"name": "stuck", "command": 'echo $$ > "$SQUALL_OUTPUT_DIR/pid"; exec sleep 300', "split": 2})
+    controller = squall.start("job", "run", str(spec), "--output", "json")
+    try:
+        job_id = wait_running(squall, 2)
+        payload_pids = [int((squall.work_root / job_id / f"task-{i}" / "out" / "pid").read_text()) for i in range(2)]
+        controller.send_signal(signal.SIGINT)
+        out, err = controller.communicate(timeout=60)
+    finally:
+        kill_quietly(controller)
+    assert controller.returncode == 130, err
+    report = json.loads(out)  # exactly one JSON document
+    assert report["status"] == "cancelled"
+    assert {t["status"] for t in report["tasks"]} == {"cancelled"}
+    assert not any(pid_alive(pid) for pid in payload_pids)
+    assert squall.work_areas() == []
 
 
 INVALID = [

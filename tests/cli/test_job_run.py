@@ -299,3 +299,13 @@ def test_refusals_and_missing_tools_use_their_exit_codes(squall, make_spec):
         pytest.skip("podman is installed here; the missing-tool path cannot be shown")
     assert proc.returncode == 3 and "no container runtime found" in proc.stderr
     assert squall.job_count() == 0
+
+
+def test_detached_job_finishes_on_its_own(squall, wind_example):
+    code, report = squall.json("job", "run", str(wind_example), "--detach")
+    assert code == 0
+    squall.wait_for("SELECT id FROM jobs WHERE id = ? AND phase = 'done'", report["id"], timeout=60)
+    code, final = squall.json("job", "status", report["id"])
+    assert code == 0 and final["status"] == "succeeded"
+    assert len(list(Path(final["results"]).glob("task-*/*.json"))) == 12
+    assert squall.work_areas() == []

@@ -11,6 +11,7 @@ from squall.cli.context import App
 from squall.cli.errors import EXIT_CODES_HELP, report_error
 from squall.cli.gc import gc_cmd
 from squall.cli.job import job_group
+from squall.cli.site import site_group
 from squall.cli.version import version_cmd
 from squall.errors import ExitCode
 
@@ -28,6 +29,7 @@ def cli(ctx: click.Context, home: str | None, debug: bool, quiet: bool) -> None:
 
 
 cli.add_command(job_group)
+cli.add_command(site_group)
 cli.add_command(gc_cmd)
 cli.add_command(version_cmd)
 

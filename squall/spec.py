@@ -6,7 +6,6 @@ unknown key gets a "did you mean" hint, because specs are written by hand.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from dataclasses import dataclass
@@ -16,8 +15,6 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
@@ -26,6 +23,7 @@ from pydantic import (
 )
 
 from squall.errors import InvalidInput
+from squall.validation import StrictModel, describe_errors
 
 _MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)$", re.IGNORECASE)
 _WALLTIME = re.compile(r"^(?:(\d+)-)?(\d+):([0-5]\d):([0-5]\d)$")
@@ -68,11 +66,7 @@ InputPattern = Annotated[str, AfterValidator(lambda v: _check_relative(v, "an in
 OutputGlob = Annotated[str, AfterValidator(lambda v: _check_relative(v, "an output glob"))]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class Resources(_Strict):
+class Resources(StrictModel):
     """What one task needs."""
 
     cpus: int = Field(1, ge=1, le=1024, description="CPU cores per task")
@@ -103,7 +97,7 @@ class Resources(_Strict):
         return parse_walltime(self.walltime)
 
 
-class JobSpec(_Strict):
+class JobSpec(StrictModel):
     """A Squall job: a payload, its inputs split over N tasks, and what to bring back."""
 
     name: str = Field(min_length=1, max_length=128)
@@ -208,47 +202,7 @@ def validate_spec(raw: object, source: str = "spec") -> JobSpec:
     try:
         return JobSpec.model_validate(raw)
     except ValidationError as exc:
-        lines = [_describe(error) for error in exc.errors()]
-        raise InvalidInput(f"{source}: invalid job spec\n  " + "\n  ".join(lines)) from None
-
-
-def field_path(loc: tuple) -> str:
-    """``("inputs", 2)`` -> ``inputs[2]``; ``("resources", "cpus")`` -> ``resources.cpus``."""
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text or "(top level)"
-
-
-def _describe(error: dict) -> str:
-    loc = tuple(p for p in error["loc"] if not _is_union_tag(p))
-    if error["type"] == "extra_forbidden":
-        return f"{field_path(loc)}: unknown key{_did_you_mean(loc)}"
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "missing":
-        message = "required field is missing"
-    return f"{field_path(loc)}: {message}"
-
-
-def _is_union_tag(part: object) -> bool:
-    # pydantic inserts the union member tried ("list[str]", "str") into loc.
-    return isinstance(part, str) and ("[" in part or part in {"str", "int"})
-
-
-def _did_you_mean(loc: tuple) -> str:
-    model: type[BaseModel] = JobSpec
-    for part in loc[:-1]:
-        annotation = model.model_fields.get(part) if isinstance(part, str) else None
-        if annotation is None or not (
-            isinstance(annotation.annotation, type) and issubclass(annotation.annotation, BaseModel)
-        ):
-            return ""
-        model = annotation.annotation
-    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(model.model_fields)}"
+        raise InvalidInput(f"{source}: invalid job spec\n  " + "\n  ".join(describe_errors(exc, JobSpec))) from None
 
 
 def _inside(path: Path, root: Path) -> bool:

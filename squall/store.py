@@ -91,6 +91,18 @@ MIGRATIONS: list[str] = [
         sha256 TEXT NOT NULL
     );
     """,
+    # 2: what enrolment learnt about each site
+    """
+    CREATE TABLE site_reports (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        site TEXT NOT NULL,
+        action TEXT NOT NULL,
+        status TEXT NOT NULL,
+        report TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX site_reports_by_site ON site_reports(site, action, id);
+    """,
 ]
 
 FINISHED = ("succeeded", "failed", "timeout", "cancelled")
@@ -327,6 +339,29 @@ class Store:
                 "INSERT INTO sites VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
                 (name, kind, json.dumps(config or {}), now, now),
             )
+
+    def set_site(self, name: str, kind: str, config: dict) -> None:
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO sites VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE "
+                "SET kind = excluded.kind, config = excluded.config, updated_at = excluded.updated_at",
+                (name, kind, json.dumps(config), now, now),
+            )
+
+    def add_site_report(self, site: str, action: str, status: str, report: dict) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO site_reports (site, action, status, report, at) VALUES (?, ?, ?, ?, ?)",
+                (site, action, status, json.dumps(report, default=str), time.time()),
+            )
+
+    def last_site_report(self, site: str, action: str) -> tuple[dict, float] | None:
+        row = self._db.execute(
+            "SELECT report, at FROM site_reports WHERE site = ? AND action = ? ORDER BY id DESC LIMIT 1",
+            (site, action),
+        ).fetchone()
+        return (json.loads(row["report"]), row["at"]) if row else None
 
     def sites(self) -> list[tuple[str, str, dict]]:
         rows = self._db.execute("SELECT name, kind, config FROM sites ORDER BY name").fetchall()

@@ -7,7 +7,6 @@ imports it, it copies or executes the file.
 from __future__ import annotations
 
 import hashlib
-from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -18,14 +17,13 @@ def runtime_path() -> Path:
     return Path(str(resources.files(__package__).joinpath(RUNTIME_FILE)))
 
 
-@cache
-def runtime_sha256() -> str:
-    return hashlib.sha256(runtime_path().read_bytes()).hexdigest()
+def runtime_sha256(path: Path | None = None) -> str:
+    return hashlib.sha256((path or runtime_path()).read_bytes()).hexdigest()
 
 
-@cache
-def runtime_version() -> str:
-    for line in runtime_path().read_text().splitlines():
+def runtime_version(path: Path | None = None) -> str:
+    """The ``RUNTIME_VERSION`` a runtime file declares (this package's by default)."""
+    for line in (path or runtime_path()).read_text().splitlines():
         if line.startswith("RUNTIME_VERSION = "):
             return line.split("=", 1)[1].strip().strip('"')
-    raise RuntimeError("runtime file has no RUNTIME_VERSION")
+    raise ValueError(f"{path or runtime_path()} declares no RUNTIME_VERSION")

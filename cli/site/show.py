@@ -1,0 +1,43 @@
+"""``squall site show SITE``"""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from squall.cli.context import App, output_option, pass_app
+
+
+@click.command("show")
+@click.argument("name", metavar="SITE")
+@output_option
+@pass_app
+def show_cmd(app: App, name: str) -> None:
+    """Show SITE's inventory and what enrolment discovered there, and when."""
+    from squall.enrolment import describe_site
+
+    info = describe_site(app.store, name)
+    if app.json:
+        app.emit(info)
+        return
+    found = info["discovered"]
+    app.say(f"site {info['site']} ({info['kind']}, {info['scheduler']}) at {info['login']}")
+    app.say(f"  inventory: {info['inventory']}")
+    app.say(f"  work root: {info['work_root']}")
+    for p in info["partitions"]:
+        price = p["price"]
+        app.say(f"  partition {p['name']:<10} max {p['max_walltime']}, {p['max_cpus_per_task']} cpus/task, "
+                f"{p['gpus_per_node']} gpus/node; {price['per_job']}/job + {price['per_core_hour']}/core-h "
+                f"+ {price['per_gpu_hour']}/gpu-h")
+    app.say(f"  discovered partitions: {found['partitions'] or 'not checked yet'}")
+    app.say(f"  discovered GPUs (gres): {found['gpus'] or '-'}")
+    app.say(f"  container runtimes: {found['container_runtimes'] if found['container_runtimes'] is not None else '-'}")
+    runtime = found["runtime"]
+    app.say(f"  runtime: {runtime['version'] + ' at ' + runtime['path'] if runtime else 'not installed by Squall'}")
+    health = found["health"]
+    if health:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(health["at"]))
+        app.say(f"  last health: {health['status']} at {when} (scheduling latency {health['latency_s']} s)")
+    else:
+        app.say("  last health: never")

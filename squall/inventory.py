@@ -1,0 +1,187 @@
+"""HPC site inventories: Ansible YAML, layered common -> site, validated by Squall.
+
+A site folder holds ``hosts.yml`` (one host in the ``login`` group, with its
+connection variables) and ``group_vars/all.yml`` (Squall's ``squall_*`` site
+variables). A sibling ``common/group_vars/all.yml`` is the layer underneath.
+The same folders are handed to Ansible as they are (``-i common -i site``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from squall.errors import InvalidInput
+from squall.spec import parse_walltime
+from squall.validation import StrictModel, describe_errors
+
+# Role tunables (documented in each role's meta/argument_specs.yml) may also be set per site.
+ROLE_PREFIXES = ("squall_site_check_", "squall_runtime_", "squall_health_", "squall_unenrol_")
+SITE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
+
+
+def _absolute(value: str) -> str:
+    if not PurePosixPath(value).is_absolute() or ".." in PurePosixPath(value).parts:
+        raise ValueError(f"{value!r} must be an absolute path without '..'")
+    return value
+
+
+def _walltime(value: str) -> str:
+    parse_walltime(value)
+    return value
+
+
+def _probe(value: str) -> str:
+    if value and not re.match(r"^[A-Za-z0-9.-]+:\d{1,5}$", value):
+        raise ValueError(f"{value!r} is not host:port")
+    return value
+
+
+class Price(StrictModel):
+    per_job: float = Field(ge=0)
+    per_core_hour: float = Field(ge=0)
+    per_gpu_hour: float = Field(0.0, ge=0)
+
+
+class Partition(StrictModel):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    max_walltime: Annotated[str, AfterValidator(_walltime)]
+    max_cpus_per_task: int = Field(ge=1)
+    gpus_per_node: int = Field(0, ge=0)
+    price: Price
+
+
+class SiteVars(BaseModel):
+    """Squall's variables of one HPC site (``squall_*``); other keys are Ansible's."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+    squall_kind: Literal["hpc"]
+    squall_scheduler: Literal["slurm"]
+    squall_work_root: Annotated[str, AfterValidator(_absolute)]
+    squall_partitions: list[Partition] = Field(min_length=1)
+    squall_gpu_partitions: list[str] = Field(default_factory=list)
+    squall_container_runtimes: list[Literal["apptainer", "singularity", "podman", "docker"]] = Field(
+        default_factory=list
+    )
+    squall_max_concurrent_jobs: int = Field(20, ge=1)
+    squall_min_free_gb: float = Field(1, ge=0)
+    squall_min_free_inodes: int = Field(10000, ge=0)
+    squall_network_probe: Annotated[str, AfterValidator(_probe)] = ""
+    squall_remote_path: str = ""
+
+    @model_validator(mode="after")
+    def _gpu_partitions_exist(self) -> "SiteVars":
+        names = {p.name for p in self.squall_partitions}
+        for index, name in enumerate(self.squall_gpu_partitions):
+            if name not in names:
+                raise ValueError(f"squall_gpu_partitions[{index}]: {name!r} is not in squall_partitions")
+        return self
+
+
+class LoginHost(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+    ansible_host: str = Field(min_length=1)
+    ansible_port: int = Field(22, ge=1, le=65535)
+    ansible_user: str = Field(pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")
+    ansible_ssh_private_key_file: str = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class SiteInventory:
+    name: str
+    folder: Path
+    layers: tuple[Path, ...]  # inventory sources for Ansible, lowest first
+    host_name: str
+    login: LoginHost
+    vars: SiteVars
+
+    @property
+    def key_path(self) -> Path:
+        return Path(os.path.expanduser(self.login.ansible_ssh_private_key_file))
+
+    def summary(self) -> dict:
+        return {
+            "site": self.name,
+            "inventory": str(self.folder),
+            "kind": self.vars.squall_kind,
+            "scheduler": self.vars.squall_scheduler,
+            "login": f"{self.login.ansible_user}@{self.login.ansible_host}:{self.login.ansible_port}",
+            "key": str(self.key_path),
+            "work_root": self.vars.squall_work_root,
+            "partitions": [p.model_dump() for p in self.vars.squall_partitions],
+            "gpu_partitions": self.vars.squall_gpu_partitions,
+            "container_runtimes": self.vars.squall_container_runtimes,
+            "max_concurrent_jobs": self.vars.squall_max_concurrent_jobs,
+        }
+
+
+def load_inventory(name: str, folder: Path) -> SiteInventory:
+    """Read and validate a site folder; ``InvalidInput`` names the file and field."""
+    if not SITE_NAME.match(name):
+        raise InvalidInput(f"site name {name!r}: use lowercase letters, digits and '-'")
+    folder = folder.resolve()
+    hosts_file = folder / "hosts.yml"
+    if not hosts_file.is_file():
+        raise InvalidInput(f"inventory {folder}: no hosts.yml", hint="copy inventories/example-hpc as a start")
+    common = folder.parent / "common"
+    layers = (common, folder) if (common / "group_vars").is_dir() else (folder,)
+    merged: dict = {}
+    for layer in layers:
+        merged.update(_read_mapping(layer / "group_vars" / "all.yml"))
+    host_name, host_vars = _login_host(hosts_file)
+    merged.update(host_vars)
+    _reject_unknown_squall_keys(merged, folder)
+    try:
+        site_vars = SiteVars.model_validate(merged)
+        login = LoginHost.model_validate(merged)
+    except ValidationError as exc:
+        model = SiteVars if any(str(e["loc"][0]).startswith("squall_") for e in exc.errors()) else LoginHost
+        raise InvalidInput(f"inventory {folder}: invalid\n  " + "\n  ".join(describe_errors(exc, model))) from None
+    return SiteInventory(name, folder, layers, host_name, login, site_vars)
+
+
+def _read_mapping(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}: must be a mapping of variables")
+    return data
+
+
+def _login_host(hosts_file: Path) -> tuple[str, dict]:
+    data = _read_mapping(hosts_file)
+    hosts = (((data.get("all") or {}).get("children") or {}).get("login") or {}).get("hosts") or {}
+    if len(hosts) != 1:
+        raise InvalidInput(f"{hosts_file}: all.children.login.hosts must hold exactly one login host")
+    (name, host_vars), = hosts.items()
+    return str(name), dict(host_vars or {})
+
+
+def _reject_unknown_squall_keys(merged: dict, folder: Path) -> None:
+    known = set(SiteVars.model_fields)
+    for key in merged:
+        if key.startswith("squall_") and key not in known and not key.startswith(ROLE_PREFIXES):
+            close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InvalidInput(f"inventory {folder}: {key}: unknown Squall variable{hint}")
+
+
+def find_inventory(name: str, search: list[Path]) -> Path | None:
+    for root in search:
+        candidate = root / name
+        if (candidate / "hosts.yml").is_file():
+            return candidate
+    return None

@@ -144,7 +144,7 @@ def load_inventory(name: str, folder: Path) -> SiteInventory:
         site_vars = SiteVars.model_validate(merged)
         login = LoginHost.model_validate(merged)
     except ValidationError as exc:
-        model = SiteVars if any(str(e["loc"][0]).startswith("squall_") for e in exc.errors()) else LoginHost
+        model = SiteVars if any(not e["loc"] or str(e["loc"][0]).startswith("squall_") for e in exc.errors()) else LoginHost
         raise InvalidInput(f"inventory {folder}: invalid\n  " + "\n  ".join(describe_errors(exc, model))) from None
     return SiteInventory(name, folder, layers, host_name, login, site_vars)
 

@@ -38,7 +38,8 @@ def _describe(error: dict, root: type[BaseModel]) -> str:
         return f"{field_path(loc)}: unknown key{_did_you_mean(loc, root)}"
     if error["type"] == "missing":
         return f"{field_path(loc)}: required field is missing"
-    return f"{field_path(loc)}: {error['msg'].removeprefix('Value error, ')}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{field_path(loc)}: {message}" if loc else message
 
 
 def _is_union_tag(part: object) -> bool:

@@ -1,0 +1,43 @@
+"""The real Slurm test bed, started once per test session (tests/testbed/testbed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+TESTBED = Path(__file__).resolve().parents[1] / "testbed" / "testbed"
+
+
+@pytest.fixture(scope="session")
+def testbed() -> dict:
+    """Bring the test bed up (installing Slurm if needed); stop it after, unless it was already up."""
+    if os.geteuid() != 0:
+        pytest.skip("the Slurm test bed needs root (it installs packages and starts daemons); CI runs as root")
+    was_up = subprocess.run([str(TESTBED), "status"], capture_output=True).returncode == 0
+    proc = subprocess.run([str(TESTBED), "up"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    yield json.loads(proc.stdout)
+    if not was_up:
+        subprocess.run([str(TESTBED), "down"], capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def remote(testbed):
+    """Run a shell command on the test bed's login node as the service account."""
+
+    def run(command: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            ["ssh", "-i", testbed["key"], "-p", str(testbed["port"]), "-o", "BatchMode=yes",
+             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+             f"{testbed['user']}@{testbed['host']}", command],
+            capture_output=True, text=True, timeout=120,
+        )
+        if check:
+            assert proc.returncode == 0, proc.stderr
+        return proc
+
+    return run

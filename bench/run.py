@@ -169,6 +169,29 @@ def staging(total_mib: int, files: int, home: Path, work: Path) -> dict:
     }
 
 
+def site_enrolment(home: Path) -> dict:
+    """Enrol time on the Slurm test bed (first and second run), and ``site check`` time."""
+    testbed = REPO / "tests" / "testbed" / "testbed"
+    if os.geteuid() != 0:
+        return {"enrol_testbed": {"skipped": "needs root to start the Slurm test bed"}}
+    was_up = subprocess.run([str(testbed), "status"], capture_output=True).returncode == 0
+    subprocess.run([str(testbed), "up"], capture_output=True, check=True)
+    env = {**os.environ, "SQUALL_HOME": str(home)}
+    squall = str(BIN / "squall")
+    try:
+        timed([squall, "-q", "site", "unenrol", "testbed"], env)
+        first = timed([squall, "-q", "site", "enrol", "testbed"], env)
+        second = timed([squall, "-q", "site", "enrol", "testbed"], env)
+        check = statistics.median(timed([squall, "-q", "site", "check", "testbed"], env) for _ in range(3))
+    finally:
+        if not was_up:
+            subprocess.run([str(testbed), "down"], capture_output=True)
+    return {
+        "enrol_testbed_second_vs_first": figure(second, first, "ratio < 1 (nothing to change on the second run)"),
+        "site_check_testbed": {"value": round(check, 3), "unit": "s", "note": "includes a probe job through Slurm"},
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs and 128 MiB instead of 1 GiB")
@@ -183,6 +206,7 @@ def main() -> int:
             results |= staging(128, 128, root / "home-stage", root)
         else:
             results |= staging(1024, 1000, root / "home-stage", root)
+        results |= site_enrolment(root / "home-site")
     print(json.dumps(results, indent=2))
     return 0
 

@@ -139,9 +139,11 @@ def probe_compute(report, work_root, partition, network_target):
     out_file = os.path.join(work_root, "squall-probe-%d.out" % os.getpid())
     wrap = "python3 -c %s %s" % (shlex.quote(PROBE), shlex.quote(network_target))
     started = time.time()
-    rc, out, err = run(["sbatch", "--parsable", "--wait", "--partition", partition, "--time", "00:02:00",
+    rc, out, err = run(["sbatch", "--parsable", "--partition", partition, "--time", "00:02:00",
                         "--job-name", "squall-probe", "--comment", "squall:probe", "--output", out_file,
-                        "--wrap", wrap], timeout=180)
+                        "--wrap", wrap])
+    if rc == 0:
+        rc = wait_for_job(out.strip().split(";")[0], timeout=180)
     try:
         with open(out_file) as handle:
             result = json.loads(handle.read().strip().splitlines()[-1])
@@ -161,6 +163,21 @@ def probe_compute(report, work_root, partition, network_target):
     network = result["network"]
     report.add("compute_network", True, network, required=False,
                status="skipped" if network == "skipped" else "ok")
+
+
+def wait_for_job(job_id, timeout):
+    """Poll scontrol (every 0.2 s; sbatch --wait sleeps seconds) until the job ends; 0 if it completed."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        rc, out, _ = run(["scontrol", "show", "job", "-o", job_id])
+        state = next((f.split("=", 1)[1] for f in out.split() if f.startswith("JobState=")), None)
+        if rc != 0 or state in ("COMPLETED",):
+            return 0
+        if state in ("FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL"):
+            return 1
+        time.sleep(0.2)
+    run(["scancel", job_id])
+    return 124
 
 
 def main():

@@ -175,3 +175,12 @@ def test_unenrol_removes_only_what_squall_owns(clean_site, testbed, remote):
         assert remote("cat ~/my-notes.txt").stdout == "mine\n"
     finally:
         remote(f"scancel {own_job}; rm -rf ~/my-notes.txt {work}/my-data", check=False)
+
+
+def test_no_ssh_connection_lingers_after_a_run(squall, testbed):
+    code, report = squall.json("site", "check", "testbed")
+    assert code == 0, report
+    lingering = subprocess.run(["pgrep", "-af", "squall-ansible-"], capture_output=True, text=True).stdout
+    assert lingering.strip() == "", f"ssh control masters left running: {lingering}"
+    leftovers = list(Path(os.environ.get("TMPDIR", "/tmp")).glob("squall-ansible-*"))
+    assert leftovers == [], leftovers

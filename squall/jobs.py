@@ -28,7 +28,7 @@ def owner_tags(job_id: str, project: str) -> dict[str, str]:
     }
 
 
-def new_plan(resolved: ResolvedSpec, job_id: str, results_root: Path) -> JobPlan:
+def new_plan(resolved: ResolvedSpec, job_id: str, results_root: Path, keep_remote: bool = False) -> JobPlan:
     spec = resolved.spec
     buckets = split_inputs(resolved.inputs, spec.split)
     return JobPlan(
@@ -39,6 +39,7 @@ def new_plan(resolved: ResolvedSpec, job_id: str, results_root: Path) -> JobPlan
         tasks=tuple(TaskPlan(i, tuple(bucket)) for i, bucket in enumerate(buckets)),
         results_dir=results_root.resolve() / job_id,
         tags=owner_tags(job_id, spec.project),
+        keep_remote=keep_remote,
     )
 
 
@@ -57,6 +58,7 @@ def plan_from_store(job: JobRow, tasks: list[TaskRow]) -> JobPlan:
         ),
         results_dir=Path(job.results_dir),
         tags=owner_tags(job.id, job.project),
+        keep_remote=job.keep_remote,
     )
 
 

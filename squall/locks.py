@@ -55,3 +55,21 @@ def controller_alive(home: Path, job_id: str) -> bool:
         except BlockingIOError:
             return True
     return False
+
+
+class PollLock:
+    """Serialises the shared status poll of one site across controller processes."""
+
+    def __init__(self, home: Path, site: str):
+        self.path = ensure_private_dir(home / "locks") / f"poll-{site}.lock"
+        self._handle = None
+
+    def __enter__(self) -> "PollLock":
+        self._handle = open(self.path, "a+")
+        fcntl.flock(self._handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None

@@ -11,6 +11,7 @@ SIGTERM; signals that arrive during ``down`` are held until it is done.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 import os
 import signal
 import threading
@@ -22,7 +23,7 @@ from typing import Iterator
 
 from squall.errors import Interrupted, SquallError
 from squall.jobs import JobResult, final_status, new_job_id, new_plan, plan_from_store
-from squall.locks import ControllerLock
+from squall.locks import ControllerLock, PollLock
 from squall.sites import open_site
 from squall.sites.base import JobPlan, Reporter, Site, TaskState
 from squall.spec import ResolvedSpec
@@ -72,19 +73,23 @@ class SignalGuard:
 
 
 class Runner:
-    def __init__(self, store: Store, home: Path, reporter: Reporter | None = None, poll_interval: float = 0.2):
+    def __init__(self, store: Store, home: Path, reporter: Reporter | None = None):
         self.store = store
         self.home = home
         self.reporter = reporter or Reporter()
-        self.poll_interval = poll_interval
 
     # plan -----------------------------------------------------------------
 
-    def submit(self, resolved: ResolvedSpec, site_name: str | None, results_root: Path) -> JobPlan:
+    def submit(
+        self, resolved: ResolvedSpec, site_name: str | None, results_root: Path, keep_remote: bool = False
+    ) -> JobPlan:
         """Plan a job and record it; nothing exists anywhere yet."""
         site = open_site(site_name or resolved.spec.site, self.home, self.store)
-        plan = new_plan(resolved, new_job_id(), results_root)
-        site.check(plan)
+        plan = new_plan(resolved, new_job_id(), results_root, keep_remote)
+        try:
+            site.check(plan)
+        finally:
+            site.close()
         now = time.time()
         spec = resolved.spec
         self.store.create_job(
@@ -104,6 +109,7 @@ class Runner:
                 created_at=now,
                 updated_at=now,
                 finished_at=None,
+                keep_remote=keep_remote,
             ),
             [[[i.rel, i.size] for i in task.inputs] for task in plan.tasks],
         )
@@ -128,8 +134,11 @@ class Runner:
                 return JobResult.load(self.store, job_id)
             plan = plan_from_store(job, self.store.tasks(job_id))
             site = open_site(job.site, self.home, self.store)
-            with SignalGuard() as guard:
-                self._lifecycle(job, plan, site, guard)
+            try:
+                with SignalGuard() as guard:
+                    self._lifecycle(job, plan, site, guard)
+            finally:
+                site.close()
             if guard.received:
                 raise Interrupted(guard.received)
             return JobResult.load(self.store, job_id)
@@ -204,11 +213,33 @@ class Runner:
         self.store.add_lease(plan.job_id, site.name, kind, resource, tags, expires)
         self.store.record(plan.job_id, "up", "lease", kind=kind, resource=resource, expires_at=expires)
 
+    def _poll(self, plan: JobPlan, site: Site) -> list[TaskState]:
+        """This job's task states; for remote sites, one status call per site per interval.
+
+        Every controller process at a site shares the answer through the store:
+        whoever finds it older than the interval asks the site once, for all the
+        site's active jobs, under a per-site lock.
+        """
+        if not site.shared_poll:
+            return site.poll([plan])[plan.job_id]
+        with PollLock(self.home, site.name):
+            cached = self.store.site_poll(site.name)
+            if cached and time.time() - cached[0] < site.poll_interval and plan.job_id in cached[1]:
+                return [TaskState(**s) for s in cached[1][plan.job_id]]
+            plans = {plan.job_id: plan}
+            for job in self.store.active_jobs(site.name):
+                if job.id not in plans:
+                    plans[job.id] = plan_from_store(job, self.store.tasks(job.id))
+            states = site.poll(list(plans.values()))
+            self.store.save_site_poll(site.name, time.time(), {j: [asdict(s) for s in v] for j, v in states.items()})
+            self.store.record(None, "poll", "remote", site=site.name, jobs=len(plans))
+            return states[plan.job_id]
+
     def _monitor(self, plan: JobPlan, site: Site) -> None:
         cancel_sent = False
         seen: dict[int, tuple] = {}
         while True:
-            states = site.poll([plan])[plan.job_id]
+            states = self._poll(plan, site)
             self._save_states(plan, states, seen)
             self.reporter.tasks(states)
             if all(s.final for s in states):
@@ -218,7 +249,7 @@ class Runner:
                 self.store.record(plan.job_id, "monitor", "cancel")
                 site.cancel(plan)
                 cancel_sent = True
-            site.wait([plan], self.poll_interval)
+            site.wait([plan], site.poll_interval)
 
     def _save_states(self, plan: JobPlan, states: list[TaskState], seen: dict[int, tuple]) -> None:
         changed = {}
@@ -261,10 +292,10 @@ class Runner:
         """After a failure or interrupt: stop the tasks, keep what they produced."""
         try:
             site.cancel(plan)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 30
             states = site.poll([plan])[plan.job_id]
             while not all(s.final for s in states) and time.monotonic() < deadline:
-                time.sleep(self.poll_interval)
+                time.sleep(site.poll_interval)
                 states = site.poll([plan])[plan.job_id]
             self._save_states(plan, states, {})
             done = {t.idx for t in self.store.tasks(plan.job_id) if t.outputs is not None}

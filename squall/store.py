@@ -103,6 +103,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX site_reports_by_site ON site_reports(site, action, id);
     """,
+    # 3: jobs that keep their remote folder; the shared per-site status poll
+    """
+    ALTER TABLE jobs ADD COLUMN keep_remote INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE site_polls (
+        site TEXT PRIMARY KEY,
+        at REAL NOT NULL,
+        states TEXT NOT NULL
+    );
+    """,
 ]
 
 FINISHED = ("succeeded", "failed", "timeout", "cancelled")
@@ -125,6 +134,7 @@ class JobRow:
     created_at: float
     updated_at: float
     finished_at: float | None
+    keep_remote: bool = False
 
     @property
     def finished(self) -> bool:
@@ -233,7 +243,7 @@ class Store:
             db.execute(
                 "INSERT INTO jobs VALUES (:id, :name, :project, :site, :spec, :spec_dir, "
                 ":results_dir, :phase, :status, :error, :cancel_requested, :network_isolated, "
-                ":created_at, :updated_at, :finished_at)",
+                ":created_at, :updated_at, :finished_at, :keep_remote)",
                 {**job.__dict__, "spec": json.dumps(job.spec)},
             )
             db.executemany(
@@ -363,6 +373,20 @@ class Store:
         ).fetchone()
         return (json.loads(row["report"]), row["at"]) if row else None
 
+    def site_poll(self, site: str) -> tuple[float, dict] | None:
+        row = self._db.execute("SELECT at, states FROM site_polls WHERE site = ?", (site,)).fetchone()
+        return (row["at"], json.loads(row["states"])) if row else None
+
+    def save_site_poll(self, site: str, at: float, states: dict) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO site_polls VALUES (?, ?, ?)", (site, at, json.dumps(states)))
+
+    def active_jobs(self, site: str) -> list[JobRow]:
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE site = ? AND phase IN ('launch', 'monitor', 'collect')", (site,)
+        ).fetchall()
+        return [_job(row) for row in rows]
+
     def sites(self) -> list[tuple[str, str, dict]]:
         rows = self._db.execute("SELECT name, kind, config FROM sites ORDER BY name").fetchall()
         return [(r["name"], r["kind"], json.loads(r["config"])) for r in rows]
@@ -404,6 +428,7 @@ def _job(row: sqlite3.Row) -> JobRow:
     data["spec"] = json.loads(data["spec"])
     data["cancel_requested"] = bool(data["cancel_requested"])
     data["network_isolated"] = _bool(data["network_isolated"])
+    data["keep_remote"] = bool(data["keep_remote"])
     return JobRow(**data)
 
 

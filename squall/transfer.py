@@ -10,6 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from squall.store import Store
 
 
 BLOCK = 1 << 20
@@ -37,3 +41,21 @@ def copy_with_digest(source: str | os.PathLike, target: str | os.PathLike) -> st
 
 def identity(stat: os.stat_result) -> tuple[int, int, int]:
     return stat.st_size, stat.st_mtime_ns, stat.st_ino
+
+
+def cached_sha256(store: "Store", paths: list[Path]) -> dict[Path, str]:
+    """sha256 of controller-side files, recomputed only when size, mtime or inode changed."""
+    cached = store.cached_digests([str(p) for p in paths])
+    result: dict[Path, str] = {}
+    fresh = []
+    for path in paths:
+        ident = identity(path.stat())
+        hit = cached.get(str(path))
+        if hit and hit[:3] == ident:
+            result[path] = hit[3]
+        else:
+            result[path] = sha256_file(path)
+            fresh.append((str(path), *ident, result[path]))
+    if fresh:
+        store.remember_digests(fresh)
+    return result

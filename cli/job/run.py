@@ -23,10 +23,13 @@ from squall.errors import ExitCode, Interrupted
     help="Folder that receives <job-id>/task-<i>/.",
 )
 @click.option("--detach", is_flag=True, help="Return at once; a background controller finishes the job.")
+@click.option("--keep-remote", is_flag=True, help="Leave the job folder at the site after the job (debugging).")
 @output_option
 @pass_app
 @click.pass_context
-def run_cmd(ctx: click.Context, app: App, spec: str, site: str | None, results: str, detach: bool) -> None:
+def run_cmd(
+    ctx: click.Context, app: App, spec: str, site: str | None, results: str, detach: bool, keep_remote: bool
+) -> None:
     """Run the job described by SPEC: plan, up, stage, launch, monitor, collect, down."""
     from squall.cli.progress import reporter_for
     from squall.jobs import JobResult
@@ -36,7 +39,7 @@ def run_cmd(ctx: click.Context, app: App, spec: str, site: str | None, results: 
     resolved = load_spec(spec)
     with reporter_for(app.quiet or detach) as reporter:
         runner = Runner(app.store, app.home, reporter)
-        plan = runner.submit(resolved, site, Path(results))
+        plan = runner.submit(resolved, site, Path(results), keep_remote)
         if detach:
             _spawn_controller(app, plan.job_id)
             ctx.exit(show_result(app, JobResult.load(app.store, plan.job_id)))

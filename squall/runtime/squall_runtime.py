@@ -9,6 +9,12 @@ talks to it: it only reads the files it writes (nodes never call back).
     python3 squall_runtime.py run TASK_DIR
     python3 squall_runtime.py version
 
+and, as the controller's agent on an HPC login node (read-only, JSON out):
+
+    python3 squall_runtime.py verify JOB_DIR < manifest.json   which inputs still need uploading
+    python3 squall_runtime.py poll JOB_DIR...                  Slurm states and task statuses, one call
+    python3 squall_runtime.py inventory WORK_ROOT              Squall's folders and Slurm jobs there
+
 TASK_DIR holds ``task.json`` (written by the controller) and receives:
 ``status.json`` (state and heartbeat, replaced atomically), ``stdout.log``,
 ``stderr.log``, ``manifest.json`` (the outputs with size and sha256) and the
@@ -35,7 +41,7 @@ import sys
 import threading
 import time
 
-RUNTIME_VERSION = "0.1.0"
+RUNTIME_VERSION = "0.2.0"
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Only these variables of the runtime's own environment reach the payload.
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "TZ", "TERM")
@@ -403,6 +409,102 @@ def _killpg(pgid, signum):
         pass
 
 
+# --- the controller's agent on a login node -----------------------------------
+
+
+def inside(root, rel):
+    """The real path of ``rel`` under ``root``; ValueError if it would leave it."""
+    root = os.path.realpath(root)
+    path = os.path.realpath(os.path.join(root, rel))
+    if os.path.isabs(rel) or not path.startswith(root + os.sep):
+        raise ValueError("%r leaves %s" % (rel, root))
+    return path
+
+
+def verify(job_dir, entries):
+    """Which manifest entries are not yet exact copies under ``job_dir``."""
+    missing, partial = [], {}
+    for entry in entries:
+        path = inside(job_dir, entry["path"])
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            size = None
+        if size == entry["size"] and sha256_file(path) == entry["sha256"]:
+            continue
+        missing.append(entry["path"])
+        part = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".partial")
+        if os.path.exists(part):
+            partial[entry["path"]] = os.path.getsize(part)
+    return {"missing": missing, "partial": partial}
+
+
+def slurm_records(command):
+    """``scontrol show job -o`` / ``squeue`` output as dicts; [] when Slurm is absent."""
+    try:
+        out = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             universal_newlines=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    records = []
+    for line in out.splitlines():
+        fields = {}
+        for part in line.split():
+            if "=" in part:
+                key, value = part.split("=", 1)
+                fields[key] = value
+        if "JobId" in fields:
+            records.append(fields)
+    return records
+
+
+def poll(job_dirs):
+    jobs = {}
+    for job_dir in job_dirs:
+        tasks = {}
+        if os.path.isdir(job_dir):
+            for name in os.listdir(job_dir):
+                if not name.startswith("task-"):
+                    continue
+                try:
+                    with open(os.path.join(job_dir, name, "status.json")) as handle:
+                        tasks[name[5:]] = json.load(handle)
+                except (OSError, ValueError):
+                    tasks[name[5:]] = None
+        launched_at = None
+        try:
+            with open(os.path.join(job_dir, "launch.json")) as handle:
+                launched_at = json.load(handle).get("at")
+        except (OSError, ValueError):
+            pass
+        jobs[job_dir] = {"tasks": tasks, "launched_at": launched_at} if os.path.isdir(job_dir) else None
+    keep = ("JobId", "ArrayJobId", "ArrayTaskId", "JobName", "JobState", "ExitCode", "Reason")
+    records = [{k: r.get(k) for k in keep} for r in slurm_records(["scontrol", "show", "job", "-o"])
+               if r.get("JobName", "").startswith("squall-")]
+    return {"slurm": records, "jobs": jobs, "now": now()}
+
+
+def inventory(work_root):
+    folders = []
+    if os.path.isdir(work_root):
+        for name in sorted(os.listdir(work_root)):
+            path = os.path.join(work_root, name)
+            if name.startswith("squall-") and os.path.isdir(path) and not os.path.islink(path):
+                folders.append({"path": path, "name": name, "mtime": os.path.getmtime(path)})
+    user = pwd.getpwuid(os.getuid()).pw_name
+    try:
+        out = subprocess.run(["squeue", "-h", "-u", user, "-o", "%A|%j|%k|%T"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, universal_newlines=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    jobs = []
+    for line in out.splitlines():
+        parts = line.split("|")
+        if len(parts) == 4 and parts[1].startswith("squall-"):
+            jobs.append({"id": parts[0], "name": parts[1], "comment": parts[2], "state": parts[3]})
+    return {"folders": folders, "jobs": jobs}
+
+
 def main(argv=None):
     args = list(sys.argv[1:] if argv is None else argv)
     if args == ["version"]:
@@ -410,7 +512,17 @@ def main(argv=None):
         return 0
     if len(args) == 2 and args[0] == "run":
         return Task(args[1]).run()
-    print("usage: squall_runtime.py run TASK_DIR | version", file=sys.stderr)
+    if len(args) == 2 and args[0] == "verify":
+        print(json.dumps(verify(args[1], json.load(sys.stdin))))
+        return 0
+    if len(args) >= 1 and args[0] == "poll":
+        print(json.dumps(poll(args[1:])))
+        return 0
+    if len(args) == 2 and args[0] == "inventory":
+        print(json.dumps(inventory(args[1])))
+        return 0
+    print("usage: squall_runtime.py run TASK_DIR | version | verify JOB_DIR | poll JOB_DIR... | inventory ROOT",
+          file=sys.stderr)
     return 2
 
 

@@ -10,7 +10,7 @@ from squall.sites.base import Site
 from squall.store import Store
 
 BUILTIN = {"local": "local"}
-RUNNABLE_KINDS = {"local"}  # kinds with a job lifecycle implemented
+RUNNABLE_KINDS = {"local", "hpc"}  # kinds with a job lifecycle implemented
 
 
 def open_site(name: str, home: Path, store: Store) -> Site:
@@ -24,11 +24,13 @@ def open_site(name: str, home: Path, store: Store) -> Site:
 
         store.ensure_site(name, "local")
         return LocalSite(name, home, store)
+    if kind == "hpc":
+        from squall.enrolment import resolve_site
+        from squall.sites.hpc import HpcSite
+
+        return HpcSite(name, home, store, resolve_site(store, name))
     if kind is not None:
-        raise Refused(
-            f"site: {name!r} is an {kind} site; this version runs jobs on the local site only",
-            hint="HPC sites can be checked and enrolled ('squall site enrol'); job runs there come next",
-        )
+        raise Refused(f"site: {name!r} is a {kind} site; this version cannot run jobs there")
     known = sorted(set(BUILTIN) | set(registered))
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"known sites: {', '.join(known)}"

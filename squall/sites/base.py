@@ -42,6 +42,7 @@ class JobPlan:
     tasks: tuple[TaskPlan, ...]
     results_dir: Path
     tags: dict[str, str]
+    keep_remote: bool = False  # leave the job folder at the site after down (debugging)
 
     @property
     def walltime(self) -> int:
@@ -106,6 +107,8 @@ class Site(ABC):
 
     kind: str
     capabilities: frozenset[Capability] = frozenset()
+    poll_interval = 0.2  # seconds between status polls while monitoring
+    shared_poll = False  # True: polling costs a remote call, share one per interval across controllers
 
     def __init__(self, name: str):
         self.name = name
@@ -156,6 +159,9 @@ class Site(ABC):
     @abstractmethod
     def remove(self, resource: LiveResource) -> None:
         """Stop and delete one orphaned resource (used by the garbage collector)."""
+
+    def close(self) -> None:
+        """Release connections; the site object is not used afterwards."""
 
     @abstractmethod
     def read_log(self, plan: JobPlan, index: int, stream: str, offset: int) -> bytes | None:

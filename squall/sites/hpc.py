@@ -1,0 +1,411 @@
+"""The ``hpc`` site: an HPC centre's login node over SSH, and its Slurm.
+
+The job folder is ``<work_root>/squall-<job-id>/`` with one ``task-<i>/`` per
+task, laid out exactly like the local site's, so the same runtime runs there.
+All tasks go to Slurm as one job array named ``squall-<job-id>`` whose comment
+carries the owner tags. The installed runtime also serves as the controller's
+agent on the login node (``verify``, ``poll``, ``inventory``): one remote
+command answers for every job at the site.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+import time
+from pathlib import Path
+
+from squall.errors import InvalidInput, MissingDependency, Refused, SquallError
+from squall.inventory import Partition, SiteInventory
+from squall.project import project_dir
+from squall.runtime import runtime_path, runtime_sha256, runtime_version
+from squall.sites.base import (
+    Capability,
+    Claim,
+    CollectedTask,
+    JobPlan,
+    LiveResource,
+    Reporter,
+    Site,
+    TaskState,
+)
+from squall.sites.ssh import RemoteCommandFailed, SshSession
+from squall.store import Store
+from squall.transfer import cached_sha256, sha256_file
+
+KILL_GRACE = 5.0
+SLURM_MARGIN = 120  # Slurm's limit is the walltime plus this: the runtime times out first
+SLURM_ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
+               "BOOT_FAIL", "DEADLINE"}
+LOST_AFTER = 120  # seconds after launch with neither a Slurm record nor a runtime status
+CHUNK = 1 << 20
+
+
+class HpcSite(Site):
+    kind = "hpc"
+    capabilities = frozenset({Capability.CONTAINERS, Capability.GPUS})
+    shared_poll = True
+    poll_interval = 1.0
+
+    def __init__(self, name: str, home: Path, store: Store, inventory: SiteInventory):
+        super().__init__(name)
+        self.store = store
+        self.inventory = inventory
+        self.work_root = inventory.vars.squall_work_root.rstrip("/")
+        login = inventory.login
+        self.ssh = SshSession(login.ansible_host, login.ansible_port, login.ansible_user,
+                              inventory.key_path, home / "known_hosts")
+        self._home: str | None = None
+
+    # paths ------------------------------------------------------------------
+
+    def job_dir(self, job_id: str) -> str:
+        if not re.match(r"^[0-9a-z-]+$", job_id):
+            raise InvalidInput(f"job id {job_id!r} is not a Squall job id")
+        return f"{self.work_root}/squall-{job_id}"
+
+    @property
+    def runtime(self) -> str:
+        if self._home is None:
+            self._home = self.ssh.run(["printenv", "HOME"]).strip()
+        return f"{self._home}/.squall/runtime/current/squall_runtime.py"
+
+    def _agent(self, *args: str, stdin: bytes | None = None) -> dict:
+        return json.loads(self.ssh.run(["python3", self.runtime, *args], stdin=stdin))
+
+    # planning -----------------------------------------------------------------
+
+    def check(self, plan: JobPlan) -> None:
+        self.partition_for(plan)
+        spec = plan.spec
+        if spec.image:
+            allowed = self.inventory.vars.squall_container_runtimes
+            if not allowed or (spec.runtime != "auto" and spec.runtime not in allowed):
+                raise Refused(f"runtime: site {self.name!r} allows {allowed or 'no container runtime'}, "
+                              f"not {spec.runtime}")
+        try:
+            installed = self.ssh.run(["sha256sum", "--", self.runtime]).split()[0]
+        except RemoteCommandFailed:
+            raise MissingDependency(f"site {self.name!r} has no Squall runtime installed",
+                                    hint=f"squall site enrol {self.name}") from None
+        if installed != runtime_sha256():
+            version = self.ssh.run(["python3", self.runtime, "version"], check=False).strip()
+            raise MissingDependency(
+                f"site {self.name!r} runs Squall runtime {version or '?'} ({installed[:12]}), this controller "
+                f"needs {runtime_version()} ({runtime_sha256()[:12]})",
+                hint=f"squall site enrol {self.name}",
+            )
+
+    def partition_for(self, plan: JobPlan) -> Partition:
+        res = plan.spec.resources
+        reasons = []
+        for partition in self.inventory.vars.squall_partitions:
+            from squall.spec import parse_walltime
+
+            if res.walltime_seconds > parse_walltime(partition.max_walltime):
+                reasons.append(f"{partition.name}: walltime above {partition.max_walltime}")
+            elif res.cpus > partition.max_cpus_per_task:
+                reasons.append(f"{partition.name}: more than {partition.max_cpus_per_task} cpus")
+            elif res.gpus and (partition.name not in self.inventory.vars.squall_gpu_partitions
+                               or res.gpus > partition.gpus_per_node):
+                reasons.append(f"{partition.name}: not {res.gpus} GPUs")
+            else:
+                return partition
+        raise Refused(f"resources: no partition of site {self.name!r} fits ({'; '.join(reasons)})")
+
+    def max_duration(self, plan: JobPlan) -> float:
+        return plan.walltime + SLURM_MARGIN + KILL_GRACE
+
+    # lifecycle ------------------------------------------------------------------
+
+    def up(self, plan: JobPlan, claim: Claim) -> None:
+        job_dir = self.job_dir(plan.job_id)
+        claim("jobdir", job_dir)
+        sftp = self.ssh.retrying(self.ssh.sftp, "sftp")
+        self._mkdirs(sftp, [job_dir])
+
+    def stage(self, plan: JobPlan, reporter: Reporter) -> None:
+        """Upload every input that is not already an exact copy (size and sha256), resumably."""
+        job_dir = self.job_dir(plan.job_id)
+        items = [(task.index, item) for task in plan.tasks for item in task.inputs]
+        digests = cached_sha256(self.store, [item.path for _, item in items])
+        manifest = [{"path": f"task-{i}/in/{item.rel}", "size": item.size, "sha256": digests[item.path]}
+                    for i, item in items]
+        sources = {entry["path"]: item.path for entry, (_, item) in zip(manifest, items)}
+        total = sum(e["size"] for e in manifest)
+        todo = self._agent("verify", job_dir, stdin=json.dumps(manifest).encode())
+        done = total - sum(e["size"] for e in manifest if e["path"] in todo["missing"])
+        reporter.bytes_staged(done, total)
+        for rel in todo["missing"]:
+            sent = self._upload(sources[rel], f"{job_dir}/{rel}", lambda n: reporter.bytes_staged(done + n, total))
+            done += sent
+        left = self._agent("verify", job_dir, stdin=json.dumps(manifest).encode())["missing"]
+        if left:
+            raise SquallError(f"staging to {self.name}: {len(left)} inputs differ after upload: {left[:3]}")
+        for task in plan.tasks:
+            self._write_task(plan, task.index, [item.rel for item in task.inputs])
+        self._put_bytes(f"{job_dir}/job.sh", self.batch_script(plan).encode(), 0o700)
+
+    def _upload(self, source: Path, target: str, progress) -> int:
+        """Send one file to ``target`` through ``.name.partial``, resuming a partial copy."""
+        partial = posixpath.join(posixpath.dirname(target), "." + posixpath.basename(target) + ".partial")
+        size = source.stat().st_size
+
+        def attempt() -> int:
+            sftp = self.ssh.sftp()
+            self._mkdirs(sftp, [posixpath.dirname(target)])
+            try:
+                offset = sftp.stat(partial).st_size
+            except FileNotFoundError:
+                offset = 0
+            offset = offset if offset <= size else 0
+            with open(source, "rb") as src, sftp.open(partial, "ab" if offset else "wb") as dst:
+                dst.set_pipelined(True)
+                src.seek(offset)
+                sent = offset
+                while block := src.read(CHUNK):
+                    dst.write(block)
+                    sent += len(block)
+                    progress(sent)
+            sftp.posix_rename(partial, target)
+            return size
+
+        return self.ssh.retrying(attempt, f"upload {source.name}")
+
+    def _mkdirs(self, sftp, folders: list[str]) -> None:
+        for folder in folders:
+            parts = folder.split("/")
+            for depth in range(2, len(parts) + 1):
+                path = "/".join(parts[:depth])
+                if path and len(path) > len(self.work_root) and path.startswith(self.work_root):
+                    try:
+                        sftp.mkdir(path, 0o700)
+                    except OSError:
+                        pass  # exists
+
+    def _put_bytes(self, target: str, data: bytes, mode: int = 0o600) -> None:
+        def attempt() -> None:
+            sftp = self.ssh.sftp()
+            with sftp.open(target, "wb") as handle:
+                handle.write(data)
+            sftp.chmod(target, mode)
+
+        self.ssh.retrying(attempt, f"write {posixpath.basename(target)}")
+
+    def _write_task(self, plan: JobPlan, index: int, inputs: list[str]) -> None:
+        folder = f"{self.job_dir(plan.job_id)}/task-{index}"
+        self.ssh.retrying(lambda: self._mkdirs(self.ssh.sftp(), [f"{folder}/out", f"{folder}/script"]), "mkdir")
+        spec = plan.spec
+        if plan.script is not None:
+            target = f"{folder}/script/{plan.script.name}"
+            content = plan.script.read_bytes()
+            self._put_bytes(target, content, 0o700)
+            command = [target] if content[:2] == b"#!" else ["/bin/sh", target]
+        elif isinstance(spec.command, str):
+            command = ["/bin/sh", "-c", spec.command]
+        else:
+            command = list(spec.command or [])
+        allowed = self.inventory.vars.squall_container_runtimes
+        container = None
+        if spec.image:
+            container = {"runtime": allowed[0] if spec.runtime == "auto" else spec.runtime, "image": spec.image}
+        task = {
+            "job_id": plan.job_id, "index": index, "count": len(plan.tasks), "command": command,
+            "walltime": plan.walltime, "kill_grace": KILL_GRACE, "outputs": spec.outputs,
+            "isolate_network": True, "heartbeat": 5, "container": container,
+        }
+        self._put_bytes(f"{folder}/inputs.txt", "".join(f"in/{rel}\n" for rel in inputs).encode())
+        self._put_bytes(f"{folder}/task.json", json.dumps(task, indent=1).encode())
+
+    def batch_script(self, plan: JobPlan) -> str:
+        import shlex
+
+        import jinja2
+
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(project_dir() / "templates")),
+            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
+        )
+        env.filters["shquote"] = shlex.quote
+        res = plan.spec.resources
+        expires = int(time.time() + self.max_duration(plan) + 600)
+        tags = plan.tags
+        comment = (f"squall-job={plan.job_id},org={tags['squall:org']},project={tags['squall:project']},"
+                   f"expires={expires}")
+        seconds = plan.walltime + SLURM_MARGIN
+        return env.get_template("slurm/array.sh.j2").render(
+            job_id=plan.job_id, slurm_name=f"squall-{plan.job_id}", comment=comment, tasks=len(plan.tasks),
+            partition=self.partition_for(plan).name, cpus=res.cpus,
+            memory_mb=(res.memory_bytes or 0) // (1 << 20), gpus=res.gpus,
+            slurm_time=f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}",
+            job_dir=self.job_dir(plan.job_id), runtime=self.runtime,
+        )
+
+    def launch(self, plan: JobPlan) -> dict:
+        name = f"squall-{plan.job_id}"
+        existing = self.ssh.run(["squeue", "--noheader", f"--name={name}", "--format=%A"]).split()
+        if existing:  # submitted before a controller crash: never twice
+            return {"slurm_job": existing[0], "resubmitted": False}
+        job_id = self.ssh.run(["sbatch", "--parsable", f"{self.job_dir(plan.job_id)}/job.sh"]).strip()
+        self._put_bytes(f"{self.job_dir(plan.job_id)}/launch.json",
+                        json.dumps({"slurm_job": job_id, "at": time.time()}).encode())
+        return {"slurm_job": job_id.split(";")[0]}
+
+    def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
+        """Every task of every job in ``plans``, from one remote command."""
+        answer = self._agent("poll", *[self.job_dir(p.job_id) for p in plans])
+        slurm: dict[str, dict[int, dict]] = {}
+        for record in answer["slurm"]:
+            for index in _array_indexes(record.get("ArrayTaskId")):
+                slurm.setdefault(record["JobName"], {})[index] = record
+        result = {}
+        for plan in plans:
+            job = answer["jobs"].get(self.job_dir(plan.job_id)) or {"tasks": {}, "launched_at": None}
+            records = slurm.get(f"squall-{plan.job_id}", {})
+            lost = job["launched_at"] is not None and answer["now"] - job["launched_at"] > LOST_AFTER
+            result[plan.job_id] = [
+                _task_state(t.index, job["tasks"].get(str(t.index)), records.get(t.index), lost)
+                for t in plan.tasks
+            ]
+        return result
+
+    def cancel(self, plan: JobPlan) -> None:
+        self.ssh.run(["scancel", f"--name=squall-{plan.job_id}", f"--user={self.inventory.login.ansible_user}"])
+
+    def collect(self, plan: JobPlan, indexes: list[int], reporter: Reporter) -> list[CollectedTask]:
+        return [self._collect_task(plan, index) for index in indexes]
+
+    def _collect_task(self, plan: JobPlan, index: int) -> CollectedTask:
+        folder = f"{self.job_dir(plan.job_id)}/task-{index}"
+        meta = plan.results_dir / "meta" / f"task-{index}"
+        target = plan.results_dir / f"task-{index}"
+        meta.mkdir(parents=True, exist_ok=True)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("status.json", "manifest.json", "stdout.log", "stderr.log"):
+            try:
+                self._download(f"{folder}/{name}", meta / name, None)
+            except FileNotFoundError:
+                pass
+        if not (meta / "manifest.json").exists():
+            return CollectedTask(index, 0, 0, error="no output manifest")
+        files = size = 0
+        for entry in json.loads((meta / "manifest.json").read_text())["files"]:
+            rel = entry["path"]
+            destination = (target / rel).resolve()
+            if target.resolve() not in destination.parents:
+                return CollectedTask(index, files, size, error=f"output {rel!r} escapes its folder")
+            try:
+                self._download(f"{folder}/out/{rel}", destination, entry)
+            except (FileNotFoundError, ValueError) as exc:
+                return CollectedTask(index, files, size, error=f"output {rel!r}: {exc}")
+            files += 1
+            size += entry["size"]
+        return CollectedTask(index, files, size)
+
+    def _download(self, source: str, destination: Path, entry: dict | None) -> None:
+        """Fetch one file, resuming a partial copy; with ``entry``, verify its size and sha256."""
+        if entry and destination.exists() and destination.stat().st_size == entry["size"] \
+                and sha256_file(destination) == entry["sha256"]:
+            return
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(f".{destination.name}.partial")
+
+        def attempt() -> None:
+            sftp = self.ssh.sftp()
+            offset = partial.stat().st_size if partial.exists() and entry else 0
+            with sftp.open(source, "rb") as src, open(partial, "ab" if offset else "wb") as dst:
+                src.prefetch()
+                src.seek(offset)
+                while block := src.read(CHUNK):
+                    dst.write(block)
+
+        self.ssh.retrying(attempt, f"download {posixpath.basename(source)}")
+        if entry and (partial.stat().st_size != entry["size"] or sha256_file(partial) != entry["sha256"]):
+            partial.unlink()
+            raise ValueError("size or sha256 differs from the runtime's manifest")
+        partial.replace(destination)
+
+    def down(self, plan: JobPlan) -> None:
+        self.cancel(plan)
+        if not plan.keep_remote:
+            self._remove_dir(self.job_dir(plan.job_id))
+
+    def _remove_dir(self, path: str) -> None:
+        if not re.match(rf"^{re.escape(self.work_root)}/squall-[0-9a-z-]+$", path):
+            raise SquallError(f"refusing to remove {path!r}: not a Squall job folder under {self.work_root}")
+        self.ssh.run(["rm", "-rf", "--", path])
+
+    # garbage collection and logs ----------------------------------------------
+
+    def inventory(self) -> list[LiveResource]:
+        found = self._agent("inventory", self.work_root)
+        live = [LiveResource(self.name, "jobdir", f["path"], f["name"].removeprefix("squall-"), {"mtime": f["mtime"]})
+                for f in found["folders"]]
+        live += [LiveResource(self.name, "slurm", j["name"], j["name"].removeprefix("squall-"),
+                              {"slurm_job": j["id"], "comment": j["comment"], "state": j["state"]})
+                 for j in found["jobs"]]
+        return live
+
+    def remove(self, resource: LiveResource) -> None:
+        if resource.kind == "slurm":
+            self.ssh.run(["scancel", f"--name={resource.resource}", f"--user={self.inventory.login.ansible_user}"])
+        elif resource.kind == "jobdir":
+            self._remove_dir(resource.resource)
+
+    def read_log(self, plan: JobPlan, index: int, stream: str, offset: int) -> bytes | None:
+        path = f"{self.job_dir(plan.job_id)}/task-{index}/{stream}.log"
+
+        def attempt() -> bytes | None:
+            sftp = self.ssh.sftp()
+            try:
+                with sftp.open(path, "rb") as handle:
+                    handle.seek(offset)
+                    return handle.read()
+            except FileNotFoundError:
+                try:
+                    sftp.stat(self.job_dir(plan.job_id))
+                    return b""
+                except FileNotFoundError:
+                    return None
+
+        return self.ssh.retrying(attempt, "read log")
+
+    def close(self) -> None:
+        self.ssh.close()
+
+
+def _array_indexes(text: str | None) -> list[int]:
+    """``"3"`` -> [3]; ``"0-3%2"`` or ``"1,4-5"`` -> every index named."""
+    if not text or text == "N/A":
+        return []
+    indexes: list[int] = []
+    for part in text.split("%")[0].strip("[]").split(","):
+        if "-" in part:
+            low, high = part.split("-", 1)
+            indexes.extend(range(int(low), int(high) + 1))
+        elif part.isdigit():
+            indexes.append(int(part))
+    return indexes
+
+
+def _task_state(index: int, status: dict | None, record: dict | None, lost: bool) -> TaskState:
+    """Combine the runtime's status (exact) with Slurm's state (for what the runtime cannot say)."""
+    slurm_state = (record or {}).get("JobState")
+    if status is not None:
+        state = TaskState(index, status["state"], status.get("exit_code"), status.get("wall_time"),
+                          status.get("max_rss_kb"), status.get("network_isolated"), status.get("error"))
+        if not state.final and slurm_state in SLURM_ENDED:
+            state.state = {"TIMEOUT": "timeout", "CANCELLED": "cancelled"}.get(slurm_state, "failed")
+            state.error = f"Slurm ended the task: {slurm_state}"
+        return state
+    if slurm_state in SLURM_ENDED:
+        final = {"TIMEOUT": "timeout", "CANCELLED": "cancelled"}.get(slurm_state, "failed")
+        return TaskState(index, final, error=f"Slurm: {slurm_state} ({record.get('Reason')}) before the runtime ran")
+    if slurm_state in ("PENDING", "CONFIGURING", "REQUEUED"):
+        return TaskState(index, "queued")
+    if slurm_state:
+        return TaskState(index, "running")
+    if lost:
+        return TaskState(index, "failed", error="neither Slurm nor the runtime knows this task any more")
+    return TaskState(index, "pending")

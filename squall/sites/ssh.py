@@ -1,0 +1,135 @@
+"""One reused SSH connection to a site's login node, with retry and backoff.
+
+Every remote command is a list of words joined with ``shlex.quote``: no value
+ever reaches the remote shell unquoted. Files move over SFTP, which involves
+no shell at all. Transient failures (a dropped connection, sshd restarting)
+are retried with exponential backoff on a fresh connection; an authentication
+failure is not retried.
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import time
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from squall.errors import SiteUnreachable
+
+T = TypeVar("T")
+BACKOFF = (0.5, 1, 2, 4, 8, 8, 8)  # seconds between attempts: ~31 s in all
+CONNECT_TIMEOUT = 10
+
+
+class SshSession:
+    def __init__(self, host: str, port: int, user: str, key: Path, known_hosts: Path):
+        self.host, self.port, self.user, self.key = host, port, user, key
+        self.known_hosts = known_hosts
+        self._connection = None
+        self._sftp = None
+        self.commands = 0  # remote commands run, for tests and benchmarks
+
+    # connection ---------------------------------------------------------
+
+    def _connect(self):
+        import fabric
+        import paramiko
+
+        if self._connection is not None and self._connection.is_connected:
+            return self._connection
+        self.close()
+        connection = fabric.Connection(
+            self.host, user=self.user, port=self.port, connect_timeout=CONNECT_TIMEOUT,
+            connect_kwargs={"key_filename": str(self.key), "look_for_keys": False, "allow_agent": False},
+        )
+        client = connection.client
+        self.known_hosts.touch(mode=0o600, exist_ok=True)
+        client.load_host_keys(str(self.known_hosts))
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # trust on first use, then pinned
+        connection.open()
+        client.save_host_keys(str(self.known_hosts))
+        self._connection = connection
+        return connection
+
+    def close(self) -> None:
+        for thing in (self._sftp, self._connection):
+            try:
+                if thing is not None:
+                    thing.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                pass
+        self._sftp, self._connection = None, None
+
+    def sftp(self):
+        if self._sftp is None:
+            self._sftp = self._connect().sftp()
+        return self._sftp
+
+    def retrying(self, action: Callable[[], T], what: str) -> T:
+        """Run ``action`` (which uses this session), reconnecting on transient failures."""
+        import paramiko
+
+        last: Exception | None = None
+        for delay in (*BACKOFF, None):
+            try:
+                return action()
+            except paramiko.AuthenticationException as exc:
+                raise SiteUnreachable(
+                    f"authentication failed for {self.user}@{self.host}:{self.port}: {exc}",
+                    hint="check the site inventory's ansible_user and ansible_ssh_private_key_file",
+                ) from None
+            except paramiko.BadHostKeyException as exc:
+                raise SiteUnreachable(f"{self.host}'s host key changed: {exc}", hint=f"see {self.known_hosts}") from None
+            except (OSError, EOFError, paramiko.SSHException, socket.timeout) as exc:
+                if isinstance(exc, (FileNotFoundError, PermissionError)) and self._connection is not None \
+                        and self._connection.is_connected:
+                    raise  # a real answer from the site, not a dropped connection
+                last = exc
+                self.close()
+                if delay is None:
+                    break
+                time.sleep(delay)
+        raise SiteUnreachable(f"{what}: {self.user}@{self.host}:{self.port} unreachable: {last}",
+                              hint="is the login node up and reachable over SSH?")
+
+    # commands -----------------------------------------------------------
+
+    def run(self, argv: list[str], stdin: bytes | None = None, timeout: float = 300, check: bool = True) -> str:
+        """Run one remote command (its words quoted); return stdout."""
+        command = " ".join(shlex.quote(word) for word in argv)
+
+        def attempt() -> tuple[int, str, str]:
+            transport = self._connect().client.get_transport()
+            channel = transport.open_session(timeout=CONNECT_TIMEOUT)
+            channel.settimeout(timeout)
+            channel.exec_command(command)
+            if stdin is not None:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            out, err = bytearray(), bytearray()
+            while True:
+                if channel.recv_ready():
+                    out += channel.recv(1 << 16)
+                elif channel.recv_stderr_ready():
+                    err += channel.recv_stderr(1 << 16)
+                elif channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                    break
+                else:
+                    time.sleep(0.002)
+            status = channel.recv_exit_status()
+            channel.close()
+            return status, out.decode(errors="replace"), err.decode(errors="replace")
+
+        self.commands += 1
+        status, out, err = self.retrying(attempt, argv[0])
+        if check and status != 0:
+            raise RemoteCommandFailed(argv, status, err.strip() or out.strip())
+        return out
+
+
+class RemoteCommandFailed(Exception):
+    def __init__(self, argv: list[str], status: int, message: str):
+        super().__init__(f"{' '.join(shlex.quote(w) for w in argv)} exited {status}: {message}")
+        self.status = status
+        self.message = message

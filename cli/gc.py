@@ -21,7 +21,7 @@ def gc_cmd(app: App, dry_run: bool) -> None:
         return
     if not actions:
         app.say("nothing to collect")
-    verb = {"remove": "would remove" if dry_run else "removed", "release": "would release" if dry_run else "released", "keep": "kept"}
+    verb = {"remove": "would remove" if dry_run else "removed", "release": "would release" if dry_run else "released", "keep": "kept", "error": "could not list"}
     for a in actions:
         owner = f" (job {a.job_id})" if a.job_id else ""
         app.say(f"{verb[a.action]} {a.kind} {a.resource}{owner} on {a.site}: {a.reason}")

@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from squall.errors import SquallError
 from squall.locks import controller_alive
 from squall.sites import all_sites
 from squall.sites.base import LiveResource, Site
@@ -23,7 +24,7 @@ class GcAction:
     kind: str
     resource: str
     job_id: str | None
-    action: str  # remove, keep or release
+    action: str  # remove, keep, release, or error (the site could not be listed)
     reason: str
 
     def to_dict(self) -> dict:
@@ -35,7 +36,11 @@ def plan_gc(store: Store, home: Path, now: float | None = None) -> list[tuple[Gc
     plan = []
     for site in all_sites(home, store):
         leases = {(l.kind, l.resource): l for l in store.leases(site=site.name)}
-        live = site.inventory()
+        try:
+            live = site.inventory()
+        except SquallError as exc:  # one unreachable site must not stop the others' collection
+            plan.append((GcAction(site.name, "site", site.name, None, "error", exc.message), site, None, None))
+            continue
         for res in live:
             lease = leases.get((res.kind, res.resource))
             job_id = res.job_id or (lease.job_id if lease else None)
@@ -62,9 +67,10 @@ def plan_gc(store: Store, home: Path, now: float | None = None) -> list[tuple[Gc
 
 def collect_garbage(store: Store, home: Path, dry_run: bool = False, now: float | None = None) -> list[GcAction]:
     actions = []
-    for action, site, resource, lease in plan_gc(store, home, now):
+    planned = plan_gc(store, home, now)
+    for action, site, resource, lease in planned:
         actions.append(action)
-        if dry_run or action.action == "keep":
+        if dry_run or action.action in ("keep", "error"):
             continue
         store.record(
             action.job_id, "gc", action.action,
@@ -76,6 +82,8 @@ def collect_garbage(store: Store, home: Path, dry_run: bool = False, now: float 
             if (stale.kind, stale.resource) == (action.kind, action.resource):
                 store.release_lease(stale.id)
         _close_abandoned_job(store, action.job_id)
+    for site in {id(site): site for _, site, _, _ in planned}.values():
+        site.close()
     return actions
 
 

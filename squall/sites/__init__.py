@@ -18,7 +18,7 @@ def open_site(name: str, home: Path, store: Store) -> Site:
     if name == "auto":
         name = "local"
     registered = {n: k for n, k, _ in store.sites()}
-    kind = BUILTIN.get(name) or registered.get(name)
+    kind = BUILTIN.get(name) or registered.get(name) or _discovered_kind(store, name)
     if kind == "local":
         from squall.sites.local import LocalSite
 
@@ -35,6 +35,18 @@ def open_site(name: str, home: Path, store: Store) -> Site:
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"known sites: {', '.join(known)}"
     raise InvalidInput(f"site: {name!r} is not a known site", hint=hint)
+
+
+def _discovered_kind(store: Store, name: str) -> str | None:
+    """An HPC site whose inventory folder is in the search path is registered on first use."""
+    from squall.enrolment import resolve_site
+    from squall.errors import NotFound
+
+    try:
+        resolve_site(store, name)
+    except NotFound:
+        return None
+    return "hpc"
 
 
 def all_sites(home: Path, store: Store) -> list[Site]:

@@ -35,7 +35,7 @@ from squall.store import Store
 from squall.transfer import cached_sha256, sha256_file
 
 KILL_GRACE = 5.0
-SLURM_MARGIN = 120  # Slurm's limit is the walltime plus this: the runtime times out first
+SLURM_MARGIN = 30  # Slurm's limit is the walltime plus this: the runtime times out first
 SLURM_ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
                "BOOT_FAIL", "DEADLINE"}
 LOST_AFTER = 120  # seconds after launch with neither a Slurm record nor a runtime status
@@ -51,12 +51,15 @@ class HpcSite(Site):
     def __init__(self, name: str, home: Path, store: Store, inventory: SiteInventory):
         super().__init__(name)
         self.store = store
-        self.inventory = inventory
+        self.site_inventory = inventory
         self.work_root = inventory.vars.squall_work_root.rstrip("/")
         login = inventory.login
         self.ssh = SshSession(login.ansible_host, login.ansible_port, login.ansible_user,
-                              inventory.key_path, home / "known_hosts")
+                              inventory.key_path, home / "known_hosts", on_retry=self._note_retry)
         self._home: str | None = None
+
+    def _note_retry(self, what: str, error: Exception) -> None:
+        self.store.record(None, "ssh", "retry", site=self.name, action=what, error=repr(error))
 
     # paths ------------------------------------------------------------------
 
@@ -80,7 +83,7 @@ class HpcSite(Site):
         self.partition_for(plan)
         spec = plan.spec
         if spec.image:
-            allowed = self.inventory.vars.squall_container_runtimes
+            allowed = self.site_inventory.vars.squall_container_runtimes
             if not allowed or (spec.runtime != "auto" and spec.runtime not in allowed):
                 raise Refused(f"runtime: site {self.name!r} allows {allowed or 'no container runtime'}, "
                               f"not {spec.runtime}")
@@ -100,14 +103,14 @@ class HpcSite(Site):
     def partition_for(self, plan: JobPlan) -> Partition:
         res = plan.spec.resources
         reasons = []
-        for partition in self.inventory.vars.squall_partitions:
+        for partition in self.site_inventory.vars.squall_partitions:
             from squall.spec import parse_walltime
 
             if res.walltime_seconds > parse_walltime(partition.max_walltime):
                 reasons.append(f"{partition.name}: walltime above {partition.max_walltime}")
             elif res.cpus > partition.max_cpus_per_task:
                 reasons.append(f"{partition.name}: more than {partition.max_cpus_per_task} cpus")
-            elif res.gpus and (partition.name not in self.inventory.vars.squall_gpu_partitions
+            elif res.gpus and (partition.name not in self.site_inventory.vars.squall_gpu_partitions
                                or res.gpus > partition.gpus_per_node):
                 reasons.append(f"{partition.name}: not {res.gpus} GPUs")
             else:
@@ -122,6 +125,7 @@ class HpcSite(Site):
     def up(self, plan: JobPlan, claim: Claim) -> None:
         job_dir = self.job_dir(plan.job_id)
         claim("jobdir", job_dir)
+        claim("slurm", f"squall-{plan.job_id}")  # the array launch will submit under this name
         sftp = self.ssh.retrying(self.ssh.sftp, "sftp")
         self._mkdirs(sftp, [job_dir])
 
@@ -206,7 +210,7 @@ class HpcSite(Site):
             command = ["/bin/sh", "-c", spec.command]
         else:
             command = list(spec.command or [])
-        allowed = self.inventory.vars.squall_container_runtimes
+        allowed = self.site_inventory.vars.squall_container_runtimes
         container = None
         if spec.image:
             container = {"runtime": allowed[0] if spec.runtime == "auto" else spec.runtime, "image": spec.image}
@@ -271,7 +275,7 @@ class HpcSite(Site):
         return result
 
     def cancel(self, plan: JobPlan) -> None:
-        self.ssh.run(["scancel", f"--name=squall-{plan.job_id}", f"--user={self.inventory.login.ansible_user}"])
+        self.ssh.run(["scancel", f"--name=squall-{plan.job_id}", f"--user={self.site_inventory.login.ansible_user}"])
 
     def collect(self, plan: JobPlan, indexes: list[int], reporter: Reporter) -> list[CollectedTask]:
         return [self._collect_task(plan, index) for index in indexes]
@@ -349,7 +353,7 @@ class HpcSite(Site):
 
     def remove(self, resource: LiveResource) -> None:
         if resource.kind == "slurm":
-            self.ssh.run(["scancel", f"--name={resource.resource}", f"--user={self.inventory.login.ansible_user}"])
+            self.ssh.run(["scancel", f"--name={resource.resource}", f"--user={self.site_inventory.login.ansible_user}"])
         elif resource.kind == "jobdir":
             self._remove_dir(resource.resource)
 

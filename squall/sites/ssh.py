@@ -23,9 +23,11 @@ CONNECT_TIMEOUT = 10
 
 
 class SshSession:
-    def __init__(self, host: str, port: int, user: str, key: Path, known_hosts: Path):
+    def __init__(self, host: str, port: int, user: str, key: Path, known_hosts: Path,
+                 on_retry: Callable[[str, Exception], None] | None = None):
         self.host, self.port, self.user, self.key = host, port, user, key
         self.known_hosts = known_hosts
+        self.on_retry = on_retry
         self._connection = None
         self._sftp = None
         self.commands = 0  # remote commands run, for tests and benchmarks
@@ -89,6 +91,8 @@ class SshSession:
                 self.close()
                 if delay is None:
                     break
+                if self.on_retry:
+                    self.on_retry(what, exc)
                 time.sleep(delay)
         raise SiteUnreachable(f"{what}: {self.user}@{self.host}:{self.port} unreachable: {last}",
                               hint="is the login node up and reachable over SSH?")

@@ -1,0 +1,217 @@
+"""Jobs on the real Slurm test bed through the ``hpc`` site, via the real CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from squall.runtime import runtime_sha256
+
+from tests.conftest import kill_quietly
+
+REPO = Path(__file__).resolve().parents[2]
+TESTBED = REPO / "tests" / "testbed" / "testbed"
+
+
+@pytest.fixture
+def hpc(squall, testbed, remote):
+    """A Squall home that can run jobs on the enrolled test bed; checks nothing is left after."""
+    installed = remote("sha256sum ~/.squall/runtime/current/squall_runtime.py 2>/dev/null || true").stdout.split()
+    if not installed or installed[0] != runtime_sha256():
+        proc = squall.run("site", "enrol", "testbed")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    # what an earlier, interrupted test run may have left (each test then asserts it leaves nothing)
+    remote(f"scancel --name=$(squeue -h -o %j | grep ^squall- | sort -u | paste -sd,) 2>/dev/null; "
+           f"rm -rf {testbed['work_root']}/squall-*", check=False)
+    return squall
+
+
+def leftovers(remote, testbed) -> tuple[list[str], list[str]]:
+    folders = remote(f"ls -A {testbed['work_root']}").stdout.split()
+    jobs = remote("squeue -h -o '%j %T'").stdout.splitlines()
+    return [f for f in folders if f.startswith("squall-")], [j for j in jobs if j.startswith("squall-")]
+
+
+def checksums(results: Path) -> dict[str, str]:
+    return {str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(results.glob("task-*/**/*")) if p.is_file()}
+
+
+def test_wind_stats_runs_as_one_array_with_the_local_checksums(hpc, wind_example, remote, testbed):
+    code, on_hpc = hpc.json("job", "run", str(wind_example), "--site", "testbed", "--results", "hpc")
+    assert code == 0, on_hpc
+    assert on_hpc["status"] == "succeeded" and on_hpc["site"] == "testbed"
+    code, local = hpc.json("job", "run", str(wind_example), "--results", "local")
+    assert code == 0
+    hpc_sums = checksums(Path(on_hpc["results"]))
+    assert len(hpc_sums) == 16 and hpc_sums == checksums(Path(local["results"]))
+    launches = [e for e in hpc.json("job", "status", on_hpc["id"])[1]["journal"] if e["phase"] == "launch"
+                and e["event"] == "end"]
+    assert len(launches) == 1
+    array = launches[0]["detail"]["slurm_job"]
+    comp = Path(testbed["dir"], "log", "jobcomp.txt").read_text().splitlines()
+    elements = sorted(int(line.split()[0].removeprefix("JobId=")) for line in comp
+                      if f"Name=squall-{on_hpc['id']} " in line)
+    # one submission: the array's id, then its 4 elements numbered from it
+    assert elements == list(range(int(array), int(array) + 4))
+    assert leftovers(remote, testbed) == ([], [])
+
+
+def test_batch_script_passes_shellcheck(hpc, wind_example, tmp_path):
+    from squall.jobs import new_plan
+    from squall.sites import open_site
+    from squall.spec import load_spec
+    from squall.store import Store
+
+    store = Store(hpc.home)
+    site = open_site("testbed", hpc.home, store)
+    try:
+        plan = new_plan(load_spec(wind_example), "261123-abcdef", tmp_path)
+        script = tmp_path / "job.sh"
+        script.write_text(site.batch_script(plan))
+    finally:
+        site.close()
+    text = script.read_text()
+    assert "#SBATCH --array=0-3" in text and "#SBATCH --mem=256M" in text
+    assert "#SBATCH --job-name=squall-261123-abcdef" in text and "squall-job=261123-abcdef" in text
+    proc = subprocess.run(["shellcheck", "--shell=bash", str(script)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_payload_failure_time_limit_and_cancel_leave_nothing(hpc, make_spec, remote, testbed):
+    failing = make_spec({"name": "fails", "split": 2, "command":
+                         'if [ "$SQUALL_TASK_INDEX" = 1 ]; then echo bad >&2; exit 7; fi; echo ok > "$SQUALL_OUTPUT_DIR/ok"'},
+                        folder="fails")
+    code, report = hpc.json("job", "run", str(failing), "--site", "testbed")
+    assert code == 1 and report["status"] == "failed"
+    assert [(t["status"], t["exit_code"]) for t in report["tasks"]] == [("succeeded", 0), ("failed", 7)]
+    assert "bad" in report["tasks"][1]["stderr_tail"]
+    assert leftovers(remote, testbed) == ([], [])
+
+    slow = make_spec({"name": "slow", "command": "sleep 300", "resources": {"walltime": "00:00:02"}}, folder="slow")
+    code, report = hpc.json("job", "run", str(slow), "--site", "testbed")
+    assert code == 1 and report["status"] == "timeout"
+    assert leftovers(remote, testbed) == ([], [])
+
+    code, report = hpc.json("job", "run", str(slow), "--site", "testbed", "--detach")
+    hpc.wait_for("SELECT job_id FROM tasks WHERE job_id = ? AND status = 'running'", report["id"])
+    slow.write_text(slow.read_text())  # (the spec is not read again: the store has it)
+    code, report = hpc.json("job", "cancel", report["id"])
+    assert code == 1 and report["status"] == "cancelled"
+    assert leftovers(remote, testbed) == ([], [])
+
+
+def test_kill_9_then_attach_collects(hpc, make_spec, remote, testbed):
+    spec = make_spec({"name": "sleepy", "split": 2, "command": 'sleep 3; echo "done $SQUALL_TASK_INDEX" > "$SQUALL_OUTPUT_DIR/done"'})
+    controller = hpc.start("job", "run", str(spec), "--site", "testbed")
+    try:
+        job_id = hpc.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=60)[0]
+        controller.send_signal(signal.SIGKILL)
+        controller.wait()
+    finally:
+        kill_quietly(controller)
+    code, report = hpc.json("job", "attach", job_id)
+    assert code == 0 and report["status"] == "succeeded"
+    assert (Path(report["results"]) / "task-1" / "done").read_text() == "done 1\n"
+    assert leftovers(remote, testbed) == ([], [])
+
+
+def test_kill_9_then_gc_after_expiry_cancels_and_removes(hpc, make_spec, remote, testbed):
+    spec = make_spec({"name": "orphan", "command": "sleep 300", "resources": {"walltime": "00:00:03"}})
+    env = {"SQUALL_LEASE_MARGIN": "1"}
+    controller = hpc.start("job", "run", str(spec), "--site", "testbed", env=env)
+    try:
+        job_id = hpc.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=60)[0]
+        controller.send_signal(signal.SIGKILL)
+        controller.wait()
+    finally:
+        kill_quietly(controller)
+    assert leftovers(remote, testbed)[0] == [f"squall-{job_id}"]
+    code, plan = hpc.json("gc", "--dry-run")
+    assert {a["action"] for a in plan["actions"]} == {"keep"}
+    expires = hpc.query("SELECT MAX(expires_at) FROM leases WHERE job_id = ?", job_id)[0][0]
+    time.sleep(max(0.0, expires - time.time()) + 0.5)
+    code, done = hpc.json("gc")
+    removed = {(a["kind"], a["action"]) for a in done["actions"] if a["job_id"] == job_id}
+    assert ("jobdir", "remove") in removed
+    assert leftovers(remote, testbed) == ([], [])
+    assert hpc.json("job", "status", job_id)[1]["status"] == "failed"
+
+
+CANARY = "/tmp/sq-canary"
+EVIL = f"x; touch {CANARY}; $(touch {CANARY}) `touch {CANARY}` 'q' \"dq\" sp ace\nnew line"
+
+
+def test_hostile_names_inputs_and_arguments_never_reach_a_shell(hpc, make_spec, remote):
+    remote(f"rm -f {CANARY}")
+    Path(CANARY).unlink(missing_ok=True)
+    files = {f"data/{EVIL.replace('/', '_')}.txt": "payload data\n", "data/plain.txt": "plain\n"}
+    spec = make_spec({
+        "name": EVIL,
+        "command": ["python3", "-c",
+                    "import os,sys,json; open(os.environ['SQUALL_OUTPUT_DIR']+'/argv.json','w').write(json.dumps(sys.argv[1:]));"
+                    "open(os.environ['SQUALL_OUTPUT_DIR']+'/inputs.txt','w').write(open(os.environ['SQUALL_INPUT_LIST']).read())",
+                    EVIL, "$(touch " + CANARY + ")"],
+        "inputs": ["data/*"],
+    }, files)
+    code, report = hpc.json("job", "run", str(spec), "--site", "testbed")
+    assert code == 0, report
+    out = Path(report["results"]) / "task-0"
+    assert json.loads((out / "argv.json").read_text()) == [EVIL, "$(touch " + CANARY + ")"]
+    assert EVIL.replace("/", "_") in (out / "inputs.txt").read_text()
+    assert remote(f"test -e {CANARY} && echo yes || echo no").stdout.strip() == "no"
+    assert not Path(CANARY).exists()
+    assert hpc.json("job", "list")[1][0]["name"] == EVIL
+
+
+def test_staging_survives_sshd_being_killed_and_restarted(hpc, make_spec, remote, testbed):
+    files = {}
+    spec = make_spec({"name": "big", "command": "true", "inputs": ["blobs"], "split": 2}, files)
+    blobs = spec.parent / "blobs"
+    blobs.mkdir()
+    for i in range(64):
+        (blobs / f"b{i:02d}.bin").write_bytes(bytes([i]) * (8 << 20))
+    controller = hpc.start("job", "run", str(spec), "--site", "testbed", "--output", "json")
+    try:
+        hpc.wait_for("SELECT job_id FROM journal WHERE phase = 'stage' AND event = 'begin'", timeout=60)
+        time.sleep(0.3)
+        pid = int(Path(testbed["dir"], "run", "sshd.pid").read_text())
+        subprocess.run(["kill", "-9", str(pid)], check=True)
+        subprocess.run(["pkill", "-9", "-f", "sshd: squall-svc"], check=False)
+        time.sleep(2)
+        subprocess.run([str(TESTBED), "up"], capture_output=True, check=True)
+        out, err = controller.communicate(timeout=300)
+    finally:
+        kill_quietly(controller)
+    report = json.loads(out)
+    assert controller.returncode == 0 and report["status"] == "succeeded", err[-2000:]
+    (staged_from,), (staged_to,) = hpc.query(
+        "SELECT ts FROM journal WHERE job_id = ? AND phase IN ('stage', 'launch') AND event = 'begin' ORDER BY seq",
+        report["id"])
+    retries = hpc.query("SELECT ts FROM journal WHERE phase = 'ssh' AND event = 'retry'")
+    assert any(staged_from < ts < staged_to for (ts,) in retries), "the connection never dropped during staging"
+    assert report["tasks"][0]["status"] == "succeeded"  # the runtime found every input (verified by sha256)
+    assert leftovers(remote, testbed) == ([], [])
+
+
+def test_fifty_jobs_complete_and_status_calls_stay_flat(hpc, make_spec):
+    spec = make_spec({"name": "many", "command": "sleep 1"})
+    runs = [hpc.start("job", "run", str(spec), "--site", "testbed", "--output", "json") for _ in range(50)]
+    try:
+        reports = [json.loads(proc.communicate(timeout=600)[0]) for proc in runs]
+    finally:
+        for proc in runs:
+            kill_quietly(proc)
+    assert [r["status"] for r in reports] == ["succeeded"] * 50
+    polls = [row[0] for row in hpc.query("SELECT ts FROM journal WHERE phase = 'poll' ORDER BY ts")]
+    span = polls[-1] - polls[0]
+    assert span > 2
+    per_second = len(polls) / span
+    # poll interval is 1 s: one remote status call per interval for all 50 jobs (50 would be 50/s)
+    assert per_second <= 1.6, (len(polls), span)

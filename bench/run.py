@@ -192,6 +192,133 @@ def site_enrolment(home: Path) -> dict:
     }
 
 
+def ensure_testbed() -> bool:
+    """Bring the Slurm test bed up (root only); True if it was already up."""
+    testbed = REPO / "tests" / "testbed" / "testbed"
+    was_up = subprocess.run([str(testbed), "status"], capture_output=True).returncode == 0
+    subprocess.run([str(testbed), "up"], capture_output=True, check=True)
+    return was_up
+
+
+def hpc_figures(runs: int, total_mib: int, files: int, home: Path, work: Path) -> dict:
+    """Jobs on the test bed: end-to-end overhead, staging vs rsync, status calls per poll."""
+    import paramiko
+
+    from squall.jobs import new_plan
+    from squall.runner import Runner
+    from squall.runtime import runtime_sha256
+    from squall.sites import open_site
+    from squall.sites.base import Reporter
+    from squall.spec import load_spec
+    from squall.store import Store
+
+    env = {**os.environ, "SQUALL_HOME": str(home)}
+    store = Store(home)
+    facts = json.loads((Path("/var/tmp/squall-testbed") / "testbed.json").read_text())
+    site = open_site("testbed", home, store)
+    if subprocess.run([str(BIN / "squall"), "-q", "site", "health", "testbed"], env=env,
+                      capture_output=True).returncode != 0 or not site.ssh.run(
+                          ["sha256sum", site.runtime]).startswith(runtime_sha256()):
+        subprocess.run([str(BIN / "squall"), "-q", "site", "enrol", "testbed"], env=env, check=True)
+    spec_dir = work / "hpc-noop"
+    spec_dir.mkdir()
+    (spec_dir / "job.yaml").write_text('name: noop\ncommand: ["true"]\nsplit: 4\n')
+    runner = Runner(store, home)
+
+    def through_squall() -> float:
+        started = time.perf_counter()
+        plan = runner.submit(load_spec(spec_dir / "job.yaml"), "testbed", work / "res")
+        runner.drive(plan.job_id)
+        return time.perf_counter() - started
+
+    def by_hand() -> float:
+        """The minimum: one SSH session; upload, sbatch --array, poll scontrol, download."""
+        started = time.perf_counter()
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        client.connect(facts["host"], port=facts["port"], username=facts["user"], key_filename=facts["key"],
+                       look_for_keys=False, allow_agent=False)
+        sftp = client.open_sftp()
+        root = f"{facts['work_root']}/bench-{time.monotonic_ns()}"
+        sftp.mkdir(root)
+        for index in range(4):
+            sftp.mkdir(f"{root}/task-{index}")
+            with sftp.open(f"{root}/task-{index}/task.json", "w") as handle:
+                handle.write(json.dumps({"job_id": "b", "index": index, "count": 4, "command": ["true"],
+                                         "walltime": 60, "outputs": ["**"]}))
+        with sftp.open(f"{root}/job.sh", "w") as handle:
+            handle.write(f"#!/bin/bash\nexec python3 {site.runtime} run {root}/task-$SLURM_ARRAY_TASK_ID\n")
+
+        def run(command: str) -> str:
+            _, out, _ = client.exec_command(command)
+            return out.read().decode()
+
+        job = run(f"sbatch --parsable --array=0-3 --output=/dev/null {root}/job.sh").strip()
+        while any(s in run(f"scontrol show job -o {job}") for s in ("PENDING", "RUNNING", "COMPLETING")):
+            time.sleep(site.poll_interval)
+        for index in range(4):
+            with sftp.open(f"{root}/task-{index}/status.json") as handle:
+                handle.read()
+        run(f"rm -rf {root}")
+        client.close()
+        return time.perf_counter() - started
+
+    baseline = median_of(runs, by_hand)
+    squall_time = median_of(runs, through_squall)
+    figures = {"hpc_noop_4_tasks_end_to_end": figure(squall_time, baseline,
+                                                     "ratio <= 1.2 (baseline: one ssh session by hand)")}
+
+    source = work / "hpc-stage"
+    (source / "data").mkdir(parents=True)
+    for index in range(files):
+        (source / "data" / f"f{index:04d}.bin").write_bytes(os.urandom((total_mib << 20) // files))
+    (source / "job.yaml").write_text('name: stage\ncommand: ["true"]\ninputs: ["data"]\n')
+    target = f"{facts['user']}@{facts['host']}:{facts['work_root']}/bench-rsync/"
+    ssh = f"ssh -i {facts['key']} -p {facts['port']} -o BatchMode=yes -o StrictHostKeyChecking=no " \
+          f"-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+
+    def rsync() -> float:
+        elapsed = timed(["rsync", "-a", "-e", ssh, str(source / "data") + "/", target])
+        site.ssh.run(["rm", "-rf", f"{facts['work_root']}/bench-rsync"])
+        return elapsed
+
+    resolved = load_spec(source / "job.yaml")
+
+    def staging() -> tuple[float, float]:
+        plan = new_plan(resolved, f"bench-{time.monotonic_ns() % 10**9}", work / "res")
+        site.up(plan, lambda kind, resource: None)
+        started = time.perf_counter()
+        site.stage(plan, Reporter())
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        site.stage(plan, Reporter())
+        again = time.perf_counter() - started
+        site._remove_dir(site.job_dir(plan.job_id))
+        return first, again
+
+    rsync_time = statistics.median(rsync() for _ in range(3))
+    stage_runs = [staging() for _ in range(3)]
+    first = statistics.median(r[0] for r in stage_runs)
+    again = statistics.median(r[1] for r in stage_runs)
+    label = f"{total_mib}_mib_{files}_files"
+    figures[f"hpc_staging_throughput_vs_rsync_{label}"] = figure(
+        rsync_time / first, 1.0, "ratio >= 0.8 (value: Squall's throughput as a fraction of rsync -e ssh)",
+        unit="x", squall_s=round(first, 3), rsync_s=round(rsync_time, 3))
+    figures[f"hpc_restaging_unchanged_{label}"] = figure(again, first, "ratio <= 0.05 (baseline: first staging)")
+
+    calls = {}
+    for count in (1, 10, 100):
+        plans = [new_plan(resolved, f"bench-poll-{i}", work / "res") for i in range(count)]
+        before = site.ssh.commands
+        site.poll(plans)
+        calls[str(count)] = site.ssh.commands - before
+    figures["hpc_status_calls_per_poll"] = {"value": calls, "unit": "remote commands per poll, by active jobs",
+                                            "target": "flat"}
+    site.close()
+    store.close()
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs and 128 MiB instead of 1 GiB")
@@ -207,6 +334,14 @@ def main() -> int:
         else:
             results |= staging(1024, 1000, root / "home-stage", root)
         results |= site_enrolment(root / "home-site")
+        if os.geteuid() == 0:
+            was_up = ensure_testbed()
+            try:
+                mib, count = (128, 128) if args.quick else (1024, 1000)
+                results |= hpc_figures(3 if args.quick else 5, mib, count, root / "home-hpc", root)
+            finally:
+                if not was_up:
+                    subprocess.run([str(REPO / "tests" / "testbed" / "testbed"), "down"], capture_output=True)
     print(json.dumps(results, indent=2))
     return 0
 

@@ -77,6 +77,19 @@ class Runner:
         self.store = store
         self.home = home
         self.reporter = reporter or Reporter()
+        self._sites: dict[str, Site] = {}
+
+    def _site(self, name: str) -> Site:
+        """One site object (and so one SSH connection) per site, from submit to the end of drive."""
+        if name not in self._sites:
+            site = open_site(name, self.home, self.store)
+            self._sites[name] = self._sites[site.name] = site
+        return self._sites[name]
+
+    def close(self) -> None:
+        for site in set(self._sites.values()):
+            site.close()
+        self._sites.clear()
 
     # plan -----------------------------------------------------------------
 
@@ -84,12 +97,9 @@ class Runner:
         self, resolved: ResolvedSpec, site_name: str | None, results_root: Path, keep_remote: bool = False
     ) -> JobPlan:
         """Plan a job and record it; nothing exists anywhere yet."""
-        site = open_site(site_name or resolved.spec.site, self.home, self.store)
+        site = self._site(site_name or resolved.spec.site)
         plan = new_plan(resolved, new_job_id(), results_root, keep_remote)
-        try:
-            site.check(plan)
-        finally:
-            site.close()
+        site.check(plan)
         now = time.time()
         spec = resolved.spec
         self.store.create_job(
@@ -133,12 +143,12 @@ class Runner:
             if job.phase == "done":
                 return JobResult.load(self.store, job_id)
             plan = plan_from_store(job, self.store.tasks(job_id))
-            site = open_site(job.site, self.home, self.store)
+            site = self._site(job.site)
             try:
                 with SignalGuard() as guard:
                     self._lifecycle(job, plan, site, guard)
             finally:
-                site.close()
+                self.close()
             if guard.received:
                 raise Interrupted(guard.received)
             return JobResult.load(self.store, job_id)

@@ -11,8 +11,11 @@ talks to it: it only reads the files it writes (nodes never call back).
 
 and, as the controller's agent on an HPC login node (read-only, JSON out):
 
-    python3 squall_runtime.py verify JOB_DIR < manifest.json   which inputs still need uploading
+    python3 squall_runtime.py stage JOB_DIR < request.json     write small files; which inputs are missing
+    python3 squall_runtime.py read JOB_DIR < paths.json        read many small files at once
+    python3 squall_runtime.py submit JOB_DIR NAME              sbatch job.sh once (idempotent)
     python3 squall_runtime.py poll JOB_DIR...                  Slurm states and task statuses, one call
+    python3 squall_runtime.py teardown NAME [JOB_DIR]          scancel by name, remove the job folder
     python3 squall_runtime.py inventory WORK_ROOT              Squall's folders and Slurm jobs there
 
 TASK_DIR holds ``task.json`` (written by the controller) and receives:
@@ -23,6 +26,7 @@ payload's own folders ``in/``, ``out/`` and ``tmp/``.
 
 from __future__ import print_function
 
+import base64
 import ctypes
 import errno
 import fcntl
@@ -421,22 +425,72 @@ def inside(root, rel):
     return path
 
 
+STAGED_RECORD = ".squall-staged.json"
+
+
 def verify(job_dir, entries):
-    """Which manifest entries are not yet exact copies under ``job_dir``."""
-    missing, partial = [], {}
+    """Which manifest entries are not yet exact copies under ``job_dir``.
+
+    A file's sha256 is remembered in ``.squall-staged.json`` against its size
+    and mtime, so re-verifying unchanged inputs reads no file content.
+    """
+    record_path = os.path.join(job_dir, STAGED_RECORD)
+    try:
+        with open(record_path) as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        record = {}
+    missing, partial, dirs = [], {}, set()
     for entry in entries:
         path = inside(job_dir, entry["path"])
         try:
-            size = os.stat(path).st_size
+            info = os.stat(path)
         except OSError:
-            size = None
-        if size == entry["size"] and sha256_file(path) == entry["sha256"]:
-            continue
+            info = None
+        if info is not None and info.st_size == entry["size"]:
+            known = record.get(entry["path"])
+            if known and known[:2] == [info.st_size, info.st_mtime_ns]:
+                digest = known[2]
+            else:
+                digest = sha256_file(path)
+                record[entry["path"]] = [info.st_size, info.st_mtime_ns, digest]
+            if digest == entry["sha256"]:
+                continue
         missing.append(entry["path"])
+        dirs.add(os.path.dirname(path))
         part = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".partial")
         if os.path.exists(part):
             partial[entry["path"]] = os.path.getsize(part)
+    for folder in sorted(dirs):
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    if os.path.isdir(job_dir):
+        write_json(record_path, record)
     return {"missing": missing, "partial": partial}
+
+
+def write_files(job_dir, files):
+    """Write many small files at once: ``{rel: {"data": base64, "mode": int}}``."""
+    for rel, item in sorted(files.items()):
+        path = inside(job_dir, rel)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(base64.b64decode(item["data"]))
+        os.chmod(tmp, item.get("mode", 0o600))
+        os.replace(tmp, path)
+    return {"written": len(files)}
+
+
+def read_files(job_dir, rels):
+    """Read many small files at once: ``{rel: base64 or null}``."""
+    result = {}
+    for rel in rels:
+        try:
+            with open(inside(job_dir, rel), "rb") as handle:
+                result[rel] = base64.b64encode(handle.read()).decode()
+        except (OSError, ValueError):
+            result[rel] = None
+    return result
 
 
 def slurm_records(command):
@@ -484,6 +538,30 @@ def poll(job_dirs):
     return {"slurm": records, "jobs": jobs, "now": now()}
 
 
+def submit(job_dir, name):
+    """Submit ``job_dir/job.sh`` unless a job called ``name`` exists; record and return its id."""
+    user = pwd.getpwuid(os.getuid()).pw_name
+    out = subprocess.run(["squeue", "-h", "-u", user, "--name", name, "-o", "%A"], stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout.split()
+    if out:
+        return {"slurm_job": out[0], "resubmitted": False}
+    job = subprocess.run(["sbatch", "--parsable", os.path.join(job_dir, "job.sh")], stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout.strip().split(";")[0]
+    write_json(os.path.join(job_dir, "launch.json"), {"slurm_job": job, "at": now()})
+    return {"slurm_job": job}
+
+
+def teardown(name, job_dir=None):
+    """Cancel the account's jobs called ``name``; remove ``job_dir`` if given (a squall-* folder)."""
+    user = pwd.getpwuid(os.getuid()).pw_name
+    subprocess.run(["scancel", "--user", user, "--name", name], check=False)
+    if job_dir:
+        if not os.path.basename(os.path.normpath(job_dir)).startswith("squall-"):
+            raise ValueError("%r is not a Squall job folder" % job_dir)
+        shutil.rmtree(job_dir, ignore_errors=True)
+    return {"cancelled": name, "removed": job_dir}
+
+
 def inventory(work_root):
     folders = []
     if os.path.isdir(work_root):
@@ -512,16 +590,28 @@ def main(argv=None):
         return 0
     if len(args) == 2 and args[0] == "run":
         return Task(args[1]).run()
-    if len(args) == 2 and args[0] == "verify":
-        print(json.dumps(verify(args[1], json.load(sys.stdin))))
+    if len(args) == 2 and args[0] == "stage":
+        request = json.load(sys.stdin)
+        write_files(args[1], request["files"])
+        print(json.dumps(verify(args[1], request["inputs"])))
+        return 0
+    if len(args) == 2 and args[0] == "read":
+        print(json.dumps(read_files(args[1], json.load(sys.stdin))))
         return 0
     if len(args) >= 1 and args[0] == "poll":
         print(json.dumps(poll(args[1:])))
         return 0
+    if len(args) == 3 and args[0] == "submit":
+        print(json.dumps(submit(args[1], args[2])))
+        return 0
+    if len(args) in (2, 3) and args[0] == "teardown":
+        print(json.dumps(teardown(*args[1:])))
+        return 0
     if len(args) == 2 and args[0] == "inventory":
         print(json.dumps(inventory(args[1])))
         return 0
-    print("usage: squall_runtime.py run TASK_DIR | version | verify JOB_DIR | poll JOB_DIR... | inventory ROOT",
+    print("usage: squall_runtime.py run TASK_DIR | version | stage|read JOB_DIR | submit JOB_DIR NAME | "
+          "poll JOB_DIR... | teardown NAME [JOB_DIR] | inventory ROOT",
           file=sys.stderr)
     return 2
 

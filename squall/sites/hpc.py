@@ -10,10 +10,13 @@ command answers for every job at the site.
 
 from __future__ import annotations
 
+import base64
 import json
 import posixpath
 import re
+import shlex
 import time
+from functools import cache
 from pathlib import Path
 
 from squall.errors import InvalidInput, MissingDependency, Refused, SquallError
@@ -30,7 +33,7 @@ from squall.sites.base import (
     Site,
     TaskState,
 )
-from squall.sites.ssh import RemoteCommandFailed, SshSession
+from squall.sites.ssh import SshSession
 from squall.store import Store
 from squall.transfer import cached_sha256, sha256_file
 
@@ -87,11 +90,15 @@ class HpcSite(Site):
             if not allowed or (spec.runtime != "auto" and spec.runtime not in allowed):
                 raise Refused(f"runtime: site {self.name!r} allows {allowed or 'no container runtime'}, "
                               f"not {spec.runtime}")
-        try:
-            installed = self.ssh.run(["sha256sum", "--", self.runtime]).split()[0]
-        except RemoteCommandFailed:
+        # One round trip for both: a fixed script, no value of ours in it.
+        home, _, installed = self.ssh.run(
+            ["sh", "-c", 'echo "$HOME"; sha256sum < "$HOME/.squall/runtime/current/squall_runtime.py" '
+                         '2>/dev/null || echo missing']).partition("\n")
+        self._home = home.strip()
+        if installed.startswith("missing"):
             raise MissingDependency(f"site {self.name!r} has no Squall runtime installed",
-                                    hint=f"squall site enrol {self.name}") from None
+                                    hint=f"squall site enrol {self.name}")
+        installed = installed.split()[0]
         if installed != runtime_sha256():
             version = self.ssh.run(["python3", self.runtime, "version"], check=False).strip()
             raise MissingDependency(
@@ -126,8 +133,7 @@ class HpcSite(Site):
         job_dir = self.job_dir(plan.job_id)
         claim("jobdir", job_dir)
         claim("slurm", f"squall-{plan.job_id}")  # the array launch will submit under this name
-        sftp = self.ssh.retrying(self.ssh.sftp, "sftp")
-        self._mkdirs(sftp, [job_dir])
+        self.ssh.run(["mkdir", "-p", "-m", "700", "--", job_dir])
 
     def stage(self, plan: JobPlan, reporter: Reporter) -> None:
         """Upload every input that is not already an exact copy (size and sha256), resumably."""
@@ -138,73 +144,61 @@ class HpcSite(Site):
                     for i, item in items]
         sources = {entry["path"]: item.path for entry, (_, item) in zip(manifest, items)}
         total = sum(e["size"] for e in manifest)
-        todo = self._agent("verify", job_dir, stdin=json.dumps(manifest).encode())
+        files = {"job.sh": (self.batch_script(plan).encode(), 0o700)}
+        for task in plan.tasks:
+            files.update(self._task_files(plan, task.index, [item.rel for item in task.inputs]))
+        small = {rel: {"data": base64.b64encode(data).decode(), "mode": mode} for rel, (data, mode) in files.items()}
+        # One round trip: write the small files, say which inputs are missing (and make their folders).
+        todo = self._agent("stage", job_dir, stdin=json.dumps({"files": small, "inputs": manifest}).encode())
         done = total - sum(e["size"] for e in manifest if e["path"] in todo["missing"])
         reporter.bytes_staged(done, total)
         for rel in todo["missing"]:
-            sent = self._upload(sources[rel], f"{job_dir}/{rel}", lambda n: reporter.bytes_staged(done + n, total))
-            done += sent
-        left = self._agent("verify", job_dir, stdin=json.dumps(manifest).encode())["missing"]
-        if left:
-            raise SquallError(f"staging to {self.name}: {len(left)} inputs differ after upload: {left[:3]}")
-        for task in plan.tasks:
-            self._write_task(plan, task.index, [item.rel for item in task.inputs])
-        self._put_bytes(f"{job_dir}/job.sh", self.batch_script(plan).encode(), 0o700)
+            self._upload(sources[rel], f"{job_dir}/{rel}", todo["partial"].get(rel, 0),
+                         lambda n: reporter.bytes_staged(done + n, total))
+            done += sources[rel].stat().st_size
+        if todo["missing"]:
+            left = self._agent("stage", job_dir, stdin=json.dumps({"files": {}, "inputs": manifest}).encode())
+            if left["missing"]:
+                raise SquallError(f"staging to {self.name}: {len(left['missing'])} inputs differ after upload: "
+                                  f"{left['missing'][:3]}")
 
-    def _upload(self, source: Path, target: str, progress) -> int:
-        """Send one file to ``target`` through ``.name.partial``, resuming a partial copy."""
+    def _upload(self, source: Path, target: str, offset: int, progress) -> None:
+        """Send one file to ``target`` through ``.name.partial``, resuming from ``offset``."""
         partial = posixpath.join(posixpath.dirname(target), "." + posixpath.basename(target) + ".partial")
         size = source.stat().st_size
+        first = [True]
 
-        def attempt() -> int:
+        def attempt() -> None:
             sftp = self.ssh.sftp()
-            self._mkdirs(sftp, [posixpath.dirname(target)])
-            try:
-                offset = sftp.stat(partial).st_size
-            except FileNotFoundError:
-                offset = 0
-            offset = offset if offset <= size else 0
-            with open(source, "rb") as src, sftp.open(partial, "ab" if offset else "wb") as dst:
+            start = offset
+            if not first[0]:  # after a dropped connection: ask how much arrived
+                try:
+                    start = sftp.stat(partial).st_size
+                except FileNotFoundError:
+                    start = 0
+            first[0] = False
+            start = start if start <= size else 0
+            with open(source, "rb") as src, sftp.open(partial, "ab" if start else "wb") as dst:
                 dst.set_pipelined(True)
-                src.seek(offset)
-                sent = offset
+                src.seek(start)
+                sent = start
                 while block := src.read(CHUNK):
                     dst.write(block)
                     sent += len(block)
                     progress(sent)
             sftp.posix_rename(partial, target)
-            return size
 
-        return self.ssh.retrying(attempt, f"upload {source.name}")
+        self.ssh.retrying(attempt, f"upload {source.name}")
 
-    def _mkdirs(self, sftp, folders: list[str]) -> None:
-        for folder in folders:
-            parts = folder.split("/")
-            for depth in range(2, len(parts) + 1):
-                path = "/".join(parts[:depth])
-                if path and len(path) > len(self.work_root) and path.startswith(self.work_root):
-                    try:
-                        sftp.mkdir(path, 0o700)
-                    except OSError:
-                        pass  # exists
-
-    def _put_bytes(self, target: str, data: bytes, mode: int = 0o600) -> None:
-        def attempt() -> None:
-            sftp = self.ssh.sftp()
-            with sftp.open(target, "wb") as handle:
-                handle.write(data)
-            sftp.chmod(target, mode)
-
-        self.ssh.retrying(attempt, f"write {posixpath.basename(target)}")
-
-    def _write_task(self, plan: JobPlan, index: int, inputs: list[str]) -> None:
+    def _task_files(self, plan: JobPlan, index: int, inputs: list[str]) -> dict[str, tuple[bytes, int]]:
+        """``task-<i>/`` files other than inputs: task.json, inputs.txt, the script."""
         folder = f"{self.job_dir(plan.job_id)}/task-{index}"
-        self.ssh.retrying(lambda: self._mkdirs(self.ssh.sftp(), [f"{folder}/out", f"{folder}/script"]), "mkdir")
         spec = plan.spec
+        files: dict[str, tuple[bytes, int]] = {f"task-{index}/out/.keep": (b"", 0o600)}
         if plan.script is not None:
-            target = f"{folder}/script/{plan.script.name}"
             content = plan.script.read_bytes()
-            self._put_bytes(target, content, 0o700)
+            files[f"task-{index}/script/{plan.script.name}"] = (content, 0o700)
+            target = f"{folder}/script/{plan.script.name}"
             command = [target] if content[:2] == b"#!" else ["/bin/sh", target]
         elif isinstance(spec.command, str):
             command = ["/bin/sh", "-c", spec.command]
@@ -219,26 +213,18 @@ class HpcSite(Site):
             "walltime": plan.walltime, "kill_grace": KILL_GRACE, "outputs": spec.outputs,
             "isolate_network": True, "heartbeat": 5, "container": container,
         }
-        self._put_bytes(f"{folder}/inputs.txt", "".join(f"in/{rel}\n" for rel in inputs).encode())
-        self._put_bytes(f"{folder}/task.json", json.dumps(task, indent=1).encode())
+        files[f"task-{index}/inputs.txt"] = ("".join(f"in/{rel}\n" for rel in inputs).encode(), 0o600)
+        files[f"task-{index}/task.json"] = (json.dumps(task, indent=1).encode(), 0o600)
+        return files
 
     def batch_script(self, plan: JobPlan) -> str:
-        import shlex
-
-        import jinja2
-
-        env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(project_dir() / "templates")),
-            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
-        )
-        env.filters["shquote"] = shlex.quote
         res = plan.spec.resources
         expires = int(time.time() + self.max_duration(plan) + 600)
         tags = plan.tags
         comment = (f"squall-job={plan.job_id},org={tags['squall:org']},project={tags['squall:project']},"
                    f"expires={expires}")
         seconds = plan.walltime + SLURM_MARGIN
-        return env.get_template("slurm/array.sh.j2").render(
+        return _templates().get_template("slurm/array.sh.j2").render(
             job_id=plan.job_id, slurm_name=f"squall-{plan.job_id}", comment=comment, tasks=len(plan.tasks),
             partition=self.partition_for(plan).name, cpus=res.cpus,
             memory_mb=(res.memory_bytes or 0) // (1 << 20), gpus=res.gpus,
@@ -247,14 +233,8 @@ class HpcSite(Site):
         )
 
     def launch(self, plan: JobPlan) -> dict:
-        name = f"squall-{plan.job_id}"
-        existing = self.ssh.run(["squeue", "--noheader", f"--name={name}", "--format=%A"]).split()
-        if existing:  # submitted before a controller crash: never twice
-            return {"slurm_job": existing[0], "resubmitted": False}
-        job_id = self.ssh.run(["sbatch", "--parsable", f"{self.job_dir(plan.job_id)}/job.sh"]).strip()
-        self._put_bytes(f"{self.job_dir(plan.job_id)}/launch.json",
-                        json.dumps({"slurm_job": job_id, "at": time.time()}).encode())
-        return {"slurm_job": job_id.split(";")[0]}
+        """One array for every task; a job already submitted under this name is never submitted again."""
+        return self._agent("submit", self.job_dir(plan.job_id), f"squall-{plan.job_id}")
 
     def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
         """Every task of every job in ``plans``, from one remote command."""
@@ -278,19 +258,24 @@ class HpcSite(Site):
         self.ssh.run(["scancel", f"--name=squall-{plan.job_id}", f"--user={self.site_inventory.login.ansible_user}"])
 
     def collect(self, plan: JobPlan, indexes: list[int], reporter: Reporter) -> list[CollectedTask]:
+        """Each task's status, manifest and logs in one remote call; then its outputs, verified."""
+        names = ("status.json", "manifest.json", "stdout.log", "stderr.log")
+        found = self._agent("read", self.job_dir(plan.job_id),
+                            stdin=json.dumps([f"task-{i}/{n}" for i in indexes for n in names]).encode())
+        for index in indexes:
+            meta = plan.results_dir / "meta" / f"task-{index}"
+            meta.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                data = found.get(f"task-{index}/{name}")
+                if data is not None:
+                    (meta / name).write_bytes(base64.b64decode(data))
         return [self._collect_task(plan, index) for index in indexes]
 
     def _collect_task(self, plan: JobPlan, index: int) -> CollectedTask:
         folder = f"{self.job_dir(plan.job_id)}/task-{index}"
         meta = plan.results_dir / "meta" / f"task-{index}"
         target = plan.results_dir / f"task-{index}"
-        meta.mkdir(parents=True, exist_ok=True)
         target.mkdir(parents=True, exist_ok=True)
-        for name in ("status.json", "manifest.json", "stdout.log", "stderr.log"):
-            try:
-                self._download(f"{folder}/{name}", meta / name, None)
-            except FileNotFoundError:
-                pass
         if not (meta / "manifest.json").exists():
             return CollectedTask(index, 0, 0, error="no output manifest")
         files = size = 0
@@ -331,9 +316,9 @@ class HpcSite(Site):
         partial.replace(destination)
 
     def down(self, plan: JobPlan) -> None:
-        self.cancel(plan)
-        if not plan.keep_remote:
-            self._remove_dir(self.job_dir(plan.job_id))
+        """Cancel whatever still runs and remove the job folder, in one remote call."""
+        folder = [] if plan.keep_remote else [self.job_dir(plan.job_id)]
+        self._agent("teardown", f"squall-{plan.job_id}", *folder)
 
     def _remove_dir(self, path: str) -> None:
         if not re.match(rf"^{re.escape(self.work_root)}/squall-[0-9a-z-]+$", path):
@@ -377,6 +362,18 @@ class HpcSite(Site):
 
     def close(self) -> None:
         self.ssh.close()
+
+
+@cache
+def _templates():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(project_dir() / "templates")),
+        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
+    )
+    env.filters["shquote"] = shlex.quote
+    return env
 
 
 def _array_indexes(text: str | None) -> list[int]:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from squall.errors import SiteUnreachable
+from squall.errors import SiteUnreachable, SquallError
 
 T = TypeVar("T")
 BACKOFF = (0.5, 1, 2, 4, 8, 8, 8)  # seconds between attempts: ~31 s in all
@@ -132,8 +132,8 @@ class SshSession:
         return out
 
 
-class RemoteCommandFailed(Exception):
+class RemoteCommandFailed(SquallError):
     def __init__(self, argv: list[str], status: int, message: str):
-        super().__init__(f"{' '.join(shlex.quote(w) for w in argv)} exited {status}: {message}")
+        super().__init__(f"remote command {' '.join(shlex.quote(w) for w in argv)} exited {status}: {message}")
         self.status = status
         self.message = message

@@ -215,3 +215,35 @@ def test_fifty_jobs_complete_and_status_calls_stay_flat(hpc, make_spec):
     per_second = len(polls) / span
     # poll interval is 1 s: one remote status call per interval for all 50 jobs (50 would be 50/s)
     assert per_second <= 1.6, (len(polls), span)
+
+
+def test_logs_follow_over_ssh_and_no_controller_secret_reaches_the_site(hpc, make_spec):
+    spec = make_spec({"name": "talk", "command":
+                      'for i in 1 2 3; do echo "line $i"; sleep 0.5; done; env > "$SQUALL_OUTPUT_DIR/env.txt"'})
+    secret = "dummy-controller-secret-93f1"
+    controller = hpc.start("job", "run", str(spec), "--site", "testbed", "--output", "json",
+                           env={"AWS_SECRET_ACCESS_KEY": secret})
+    try:
+        job_id = hpc.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=60)[0]
+        follow = hpc.run("job", "logs", job_id, "--follow")
+        report = json.loads(controller.communicate(timeout=120)[0])
+    finally:
+        kill_quietly(controller)
+    assert follow.stdout == "line 1\nline 2\nline 3\n"
+    env = (Path(report["results"]) / "task-0" / "env.txt").read_text()
+    assert secret not in env and "AWS_SECRET_ACCESS_KEY" not in env
+
+
+def test_refuses_a_site_whose_runtime_differs_with_a_hint_to_enrol(hpc, wind_example, tmp_path):
+    from squall.runtime import runtime_path
+
+    other = tmp_path / "squall_runtime.py"
+    other.write_text(runtime_path().read_text().replace('RUNTIME_VERSION = "', 'RUNTIME_VERSION = "8.8.8-'))
+    assert hpc.run("site", "enrol", "testbed", "--runtime-file", str(other)).returncode == 0
+    try:
+        proc = hpc.run("job", "run", str(wind_example), "--site", "testbed")
+        assert proc.returncode == 3, proc.stderr
+        assert "this controller needs" in proc.stderr and "squall site enrol testbed" in proc.stderr
+        assert hpc.job_count() == 0
+    finally:
+        assert hpc.run("site", "enrol", "testbed", "--rollback").returncode == 0

@@ -139,7 +139,7 @@ def probe_compute(report, work_root, partition, network_target):
     out_file = os.path.join(work_root, "squall-probe-%d.out" % os.getpid())
     wrap = "python3 -c %s %s" % (shlex.quote(PROBE), shlex.quote(network_target))
     started = time.time()
-    rc, out, err = run(["sbatch", "--parsable", "--partition", partition, "--time", "00:02:00",
+    rc, out, err = run(["sbatch", "--parsable", "--export=NIL", "--partition", partition, "--time", "00:02:00",
                         "--job-name", "squall-probe", "--comment", "squall:probe", "--output", out_file,
                         "--wrap", wrap])
     if rc == 0:

@@ -1,0 +1,33 @@
+"""How the hpc site combines the runtime's status with Slurm's state (pure logic)."""
+
+from __future__ import annotations
+
+from squall.sites.hpc import _array_indexes, _task_state
+
+
+def test_array_index_ranges():
+    assert _array_indexes("3") == [3]
+    assert _array_indexes("0-3%2") == [0, 1, 2, 3]
+    assert _array_indexes("[1,4-5]") == [1, 4, 5]
+    assert _array_indexes(None) == [] and _array_indexes("N/A") == []
+
+
+def test_runtime_status_wins_while_it_is_final():
+    status = {"state": "failed", "exit_code": 3, "wall_time": 1.0, "max_rss_kb": 10}
+    state = _task_state(0, status, {"JobState": "COMPLETED"}, lost=False)
+    assert (state.state, state.exit_code) == ("failed", 3)
+
+
+def test_slurm_ends_what_the_runtime_could_not_report():
+    running = {"state": "running"}
+    assert _task_state(0, running, {"JobState": "TIMEOUT"}, lost=False).state == "timeout"
+    assert _task_state(0, running, {"JobState": "CANCELLED"}, lost=False).state == "cancelled"
+    assert _task_state(0, running, {"JobState": "NODE_FAIL"}, lost=False).state == "failed"
+    assert _task_state(0, None, {"JobState": "CANCELLED", "Reason": "None"}, lost=False).state == "cancelled"
+
+
+def test_queued_running_pending_and_lost():
+    assert _task_state(0, None, {"JobState": "PENDING"}, lost=False).state == "queued"
+    assert _task_state(0, None, {"JobState": "RUNNING"}, lost=False).state == "running"
+    assert _task_state(0, None, None, lost=False).state == "pending"
+    assert _task_state(0, None, None, lost=True).state == "failed"

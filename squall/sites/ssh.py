@@ -4,7 +4,8 @@ Every remote command is a list of words joined with ``shlex.quote``: no value
 ever reaches the remote shell unquoted. Files move over SFTP, which involves
 no shell at all. Transient failures (a dropped connection, sshd restarting)
 are retried with exponential backoff on a fresh connection; an authentication
-failure is not retried.
+failure is not retried. Every remote command Squall runs is idempotent (the
+agent's calls, scancel, rm), so running one again after a drop is safe.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class SshSession:
             except Exception:  # noqa: BLE001 - closing a broken connection
                 pass
         self._sftp, self._connection = None, None
+
+    def transport(self):
+        return self._connect().client.get_transport()
 
     def sftp(self):
         if self._sftp is None:
@@ -123,6 +127,8 @@ class SshSession:
                     time.sleep(0.002)
             status = channel.recv_exit_status()
             channel.close()
+            if status == -1:  # the connection died before the command ended: try again
+                raise EOFError(f"connection lost while running {argv[0]}")
             return status, out.decode(errors="replace"), err.decode(errors="replace")
 
         self.commands += 1
@@ -136,4 +142,4 @@ class RemoteCommandFailed(SquallError):
     def __init__(self, argv: list[str], status: int, message: str):
         super().__init__(f"remote command {' '.join(shlex.quote(w) for w in argv)} exited {status}: {message}")
         self.status = status
-        self.message = message
+        self.stderr = message

@@ -113,6 +113,23 @@ def lifecycle_overhead(runs: int, home: Path, work: Path) -> dict:
     }
 
 
+def stage_twice(site, resolved, work: Path) -> tuple[float, float]:
+    """Seconds for a first staging into a fresh job folder, then for staging the same again."""
+    from squall.jobs import new_plan
+    from squall.sites.base import Reporter
+
+    plan = new_plan(resolved, f"bench-{time.monotonic_ns() % 10**9}", work / "res")
+    site.up(plan, lambda kind, resource: None)
+    started = time.perf_counter()
+    site.stage(plan, Reporter())
+    first = time.perf_counter() - started
+    started = time.perf_counter()
+    site.stage(plan, Reporter())
+    again = time.perf_counter() - started
+    site.down(plan)
+    return first, again
+
+
 def staging(total_mib: int, files: int, home: Path, work: Path) -> dict:
     """LocalSite.stage of ``files`` files vs ``cp -r``, and a second, unchanged staging."""
     from squall.jobs import new_plan
@@ -145,20 +162,8 @@ def staging(total_mib: int, files: int, home: Path, work: Path) -> dict:
     site = LocalSite("local", home, store)
     resolved = load_spec(source / "job.yaml")
 
-    def first_staging() -> tuple[float, float]:
-        plan = new_plan(resolved, f"bench-{time.monotonic_ns()}", work / "res")
-        site.up(plan, lambda kind, resource: None)
-        started = time.perf_counter()
-        site.stage(plan, Reporter())
-        first = time.perf_counter() - started
-        started = time.perf_counter()
-        site.stage(plan, Reporter())
-        again = time.perf_counter() - started
-        site.down(plan)
-        return first, again
-
     baseline = statistics.median(copy_baseline() for _ in range(3))
-    runs = [first_staging() for _ in range(3)]
+    runs = [stage_twice(site, resolved, work) for _ in range(3)]
     first = statistics.median(r[0] for r in runs)
     again = statistics.median(r[1] for r in runs)
     store.close()
@@ -284,20 +289,8 @@ def hpc_figures(runs: int, total_mib: int, files: int, home: Path, work: Path) -
 
     resolved = load_spec(source / "job.yaml")
 
-    def staging() -> tuple[float, float]:
-        plan = new_plan(resolved, f"bench-{time.monotonic_ns() % 10**9}", work / "res")
-        site.up(plan, lambda kind, resource: None)
-        started = time.perf_counter()
-        site.stage(plan, Reporter())
-        first = time.perf_counter() - started
-        started = time.perf_counter()
-        site.stage(plan, Reporter())
-        again = time.perf_counter() - started
-        site._remove_dir(site.job_dir(plan.job_id))
-        return first, again
-
     rsync_time = statistics.median(rsync() for _ in range(3))
-    stage_runs = [staging() for _ in range(3)]
+    stage_runs = [stage_twice(site, resolved, work) for _ in range(3)]
     first = statistics.median(r[0] for r in stage_runs)
     again = statistics.median(r[1] for r in stage_runs)
     label = f"{total_mib}_mib_{files}_files"

@@ -127,3 +127,15 @@ def kill_quietly(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
+
+def run_then_kill_9(squall: Squall, *args: str, env: dict | None = None) -> str:
+    """Start ``squall job run ARGS``, wait until a task runs, ``kill -9`` the controller; return the job id."""
+    controller = squall.start("job", "run", *args, env=env)
+    try:
+        job_id = squall.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=60)[0]
+        controller.send_signal(signal.SIGKILL)
+        controller.wait()
+    finally:
+        kill_quietly(controller)
+    return job_id

@@ -458,9 +458,8 @@ def verify(job_dir, entries):
                 continue
         missing.append(entry["path"])
         dirs.add(os.path.dirname(path))
-        part = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".partial")
-        if os.path.exists(part):
-            partial[entry["path"]] = os.path.getsize(part)
+        if info is not None and 0 < info.st_size < entry["size"]:
+            partial[entry["path"]] = info.st_size  # an interrupted upload: resume from here
     for folder in sorted(dirs):
         os.makedirs(folder, mode=0o700, exist_ok=True)
     if os.path.isdir(job_dir):

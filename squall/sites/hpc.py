@@ -177,7 +177,11 @@ class HpcSite(Site):
         progress.finish()
 
     def _upload_parallel(self, uploads: list[tuple[Path, str, int]], progress: "_ByteProgress") -> None:
-        """Send files through ``.name.partial`` (resuming at the offset given), over parallel SFTP channels."""
+        """Send files (appending from the offset given, for a resumed upload) over parallel SFTP channels.
+
+        A file is written in place: until the agent has checked its size and
+        sha256 nothing uses it, and a short one is resumed from its size.
+        """
         if not uploads:
             return
         transport = self.ssh.transport()
@@ -189,15 +193,13 @@ class HpcSite(Site):
             sftp = paramiko.SFTPClient.from_transport(transport)
             try:
                 for source, target, offset in batch:
-                    partial = posixpath.join(posixpath.dirname(target), "." + posixpath.basename(target) + ".partial")
                     offset = offset if offset <= source.stat().st_size else 0
-                    with open(source, "rb") as src, sftp.open(partial, "ab" if offset else "wb") as dst:
+                    with open(source, "rb") as src, sftp.open(target, "ab" if offset else "wb") as dst:
                         dst.set_pipelined(True)
                         src.seek(offset)
                         while block := src.read(CHUNK):
                             dst.write(block)
                             progress.add(len(block))
-                    sftp.posix_rename(partial, target)
             finally:
                 sftp.close()
 

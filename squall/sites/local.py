@@ -123,15 +123,17 @@ class LocalSite(Site):
         done = total - sum(src.stat().st_size for src, _, _ in jobs)
         reporter.bytes_staged(done, total)
         pool = ThreadPoolExecutor(max_workers=4)
+        digests: list[tuple[str, int, int, int, str]] = []
         try:
             for (source, target, key), (source_id, sha) in zip(jobs, pool.map(_copy, jobs)):
                 staged[key] = {"size": source_id[0], "mtime_ns": target.stat().st_mtime_ns, "sha256": sha}
-                self.store.remember_digests([(str(source), *source_id, sha)])
+                digests.append((str(source), *source_id, sha))
                 done += source_id[0]
                 reporter.bytes_staged(done, total)
         finally:  # on Ctrl-C, drop the copies not yet started; keep what is done
             pool.shutdown(wait=True, cancel_futures=True)
             _write_json(record_path, staged)
+            self.store.remember_digests(digests)
         for task in plan.tasks:
             self._write_task(plan, task.index, [item.rel for item in task.inputs])
 

@@ -44,7 +44,8 @@ class SshSession:
         self.close()
         connection = fabric.Connection(
             self.host, user=self.user, port=self.port, connect_timeout=CONNECT_TIMEOUT,
-            connect_kwargs={"key_filename": str(self.key), "look_for_keys": False, "allow_agent": False},
+            connect_kwargs={"key_filename": str(self.key), "look_for_keys": False, "allow_agent": False,
+                            "transport_factory": _gcm_first_transport},
         )
         client = connection.client
         self.known_hosts.touch(mode=0o600, exist_ok=True)
@@ -143,3 +144,17 @@ class RemoteCommandFailed(SquallError):
         super().__init__(f"remote command {' '.join(shlex.quote(w) for w in argv)} exited {status}: {message}")
         self.status = status
         self.stderr = message
+
+
+GCM = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
+
+def _gcm_first_transport(*args, **kwargs):
+    """A paramiko transport that prefers AES-GCM (about twice the throughput of
+    its default AES-CTR + HMAC here); servers without GCM still get CTR."""
+    import paramiko
+
+    transport = paramiko.Transport(*args, **kwargs)
+    options = transport.get_security_options()
+    options.ciphers = GCM + tuple(c for c in options.ciphers if c not in GCM)
+    return transport

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import kill_quietly, pid_alive
+from tests.conftest import kill_quietly, pid_alive, run_then_kill_9
 
 PHASES = ["plan", "up", "stage", "launch", "monitor", "collect", "down", "done"]
 
@@ -111,20 +111,8 @@ def wait_running(squall, count: int) -> str:
     )[0]
 
 
-def run_then_kill_9(squall, spec: Path, env: dict | None = None) -> str:
-    """Start ``job run``, wait until its 2 tasks run, ``kill -9`` the controller."""
-    controller = squall.start("job", "run", str(spec), env=env)
-    try:
-        job_id = wait_running(squall, 2)
-        controller.send_signal(signal.SIGKILL)
-        controller.wait()
-    finally:
-        kill_quietly(controller)
-    return job_id
-
-
 def test_kill_9_of_the_controller_then_attach_completes(squall, make_spec):
-    job_id = run_then_kill_9(squall, sleepy_spec(make_spec, 2))
+    job_id = run_then_kill_9(squall, str(sleepy_spec(make_spec, 2)))
     assert squall.work_areas() == [job_id]  # the tasks outlive their controller
     code, report = squall.json("job", "attach", job_id)
     assert code == 0 and report["status"] == "succeeded"
@@ -134,7 +122,8 @@ def test_kill_9_of_the_controller_then_attach_completes(squall, make_spec):
 
 
 def test_kill_9_then_nobody_attaches_and_gc_cleans_after_expiry(squall, make_spec):
-    job_id = run_then_kill_9(squall, sleepy_spec(make_spec, 30, walltime="00:00:02"), {"SQUALL_LEASE_MARGIN": "1"})
+    job_id = run_then_kill_9(squall, str(sleepy_spec(make_spec, 30, walltime="00:00:02")),
+                             env={"SQUALL_LEASE_MARGIN": "1"})
     code, plan = squall.json("gc", "--dry-run")
     assert [a["action"] for a in plan["actions"]] == ["keep"], plan  # not expired yet
     expires = squall.query("SELECT MAX(expires_at) FROM leases WHERE job_id = ?", job_id)[0][0]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from squall.runtime import runtime_sha256
 
-from tests.conftest import kill_quietly
+from tests.conftest import kill_quietly, run_then_kill_9
 
 REPO = Path(__file__).resolve().parents[2]
 TESTBED = REPO / "tests" / "testbed" / "testbed"
@@ -109,13 +108,7 @@ def test_payload_failure_time_limit_and_cancel_leave_nothing(hpc, make_spec, rem
 
 def test_kill_9_then_attach_collects(hpc, make_spec, remote, testbed):
     spec = make_spec({"name": "sleepy", "split": 2, "command": 'sleep 3; echo "done $SQUALL_TASK_INDEX" > "$SQUALL_OUTPUT_DIR/done"'})
-    controller = hpc.start("job", "run", str(spec), "--site", "testbed")
-    try:
-        job_id = hpc.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=60)[0]
-        controller.send_signal(signal.SIGKILL)
-        controller.wait()
-    finally:
-        kill_quietly(controller)
+    job_id = run_then_kill_9(hpc, str(spec), "--site", "testbed")
     code, report = hpc.json("job", "attach", job_id)
     assert code == 0 and report["status"] == "succeeded"
     assert (Path(report["results"]) / "task-1" / "done").read_text() == "done 1\n"
@@ -124,14 +117,7 @@ def test_kill_9_then_attach_collects(hpc, make_spec, remote, testbed):
 
 def test_kill_9_then_gc_after_expiry_cancels_and_removes(hpc, make_spec, remote, testbed):
     spec = make_spec({"name": "orphan", "command": "sleep 300", "resources": {"walltime": "00:00:03"}})
-    env = {"SQUALL_LEASE_MARGIN": "1"}
-    controller = hpc.start("job", "run", str(spec), "--site", "testbed", env=env)
-    try:
-        job_id = hpc.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=60)[0]
-        controller.send_signal(signal.SIGKILL)
-        controller.wait()
-    finally:
-        kill_quietly(controller)
+    job_id = run_then_kill_9(hpc, str(spec), "--site", "testbed", env={"SQUALL_LEASE_MARGIN": "1"})
     assert leftovers(remote, testbed)[0] == [f"squall-{job_id}"]
     code, plan = hpc.json("gc", "--dry-run")
     assert {a["action"] for a in plan["actions"]} == {"keep"}

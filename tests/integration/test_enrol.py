@@ -70,7 +70,7 @@ def test_enrol_passes_and_a_second_run_changes_nothing(clean_site, testbed, remo
     installed = remote("sha256sum ~/.squall/runtime/current/squall_runtime.py").stdout.split()[0]
     assert installed == __import__("hashlib").sha256(runtime_path().read_bytes()).hexdigest()
     assert owned_outside(testbed) == before, "enrol wrote outside the account's home and work root"
-    assert remote(f"ls {testbed['work_root']}").stdout.strip() == ""  # the health job cleaned up
+    assert "squall-" not in remote(f"ls -A {testbed['work_root']}").stdout  # the health job cleaned up
 
     code, second = squall.json("site", "enrol", "testbed")
     assert code == 0 and second["status"] == "ok"
@@ -160,6 +160,7 @@ def test_unenrol_removes_only_what_squall_owns(clean_site, testbed, remote):
     assert squall.run("site", "enrol", "testbed").returncode == 0
     remote("echo mine > ~/my-notes.txt")
     work = testbed["work_root"]
+    others = {entry for entry in remote(f"ls -A {work}").stdout.split() if not entry.startswith("squall-")}
     remote(f"mkdir -p {work}/squall-leftover {work}/my-data && touch {work}/my-data/keep")
     squall_job = remote(f"sbatch --parsable -J squall-orphan -o /dev/null --chdir {work} --wrap 'sleep 300'").stdout.strip()
     own_job = remote(f"sbatch --parsable -J my-analysis -o /dev/null --chdir {work} --wrap 'sleep 300'").stdout.strip()
@@ -171,7 +172,8 @@ def test_unenrol_removes_only_what_squall_owns(clean_site, testbed, remote):
         assert own_job in queue
         assert squall_job not in queue or "CANCELLED" in queue or "COMPLETING" in queue
         assert remote("test -e ~/.squall && echo present || echo absent").stdout.strip() == "absent"
-        assert remote(f"ls {work}").stdout.split() == ["my-data"]
+        assert set(remote(f"ls -A {work}").stdout.split()) == others | {"my-data"}
+        assert remote(f"cat {work}/my-data/keep && echo kept").stdout.strip() == "kept"
         assert remote("cat ~/my-notes.txt").stdout == "mine\n"
     finally:
         remote(f"scancel {own_job}; rm -rf ~/my-notes.txt {work}/my-data", check=False)

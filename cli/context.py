@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -73,7 +72,3 @@ output_option = click.option(
     callback=_set_output,
     help="json: print only JSON on stdout (for scripts and CI).",
 )
-
-
-def stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()

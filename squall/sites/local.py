@@ -59,7 +59,7 @@ class LocalSite(Site):
 
     def check(self, plan: JobPlan) -> None:
         res = plan.spec.resources
-        if res.gpus:
+        if res.gpus and Capability.GPUS not in self.capabilities:
             raise Refused(
                 f"resources.gpus: the {self.name!r} site has no GPUs",
                 hint="choose a site with GPU partitions, or set gpus: 0",

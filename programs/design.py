@@ -1,0 +1,267 @@
+"""The design step: from an organisation spec to every name, tag, count and subnet.
+
+Plain Python, no Pulumi: the components (issue 5) build resources from a
+``ClusterDesign`` and never compute a name or a tag themselves, so all of it is
+unit-tested here. Impossible specs fail with the field named: a CIDR too small
+for its zones, a desired size outside min..max, an unknown data centre.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from squall.errors import InvalidInput
+from squall.validation import StrictModel, describe_errors
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")]
+MIN_SUBNET_PREFIX = 28  # the smallest subnet AWS accepts (/28, 16 addresses); OpenStack works with it too
+
+# Availability zones Squall knows per AWS region. OpenStack zones are site-specific:
+# the spec lists the cloud's own (``openstack.known_zones``).
+AWS_ZONES = {
+    "eu-west-1": ("eu-west-1a", "eu-west-1b", "eu-west-1c"),
+    "eu-west-3": ("eu-west-3a", "eu-west-3b", "eu-west-3c"),
+    "eu-central-1": ("eu-central-1a", "eu-central-1b", "eu-central-1c"),
+    "us-east-1": ("us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", "us-east-1e", "us-east-1f"),
+    "us-west-2": ("us-west-2a", "us-west-2b", "us-west-2c", "us-west-2d"),
+}
+
+
+class Taint(StrictModel):
+    key: str = Field(min_length=1, max_length=63)
+    value: str = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+
+
+class PoolSpec(StrictModel):
+    name: Slug
+    instance_type: str = Field(min_length=1)
+    gpus_per_node: int = Field(0, ge=0, le=16)
+    min: int = Field(0, ge=0)
+    desired: int = Field(0, ge=0)
+    max: int = Field(ge=0, le=1000)
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: list[Taint] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "PoolSpec":
+        if not self.min <= self.desired <= self.max:
+            raise ValueError(f"desired ({self.desired}) must be within min..max ({self.min}..{self.max})")
+        return self
+
+
+class BankSpec(StrictModel):
+    name: Slug
+    image: str = Field(min_length=1)
+    flavour: str = Field(min_length=1)
+    idle_target: int = Field(ge=0)
+    max_size: int = Field(ge=1, le=500)
+    max_age_hours: float = Field(24, gt=0)
+
+    @model_validator(mode="after")
+    def _target(self) -> "BankSpec":
+        if self.idle_target > self.max_size:
+            raise ValueError(f"idle_target ({self.idle_target}) exceeds max_size ({self.max_size})")
+        return self
+
+
+class JobStackSpec(StrictModel):
+    nodes: int = Field(1, ge=1, le=1000)
+    flavour: str = Field(min_length=1)
+    ttl_hours: float = Field(4, gt=0, le=24 * 14)
+
+
+class NetworkSpec(StrictModel):
+    cidr: str
+    public_subnet: bool = False  # a public subnet and a NAT gateway, only when asked
+    operator_cidrs: list[str] = Field(default_factory=list)  # who may SSH to the head node
+
+    @model_validator(mode="after")
+    def _cidrs(self) -> "NetworkSpec":
+        network = ipaddress.ip_network(self.cidr, strict=True)
+        if network.version != 4 or not network.is_private:
+            raise ValueError(f"cidr {self.cidr} must be a private IPv4 range")
+        for index, cidr in enumerate(self.operator_cidrs):
+            if ipaddress.ip_network(cidr, strict=False).prefixlen == 0:
+                raise ValueError(f"operator_cidrs[{index}]: {cidr} opens SSH to the whole internet")
+        return self
+
+
+class SharedFsSpec(StrictModel):
+    kind: Literal["efs", "fsx-lustre", "manila", "cinder-nfs"]
+    size_gb: int = Field(100, ge=1, le=100_000)
+
+
+class OpenStackSpec(StrictModel):
+    external_network: str = Field(min_length=1)
+    known_zones: list[str] = Field(min_length=1)
+    public_key: str = Field(min_length=1)
+
+
+class OrgSpec(StrictModel):
+    org: Slug
+    project: Slug = "default"
+    cluster: Slug = "main"
+    cloud: Literal["aws", "openstack", "kubernetes"]
+    region: str = Field(min_length=1)
+    availability_zones: list[str] = Field(default_factory=list)
+    data_centre: str | None = None  # a required placement: everything goes there
+    network: NetworkSpec | None = None
+    shared_fs: SharedFsSpec | None = None
+    head_node_flavour: str | None = None
+    openstack: OpenStackSpec | None = None
+    pools: list[PoolSpec] = Field(default_factory=list)
+    banks: list[BankSpec] = Field(default_factory=list)
+    job_stack: JobStackSpec | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> "OrgSpec":
+        if self.availability_zones and self.data_centre:
+            raise ValueError("give availability_zones or data_centre, not both")
+        if self.cloud != "kubernetes" and (self.network is None or self.head_node_flavour is None):
+            raise ValueError(f"a {self.cloud} organisation needs 'network' and 'head_node_flavour'")
+        if self.cloud == "openstack" and self.openstack is None:
+            raise ValueError("an openstack organisation needs 'openstack' (external_network, known_zones, public_key)")
+        fs_clouds = {"efs": "aws", "fsx-lustre": "aws", "manila": "openstack", "cinder-nfs": "openstack"}
+        if self.shared_fs and fs_clouds[self.shared_fs.kind] != self.cloud:
+            raise ValueError(f"shared_fs.kind {self.shared_fs.kind} is not available on {self.cloud}")
+        for kind, items in (("pools", self.pools), ("banks", self.banks)):
+            names = [item.name for item in items]
+            if len(names) != len(set(names)):
+                raise ValueError(f"{kind}: names must be unique")
+        return self
+
+
+@dataclass(frozen=True)
+class Subnet:
+    name: str
+    cidr: str
+    zone: str
+    public: bool
+
+
+@dataclass(frozen=True)
+class PoolDesign:
+    name: str  # resource name, e.g. acme-main-gpu-a100
+    spec: PoolSpec
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class BankDesign:
+    name: str
+    spec: BankSpec
+    tags: dict[str, str]
+    metadata: dict[str, str]  # on every idle server: squall-bank, squall-state
+
+
+@dataclass(frozen=True)
+class ClusterDesign:
+    spec: OrgSpec
+    name: str  # <org>-<cluster>
+    zones: tuple[str, ...]
+    subnets: tuple[Subnet, ...]
+    tags: dict[str, str]
+    pools: tuple[PoolDesign, ...] = ()
+    banks: tuple[BankDesign, ...] = ()
+    namespace: str = ""  # Kubernetes: the organisation's namespace
+
+    @property
+    def private_subnets(self) -> tuple[Subnet, ...]:
+        return tuple(s for s in self.subnets if not s.public)
+
+
+@dataclass(frozen=True)
+class JobStackDesign:
+    name: str  # <org>-<cluster>-job-<job-id>
+    nodes: int
+    flavour: str
+    tags: dict[str, str]
+    expires_at: int
+
+
+def load_org(raw: object, source: str = "organisation") -> OrgSpec:
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"{source}: an organisation spec must be a mapping")
+    try:
+        return OrgSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(f"{source}: invalid organisation spec\n  " + "\n  ".join(describe_errors(exc, OrgSpec))) from None
+
+
+def base_tags(spec: OrgSpec) -> dict[str, str]:
+    return {
+        "managed-by": "squall",
+        "squall:org": spec.org,
+        "squall:project": spec.project,
+        "squall:cluster": spec.cluster,
+    }
+
+
+def design(spec: OrgSpec) -> ClusterDesign:
+    """Every name, tag, count and subnet of an organisation's persistent cluster."""
+    name = f"{spec.org}-{spec.cluster}"
+    tags = base_tags(spec)
+    zones = _zones(spec)
+    subnets = _subnets(name, spec, zones) if spec.network else ()
+    pools = tuple(PoolDesign(f"{name}-{p.name}", p, {**tags, "squall:pool": p.name}) for p in spec.pools)
+    banks = tuple(
+        BankDesign(f"{name}-{b.name}", b, {**tags, "squall:bank": b.name},
+                   {"squall-bank": b.name, "squall-state": "idle"})
+        for b in spec.banks
+    )
+    return ClusterDesign(spec, name, zones, subnets, tags, pools, banks,
+                         namespace=f"squall-{spec.org}" if spec.cloud == "kubernetes" else "")
+
+
+def design_job_stack(cluster: ClusterDesign, job_id: str, now: float, nodes: int | None = None) -> JobStackDesign:
+    """An ephemeral job stack of the organisation, tagged with its expiry."""
+    template = cluster.spec.job_stack
+    if template is None:
+        raise InvalidInput(f"organisation {cluster.spec.org}: no job_stack section, so no cloud jobs")
+    count = nodes if nodes is not None else template.nodes
+    if not 1 <= count <= 1000:
+        raise InvalidInput(f"job stack nodes: {count} is outside 1..1000")
+    expires = int(now + template.ttl_hours * 3600)
+    tags = {**cluster.tags, "squall:job": job_id, "squall:expires": str(expires)}
+    return JobStackDesign(f"{cluster.name}-job-{job_id}", count, template.flavour, tags, expires)
+
+
+def _zones(spec: OrgSpec) -> tuple[str, ...]:
+    if spec.cloud == "kubernetes":
+        return ()
+    known = AWS_ZONES.get(spec.region) if spec.cloud == "aws" else tuple(spec.openstack.known_zones)
+    if known is None:
+        raise InvalidInput(f"region: {spec.region!r} is not a region Squall knows for aws "
+                           f"({', '.join(sorted(AWS_ZONES))})")
+    wanted = [spec.data_centre] if spec.data_centre else (spec.availability_zones or list(known[:1]))
+    for index, zone in enumerate(wanted):
+        if zone not in known:
+            where = "data_centre" if spec.data_centre else f"availability_zones[{index}]"
+            raise InvalidInput(f"{where}: unknown data centre {zone!r} in {spec.region} "
+                               f"(known: {', '.join(known)})")
+    return tuple(wanted)
+
+
+def _subnets(name: str, spec: OrgSpec, zones: tuple[str, ...]) -> tuple[Subnet, ...]:
+    """One private subnet per zone (and one public, if asked), equal slices of the network."""
+    network = ipaddress.ip_network(spec.network.cidr)
+    count = len(zones) + (1 if spec.network.public_subnet else 0)
+    prefix = network.prefixlen + max(0, math.ceil(math.log2(count)))
+    if prefix > MIN_SUBNET_PREFIX:
+        raise InvalidInput(
+            f"network.cidr: {network} is too small for {count} subnets "
+            f"({len(zones)} zones{' + public' if spec.network.public_subnet else ''}); "
+            f"each needs at least a /{MIN_SUBNET_PREFIX}, so use a /{MIN_SUBNET_PREFIX - math.ceil(math.log2(count))} "
+            "or larger"
+        )
+    slices = list(network.subnets(new_prefix=prefix))
+    subnets = [Subnet(f"{name}-private-{zone}", str(slices[i]), zone, False) for i, zone in enumerate(zones)]
+    if spec.network.public_subnet:
+        subnets.append(Subnet(f"{name}-public-{zones[0]}", str(slices[len(zones)]), zones[0], True))
+    return tuple(subnets)

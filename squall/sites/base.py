@@ -99,8 +99,6 @@ class Reporter:
 
     def tasks(self, states: list[TaskState]) -> None: ...
 
-    def note(self, text: str) -> None: ...
-
 
 class Site(ABC):
     """One place jobs run. Implementations: ``local`` now; ``hpc`` and clouds later."""

@@ -132,8 +132,6 @@ def stage_twice(site, resolved, work: Path) -> tuple[float, float]:
 
 def staging(total_mib: int, files: int, home: Path, work: Path) -> dict:
     """LocalSite.stage of ``files`` files vs ``cp -r``, and a second, unchanged staging."""
-    from squall.jobs import new_plan
-    from squall.sites.base import Reporter
     from squall.sites.local import LocalSite
     from squall.spec import load_spec
     from squall.store import Store
@@ -213,7 +211,6 @@ def hpc_figures(runs: int, total_mib: int, files: int, home: Path, work: Path) -
     from squall.runner import Runner
     from squall.runtime import runtime_sha256
     from squall.sites import open_site
-    from squall.sites.base import Reporter
     from squall.spec import load_spec
     from squall.store import Store
 

@@ -14,17 +14,14 @@ import base64
 import json
 import posixpath
 import re
-import shlex
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
 from pathlib import Path
 
 from squall.errors import InvalidInput, MissingDependency, Refused, SquallError
 from squall.inventory import Partition, SiteInventory
-from squall.project import project_dir
-from squall.runtime import runtime_path, runtime_sha256, runtime_version
+from squall.runtime import runtime_sha256, runtime_version
 from squall.sites.base import (
     Capability,
     Claim,
@@ -37,6 +34,7 @@ from squall.sites.base import (
 )
 from squall.sites.ssh import SshSession
 from squall.store import Store
+from squall.templating import templates
 from squall.transfer import cached_sha256, sha256_file
 
 KILL_GRACE = 5.0
@@ -241,7 +239,7 @@ class HpcSite(Site):
         comment = (f"squall-job={plan.job_id},org={tags['squall:org']},project={tags['squall:project']},"
                    f"expires={expires}")
         seconds = plan.walltime + SLURM_MARGIN
-        return _templates().get_template("slurm/array.sh.j2").render(
+        return templates().get_template("slurm/array.sh.j2").render(
             job_id=plan.job_id, slurm_name=f"squall-{plan.job_id}", comment=comment, tasks=len(plan.tasks),
             partition=self.partition_for(plan).name, cpus=res.cpus,
             memory_mb=(res.memory_bytes or 0) // (1 << 20), gpus=res.gpus,
@@ -401,18 +399,6 @@ class _ByteProgress:
 
     def finish(self) -> None:
         self.reporter.bytes_staged(self.total, self.total)
-
-
-@cache
-def _templates():
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(project_dir() / "templates")),
-        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
-    )
-    env.filters["shquote"] = shlex.quote
-    return env
 
 
 def _array_indexes(text: str | None) -> list[int]:

@@ -13,10 +13,10 @@ import math
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from squall.errors import InvalidInput
-from squall.validation import StrictModel, describe_errors
+from squall.validation import StrictModel, validate
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")]
 MIN_SUBNET_PREFIX = 28  # the smallest subnet AWS accepts (/28, 16 addresses); OpenStack works with it too
@@ -186,12 +186,7 @@ class JobStackDesign:
 
 
 def load_org(raw: object, source: str = "organisation") -> OrgSpec:
-    if not isinstance(raw, dict):
-        raise InvalidInput(f"{source}: an organisation spec must be a mapping")
-    try:
-        return OrgSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise InvalidInput(f"{source}: invalid organisation spec\n  " + "\n  ".join(describe_errors(exc, OrgSpec))) from None
+    return validate(OrgSpec, raw, source, "organisation spec")
 
 
 def base_tags(spec: OrgSpec) -> dict[str, str]:

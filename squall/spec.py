@@ -17,13 +17,12 @@ from pydantic import (
     AfterValidator,
     Field,
     StringConstraints,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from squall.errors import InvalidInput
-from squall.validation import StrictModel, describe_errors
+from squall.validation import StrictModel, validate
 
 _MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)$", re.IGNORECASE)
 _WALLTIME = re.compile(r"^(?:(\d+)-)?(\d+):([0-5]\d):([0-5]\d)$")
@@ -197,12 +196,7 @@ def load_spec(path: str | os.PathLike) -> ResolvedSpec:
 
 
 def validate_spec(raw: object, source: str = "spec") -> JobSpec:
-    if not isinstance(raw, dict):
-        raise InvalidInput(f"{source}: a job spec must be a mapping of fields, got {type(raw).__name__}")
-    try:
-        return JobSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise InvalidInput(f"{source}: invalid job spec\n  " + "\n  ".join(describe_errors(exc, JobSpec))) from None
+    return validate(JobSpec, raw, source, "job spec")
 
 
 def _inside(path: Path, root: Path) -> bool:

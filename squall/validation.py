@@ -7,14 +7,30 @@ Config files are written by hand, so every error says where (``resources.cpus``,
 from __future__ import annotations
 
 import difflib
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from squall.errors import InvalidInput
 
 
 class StrictModel(BaseModel):
     """Unknown keys are errors, types are not coerced, values never change."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate(model: type[M], raw: object, source: str, what: str) -> M:
+    """``model`` from ``raw``, or ``InvalidInput`` listing every error with its field path."""
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"{source}: {what} must be a mapping of fields, got {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(f"{source}: invalid {what}\n  " + "\n  ".join(describe_errors(exc, model))) from None
 
 
 def describe_errors(exc: ValidationError, root: type[BaseModel]) -> list[str]:

@@ -33,6 +33,7 @@ from squall.sites.base import (
     TaskState,
 )
 from squall.sites.ssh import SshSession
+from squall.spec import parse_walltime
 from squall.store import Store
 from squall.templating import templates
 from squall.transfer import cached_sha256, sha256_file
@@ -112,8 +113,6 @@ class HpcSite(Site):
         res = plan.spec.resources
         reasons = []
         for partition in self.site_inventory.vars.squall_partitions:
-            from squall.spec import parse_walltime
-
             if res.walltime_seconds > parse_walltime(partition.max_walltime):
                 reasons.append(f"{partition.name}: walltime above {partition.max_walltime}")
             elif res.cpus > partition.max_cpus_per_task:

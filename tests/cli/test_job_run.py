@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -283,9 +284,9 @@ def test_refusals_and_missing_tools_use_their_exit_codes(squall, make_spec):
     assert proc.returncode == 4 and "resources.gpus" in proc.stderr
     image = make_spec({"name": "c", "command": "true", "image": "docker.io/library/python:3.11", "runtime": "podman"},
                       folder="img")
-    proc = squall.run("job", "run", str(image), env={"PATH": "/usr/bin:/bin"})
-    if "podman" in (Path("/usr/bin") / "podman").name and (Path("/usr/bin") / "podman").exists():
+    if shutil.which("podman", path="/usr/bin:/bin"):
         pytest.skip("podman is installed here; the missing-tool path cannot be shown")
+    proc = squall.run("job", "run", str(image), env={"PATH": "/usr/bin:/bin"})
     assert proc.returncode == 3 and "no container runtime found" in proc.stderr
     assert squall.job_count() == 0
 

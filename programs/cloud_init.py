@@ -37,6 +37,7 @@ class UserData:
     ssh_from: tuple[str, ...] = ()  # job nodes: head node / controller addresses
     job_user: str = "squall"
     runtime_file: Path | None = None
+    nfs_export_to: str | None = None  # head node on OpenStack: export its data volume (/dev/vdb) to this CIDR
 
 
 def firewall_rules(intra_cidr: str, ssh_from: tuple[str, ...]) -> str:
@@ -57,13 +58,16 @@ def render_user_data(data: UserData) -> str:
         if not data.intra_cidr or not data.ssh_from:
             raise InvalidInput("job nodes need intra_cidr and ssh_from for their firewall")
         firewall = firewall_rules(data.intra_cidr, data.ssh_from)
+    export = str(ipaddress.ip_network(data.nfs_export_to, strict=False)) if data.nfs_export_to else None
+    if export is not None and ipaddress.ip_network(export).prefixlen == 0:
+        raise InvalidInput("nfs_export_to: the shared volume is never exported to 0.0.0.0/0")
     source = data.runtime_file or runtime_path()
     text = templates().get_template("cloud-init/user-data.yaml.j2").render(
         role=data.role, name=data.name, job_user=data.job_user,
         controller_public_key=data.controller_public_key.strip(),
         runtime_version=runtime_version(source), runtime_sha256=runtime_sha256(source),
         runtime_b64=base64.b64encode(source.read_bytes()).decode(),
-        firewall=firewall is not None,
+        firewall=firewall is not None, nfs_export_to=export,
         firewall_b64=base64.b64encode(firewall.encode()).decode() if firewall else "",
     )
     check_no_secrets(text)

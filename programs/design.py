@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -19,6 +20,7 @@ from squall.errors import InvalidInput
 from squall.validation import StrictModel, validate
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")]
+JOB_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")  # also a Kubernetes label value and part of names
 MIN_SUBNET_PREFIX = 28  # the smallest subnet AWS accepts (/28, 16 addresses); OpenStack works with it too
 
 # Availability zones Squall knows per AWS region. OpenStack zones are site-specific:
@@ -47,6 +49,9 @@ class PoolSpec(StrictModel):
     max: int = Field(ge=0, le=1000)
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[Taint] = Field(default_factory=list)
+    # Kubernetes: what one node of the pool brings to the namespace's quota.
+    cpus_per_node: int = Field(8, ge=1, le=1024)
+    memory_gib_per_node: int = Field(64, ge=1, le=16384)
 
     @model_validator(mode="after")
     def _sizes(self) -> "PoolSpec":
@@ -74,6 +79,7 @@ class JobStackSpec(StrictModel):
     nodes: int = Field(1, ge=1, le=1000)
     flavour: str = Field(min_length=1)
     ttl_hours: float = Field(4, gt=0, le=24 * 14)
+    image: str | None = None  # OpenStack image name or Kubernetes container image; AWS looks the AMI up
 
 
 class NetworkSpec(StrictModel):
@@ -101,6 +107,11 @@ class OpenStackSpec(StrictModel):
     external_network: str = Field(min_length=1)
     known_zones: list[str] = Field(min_length=1)
     public_key: str = Field(min_length=1)
+    head_image: str = "debian-12"
+    gpu_image: str = "debian-12-nvidia"
+    # Encryption at rest is a volume-type property on OpenStack: name the cloud's encrypted type.
+    encrypted_volume_type: str = Field("encrypted", min_length=1)
+    root_volume_gb: int = Field(40, ge=10, le=2000)
 
 
 class OrgSpec(StrictModel):
@@ -130,6 +141,10 @@ class OrgSpec(StrictModel):
         fs_clouds = {"efs": "aws", "fsx-lustre": "aws", "manila": "openstack", "cinder-nfs": "openstack"}
         if self.shared_fs and fs_clouds[self.shared_fs.kind] != self.cloud:
             raise ValueError(f"shared_fs.kind {self.shared_fs.kind} is not available on {self.cloud}")
+        if self.cloud == "kubernetes" and len(self.pools) != 1:
+            raise ValueError("pools: a kubernetes organisation has exactly one pool (its namespace and GPU quota)")
+        if self.cloud == "kubernetes" and self.banks:
+            raise ValueError("banks: idle VM banks need aws or openstack")
         for kind, items in (("pools", self.pools), ("banks", self.banks)):
             names = [item.name for item in items]
             if len(names) != len(set(names)):
@@ -183,6 +198,7 @@ class JobStackDesign:
     flavour: str
     tags: dict[str, str]
     expires_at: int
+    ttl_seconds: int
 
 
 def load_org(raw: object, source: str = "organisation") -> OrgSpec:
@@ -217,14 +233,16 @@ def design(spec: OrgSpec) -> ClusterDesign:
 def design_job_stack(cluster: ClusterDesign, job_id: str, now: float, nodes: int | None = None) -> JobStackDesign:
     """An ephemeral job stack of the organisation, tagged with its expiry."""
     template = cluster.spec.job_stack
+    if not JOB_ID.match(job_id):
+        raise InvalidInput(f"job id {job_id!r}: use lower-case letters, digits and '-' (at most 40)")
     if template is None:
         raise InvalidInput(f"organisation {cluster.spec.org}: no job_stack section, so no cloud jobs")
     count = nodes if nodes is not None else template.nodes
     if not 1 <= count <= 1000:
         raise InvalidInput(f"job stack nodes: {count} is outside 1..1000")
-    expires = int(now + template.ttl_hours * 3600)
-    tags = {**cluster.tags, "squall:job": job_id, "squall:expires": str(expires)}
-    return JobStackDesign(f"{cluster.name}-job-{job_id}", count, template.flavour, tags, expires)
+    ttl = int(template.ttl_hours * 3600)
+    tags = {**cluster.tags, "squall:job": job_id, "squall:expires": str(int(now) + ttl)}
+    return JobStackDesign(f"{cluster.name}-job-{job_id}", count, template.flavour, tags, int(now) + ttl, ttl)
 
 
 def _zones(spec: OrgSpec) -> tuple[str, ...]:
@@ -260,3 +278,48 @@ def _subnets(name: str, spec: OrgSpec, zones: tuple[str, ...]) -> tuple[Subnet, 
     if spec.network.public_subnet:
         subnets.append(Subnet(f"{name}-public-{zones[0]}", str(slices[len(zones)]), zones[0], True))
     return tuple(subnets)
+
+
+def resize(cluster: ClusterDesign, pool_sizes: dict[str, int], bank_sizes: dict[str, int]) -> ClusterDesign:
+    """``cluster`` with pools' desired sizes and banks' idle targets taken from stack config.
+
+    ``squall pool scale`` and the bank's reconcile change these numbers without
+    touching the organisation spec; each must still fit the spec's limits.
+    """
+    known_pools = {p.spec.name: p for p in cluster.pools}
+    known_banks = {b.spec.name: b for b in cluster.banks}
+    for kind, sizes, known in (("pool_sizes", pool_sizes, known_pools), ("bank_sizes", bank_sizes, known_banks)):
+        for name in sizes:
+            if name not in known:
+                raise InvalidInput(f"{kind}: {name!r} is not a {kind[:4]} of {cluster.spec.org} "
+                                   f"(known: {', '.join(known) or 'none'})")
+    pools = []
+    for pool in cluster.pools:
+        size = pool_sizes.get(pool.spec.name, pool.spec.desired)
+        if not pool.spec.min <= size <= pool.spec.max:
+            raise InvalidInput(f"pool_sizes.{pool.spec.name}: {size} is outside min..max "
+                               f"({pool.spec.min}..{pool.spec.max})")
+        pools.append(replace(pool, spec=pool.spec.model_copy(update={"desired": size})))
+    banks = []
+    for bank in cluster.banks:
+        size = bank_sizes.get(bank.spec.name, bank.spec.idle_target)
+        if not 0 <= size <= bank.spec.max_size:
+            raise InvalidInput(f"bank_sizes.{bank.spec.name}: {size} is outside 0..max_size ({bank.spec.max_size})")
+        banks.append(replace(bank, spec=bank.spec.model_copy(update={"idle_target": size})))
+    return replace(cluster, pools=tuple(pools), banks=tuple(banks))
+
+
+def k8s_labels(tags: dict[str, str]) -> dict[str, str]:
+    """Owner tags as Kubernetes labels (``squall:org`` → ``squall.io/org``; colons are not allowed)."""
+    labels = {}
+    for key, value in tags.items():
+        if key == "managed-by":
+            labels["app.kubernetes.io/managed-by"] = value
+        else:
+            labels[key.replace("squall:", "squall.io/")] = value
+    return labels
+
+
+def fsx_capacity_gb(size_gb: int) -> int:
+    """FSx for Lustre (SCRATCH_2) sizes: 1,200 GB or a multiple of 2,400 GB, rounded up."""
+    return 1200 if size_gb <= 1200 else math.ceil(size_gb / 2400) * 2400

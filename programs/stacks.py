@@ -1,0 +1,80 @@
+"""The stack programs: one function per ``squall:kind``, called by ``Pulumi.yaml`` and inline by the
+Automation API alike. Each takes validated settings; only ``run_configured`` reads ``pulumi.Config``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pulumi
+
+from squall.programs.components import (
+    GpuNodePool,
+    GpuNodePoolArgs,
+    JobStack,
+    JobStackArgs,
+    KubernetesWork,
+    OrgCluster,
+    OrgClusterArgs,
+    Placement,
+    VmBank,
+    VmBankArgs,
+)
+from squall.programs.design import design, design_job_stack, resize
+from squall.programs.settings import JobStackConfig, OrgStackConfig
+
+
+def org_program(config: OrgStackConfig) -> None:
+    """The organisation's persistent cluster (AWS, OpenStack), its GPU pools and its idle VM banks."""
+    cluster = resize(design(config.org), config.pool_sizes, config.bank_sizes)
+    key = config.controller_public_key
+    placement = Placement()
+    if cluster.spec.cloud != "kubernetes":
+        org = OrgCluster(cluster.name, OrgClusterArgs(cluster, key))
+        placement = org.placement
+        pulumi.export("head_address", org.head_address)
+        pulumi.export("public_address", org.public_address)
+        pulumi.export("network_id", placement.network_id or placement.vpc_id)
+        pulumi.export("subnet_ids", list(placement.subnet_ids))
+        pulumi.export("intra_cidr", placement.intra_cidr)
+    else:
+        pulumi.export("namespace", cluster.namespace)
+    pools = {pool.spec.name: GpuNodePool(pool.name, GpuNodePoolArgs(cluster, pool, key, placement)).desired
+             for pool in cluster.pools}
+    banks = {bank.spec.name: VmBank(bank.name, VmBankArgs(cluster, bank, key, placement)).servers
+             for bank in cluster.banks}
+    pulumi.export("pools", pools)
+    pulumi.export("banks", banks)
+
+
+def job_program(config: JobStackConfig) -> None:
+    """One cloud job's ephemeral stack, tagged with its expiry."""
+    cluster = design(config.org)
+    job = design_job_stack(cluster, config.job.id, now=config.job.created_at, nodes=config.job.nodes)
+    where = config.placement
+    placement = Placement(subnet_ids=where.subnet_ids, vpc_id=where.vpc_id, network_id=where.network_id,
+                          intra_cidr=where.intra_cidr, ssh_from=tuple(where.ssh_from))
+    settings = config.job
+    work = KubernetesWork(settings.image, settings.command, settings.tasks, settings.cpus, settings.memory_gib,
+                          settings.gpus) if cluster.spec.cloud == "kubernetes" else None
+    stack = JobStack(job.name, JobStackArgs(cluster, job, config.controller_public_key, placement, work))
+    pulumi.export("nodes", stack.nodes)
+    pulumi.export("expires_at", job.expires_at)
+
+
+PROGRAMS: dict[str, Callable] = {"org": org_program, "job": job_program}
+
+
+def run_configured() -> None:
+    """The program ``Pulumi.yaml`` runs: settings from the stack's ``squall:`` config."""
+    from squall.programs.stack_files import resolve
+
+    config = pulumi.Config("squall")
+    raw = {key: config.get_object(key) for key in
+           ("org", "pool_sizes", "bank_sizes", "job", "placement")
+           if config.get(key) is not None}
+    for key in ("kind", "org_stack", "controller_public_key"):
+        if config.get(key) is not None:
+            raw[key] = config.get(key)
+    settings = resolve(raw, f"stack {pulumi.get_stack()}")  # refuses an unknown kind, naming it
+    PROGRAMS[str(raw["kind"])](settings)

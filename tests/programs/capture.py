@@ -1,0 +1,80 @@
+"""Evaluate a Squall program under Pulumi's mocks and capture the resource graph it declares.
+
+No Pulumi CLI, no provider plugin, no network: the real provider SDK classes
+register their inputs with a recording mock monitor. Used by the tests and by
+``bench/run.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pulumi
+from pulumi.runtime import mocks
+
+from squall.programs.rules import Resource
+
+# Outputs a real provider computes and the programs read back.
+COMPUTED = {
+    "aws:ec2/instance:Instance": {"privateIp": "10.20.0.10", "publicIp": "198.51.100.7"},
+    "openstack:compute/instance:Instance": {"accessIpV4": "192.168.10.10"},
+    "openstack:networking/floatingIp:FloatingIp": {"address": "203.0.113.7"},
+}
+
+
+class Recorder(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.registered: list[tuple[str, str, dict, bool]] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.registered.append((args.typ, args.name, dict(args.inputs), bool(args.custom)))
+        return f"{args.name}-id", {**args.inputs, **COMPUTED.get(args.typ, {})}
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {"id": f"looked-up-{args.args.get('name') or args.token.rsplit(':', 1)[-1]}"}, []
+
+
+class ParentMonitor(mocks.MockMonitor):
+    """Also remembers each resource's URN and its parent's, to check ``parent=self``."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__(recorder)
+        self.parents: dict[tuple[str, str], str] = {}
+        self.urns: dict[tuple[str, str], str] = {}
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        self.parents[(request.type, request.name)] = request.parent
+        self.urns[(request.type, request.name)] = response.urn
+        return response
+
+
+@dataclass
+class Graph:
+    resources: list[Resource]  # custom resources, in registration order
+    components: list[Resource]
+    parents: dict[str, str] = field(default_factory=dict)  # urn -> parent urn
+
+    def of_type(self, token: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == token]
+
+    def count(self, token: str) -> int:
+        return len(self.of_type(token))
+
+
+def evaluate(program: Callable[[], None], config: dict[str, object] | None = None, stack: str = "test") -> Graph:
+    """Run ``program`` to completion under mocks, with ``squall:``/provider config, and return its graph."""
+    recorder = Recorder()
+    monitor = ParentMonitor(recorder)
+    pulumi.runtime.set_mocks(recorder, project="squall", stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config({key: value if isinstance(value, str) else json.dumps(value)
+                                   for key, value in (config or {}).items()})
+    pulumi.runtime.test(program)()
+    resources, components = [], []
+    for typ, name, inputs, custom in recorder.registered:
+        resource = Resource(typ, name, inputs, monitor.urns.get((typ, name), ""))
+        (resources if custom else components).append(resource)
+    parents = {monitor.urns[key]: parent for key, parent in monitor.parents.items() if key in monitor.urns}
+    return Graph(resources, components, parents)

@@ -248,7 +248,11 @@ def design_job_stack(cluster: ClusterDesign, job_id: str, now: float, nodes: int
 def _zones(spec: OrgSpec) -> tuple[str, ...]:
     if spec.cloud == "kubernetes":
         return ()
-    known = AWS_ZONES.get(spec.region) if spec.cloud == "aws" else tuple(spec.openstack.known_zones)
+    if spec.cloud == "openstack":
+        assert spec.openstack is not None  # OrgSpec requires it for openstack
+        known: tuple[str, ...] | None = tuple(spec.openstack.known_zones)
+    else:
+        known = AWS_ZONES.get(spec.region)
     if known is None:
         raise InvalidInput(f"region: {spec.region!r} is not a region Squall knows for aws "
                            f"({', '.join(sorted(AWS_ZONES))})")
@@ -263,19 +267,21 @@ def _zones(spec: OrgSpec) -> tuple[str, ...]:
 
 def _subnets(name: str, spec: OrgSpec, zones: tuple[str, ...]) -> tuple[Subnet, ...]:
     """One private subnet per zone (and one public, if asked), equal slices of the network."""
+    assert spec.network is not None  # only called when there is one
     network = ipaddress.ip_network(spec.network.cidr)
-    count = len(zones) + (1 if spec.network.public_subnet else 0)
+    public = spec.network.public_subnet
+    count = len(zones) + (1 if public else 0)
     prefix = network.prefixlen + max(0, math.ceil(math.log2(count)))
     if prefix > MIN_SUBNET_PREFIX:
         raise InvalidInput(
             f"network.cidr: {network} is too small for {count} subnets "
-            f"({len(zones)} zones{' + public' if spec.network.public_subnet else ''}); "
+            f"({len(zones)} zones{' + public' if public else ''}); "
             f"each needs at least a /{MIN_SUBNET_PREFIX}, so use a /{MIN_SUBNET_PREFIX - math.ceil(math.log2(count))} "
             "or larger"
         )
     slices = list(network.subnets(new_prefix=prefix))
     subnets = [Subnet(f"{name}-private-{zone}", str(slices[i]), zone, False) for i, zone in enumerate(zones)]
-    if spec.network.public_subnet:
+    if public:
         subnets.append(Subnet(f"{name}-public-{zones[0]}", str(slices[len(zones)]), zones[0], True))
     return tuple(subnets)
 

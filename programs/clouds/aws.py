@@ -152,7 +152,7 @@ def _shared_filesystem(name: str, args: OrgClusterArgs, vpc_id: pulumi.Input[str
                                 security_groups=[group.id], opts=opts)
     else:
         aws.fsx.LustreFileSystem(f"{name}-shared", storage_capacity=fsx_capacity_gb(fs.size_gb),
-                                 deployment_type="SCRATCH_2", subnet_ids=[subnets[0].id],
+                                 deployment_type="SCRATCH_2", subnet_ids=subnets[0].id,
                                  security_group_ids=[group.id], tags={**tags, "Name": f"{name}-shared"}, opts=opts)
 
 

@@ -1,15 +1,28 @@
 """Kubernetes objects for the components: the organisation's namespace and GPU quota, and Indexed Jobs.
 
-Object bodies are plain dicts in the Kubernetes API's own shape; the tests
-check every one against the real OpenAPI schemas (kubernetes-validate), which
-the Pulumi mocks do not. No container is privileged, and every job's pods may
-talk only to each other.
+Object bodies are dicts in the Kubernetes API's own shape, typed with the SDK's
+``*ArgsDict`` TypedDicts so the static type check catches a misspelled key; the
+tests also check every object against the real OpenAPI schemas
+(kubernetes-validate), which the Pulumi mocks do not. No container is
+privileged, and every job's pods may talk only to each other.
 """
 
 from __future__ import annotations
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi_kubernetes.apps.v1 import DaemonSetSpecArgsDict
+from pulumi_kubernetes.batch.v1 import JobSpecArgsDict
+from pulumi_kubernetes.core.v1 import (
+    LimitRangeSpecArgsDict,
+    PodSpecArgsDict,
+    ResourceQuotaSpecArgsDict,
+    ResourceRequirementsArgsDict,
+    SecurityContextArgsDict,
+    TolerationArgsDict,
+)
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
+from pulumi_kubernetes.networking.v1 import NetworkPolicyPeerArgsDict, NetworkPolicySpecArgsDict
 
 from squall.programs.components import GpuNodePoolArgs, JobStackArgs
 from squall.programs.design import ClusterDesign, PoolDesign, k8s_labels
@@ -17,18 +30,22 @@ from squall.runtime import runtime_path, runtime_version
 
 DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"
 GPU = "nvidia.com/gpu"
-RESTRICTED = {"allowPrivilegeEscalation": False, "privileged": False, "capabilities": {"drop": ["ALL"]}}
+RESTRICTED: SecurityContextArgsDict = {"allow_privilege_escalation": False, "privileged": False,
+                                        "capabilities": {"drop": ["ALL"]}}
 
 
-def metadata(name: str, labels: dict[str, str], namespace: str | None = None) -> dict:
-    return {"name": name, "labels": labels, **({"namespace": namespace} if namespace else {})}
+def metadata(name: str, labels: dict[str, str], namespace: str | None = None) -> ObjectMetaArgsDict:
+    meta: ObjectMetaArgsDict = {"name": name, "labels": labels}
+    if namespace:
+        meta["namespace"] = namespace
+    return meta
 
 
 def priority_class_name(cluster: ClusterDesign, pool: PoolDesign) -> str:
     return f"{cluster.namespace}-{pool.spec.name}"
 
 
-def tolerations(pool: PoolDesign) -> list[dict]:
+def tolerations(pool: PoolDesign) -> list[TolerationArgsDict]:
     return [{"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect} for t in pool.spec.taints]
 
 
@@ -38,40 +55,44 @@ def gpu_node_pool(name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions
     spec, labels, namespace = pool.spec, k8s_labels(pool.tags), cluster.namespace
     k8s.core.v1.Namespace(f"{name}-namespace", metadata=metadata(namespace, labels), opts=opts)
     nodes = spec.desired
-    k8s.core.v1.ResourceQuota(f"{name}-quota", metadata=metadata(f"{pool.name}-quota", labels, namespace), spec={
+    quota: ResourceQuotaSpecArgsDict = {
         "hard": {
             "requests.cpu": str(spec.cpus_per_node * nodes), "limits.cpu": str(spec.cpus_per_node * nodes),
             "requests.memory": f"{spec.memory_gib_per_node * nodes}Gi",
             "limits.memory": f"{spec.memory_gib_per_node * nodes}Gi",
             f"requests.{GPU}": str(spec.gpus_per_node * nodes), "pods": str(spec.cpus_per_node * nodes),
-        }}, opts=opts)
+        }}
+    k8s.core.v1.ResourceQuota(f"{name}-quota", metadata=metadata(f"{pool.name}-quota", labels, namespace),
+                              spec=quota, opts=opts)
     node_max = {"cpu": str(spec.cpus_per_node), "memory": f"{spec.memory_gib_per_node}Gi"}
     if spec.gpus_per_node:
         node_max[GPU] = str(spec.gpus_per_node)
-    k8s.core.v1.LimitRange(f"{name}-limits", metadata=metadata(f"{pool.name}-limits", labels, namespace), spec={
+    limits: LimitRangeSpecArgsDict = {
         "limits": [{"type": "Container", "max": node_max,
-                    "default": {"cpu": "1", "memory": "2Gi"}, "defaultRequest": {"cpu": "500m", "memory": "1Gi"}}]},
-        opts=opts)
+                    "default": {"cpu": "1", "memory": "2Gi"}, "default_request": {"cpu": "500m", "memory": "1Gi"}}]}
+    k8s.core.v1.LimitRange(f"{name}-limits", metadata=metadata(f"{pool.name}-limits", labels, namespace),
+                           spec=limits, opts=opts)
     k8s.scheduling.v1.PriorityClass(f"{name}-priority", metadata=metadata(priority_class_name(cluster, pool), labels),
                                     value=1000, global_default=False, preemption_policy="Never",
                                     description=f"Squall jobs of {cluster.spec.org}", opts=opts)
     plugin_labels = {**labels, "app.kubernetes.io/name": "nvidia-device-plugin"}
+    plugin_pod: PodSpecArgsDict = {
+        "priority_class_name": priority_class_name(cluster, pool),
+        "tolerations": tolerations(pool),
+        "containers": [{
+            "name": "nvidia-device-plugin", "image": DEVICE_PLUGIN_IMAGE, "security_context": RESTRICTED,
+            "volume_mounts": [{"name": "device-plugins", "mount_path": "/var/lib/kubelet/device-plugins"}],
+        }],
+        "volumes": [{"name": "device-plugins", "host_path": {"path": "/var/lib/kubelet/device-plugins"}}],
+    }
+    if spec.labels:
+        plugin_pod["node_selector"] = dict(spec.labels)
+    plugin: DaemonSetSpecArgsDict = {
+        "selector": {"match_labels": {"app.kubernetes.io/name": "nvidia-device-plugin", "squall.io/pool": spec.name}},
+        "template": {"metadata": {"labels": plugin_labels}, "spec": plugin_pod},
+    }
     k8s.apps.v1.DaemonSet(f"{name}-device-plugin", metadata=metadata(f"{pool.name}-device-plugin", labels, namespace),
-                          spec={
-        "selector": {"matchLabels": {"app.kubernetes.io/name": "nvidia-device-plugin", "squall.io/pool": spec.name}},
-        "template": {
-            "metadata": {"labels": plugin_labels},
-            "spec": {
-                "priorityClassName": priority_class_name(cluster, pool),
-                "tolerations": tolerations(pool),
-                **({"nodeSelector": dict(spec.labels)} if spec.labels else {}),
-                "containers": [{
-                    "name": "nvidia-device-plugin", "image": DEVICE_PLUGIN_IMAGE,
-                    "securityContext": RESTRICTED,
-                    "volumeMounts": [{"name": "device-plugins", "mountPath": "/var/lib/kubelet/device-plugins"}],
-                }],
-                "volumes": [{"name": "device-plugins", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}],
-            }}}, opts=opts)
+                          spec=plugin, opts=opts)
     return nodes
 
 
@@ -88,38 +109,34 @@ def job_stack(name: str, args: JobStackArgs, opts: pulumi.ResourceOptions) -> li
     runtime = k8s.core.v1.ConfigMap(f"{name}-runtime", metadata=metadata(f"{job.name}-runtime", labels, namespace),
                                     data={"squall_runtime.py": runtime_path().read_text()}, opts=opts)
     pool = cluster.pools[0] if cluster.pools else None
-    resources: dict[str, dict[str, str]] = {
-        "requests": {"cpu": str(work.cpus), "memory": f"{work.memory_gib}Gi"},
-        "limits": {"cpu": str(work.cpus), "memory": f"{work.memory_gib}Gi"},
-    }
-    if work.gpus:
-        resources["limits"][GPU] = str(work.gpus)
-        resources["requests"][GPU] = str(work.gpus)
-    pod_spec = {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+    amounts = {"cpu": str(work.cpus), "memory": f"{work.memory_gib}Gi", **({GPU: str(work.gpus)} if work.gpus else {})}
+    resources: ResourceRequirementsArgsDict = {"requests": amounts, "limits": amounts}
+    pod_spec: PodSpecArgsDict = {
+        "restart_policy": "Never",
+        "automount_service_account_token": False,
+        "security_context": {"run_as_non_root": True, "run_as_user": 1000, "seccomp_profile": {"type": "RuntimeDefault"}},
         "containers": [{
             "name": "task", "image": work.image, "command": list(work.command),
             "env": [{"name": "SQUALL_RUNTIME", "value": f"/opt/squall/runtime/{version}/squall_runtime.py"}],
-            "resources": resources, "securityContext": RESTRICTED,
-            "volumeMounts": [{"name": "runtime", "mountPath": f"/opt/squall/runtime/{version}", "readOnly": True}],
+            "resources": resources, "security_context": RESTRICTED,
+            "volume_mounts": [{"name": "runtime", "mount_path": f"/opt/squall/runtime/{version}", "read_only": True}],
         }],
-        "volumes": [{"name": "runtime", "configMap": {"name": runtime.metadata.name}}],
+        "volumes": [{"name": "runtime", "config_map": {"name": runtime.metadata.name}}],
     }
     if pool is not None:
-        pod_spec["priorityClassName"] = priority_class_name(cluster, pool)
+        pod_spec["priority_class_name"] = priority_class_name(cluster, pool)
         pod_spec["tolerations"] = tolerations(pool)
-    indexed = k8s.batch.v1.Job(f"{name}-tasks", metadata=metadata(job.name, labels, namespace), spec={
-        "completionMode": "Indexed", "completions": work.tasks, "parallelism": min(job.nodes, work.tasks),
-        "backoffLimit": 0, "ttlSecondsAfterFinished": 600,
-        "activeDeadlineSeconds": job.ttl_seconds,
+    indexed_spec: JobSpecArgsDict = {
+        "completion_mode": "Indexed", "completions": work.tasks, "parallelism": min(job.nodes, work.tasks),
+        "backoff_limit": 0, "ttl_seconds_after_finished": 600, "active_deadline_seconds": job.ttl_seconds,
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
-    }, opts=opts)
-    within_job = [{"podSelector": {"matchLabels": selector}}]
+    }
+    indexed = k8s.batch.v1.Job(f"{name}-tasks", metadata=metadata(job.name, labels, namespace), spec=indexed_spec,
+                               opts=opts)
+    within_job: list[NetworkPolicyPeerArgsDict] = [{"pod_selector": {"match_labels": selector}}]
+    isolation: NetworkPolicySpecArgsDict = {"pod_selector": {"match_labels": selector},
+                                            "policy_types": ["Ingress", "Egress"],
+                                            "ingress": [{"from_": within_job}], "egress": [{"to": within_job}]}
     k8s.networking.v1.NetworkPolicy(f"{name}-isolation", metadata=metadata(f"{job.name}-isolation", labels, namespace),
-                                    spec={"podSelector": {"matchLabels": selector},
-                                          "policyTypes": ["Ingress", "Egress"],
-                                          "ingress": [{"from": within_job}], "egress": [{"to": within_job}]},
-                                    opts=opts)
+                                    spec=isolation, opts=opts)
     return [indexed.metadata.name]

@@ -27,6 +27,10 @@ from squall.programs.cloud_init import check_no_secrets
 
 OWNER_KEYS = ("managed-by", "squall:org", "squall:project", "squall:cluster")
 HEAD = "head"
+# Private means these ranges only (RFC 1918, shared address space, IPv6 unique-local): Python's
+# ``is_private`` also counts the documentation ranges, which stand for real public addresses here.
+PRIVATE_RANGES = tuple(ipaddress.ip_network(n) for n in
+                       ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"))
 # Resources the providers give no tags, labels or metadata to.
 UNTAGGABLE = frozenset({
     "aws:ec2/routeTableAssociation:RouteTableAssociation",
@@ -116,7 +120,8 @@ def _public(cidr: object) -> bool:
         network = ipaddress.ip_network(str(cidr), strict=False)
     except ValueError:
         return True  # unparseable: treat as the worst case
-    return network.prefixlen == 0 or not network.is_private
+    return not any(network.version == private.version and network.subnet_of(private)  # type: ignore[arg-type]
+                   for private in PRIVATE_RANGES)
 
 
 def _truthy(value: object) -> bool:

@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import pulumi
+import yaml
 from pulumi.runtime import mocks
 
 from squall.programs.rules import Resource
+from squall.programs.stack_files import stack_file
+from squall.programs.stacks import run_configured
 
 # Outputs a real provider computes and the programs read back.
 COMPUTED = {
@@ -78,3 +81,14 @@ def evaluate(program: Callable[[], None], config: dict[str, object] | None = Non
         (resources if custom else components).append(resource)
     parents = {monitor.urns[key]: parent for key, parent in monitor.parents.items() if key in monitor.urns}
     return Graph(resources, components, parents)
+
+
+def stack_config(stack: str) -> dict[str, object]:
+    """Every config key of ``stacks/Pulumi.<stack>.yaml`` (provider keys too), as Pulumi would pass them."""
+    return dict(yaml.safe_load(stack_file(stack).read_text())["config"])
+
+
+def evaluate_stack(stack: str, **squall: object) -> Graph:
+    """``Pulumi.yaml``'s own entry point over a stack file, with some ``squall:`` keys overridden."""
+    config = {**stack_config(stack), **{f"squall:{key}": value for key, value in squall.items()}}
+    return evaluate(run_configured, config, stack=stack)

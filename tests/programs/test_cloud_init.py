@@ -19,6 +19,7 @@ VARIANTS = {
     "head": UserData("head", "acme-main", KEY),
     "pool": UserData("pool", "acme-main-gpu", KEY, job_user="svc-squall"),
     "bank": UserData("bank", "zephy-main-cfd", KEY),
+    "head-nfs": UserData("head", "zephy-main", KEY, nfs_export_to="192.168.10.0/24"),
 }
 
 

@@ -309,6 +309,41 @@ def hpc_figures(runs: int, total_mib: int, files: int, home: Path, work: Path) -
     return figures
 
 
+def program_evaluation(runs: int) -> dict:
+    """JobStack (AWS, N instances) and GpuNodePool (OpenStack, N servers) declared under Pulumi's mocks.
+
+    The per-node cost is the marginal one: (t(N) - t(previous N)) / added nodes;
+    the ratio compares 100 -> 1,000 with 10 -> 100, so 1.0 means linear growth.
+    """
+    sys.path.insert(0, str(REPO))
+    from tests.programs.capture import evaluate_stack, stack_config
+
+    job = stack_config("acme.job.example")["squall:job"]
+    org = stack_config("zephy.org.main")["squall:org"]
+
+    def job_stack(nodes: int) -> None:
+        evaluate_stack("acme.job.example", job={**job, "nodes": nodes})
+
+    def gpu_pool(nodes: int) -> None:
+        evaluate_stack("zephy.org.main", org={**org, "banks": [],
+                                              "pools": [{**org["pools"][0], "max": 1000, "desired": nodes}]})
+
+    figures = {}
+    for name, program in (("program_eval_job_stack", job_stack), ("program_eval_gpu_pool", gpu_pool)):
+        seconds = {}
+        for nodes in (10, 100, 1000):
+            def once(nodes: int = nodes) -> float:
+                started = time.perf_counter()
+                program(nodes)
+                return time.perf_counter() - started
+            seconds[nodes] = median_of(runs if nodes < 1000 else max(1, runs // 3), once)
+        small = (seconds[100] - seconds[10]) / 90
+        large = (seconds[1000] - seconds[100]) / 900
+        figures[name] = figure(large, small, "ratio <= 1.5 (per-node cost 100->1000 vs 10->100: flat)",
+                               unit="s per node", seconds={str(n): round(t, 3) for n, t in seconds.items()})
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs and 128 MiB instead of 1 GiB")
@@ -324,6 +359,7 @@ def main() -> int:
         else:
             results |= staging(1024, 1000, root / "home-stage", root)
         results |= site_enrolment(root / "home-site")
+        results |= program_evaluation(3 if args.quick else 5)
         if os.geteuid() == 0:
             was_up = ensure_testbed()
             try:

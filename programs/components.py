@@ -10,7 +10,9 @@ cloud. Nothing here reads ``pulumi.Config``: the stack programs
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Sequence
 
 import pulumi
@@ -74,6 +76,11 @@ class JobStackArgs:
     work: KubernetesWork | None = None  # Kubernetes only
 
 
+def cloud(name: str) -> ModuleType:
+    """``squall.programs.clouds.<name>``, imported on first use (the provider SDKs are large)."""
+    return importlib.import_module(f"squall.programs.clouds.{name}")
+
+
 class OrgCluster(pulumi.ComponentResource):
     """An organisation's persistent cluster: network, security groups, shared filesystem, head node."""
 
@@ -82,15 +89,10 @@ class OrgCluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: OrgClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("squall:cluster:OrgCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        cloud = args.cluster.spec.cloud
-        if cloud == "aws":
-            from squall.programs.clouds import aws
-            built = aws.org_cluster(name, args, child)
-        elif cloud == "openstack":
-            from squall.programs.clouds import openstack
-            built = openstack.org_cluster(name, args, child)
-        else:
-            raise ValueError(f"OrgCluster: {cloud} organisations have no cluster of their own (pools only)")
+        provider = args.cluster.spec.cloud
+        if provider == "kubernetes":
+            raise ValueError("OrgCluster: kubernetes organisations have no cluster of their own (pools only)")
+        built = cloud(provider).org_cluster(name, args, child)
         self.placement = built.placement
         self.head_address = built.head_address
         self.public_address = built.public_address
@@ -104,18 +106,8 @@ class GpuNodePool(pulumi.ComponentResource):
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("squall:pool:GpuNodePool", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        cloud = args.cluster.spec.cloud
-        if cloud == "aws":
-            from squall.programs.clouds import aws
-            size = aws.gpu_node_pool(name, args, child)
-        elif cloud == "openstack":
-            from squall.programs.clouds import openstack
-            size = openstack.gpu_node_pool(name, args, child)
-        else:
-            from squall.programs.clouds import kubernetes
-            size = kubernetes.gpu_node_pool(name, args, child)
-        self.desired = size
-        self.register_outputs({"desired": size})
+        self.desired = cloud(args.cluster.spec.cloud).gpu_node_pool(name, args, child)
+        self.register_outputs({"desired": self.desired})
 
 
 class VmBank(pulumi.ComponentResource):
@@ -124,14 +116,8 @@ class VmBank(pulumi.ComponentResource):
     def __init__(self, name: str, args: VmBankArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("squall:bank:VmBank", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        if args.cluster.spec.cloud == "aws":
-            from squall.programs.clouds import aws
-            servers = aws.vm_bank(name, args, child)
-        else:
-            from squall.programs.clouds import openstack
-            servers = openstack.vm_bank(name, args, child)
-        self.servers = servers
-        self.register_outputs({"servers": servers, "target": args.bank.spec.idle_target})
+        self.servers = cloud(args.cluster.spec.cloud).vm_bank(name, args, child)
+        self.register_outputs({"servers": self.servers, "target": args.bank.spec.idle_target})
 
 
 class JobStack(pulumi.ComponentResource):
@@ -140,15 +126,5 @@ class JobStack(pulumi.ComponentResource):
     def __init__(self, name: str, args: JobStackArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("squall:job:JobStack", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        cloud = args.cluster.spec.cloud
-        if cloud == "aws":
-            from squall.programs.clouds import aws
-            nodes = aws.job_stack(name, args, child)
-        elif cloud == "openstack":
-            from squall.programs.clouds import openstack
-            nodes = openstack.job_stack(name, args, child)
-        else:
-            from squall.programs.clouds import kubernetes
-            nodes = kubernetes.job_stack(name, args, child)
-        self.nodes = nodes
-        self.register_outputs({"nodes": nodes, "expires_at": args.job.expires_at})
+        self.nodes = cloud(args.cluster.spec.cloud).job_stack(name, args, child)
+        self.register_outputs({"nodes": self.nodes, "expires_at": args.job.expires_at})

@@ -173,6 +173,8 @@ class BankDesign:
     spec: BankSpec
     tags: dict[str, str]
     metadata: dict[str, str]  # on every idle server: squall-bank, squall-state
+    slots: tuple[int, ...] = ()  # the bank's servers (idle or claimed), by slot number
+    claimed: tuple[int, ...] = ()  # slots handed out (their metadata says squall-state=claimed)
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,7 @@ def design(spec: OrgSpec) -> ClusterDesign:
     pools = tuple(PoolDesign(f"{name}-{p.name}", p, {**tags, "squall:pool": p.name}) for p in spec.pools)
     banks = tuple(
         BankDesign(f"{name}-{b.name}", b, {**tags, "squall:bank": b.name},
-                   {"squall-bank": b.name, "squall-state": "idle"})
+                   {"squall-bank": b.name, "squall-state": "idle"}, tuple(range(b.idle_target)))
         for b in spec.banks
     )
     return ClusterDesign(spec, name, zones, subnets, tags, pools, banks,
@@ -286,18 +288,24 @@ def _subnets(name: str, spec: OrgSpec, zones: tuple[str, ...]) -> tuple[Subnet, 
     return tuple(subnets)
 
 
-def resize(cluster: ClusterDesign, pool_sizes: dict[str, int], bank_sizes: dict[str, int]) -> ClusterDesign:
-    """``cluster`` with pools' desired sizes and banks' idle targets taken from stack config.
+def resize(cluster: ClusterDesign, pool_sizes: dict[str, int], bank_sizes: dict[str, int],
+           bank_slots: dict[str, list[int]] | None = None,
+           bank_claimed: dict[str, list[int]] | None = None) -> ClusterDesign:
+    """``cluster`` with pools' desired sizes and banks' servers taken from stack config.
 
-    ``squall pool scale`` and the bank's reconcile change these numbers without
-    touching the organisation spec; each must still fit the spec's limits.
+    ``squall pool scale`` and the bank's reconcile change these without touching
+    the organisation spec; each must still fit the spec's limits. A bank's
+    servers are its slots: ``bank_sizes`` gives slots 0..N-1, ``bank_slots``
+    names them (the reconcile retires old slots and adds new ones).
     """
+    bank_slots, bank_claimed = bank_slots or {}, bank_claimed or {}
     known_pools = {p.spec.name: p for p in cluster.pools}
     known_banks = {b.spec.name: b for b in cluster.banks}
-    for kind, sizes, known in (("pool_sizes", pool_sizes, known_pools), ("bank_sizes", bank_sizes, known_banks)):
+    for kind, sizes, known in (("pool_sizes", pool_sizes, known_pools), ("bank_sizes", bank_sizes, known_banks),
+                               ("bank_slots", bank_slots, known_banks), ("bank_claimed", bank_claimed, known_banks)):
         for name in sizes:
             if name not in known:
-                raise InvalidInput(f"{kind}: {name!r} is not a {kind[:4]} of {cluster.spec.org} "
+                raise InvalidInput(f"{kind}: {name!r} is not a {kind.split('_')[0]} of {cluster.spec.org} "
                                    f"(known: {', '.join(known) or 'none'})")
     pools = []
     for pool in cluster.pools:
@@ -306,13 +314,28 @@ def resize(cluster: ClusterDesign, pool_sizes: dict[str, int], bank_sizes: dict[
             raise InvalidInput(f"pool_sizes.{pool.spec.name}: {size} is outside min..max "
                                f"({pool.spec.min}..{pool.spec.max})")
         pools.append(replace(pool, spec=pool.spec.model_copy(update={"desired": size})))
-    banks = []
-    for bank in cluster.banks:
-        size = bank_sizes.get(bank.spec.name, bank.spec.idle_target)
-        if not 0 <= size <= bank.spec.max_size:
-            raise InvalidInput(f"bank_sizes.{bank.spec.name}: {size} is outside 0..max_size ({bank.spec.max_size})")
-        banks.append(replace(bank, spec=bank.spec.model_copy(update={"idle_target": size})))
-    return replace(cluster, pools=tuple(pools), banks=tuple(banks))
+    return replace(cluster, pools=tuple(pools),
+                   banks=tuple(_bank_slots(b, bank_sizes, bank_slots, bank_claimed) for b in cluster.banks))
+
+
+def _bank_slots(bank: BankDesign, sizes: dict[str, int], slots: dict[str, list[int]],
+                claimed: dict[str, list[int]]) -> BankDesign:
+    name, limit = bank.spec.name, bank.spec.max_size
+    if name in sizes:
+        if not 0 <= sizes[name] <= limit:
+            raise InvalidInput(f"bank_sizes.{name}: {sizes[name]} is outside 0..max_size ({limit})")
+        bank = replace(bank, spec=bank.spec.model_copy(update={"idle_target": sizes[name]}),
+                       slots=tuple(range(sizes[name])))
+    if name in slots:
+        chosen = slots[name]
+        if len(set(chosen)) != len(chosen) or any(s < 0 for s in chosen) or len(chosen) > limit:
+            raise InvalidInput(f"bank_slots.{name}: {len(chosen)} distinct non-negative slots at most "
+                               f"(max_size {limit}), got {chosen}")
+        bank = replace(bank, slots=tuple(sorted(chosen)))
+    taken = tuple(sorted(claimed.get(name, [])))
+    if not set(taken) <= set(bank.slots):
+        raise InvalidInput(f"bank_claimed.{name}: slots {sorted(set(taken) - set(bank.slots))} are not in the bank")
+    return replace(bank, claimed=taken)
 
 
 def k8s_labels(tags: dict[str, str]) -> dict[str, str]:

@@ -25,6 +25,8 @@ class OrgStackConfig(StrictModel):
     # Set by `squall pool scale` and the bank's reconcile; they override the spec's desired/idle_target.
     pool_sizes: dict[str, int] = Field(default_factory=dict)
     bank_sizes: dict[str, int] = Field(default_factory=dict)
+    bank_slots: dict[str, list[int]] = Field(default_factory=dict)
+    bank_claimed: dict[str, list[int]] = Field(default_factory=dict)
 
 
 class JobSettings(StrictModel):

@@ -41,7 +41,8 @@ def tune_collector() -> None:
 def org_program(config: OrgStackConfig) -> None:
     """The organisation's persistent cluster (AWS, OpenStack), its GPU pools and its idle VM banks."""
     tune_collector()
-    cluster = resize(design(config.org), config.pool_sizes, config.bank_sizes)
+    cluster = resize(design(config.org), config.pool_sizes, config.bank_sizes, config.bank_slots,
+                     config.bank_claimed)
     key = config.controller_public_key
     placement = Placement()
     if cluster.spec.cloud != "kubernetes":
@@ -87,7 +88,7 @@ def run_configured() -> None:
 
     config = pulumi.Config("squall")
     raw = {key: config.get_object(key) for key in
-           ("org", "pool_sizes", "bank_sizes", "job", "placement")
+           ("org", "pool_sizes", "bank_sizes", "bank_slots", "bank_claimed", "job", "placement")
            if config.get(key) is not None}
     for key in ("kind", "org_stack", "controller_public_key"):
         if config.get(key) is not None:

@@ -112,6 +112,36 @@ MIGRATIONS: list[str] = [
         states TEXT NOT NULL
     );
     """,
+    # 4: Pulumi stacks Squall drives (organisations, CI environments, cloud jobs) and the idle VM bank
+    """
+    CREATE TABLE stacks (
+        name TEXT PRIMARY KEY,
+        org TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        overrides TEXT NOT NULL DEFAULT '{}',
+        outputs TEXT NOT NULL DEFAULT '{}',
+        job_id TEXT,
+        expires_at REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE bank_vms (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        org TEXT NOT NULL,
+        bank TEXT NOT NULL,
+        slot INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('idle', 'claimed', 'retired')),
+        address TEXT,
+        owner TEXT,
+        claimed_at REAL,
+        expires_at REAL,
+        created_at REAL NOT NULL,
+        retired_at REAL
+    );
+    CREATE UNIQUE INDEX bank_vms_live_slot ON bank_vms(org, bank, slot) WHERE state != 'retired';
+    CREATE INDEX bank_vms_by_state ON bank_vms(org, bank, state, created_at);
+    """,
 ]
 
 FINISHED = ("succeeded", "failed", "timeout", "cancelled")
@@ -220,6 +250,10 @@ class Store:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def rows(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        """A read outside a transaction (WAL: a consistent snapshot), for the modules owning other tables."""
+        return self._db.execute(sql, params).fetchall()
 
     @property
     def schema_version(self) -> int:

@@ -193,8 +193,10 @@ def gpu_node_pool(name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions
     return pool.spec.desired
 
 
-def vm_bank(name: str, args: VmBankArgs, opts: pulumi.ResourceOptions) -> int:
-    """A warm pool of stopped, pre-initialised instances behind an empty Auto Scaling group."""
+def vm_bank(name: str, args: VmBankArgs, opts: pulumi.ResourceOptions) -> dict[str, pulumi.Output[str]]:
+    """A warm pool of stopped, pre-initialised instances behind an empty Auto Scaling group, one per slot.
+
+    AWS picks which warm instance serves a claim: no per-slot address is known here."""
     bank = args.bank
     tags = with_role({**bank.tags, **bank.metadata}, "bank")
     user_data = render_user_data(UserData("bank", bank.name, args.controller_public_key))
@@ -204,10 +206,10 @@ def vm_bank(name: str, args: VmBankArgs, opts: pulumi.ResourceOptions) -> int:
         f"{name}-nodes", min_size=0, desired_capacity=0, max_size=bank.spec.max_size,
         vpc_zone_identifiers=list(args.placement.subnet_ids),
         launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=template.id, version="$Latest"),
-        warm_pool=aws.autoscaling.GroupWarmPoolArgs(pool_state="Stopped", min_size=bank.spec.idle_target,
+        warm_pool=aws.autoscaling.GroupWarmPoolArgs(pool_state="Stopped", min_size=len(bank.slots),
                                                     max_group_prepared_capacity=bank.spec.max_size),
         tags=propagated(tags), opts=opts)
-    return bank.spec.idle_target
+    return {}
 
 
 def job_stack(name: str, args: JobStackArgs, opts: pulumi.ResourceOptions) -> list[pulumi.Output[str]]:

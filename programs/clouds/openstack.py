@@ -162,18 +162,21 @@ def gpu_node_pool(name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions
     return pool.spec.desired
 
 
-def vm_bank(name: str, args: VmBankArgs, opts: pulumi.ResourceOptions) -> int:
-    """``idle_target`` idle servers; the metadata says which bank they belong to and that they are idle."""
+def vm_bank(name: str, args: VmBankArgs, opts: pulumi.ResourceOptions) -> dict[str, pulumi.Output[str]]:
+    """One server per slot; the metadata says which bank it belongs to and whether it is idle or claimed.
+
+    Returns each slot's address (the bank's reconcile records them in the store)."""
     cluster, bank = args.cluster, args.bank
     group = openstack.compute.ServerGroup(f"{name}-group", name=bank.name, policies="soft-anti-affinity",
                                           opts=opts)
     user_data = render_user_data(UserData("bank", bank.name, args.controller_public_key))
     image = image_id(bank.spec.image, opts)
     metadata = with_role({**bank.tags, **bank.metadata}, "bank")
-    for index in range(bank.spec.idle_target):
-        server(f"{name}-vm-{index}", cluster, bank.spec.flavour, image, args.placement, metadata, user_data, opts,
-               index=index, group=group.id)
-    return bank.spec.idle_target
+    claimed = {**metadata, "squall-state": "claimed"}
+    return {str(slot): server(f"{name}-vm-{slot}", cluster, bank.spec.flavour, image, args.placement,
+                              claimed if slot in bank.claimed else metadata, user_data, opts, index=slot,
+                              group=group.id).access_ip_v4
+            for slot in bank.slots}
 
 
 def job_stack(name: str, args: JobStackArgs, opts: pulumi.ResourceOptions) -> list[pulumi.Output[str]]:

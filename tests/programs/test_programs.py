@@ -224,3 +224,12 @@ def test_a_job_stack_without_its_placement_is_refused_by_name():
 def test_an_unknown_kind_is_refused_by_name():
     with pytest.raises(InvalidInput, match="squall:kind 'cluster' is not one of org, job"):
         evaluate_stack("acme.org.main", kind="cluster")
+
+
+def test_bank_slots_name_the_servers_and_claimed_ones_say_so():
+    graph = evaluate_stack("zephy.org.main", bank_slots={"cfd": [2, 5, 9]}, bank_claimed={"cfd": [5]})
+    states = {s.name: s.props["metadata"]["squall-state"] for s in graph.of_type(OS_INSTANCE)
+              if s.props["metadata"].get("squall-bank") == "cfd"}
+    assert states == {"zephy-main-cfd-vm-2": "idle", "zephy-main-cfd-vm-5": "claimed", "zephy-main-cfd-vm-9": "idle"}
+    with pytest.raises(InvalidInput, match=r"bank_claimed.cfd: slots \[7\] are not in the bank"):
+        evaluate_stack("zephy.org.main", bank_slots={"cfd": [2]}, bank_claimed={"cfd": [7]})

@@ -67,6 +67,8 @@ class BankSpec(StrictModel):
     idle_target: int = Field(ge=0)
     max_size: int = Field(ge=1, le=500)
     max_age_hours: float = Field(24, gt=0)
+    per_user_quota: int = Field(2, ge=1)  # VMs one user may hold claimed at once
+    claim_hours: float = Field(8, gt=0, le=24 * 7)  # how long a claim lasts unless released
 
     @model_validator(mode="after")
     def _target(self) -> "BankSpec":

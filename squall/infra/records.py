@@ -87,15 +87,27 @@ def add_bank_vms(store: Store, org: str, bank: str, slots: list[int], addresses:
                        "VALUES (?, ?, ?, 'idle', ?, ?)", [(org, bank, s, addresses.get(s), now) for s in slots])
 
 
-def claim_bank_vm(store: Store, org: str, bank: str, owner: str, expires_at: float) -> BankVm | None:
-    """The oldest idle VM, now claimed by ``owner``; None when the bank has none idle."""
+def claim_bank_vm(store: Store, org: str, bank: str, owner: str, expires_at: float,
+                  quota: int) -> BankVm | None:
+    """The oldest idle VM, now claimed by ``owner``; None when none is idle or ``owner`` holds ``quota``.
+
+    One statement under ``BEGIN IMMEDIATE``: concurrent claims, from any
+    process, never get the same VM or exceed the quota together."""
     with store.transaction() as db:
         row = db.execute(
-            "UPDATE bank_vms SET state = 'claimed', owner = ?, claimed_at = ?, expires_at = ? "
-            "WHERE id = (SELECT id FROM bank_vms WHERE org = ? AND bank = ? AND state = 'idle' "
-            "ORDER BY created_at, id LIMIT 1) AND state = 'idle' RETURNING *",
-            (owner, time.time(), expires_at, org, bank)).fetchone()
+            "UPDATE bank_vms SET state = 'claimed', owner = :owner, claimed_at = :now, expires_at = :expires "
+            "WHERE id = (SELECT id FROM bank_vms WHERE org = :org AND bank = :bank AND state = 'idle' "
+            "ORDER BY created_at, id LIMIT 1) AND state = 'idle' AND (SELECT COUNT(*) FROM bank_vms "
+            "WHERE org = :org AND bank = :bank AND state = 'claimed' AND owner = :owner) < :quota RETURNING *",
+            {"owner": owner, "now": time.time(), "expires": expires_at, "org": org, "bank": bank,
+             "quota": quota}).fetchone()
     return _vm(row) if row else None
+
+
+def highest_slot(store: Store, org: str, bank: str) -> int:
+    """The highest slot number the bank ever used (retired included), -1 for none: new slots go above."""
+    rows = store.rows("SELECT MAX(slot) AS top FROM bank_vms WHERE org = ? AND bank = ?", (org, bank))
+    return -1 if rows[0]["top"] is None else int(rows[0]["top"])
 
 
 def retire_bank_vms(store: Store, ids: list[int]) -> None:

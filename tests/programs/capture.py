@@ -28,12 +28,13 @@ COMPUTED = {
 
 
 class Recorder(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
+    def __init__(self, computed: dict[str, dict] | None = None) -> None:
         self.registered: list[tuple[str, str, dict, bool]] = []
+        self.computed = {**COMPUTED, **(computed or {})}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         self.registered.append((args.typ, args.name, dict(args.inputs), bool(args.custom)))
-        return f"{args.name}-id", {**args.inputs, **COMPUTED.get(args.typ, {})}
+        return f"{args.name}-id", {**args.inputs, **self.computed.get(args.typ, {})}
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         return {"id": f"looked-up-{args.args.get('name') or args.token.rsplit(':', 1)[-1]}"}, []
@@ -53,12 +54,12 @@ class ParentMonitor(mocks.MockMonitor):
         self.urns[(request.type, request.name)] = response.urn
         return response
 
-
 @dataclass
 class Graph:
     resources: list[Resource]  # custom resources, in registration order
     components: list[Resource]
     parents: dict[str, str] = field(default_factory=dict)  # urn -> parent urn
+    outputs: dict = field(default_factory=dict)  # the stack's exports
 
     def of_type(self, token: str) -> list[Resource]:
         return [r for r in self.resources if r.type == token]
@@ -67,20 +68,31 @@ class Graph:
         return len(self.of_type(token))
 
 
-def evaluate(program: Callable[[], None], config: dict[str, object] | None = None, stack: str = "test") -> Graph:
-    """Run ``program`` to completion under mocks, with ``squall:``/provider config, and return its graph."""
-    recorder = Recorder()
+def evaluate(program: Callable[[], None], config: dict[str, object] | None = None, stack: str = "test",
+             computed: dict[str, dict] | None = None) -> Graph:
+    """Run ``program`` to completion under mocks, with ``squall:``/provider config, and return its graph.
+
+    ``computed`` adds outputs a provider would compute, by resource type (addresses …)."""
+    recorder = Recorder(computed)
     monitor = ParentMonitor(recorder)
+    pulumi.runtime.settings.set_root_resource(None)  # a fresh root Stack: its exports and URNs are per run
     pulumi.runtime.set_mocks(recorder, project="squall", stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config({key: value if isinstance(value, str) else json.dumps(value)
                                    for key, value in (config or {}).items()})
-    pulumi.runtime.test(program)()
+    exported: dict = {}
+
+    def program_and_exports() -> pulumi.Output:
+        program()
+        root = pulumi.runtime.settings.get_root_resource()
+        return pulumi.Output.from_input(getattr(root, "outputs", {})).apply(exported.update)
+
+    pulumi.runtime.test(program_and_exports)()
     resources, components = [], []
     for typ, name, inputs, custom in recorder.registered:
         resource = Resource(typ, name, inputs, monitor.urns.get((typ, name), ""))
         (resources if custom else components).append(resource)
     parents = {monitor.urns[key]: parent for key, parent in monitor.parents.items() if key in monitor.urns}
-    return Graph(resources, components, parents)
+    return Graph(resources, components, parents, exported)
 
 
 def stack_config(stack: str) -> dict[str, object]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import click
 
 if TYPE_CHECKING:
+    from squall.infra.driver import Engine
     from squall.store import Store
 
 
@@ -20,6 +21,7 @@ class App:
     debug: bool = False
     output: str = "text"
     quiet: bool = False
+    backend: str | None = None  # Pulumi state backend URL (--backend); default: a file backend in the home
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @cached_property
@@ -35,6 +37,12 @@ class App:
         store = Store(self.home)
         self._closers.append(store.close)
         return store
+
+    @cached_property
+    def engine(self) -> "Engine":
+        from squall.infra import driver
+
+        return driver.engine_for(self.home, self.backend)
 
     @property
     def json(self) -> bool:
@@ -71,4 +79,18 @@ output_option = click.option(
     expose_value=False,
     callback=_set_output,
     help="json: print only JSON on stdout (for scripts and CI).",
+)
+
+
+def _set_backend(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    ctx.find_object(App).backend = value
+    return value
+
+
+backend_option = click.option(
+    "--backend",
+    envvar="SQUALL_PULUMI_BACKEND",
+    expose_value=False,
+    callback=_set_backend,
+    help="Pulumi state backend URL (default: file:// under the Squall home; no account needed).",
 )

@@ -9,8 +9,11 @@ import click
 from squall import __version__
 from squall.cli.context import App
 from squall.cli.errors import EXIT_CODES_HELP, report_error
+from squall.cli.bank import bank_group
+from squall.cli.env import env_group
 from squall.cli.gc import gc_cmd
 from squall.cli.job import job_group
+from squall.cli.org import org_group, pool_group
 from squall.cli.site import site_group
 from squall.cli.version import version_cmd
 from squall.errors import ExitCode
@@ -28,10 +31,8 @@ def cli(ctx: click.Context, home: str | None, debug: bool, quiet: bool) -> None:
     app.home_option, app.debug, app.quiet = home, debug, quiet
 
 
-cli.add_command(job_group)
-cli.add_command(site_group)
-cli.add_command(gc_cmd)
-cli.add_command(version_cmd)
+for command in (job_group, site_group, org_group, pool_group, bank_group, env_group, gc_cmd, version_cmd):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
+from typing import IO
 
 from squall.errors import Refused
 from squall.paths import ensure_private_dir
@@ -22,27 +23,34 @@ class ControllerLock:
         self._handle = None
 
     def __enter__(self) -> "ControllerLock":
-        handle = open(self.path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
+        self._handle, holder = _exclusive(self.path, wait=False)
+        if self._handle is None:
             raise Refused(
                 f"job {self.job_id} is already being driven by pid {holder}",
                 hint="wait for it, or use 'squall job cancel' to stop the job",
-            ) from None
-        handle.truncate(0)
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._handle = handle
+            )
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         if self._handle is not None:
             self._handle.close()  # closing releases the flock
             self._handle = None
+
+
+def _exclusive(path: Path, wait: bool) -> tuple[IO[str] | None, str]:
+    """The file locked by this process (our pid written in it), or None and the holder's pid."""
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        return None, holder
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle, ""
 
 
 def controller_alive(home: Path, job_id: str) -> bool:
@@ -67,6 +75,31 @@ class PollLock:
     def __enter__(self) -> "PollLock":
         self._handle = open(self.path, "a+")
         fcntl.flock(self._handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+class StackLock:
+    """One operation at a time on a stack, across processes.
+
+    ``wait=False`` (CI environments) refuses at once, naming the holder;
+    ``wait=True`` (a bank refill behind another) queues behind it.
+    """
+
+    def __init__(self, home: Path, stack: str, wait: bool = False):
+        self.path = ensure_private_dir(home / "locks") / f"stack-{stack}.lock"
+        self.stack, self.wait = stack, wait
+        self._handle = None
+
+    def __enter__(self) -> "StackLock":
+        self._handle, holder = _exclusive(self.path, self.wait)
+        if self._handle is None:
+            raise Refused(f"stack {self.stack} is being changed by pid {holder}",
+                          hint="wait for that run to finish, then try again")
         return self
 
     def __exit__(self, *exc_info: object) -> None:

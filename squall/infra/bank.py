@@ -74,7 +74,8 @@ class Banks:
         new_slots = list(range(first, first + wanted))
         slots = sorted([vm.slot for vm in keep] + new_slots)
         claimed = sorted(vm.slot for vm in keep if vm.state == "claimed")
-        deployed = self.orgs.bank_slots(stack, bank)
+        record = records.stack(self.store, str(stack))
+        deployed = self.orgs.bank_slots(stack, bank) if record and record.state == "up" else None
         if not retiring and (slots, claimed) == deployed:
             return {"added": [], "retired": [], "idle": idle, "claimed": len(keep) - idle}
         self.store.record(None, "bank", "fill", stack=str(stack), bank=bank, add=len(new_slots),

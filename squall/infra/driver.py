@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -109,9 +110,14 @@ class AutomationEngine:
     def __init__(self, home: Path, backend: str | None = None):
         self.home = home
         self.backend = backend or default_backend(home)
+
+    @cached_property
+    def binary(self) -> str:
+        """Looked up at the first operation, so bad input is reported before a missing CLI."""
+        found = pulumi_binary()
         if self.backend.startswith("file://"):
             Path(self.backend[len("file://"):]).mkdir(parents=True, exist_ok=True)
-        self.binary = pulumi_binary()
+        return found
 
     def _environment(self, config: StackConfig) -> dict[str, str]:
         passphrase = os.environ.get(PASSPHRASE_ENV)
@@ -221,3 +227,8 @@ def _events(on_event: OnEvent) -> Callable[[Any], None]:
                 metadata = step.metadata
                 on_event(f"{getattr(metadata.op, 'value', metadata.op)} {metadata.type} {metadata.urn.rsplit('::', 1)[-1]} {verb}")
     return handle
+
+
+def engine_for(home: Path, backend: str | None = None) -> Engine:
+    """The engine the CLI drives stacks with (tests replace this one function with their double)."""
+    return AutomationEngine(home, backend)

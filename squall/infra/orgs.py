@@ -8,10 +8,11 @@ rewritten. Every action is journaled before and after it runs.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-from squall.errors import SquallError
+from squall.errors import InvalidInput, SquallError
 from squall.infra import records
 from squall.infra.driver import Engine, OnEvent, StackConfig, StackName
 from squall.programs.design import ClusterDesign, design, resize
@@ -23,11 +24,26 @@ OVERRIDE_KEYS = ("pool_sizes", "bank_sizes", "bank_slots", "bank_claimed")
 
 
 def provider_config(stack: StackName, directory: Path | None = None) -> StackConfig:
-    """The stack file's provider keys (``aws:region`` …): everything not under ``squall:``."""
+    """The stack file's provider keys (``aws:region`` …): everything not under ``squall:``.
+
+    A credential is never written in the file: ``key: {secret_env: VAR}`` takes it
+    from the environment and hands it to Pulumi as a secret (encrypted with the
+    passphrase in the stack's state)."""
     import yaml
 
     config = yaml.safe_load(stack_file(str(stack), directory).read_text()).get("config") or {}
-    return StackConfig({key: str(value) for key, value in config.items() if not key.startswith("squall:")})
+    values, secrets = {}, {}
+    for key, value in config.items():
+        if key.startswith("squall:"):
+            continue
+        if isinstance(value, dict) and set(value) == {"secret_env"}:
+            variable = str(value["secret_env"])
+            if variable not in os.environ:
+                raise InvalidInput(f"stack {stack}: {key} comes from ${variable}, which is not set")
+            secrets[key] = os.environ[variable]
+        else:
+            values[key] = str(value)
+    return StackConfig(values, secrets)
 
 
 def cluster_of(settings: OrgStackConfig) -> ClusterDesign:

@@ -1,0 +1,38 @@
+"""What the stack commands (org, pool, bank, env) share: engine events as progress, the refill spawner."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from typing import Callable
+
+from squall.cli.context import App
+
+
+def event_printer(app: App) -> Callable[[str], None]:
+    """Engine events as progress lines on stderr (a rich status line on a terminal), nothing when quiet."""
+    if app.quiet:
+        return lambda _message: None
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.markup import escape
+
+        console = Console(stderr=True)
+        return lambda message: console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {escape(message)}")
+    return lambda message: print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
+def spawn_refill(app: App) -> Callable[[object, str], None]:
+    """A claim's refill, in the background: a detached ``squall bank fill`` logging to the home."""
+
+    def refill(stack, bank: str) -> None:
+        logs = app.home / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "squall.cli.main", "--home", str(app.home), "--quiet", "bank", "fill",
+                getattr(stack, "org"), bank, "--name", getattr(stack, "name")]
+        if app.backend:
+            argv += ["--backend", app.backend]
+        with open(logs / f"bank-fill-{getattr(stack, 'org')}-{bank}.log", "ab") as log:
+            subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    return refill

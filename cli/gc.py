@@ -4,24 +4,40 @@ from __future__ import annotations
 
 import click
 
-from squall.cli.context import App, output_option, pass_app
+from squall.cli.context import App, backend_option, output_option, pass_app
 
 
 @click.command("gc")
 @click.option("--dry-run", is_flag=True, help="Show what would be removed; change nothing.")
+@click.option("--force", is_flag=True, help="Also remove cloud resources tagged managed-by: squall that no stack owns.")
+@backend_option
 @output_option
 @pass_app
-def gc_cmd(app: App, dry_run: bool) -> None:
-    """Remove what crashed jobs left behind: expired or orphaned work areas."""
+def gc_cmd(app: App, dry_run: bool, force: bool) -> None:
+    """Remove what crashed jobs left behind: expired or orphaned work areas, expired job and environment
+    stacks, and (with --force) cloud resources no stack owns."""
     from squall.gc import collect_garbage
 
     actions = collect_garbage(app.store, app.home, dry_run=dry_run)
+    if _uses_stacks(app):
+        from squall.infra.stack_gc import collect_stacks, inventories_for
+
+        actions += collect_stacks(app.store, app.engine, app.home, dry_run=dry_run, force=force,
+                                  inventories=inventories_for(app.store, app.home))
     if app.json:
         app.emit({"dry_run": dry_run, "actions": [a.to_dict() for a in actions]})
         return
     if not actions:
         app.say("nothing to collect")
-    verb = {"remove": "would remove" if dry_run else "removed", "release": "would release" if dry_run else "released", "keep": "kept", "error": "could not list"}
+    verb = {"remove": "would remove" if dry_run else "removed", "release": "would release" if dry_run else "released",
+            "keep": "kept", "error": "could not list", "orphan": "found (not removed without --force)"}
     for a in actions:
         owner = f" (job {a.job_id})" if a.job_id else ""
         app.say(f"{verb[a.action]} {a.kind} {a.resource}{owner} on {a.site}: {a.reason}")
+
+
+def _uses_stacks(app: App) -> bool:
+    """Whether this home ever drove a Pulumi stack (only then is the backend asked, and the CLI needed)."""
+    from squall.infra import records
+
+    return bool(records.stacks(app.store)) or (app.home / "pulumi").is_dir() or app.backend is not None

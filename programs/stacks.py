@@ -41,7 +41,7 @@ def tune_collector() -> None:
 def org_program(config: OrgStackConfig) -> None:
     """The organisation's persistent cluster (AWS, OpenStack), its GPU pools and its idle VM banks."""
     tune_collector()
-    cluster = resize(design(config.org), config.pool_sizes, config.bank_sizes, config.bank_slots,
+    cluster = resize(design(config.org, pulumi.get_stack()), config.pool_sizes, config.bank_sizes, config.bank_slots,
                      config.bank_claimed)
     key = config.controller_public_key
     placement = Placement()
@@ -66,7 +66,7 @@ def org_program(config: OrgStackConfig) -> None:
 def job_program(config: JobStackConfig) -> None:
     """One cloud job's ephemeral stack, tagged with its expiry."""
     tune_collector()
-    cluster = design(config.org)
+    cluster = design(config.org, pulumi.get_stack())
     job = design_job_stack(cluster, config.job.id, now=config.job.created_at, nodes=config.job.nodes)
     where = config.placement
     placement = Placement(subnet_ids=where.subnet_ids, vpc_id=where.vpc_id, network_id=where.network_id,

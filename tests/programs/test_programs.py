@@ -43,6 +43,8 @@ def test_stack_evaluates_and_passes_every_rule(stack):
     graph = evaluate_stack(stack)
     assert graph.resources, "a stack that declares nothing"
     assert [str(v) for v in check(graph.resources)] == []
+    tagged = [owner_tags(r) for r in graph.resources if owner_tags(r) is not None]
+    assert tagged and all(tags["squall:stack"] == stack for tags in tagged)  # how gc tells leftovers apart
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -1,0 +1,134 @@
+"""Garbage collection of stacks: ephemeral stacks past their expiry, and resources no stack owns.
+
+Job and environment stacks carry an expiry (in the store, and as the job
+stack's ``expires_at`` output for stacks the store does not know); past it,
+and with no controller driving the job, they are destroyed. Resources tagged
+``managed-by: squall`` whose ``squall:stack`` tag names no stack in the backend
+are leftovers (a stack removed by hand, state lost): reported, and removed only
+with ``--force``. Every action is journaled.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+from squall.errors import InvalidInput, SquallError
+from squall.gc import GcAction
+from squall.infra import records
+from squall.infra.driver import Engine, StackName
+from squall.locks import controller_alive
+from squall.store import Store
+
+EPHEMERAL = ("job", "env")
+BACKEND = "pulumi"
+
+
+@dataclass(frozen=True)
+class TaggedResource:
+    kind: str  # e.g. ec2:instance
+    id: str
+    tags: dict[str, str]
+
+
+class TaggedInventory(Protocol):
+    """Lists what carries ``managed-by: squall`` at one cloud site, and removes one of them."""
+
+    name: str
+
+    def tagged(self) -> list[TaggedResource]:
+        ...
+
+    def remove(self, resource: TaggedResource) -> None:
+        ...
+
+
+def plan_stack_gc(store: Store, engine: Engine, home: Path, now: float,
+                  inventories: list[TaggedInventory]) -> list[tuple[GcAction, StackName | None, object]]:
+    plan: list[tuple[GcAction, StackName | None, object]] = []
+    try:
+        names = engine.stacks()
+    except SquallError as exc:
+        return [(GcAction(BACKEND, "stack", "*", None, "error", exc.message), None, None)]
+    for name in names:
+        try:
+            stack = StackName.parse(name)
+        except InvalidInput:
+            continue  # not one of Squall's stacks
+        if stack.kind not in EPHEMERAL:
+            continue
+        plan.append((_stack_action(store, engine, home, stack, now), stack, None))
+    known = set(names)
+    for inventory in inventories:
+        try:
+            found = inventory.tagged()
+        except SquallError as exc:
+            plan.append((GcAction(inventory.name, "site", inventory.name, None, "error", exc.message), None, None))
+            continue
+        for resource in found:
+            owner = resource.tags.get("squall:stack")
+            if owner in known:
+                continue
+            reason = f"stack {owner} does not exist" if owner else "no squall:stack tag"
+            action = GcAction(inventory.name, resource.kind, resource.id, resource.tags.get("squall:job"),
+                              "orphan", reason)
+            plan.append((action, None, (inventory, resource)))
+    return plan
+
+
+def _stack_action(store: Store, engine: Engine, home: Path, stack: StackName, now: float) -> GcAction:
+    record = records.stack(store, str(stack))
+    job_id = record.job_id if record else (stack.name if stack.kind == "job" else None)
+    expires = record.expires_at if record and record.expires_at else None
+    if expires is None:
+        expires = (engine.outputs(stack) or {}).get("expires_at")
+    if job_id and controller_alive(home, job_id):
+        return GcAction(BACKEND, "stack", str(stack), job_id, "keep", "a controller is driving this job")
+    if expires is None:
+        return GcAction(BACKEND, "stack", str(stack), job_id, "keep", "no expiry known")
+    if float(expires) <= now:
+        return GcAction(BACKEND, "stack", str(stack), job_id, "remove", f"expired {int(now - float(expires))} s ago")
+    return GcAction(BACKEND, "stack", str(stack), job_id, "keep", f"expires in {int(float(expires) - now)} s")
+
+
+def collect_stacks(store: Store, engine: Engine, home: Path, *, dry_run: bool = False, force: bool = False,
+                   now: float | None = None, inventories: list[TaggedInventory] | None = None) -> list[GcAction]:
+    """Destroy expired ephemeral stacks; report leftovers, removing them only with ``force``."""
+    actions = []
+    for action, stack, leftover in plan_stack_gc(store, engine, home, time.time() if now is None else now,
+                                                 inventories or []):
+        if action.action == "orphan" and force:
+            action = replace(action, action="remove")
+        actions.append(action)
+        if dry_run or action.action in ("keep", "error", "orphan"):
+            continue
+        store.record(action.job_id, "gc", action.action, site=action.site, kind=action.kind,
+                     resource=action.resource, reason=action.reason)
+        if stack is not None:
+            engine.destroy(stack, lambda _message: None)
+            records.save_stack(store, str(stack), stack.org, stack.kind, "destroyed", outputs={})
+        elif leftover is not None:
+            inventory, resource = leftover
+            inventory.remove(resource)
+    return actions
+
+
+def inventories_for(store: Store, home: Path) -> list[TaggedInventory]:
+    """One tagged-resource listing per AWS region Squall's organisation and environment stacks use."""
+    from squall.infra.aws_inventory import AwsTaggedInventory
+    from squall.programs.stack_files import load_stack
+
+    regions = set()
+    for record in records.stacks(store):
+        if record.kind not in ("org", "env") or record.state == "destroyed":
+            continue
+        directory = home / "envs" if record.kind == "env" else None
+        try:
+            settings = load_stack(record.name, directory)
+        except SquallError:
+            continue  # its stack file is gone: nothing to say which cloud it was on
+        if settings.org.cloud == "aws":
+            regions.add(settings.org.region)
+    return [AwsTaggedInventory(region) for region in sorted(regions)]

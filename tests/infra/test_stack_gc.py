@@ -1,0 +1,109 @@
+"""gc of stacks: expired job and environment stacks destroyed, leftovers reported (removed with --force)."""
+
+from __future__ import annotations
+
+
+import pytest
+from botocore.stub import Stubber
+
+from squall.errors import SquallError
+from squall.infra import records
+from squall.infra.aws_inventory import AwsTaggedInventory
+from squall.infra.stack_gc import TaggedResource, collect_stacks
+from squall.locks import ControllerLock
+
+NOW = 1_800_000_000.0
+
+
+class FakeInventory:
+    name = "aws:eu-west-1"
+
+    def __init__(self, resources):
+        self.resources, self.removed = list(resources), []
+
+    def tagged(self):
+        return self.resources
+
+    def remove(self, resource):
+        self.removed.append(resource.id)
+
+
+@pytest.fixture
+def seeded(engine, store):
+    engine.deployed.update({
+        "acme.org.main": {"head_address": "10.20.0.10"},  # persistent: never collected
+        "acme.job.old": {"expires_at": NOW - 60},
+        "acme.job.new": {"expires_at": NOW + 3600},
+        "acme.env.ci-7": {},
+        "lab.job.nothing": {},
+    })
+    records.save_stack(store, "acme.env.ci-7", "acme", "env", "up", expires_at=NOW - 1)
+    return engine
+
+
+def by_resource(actions):
+    return {a.resource: (a.action, a.reason) for a in actions}
+
+
+def test_expired_ephemeral_stacks_are_destroyed_and_journaled(seeded, store, tmp_path):
+    actions = by_resource(collect_stacks(store, seeded, tmp_path, now=NOW))
+    assert actions["acme.job.old"][0] == "remove" and actions["acme.env.ci-7"][0] == "remove"
+    assert actions["acme.job.new"] == ("keep", "expires in 3600 s")
+    assert actions["lab.job.nothing"] == ("keep", "no expiry known")
+    assert "acme.org.main" not in actions
+    assert seeded.stacks() == ["acme.job.new", "acme.org.main", "lab.job.nothing"]
+    assert records.stack(store, "acme.env.ci-7").state == "destroyed"
+    assert sorted(e.detail["resource"] for e in store.journal() if e.phase == "gc") == ["acme.env.ci-7",
+                                                                                       "acme.job.old"]
+
+
+def test_dry_run_changes_nothing(seeded, store, tmp_path):
+    actions = by_resource(collect_stacks(store, seeded, tmp_path, dry_run=True, now=NOW))
+    assert actions["acme.job.old"][0] == "remove"
+    assert "acme.job.old" in seeded.stacks() and not [e for e in store.journal() if e.phase == "gc"]
+
+
+def test_a_job_with_a_live_controller_is_kept(seeded, store, tmp_path):
+    with ControllerLock(tmp_path, "old"):
+        actions = by_resource(collect_stacks(store, seeded, tmp_path, now=NOW))
+    assert actions["acme.job.old"] == ("keep", "a controller is driving this job")
+
+
+def test_leftovers_are_reported_and_removed_only_with_force(seeded, store, tmp_path):
+    inventory = FakeInventory([
+        TaggedResource("ec2:instance", "arn:aws:ec2:eu-west-1:1:instance/i-live", {"squall:stack": "acme.org.main"}),
+        TaggedResource("ec2:instance", "arn:aws:ec2:eu-west-1:1:instance/i-lost", {"squall:stack": "acme.job.gone"}),
+        TaggedResource("ec2:volume", "arn:aws:ec2:eu-west-1:1:volume/vol-1", {"managed-by": "squall"}),
+    ])
+    actions = by_resource(collect_stacks(store, seeded, tmp_path, now=NOW, inventories=[inventory]))
+    assert actions["arn:aws:ec2:eu-west-1:1:instance/i-lost"] == ("orphan", "stack acme.job.gone does not exist")
+    assert actions["arn:aws:ec2:eu-west-1:1:volume/vol-1"] == ("orphan", "no squall:stack tag")
+    assert "arn:aws:ec2:eu-west-1:1:instance/i-live" not in actions and inventory.removed == []
+    collect_stacks(store, seeded, tmp_path, now=NOW, inventories=[inventory], force=True)
+    assert sorted(inventory.removed) == ["arn:aws:ec2:eu-west-1:1:instance/i-lost",
+                                         "arn:aws:ec2:eu-west-1:1:volume/vol-1"]
+
+
+def test_a_backend_that_cannot_be_listed_is_reported_not_fatal(store, engine, tmp_path):
+    def broken():
+        raise SquallError("pulumi: backend unreachable")
+    engine.stacks = broken
+    [action] = collect_stacks(store, engine, tmp_path, now=NOW)
+    assert (action.action, action.reason) == ("error", "pulumi: backend unreachable")
+
+
+def test_aws_inventory_lists_tagged_resources_through_the_tagging_api():
+    import boto3
+
+    client = boto3.client("resourcegroupstaggingapi", region_name="eu-west-1", aws_access_key_id="x",
+                          aws_secret_access_key="x")
+    with Stubber(client) as stub:
+        stub.add_response("get_resources", {"ResourceTagMappingList": [
+            {"ResourceARN": "arn:aws:ec2:eu-west-1:1:instance/i-0abc",
+             "Tags": [{"Key": "managed-by", "Value": "squall"}, {"Key": "squall:stack", "Value": "acme.job.x"}]},
+            {"ResourceARN": "arn:aws:elasticfilesystem:eu-west-1:1:file-system/fs-1",
+             "Tags": [{"Key": "managed-by", "Value": "squall"}]}]},
+            {"TagFilters": [{"Key": "managed-by", "Values": ["squall"]}]})
+        found = AwsTaggedInventory("eu-west-1", client).tagged()
+    assert [(r.kind, r.tags.get("squall:stack")) for r in found] == [("ec2:instance", "acme.job.x"),
+                                                                      ("elasticfilesystem:file-system", None)]

@@ -48,9 +48,10 @@ class Envs:
         if not isinstance(config, dict):
             raise InvalidInput(f"--config {config_file}: expected a stack file with a 'config:' mapping")
         raw = {key[len("squall:"):]: value for key, value in config.items() if key.startswith("squall:")}
-        settings = resolve(raw, str(config_file))
-        if not isinstance(settings, OrgStackConfig):
+        if raw.get("kind") != "org":
             raise InvalidInput(f"--config {config_file}: squall:kind must be org for an environment")
+        settings = resolve(raw, str(config_file))
+        assert isinstance(settings, OrgStackConfig)
         stack = StackName(settings.org.org, "env", name)
         existing = self.find(name)
         if existing is not None and existing != stack:

@@ -1,0 +1,75 @@
+"""``squall env up/down`` as a pipeline runs them: stable JSON, idempotent, locked, documented exit codes.
+
+The CLI runs in-process so its engine can be the recording double (the one
+function ``squall.infra.driver.engine_for`` is replaced; nothing else)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from squall.cli.main import main
+from squall.infra import driver
+from squall.locks import StackLock
+from tests.infra.engine_double import RecordingEngine
+
+STACKS = Path(__file__).resolve().parents[2] / "stacks"
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch, capsys):
+    engine = RecordingEngine()
+    monkeypatch.setattr(driver, "engine_for", lambda home, backend=None: engine)
+    home = tmp_path / "home"
+
+    def invoke(*args: str) -> tuple[int, dict]:
+        with pytest.raises(SystemExit) as exited:
+            main(["--home", str(home), *args, "--output", "json"])
+        out = capsys.readouterr().out
+        return exited.value.code, json.loads(out) if out.strip() else {}
+    invoke.engine = engine
+    invoke.home = home
+    return invoke
+
+
+def test_env_up_is_idempotent_and_down_twice_is_fine(run):
+    config = str(STACKS / "Pulumi.zephy.org.main.yaml")
+    code, first = run("env", "up", "ci-42", "--config", config)
+    assert code == 0 and first["stack"] == "zephy.env.ci-42" and first["state"] == "up"
+    assert set(first) == {"env", "stack", "state", "outputs", "expires_at"}
+    code, second = run("env", "up", "ci-42", "--config", config)
+    assert code == 0 and second["outputs"] == first["outputs"]
+    graph = run.engine.graphs["zephy.env.ci-42"]
+    assert {r.props.get("metadata", {}).get("squall:stack") for r in graph.of_type(
+        "openstack:compute/instance:Instance")} == {"zephy.env.ci-42"}
+    assert run("env", "down", "ci-42") == (0, {"env": "ci-42", "stack": "zephy.env.ci-42", "state": "destroyed"})
+    assert run("env", "down", "ci-42") == (0, {"env": "ci-42", "stack": "zephy.env.ci-42", "state": "absent"})
+    assert run("env", "down", "never-made") == (0, {"env": "never-made", "stack": None, "state": "absent"})
+    assert [op for op, _ in run.engine.calls] == ["up", "up", "destroy"]
+
+
+def test_a_concurrent_run_on_the_same_env_is_refused_with_exit_4(run):
+    with StackLock(run.home, "zephy.env.ci-1"):
+        code, body = run("env", "up", "ci-1", "--config", str(STACKS / "Pulumi.zephy.org.main.yaml"))
+    assert code == 4 and "zephy.env.ci-1 is being changed by pid" in body["error"]
+    assert run.engine.calls == []
+
+
+@pytest.mark.parametrize("content,message", [
+    ("config: [1, 2]", "expected a stack file with a 'config:' mapping"),
+    ("config: {squall:kind: job}", "squall:kind must be org"),
+    ("config: {squall:kind: org, squall:org: {org: x}}", "org.cloud: required field is missing"),
+])
+def test_bad_config_exits_2_naming_the_problem_and_creates_nothing(run, tmp_path, content, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(content)
+    code, body = run("env", "up", "ci-1", "--config", str(bad))
+    assert code == 2 and message in body["error"], body
+    assert run.engine.calls == [] and not (run.home / "envs").exists()
+
+
+def test_an_env_name_belongs_to_one_organisation(run):
+    run("env", "up", "shared", "--config", str(STACKS / "Pulumi.zephy.org.main.yaml"))
+    code, body = run("env", "up", "shared", "--config", str(STACKS / "Pulumi.lab.org.main.yaml"))
+    assert code == 2 and "already belongs to zephy.env.shared" in body["error"]

@@ -66,7 +66,7 @@ def resolve_site(store: Store, name: str) -> SiteInventory:
             hint=f"squall site add {name} --inventory DIR",
         )
     inventory = load_inventory(name, folder)
-    store.set_site(name, "hpc", {"inventory": str(inventory.folder)})
+    store.set_site(name, inventory.vars.squall_kind, {"inventory": str(inventory.folder)})
     return inventory
 
 
@@ -74,7 +74,7 @@ def add_site(store: Store, name: str, folder: Path) -> SiteInventory:
     if name in ("local", "auto"):
         raise InvalidInput(f"site name {name!r} is reserved")
     inventory = load_inventory(name, folder)
-    store.set_site(name, "hpc", {"inventory": str(inventory.folder)})
+    store.set_site(name, inventory.vars.squall_kind, {"inventory": str(inventory.folder)})
     return inventory
 
 

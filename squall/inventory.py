@@ -59,11 +59,15 @@ class Partition(StrictModel):
 
 
 class SiteVars(BaseModel):
-    """Squall's variables of one HPC site (``squall_*``); other keys are Ansible's."""
+    """Squall's variables of one HPC site (``squall_*``); other keys are Ansible's.
+
+    A ``cloud`` site is the same thing reached through an organisation's head
+    node: each job first gets an ephemeral job stack of ``squall_org_stack``."""
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
-    squall_kind: Literal["hpc"]
+    squall_kind: Literal["hpc", "cloud"]
+    squall_org_stack: Annotated[str, Field(pattern=r"^([a-z0-9][a-z0-9-]*\.(org|env)\.[A-Za-z0-9_-]+)?$")] = ""
     squall_scheduler: Literal["slurm"]
     squall_work_root: Annotated[str, AfterValidator(_absolute)]
     squall_partitions: list[Partition] = Field(min_length=1)
@@ -76,6 +80,13 @@ class SiteVars(BaseModel):
     squall_min_free_inodes: int = Field(10000, ge=0)
     squall_network_probe: Annotated[str, AfterValidator(_probe)] = ""
     squall_remote_path: str = ""
+
+    @model_validator(mode="after")
+    def _org_stack_for_clouds(self) -> "SiteVars":
+        if (self.squall_kind == "cloud") != bool(self.squall_org_stack):
+            raise ValueError("squall_org_stack: a cloud site names its organisation's stack (<org>.org.<name>), "
+                             "and only a cloud site does")
+        return self
 
     @model_validator(mode="after")
     def _gpu_partitions_exist(self) -> "SiteVars":

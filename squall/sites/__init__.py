@@ -10,7 +10,7 @@ from squall.sites.base import Site
 from squall.store import Store
 
 BUILTIN = {"local": "local"}
-RUNNABLE_KINDS = {"local", "hpc"}  # kinds with a job lifecycle implemented
+RUNNABLE_KINDS = {"local", "hpc", "cloud"}  # kinds with a job lifecycle implemented
 
 
 def open_site(name: str, home: Path, store: Store) -> Site:
@@ -29,6 +29,12 @@ def open_site(name: str, home: Path, store: Store) -> Site:
         from squall.sites.hpc import HpcSite
 
         return HpcSite(name, home, store, resolve_site(store, name))
+    if kind == "cloud":
+        from squall.enrolment import resolve_site
+        from squall.infra.driver import engine_for
+        from squall.sites.cloud import CloudSite
+
+        return CloudSite(name, home, store, resolve_site(store, name), engine_for(home))
     if kind is not None:
         raise Refused(f"site: {name!r} is a {kind} site; this version cannot run jobs there")
     known = sorted(set(BUILTIN) | set(registered))
@@ -38,15 +44,14 @@ def open_site(name: str, home: Path, store: Store) -> Site:
 
 
 def _discovered_kind(store: Store, name: str) -> str | None:
-    """An HPC site whose inventory folder is in the search path is registered on first use."""
+    """An HPC or cloud site whose inventory folder is in the search path is registered on first use."""
     from squall.enrolment import resolve_site
     from squall.errors import NotFound
 
     try:
-        resolve_site(store, name)
+        return resolve_site(store, name).vars.squall_kind
     except NotFound:
         return None
-    return "hpc"
 
 
 def all_sites(home: Path, store: Store) -> list[Site]:

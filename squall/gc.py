@@ -78,9 +78,8 @@ def collect_garbage(store: Store, home: Path, dry_run: bool = False, now: float 
         )
         if resource is not None:
             site.remove(resource)
-        for stale in store.leases(site=action.site):
-            if (stale.kind, stale.resource) == (action.kind, action.resource):
-                store.release_lease(stale.id)
+        if lease is not None:  # the plan found it by (kind, resource): release it without listing them all again
+            store.release_lease(lease.id)
         _close_abandoned_job(store, action.job_id)
     for site in {id(site): site for _, site, _, _ in planned}.values():
         site.close()

@@ -399,9 +399,10 @@ def gc_reconcile(root: Path) -> dict:
     from squall.store import Store
     from tests.infra.engine_double import RecordingEngine
 
-    seconds = {}
-    for count in (10, 100, 1000):
-        home = root / f"home-gc-{count}"
+    runs = iter(range(1_000_000))
+
+    def once(count: int) -> float:
+        home = root / f"home-gc-{count}-{next(runs)}"
         store, engine = Store(home), RecordingEngine()
         now = time.time()
         for index in range(count):
@@ -411,9 +412,12 @@ def gc_reconcile(root: Path) -> dict:
             store.add_lease(f"gc-{index}", "local", "workarea", str(home / "gone" / str(index)), {}, now - 60)
         started = time.perf_counter()
         actions = collect_garbage(store, home, now=now) + collect_stacks(store, engine, home, now=now)
-        seconds[count] = time.perf_counter() - started
+        elapsed = time.perf_counter() - started
         assert sum(a.action in ("remove", "release") for a in actions) == 2 * count and not engine.deployed
         store.close()
+        return elapsed
+
+    seconds = {count: median_of(3, lambda count=count: once(count)) for count in (10, 100, 1000)}
     small = (seconds[100] - seconds[10]) / 90
     large = (seconds[1000] - seconds[100]) / 900
     return {"gc_reconcile_per_lease": figure(large, small, "ratio <= 1.5 (per-lease cost 100->1000 vs 10->100: linear)",

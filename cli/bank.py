@@ -5,12 +5,12 @@ from __future__ import annotations
 import getpass
 import time
 from dataclasses import asdict
+from typing import Callable
 
 import click
 
-from squall.cli.context import App, backend_option, output_option, pass_app
-from squall.cli.org import name_option
-from squall.cli.stacks import event_printer, spawn_refill
+from squall.cli.context import App
+from squall.cli.stacks import event_printer, spawn_refill, stack_command
 
 owner_option = click.option("--owner", default=getpass.getuser, show_default="you",
                             help="Who holds the VM (quotas count per owner).")
@@ -29,20 +29,14 @@ def _stack(org: str, name: str):
     return StackName(org, "org", name)
 
 
-def bank_command(name: str):
-    """A bank subcommand: ORG BANK arguments and the shared options."""
-
-    def decorate(function):
-        for option in (pass_app, output_option, backend_option, name_option, click.argument("bank"),
-                       click.argument("org")):
-            function = option(function)
-        return bank_group.command(name)(function)
-    return decorate
-
-
 @click.group("bank")
 def bank_group() -> None:
     """Idle VMs kept ready: claim one at once instead of waiting for a new one."""
+
+
+def bank_command(name: str) -> Callable:
+    """A bank subcommand: ORG BANK, then the stack options."""
+    return stack_command(bank_group, name, click.argument("bank"))
 
 
 @bank_command("status")

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import click
 
-from squall.cli.context import App, backend_option, output_option, pass_app
-from squall.cli.stacks import event_printer
-
-org_argument = click.argument("org")
-name_option = click.option("--name", default="main", show_default=True,
-                           help="Which of the organisation's stacks: stacks/Pulumi.<org>.org.<name>.yaml.")
+from squall.cli.context import App
+from squall.cli.stacks import event_printer, stack_command
 
 
 def _orgs(app: App):
@@ -35,12 +31,7 @@ def org_group() -> None:
     """An organisation's persistent cluster, GPU pools and VM banks (Pulumi stacks <org>.org.<name>)."""
 
 
-@org_group.command("preview")
-@org_argument
-@name_option
-@backend_option
-@output_option
-@pass_app
+@stack_command(org_group, "preview")
 def preview_cmd(app: App, org: str, name: str) -> None:
     """Show what 'up' would change; changes nothing."""
     stack = _stack(org, name)
@@ -51,12 +42,7 @@ def preview_cmd(app: App, org: str, name: str) -> None:
         app.say(f"{stack}: " + (", ".join(f"{n} to {op}" for op, n in sorted(changes.items())) or "no changes"))
 
 
-@org_group.command("up")
-@org_argument
-@name_option
-@backend_option
-@output_option
-@pass_app
+@stack_command(org_group, "up")
 def up_cmd(app: App, org: str, name: str) -> None:
     """Create or update the organisation's stack."""
     stack = _stack(org, name)
@@ -70,12 +56,7 @@ def up_cmd(app: App, org: str, name: str) -> None:
             app.say(f"  {key}: {value}")
 
 
-@org_group.command("down")
-@org_argument
-@name_option
-@backend_option
-@output_option
-@pass_app
+@stack_command(org_group, "down")
 def down_cmd(app: App, org: str, name: str) -> None:
     """Destroy everything of the organisation's stack."""
     stack = _stack(org, name)
@@ -87,12 +68,7 @@ def down_cmd(app: App, org: str, name: str) -> None:
         app.say(f"{stack}: destroyed")
 
 
-@org_group.command("status")
-@org_argument
-@name_option
-@backend_option
-@output_option
-@pass_app
+@stack_command(org_group, "status")
 def status_cmd(app: App, org: str, name: str) -> None:
     """What Squall last did to the stack, its outputs, pools and banks (no cloud call)."""
     status = _orgs(app).status(_stack(org, name))
@@ -111,14 +87,8 @@ def pool_group() -> None:
     """GPU node pools of an organisation."""
 
 
-@pool_group.command("scale")
-@org_argument
-@click.argument("pool")
+@stack_command(pool_group, "scale", click.argument("pool"))
 @click.option("--size", type=click.IntRange(min=0), required=True, help="Desired number of nodes (0 allowed).")
-@name_option
-@backend_option
-@output_option
-@pass_app
 def scale_cmd(app: App, org: str, pool: str, size: int, name: str) -> None:
     """Set POOL's desired size and apply it."""
     stack = _stack(org, name)

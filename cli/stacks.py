@@ -7,7 +7,23 @@ import sys
 import time
 from typing import Callable
 
-from squall.cli.context import App
+import click
+
+from squall.cli.context import App, backend_option, output_option, pass_app
+
+name_option = click.option("--name", default="main", show_default=True,
+                           help="Which of the organisation's stacks: stacks/Pulumi.<org>.org.<name>.yaml.")
+
+
+def stack_command(group: click.Group, name: str, *arguments: Callable) -> Callable:
+    """A command on an organisation's stack: ORG, then ``arguments``; --name, --backend and --output."""
+
+    def decorate(function: Callable) -> click.Command:
+        for option in (pass_app, output_option, backend_option, name_option, *reversed(arguments),
+                       click.argument("org")):
+            function = option(function)
+        return group.command(name)(function)
+    return decorate
 
 
 def event_printer(app: App) -> Callable[[str], None]:

@@ -73,3 +73,40 @@ def test_an_env_name_belongs_to_one_organisation(run):
     run("env", "up", "shared", "--config", str(STACKS / "Pulumi.zephy.org.main.yaml"))
     code, body = run("env", "up", "shared", "--config", str(STACKS / "Pulumi.lab.org.main.yaml"))
     assert code == 2 and "already belongs to zephy.env.shared" in body["error"]
+
+
+def test_org_up_status_and_pool_scale_as_json(run):
+    code, up = run("org", "up", "acme")
+    assert code == 0 and up["stack"] == "acme.org.main" and up["state"] == "up" and "head_address" in up["outputs"]
+    assert run("pool", "scale", "acme", "gpu-a100", "--size", "0") == (0, {"stack": "acme.org.main",
+                                                                           "pool": "gpu-a100", "desired": 0})
+    code, status = run("org", "status", "acme")
+    assert code == 0 and status["pools"]["gpu-a100"] == {"min": 0, "desired": 0, "max": 50}
+    code, body = run("pool", "scale", "acme", "gpu-a100", "--size", "51")
+    assert code == 2 and "51 is outside min..max" in body["error"]
+
+
+def test_bank_claim_starts_a_refill_and_status_counts_it(run, monkeypatch):
+    from squall.cli import bank as bank_cli
+    from squall.infra.bank import Banks
+
+    refills = []
+    monkeypatch.setattr(bank_cli, "spawn_refill", lambda app: lambda stack, bank: refills.append((str(stack), bank)))
+    monkeypatch.setattr(Banks, "__init__", _local_probe(Banks.__init__))
+    assert run("org", "up", "zephy")[0] == 0
+    code, vm = run("bank", "claim", "zephy", "cfd", "--owner", "ana")
+    assert code == 0 and vm["state"] == "claimed" and vm["owner"] == "ana"
+    assert refills == [("zephy.org.main", "cfd")]
+    code, status = run("bank", "status", "zephy", "cfd", "--owner", "ana")
+    assert (status["idle"], status["claimed"], status["quota"]["used"]) == (4, 1, 1)
+    code, filled = run("bank", "fill", "zephy", "cfd")
+    assert code == 0 and filled["added"] == [5] and filled["idle"] == 5
+
+
+def _local_probe(init):
+    """Banks as the CLI builds them, but the reachability check accepts the double's 127.0.0.1 without a port."""
+    def patched(self, store, orgs, probe=None, clock=None):
+        import time
+
+        init(self, store, orgs, probe=lambda address: address == "127.0.0.1", clock=clock or time.time)
+    return patched

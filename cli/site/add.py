@@ -11,14 +11,29 @@ from squall.cli.context import App, output_option, pass_app
 
 @click.command("add")
 @click.argument("name", metavar="SITE")
-@click.option("--inventory", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Site folder with hosts.yml and group_vars/ (see inventories/example-hpc).")
+@click.option("--inventory", type=click.Path(file_okay=False, path_type=Path),
+              help="HPC or cloud site: folder with hosts.yml and group_vars/ (see inventories/example-hpc).")
+@click.option("--kubernetes", "org_stack", metavar="ORG_STACK",
+              help="Kubernetes site: the organisation stack (<org>.org.<name>) whose namespace jobs run in.")
+@click.option("--context", help="Kubernetes site: kubeconfig context (default: the current one).")
 @output_option
 @pass_app
-def add_cmd(app: App, name: str, inventory: Path) -> None:
-    """Register SITE from its inventory folder (validated; nothing is contacted)."""
+def add_cmd(app: App, name: str, inventory: Path | None, org_stack: str | None, context: str | None) -> None:
+    """Register SITE from its inventory folder, or as a Kubernetes site (validated; nothing is contacted)."""
     from squall.enrolment import add_site
+    from squall.errors import InvalidInput
 
+    if (inventory is None) == (org_stack is None):
+        raise InvalidInput("give --inventory DIR (HPC or cloud site) or --kubernetes ORG_STACK, not both or neither")
+    if org_stack is not None:
+        from squall.sites.kubernetes import add_kubernetes_site
+
+        summary = add_kubernetes_site(app.store, name, org_stack, context)
+        if app.json:
+            app.emit(summary)
+        else:
+            app.say(f"added kubernetes site {name} (namespace of {summary['org_stack']})")
+        return
     summary = add_site(app.store, name, inventory).summary()
     if app.json:
         app.emit(summary)

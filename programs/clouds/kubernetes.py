@@ -128,7 +128,8 @@ def job_stack(name: str, args: JobStackArgs, opts: pulumi.ResourceOptions) -> li
         pod_spec["tolerations"] = tolerations(pool)
     indexed_spec: JobSpecArgsDict = {
         "completion_mode": "Indexed", "completions": work.tasks, "parallelism": min(job.nodes, work.tasks),
-        "backoff_limit": 0, "ttl_seconds_after_finished": 600, "active_deadline_seconds": job.ttl_seconds,
+        # each index is tried once and fails alone; the others still run (status.failedIndexes says which)
+        "backoff_limit_per_index": 0, "ttl_seconds_after_finished": 600, "active_deadline_seconds": job.ttl_seconds,
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
     }
     indexed = k8s.batch.v1.Job(f"{name}-tasks", metadata=metadata(job.name, labels, namespace), spec=indexed_spec,

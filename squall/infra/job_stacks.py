@@ -22,7 +22,12 @@ from squall.store import Store
 
 
 def placement_from(org: OrgStackConfig, outputs: dict[str, Any]) -> PlacementSettings:
-    """Where the job goes, from the organisation stack's outputs."""
+    """Where the job goes, from the organisation stack's outputs (on Kubernetes: its namespace exists)."""
+    if org.org.cloud == "kubernetes":
+        if not outputs.get("namespace"):
+            raise Refused(f"organisation {org.org.org}: its namespace is not there; is its stack up?",
+                          hint=f"squall org up {org.org.org}")
+        return PlacementSettings()
     head = outputs.get("head_address")
     if not head:
         raise Refused(f"organisation {org.org.org}: its stack has no head node address; is it up?",
@@ -50,8 +55,11 @@ class JobStacks:
     def name(self, org_stack: StackName, job_id: str) -> StackName:
         return StackName(org_stack.org, "job", job_id)
 
-    def create(self, org_stack: StackName, job_id: str, tasks: int) -> dict[str, Any]:
-        """Up the job's stack (as many nodes as tasks, at most the organisation's job_stack.nodes)."""
+    def create(self, org_stack: StackName, job_id: str, tasks: int,
+               work: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Up the job's stack (as many nodes as tasks, at most the organisation's job_stack.nodes).
+
+        ``work`` is what a Kubernetes job's pods run (image, command, cpus, memory_gib, gpus)."""
         org = Orgs(self.store, self.engine, self.stacks_dir).settings(org_stack)
         if org.org.job_stack is None:
             raise Refused(f"organisation {org.org.org} has no job_stack section: no cloud jobs there")
@@ -60,7 +68,8 @@ class JobStacks:
         now = time.time()
         nodes = max(1, min(tasks, org.org.job_stack.nodes))
         settings = JobStackConfig(org=org.org, controller_public_key=org.controller_public_key,
-                                  job=JobSettings(id=job_id, created_at=int(now), nodes=nodes, tasks=tasks),
+                                  job=JobSettings(id=job_id, created_at=int(now), nodes=nodes, tasks=tasks,
+                                                  **(work or {})),
                                   placement=placement_from(org, outputs))
         expires = design_job_stack(design(org.org), job_id, now=int(now), nodes=nodes).expires_at
         stack = self.name(org_stack, job_id)

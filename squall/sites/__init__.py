@@ -10,7 +10,7 @@ from squall.sites.base import Site
 from squall.store import Store
 
 BUILTIN = {"local": "local"}
-RUNNABLE_KINDS = {"local", "hpc", "cloud"}  # kinds with a job lifecycle implemented
+RUNNABLE_KINDS = {"local", "hpc", "cloud", "kubernetes"}  # kinds with a job lifecycle implemented
 
 
 def open_site(name: str, home: Path, store: Store) -> Site:
@@ -19,6 +19,14 @@ def open_site(name: str, home: Path, store: Store) -> Site:
         name = "local"
     registered = {n: k for n, k, _ in store.sites()}
     kind = BUILTIN.get(name) or registered.get(name) or _discovered_kind(store, name)
+    if kind == "kubernetes":
+        from squall.infra.driver import StackName, engine_for
+        from squall.sites.kubernetes import KubernetesSite
+        from squall.sites.kubernetes_api import ClusterJobApi
+
+        config = {n: c for n, _, c in store.sites()}[name]
+        return KubernetesSite(name, home, store, StackName.parse(config["org_stack"]), engine_for(home),
+                              ClusterJobApi(config.get("context")))
     if kind == "local":
         from squall.sites.local import LocalSite
 

@@ -1,0 +1,98 @@
+"""What the Kubernetes site asks the cluster's API: one Indexed Job's status, and one index's pod log.
+
+``JobApi`` is the boundary (tests stand a fake in here); ``ClusterJobApi`` is
+the real one over the official ``kubernetes`` client, with the kubeconfig
+context the site names (or the in-cluster service account). ``task_states``
+turns a Job's status into Squall's task states.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from squall.errors import MissingDependency, SiteUnreachable
+from squall.sites.base import TaskState
+
+
+@dataclass(frozen=True)
+class IndexedJobStatus:
+    completed: frozenset[int]
+    failed: frozenset[int]
+    active: int
+    deadline_exceeded: bool
+    exists: bool = True
+
+
+class JobApi(Protocol):
+    def job_status(self, namespace: str, name: str) -> IndexedJobStatus: ...
+
+    def pod_log(self, namespace: str, job: str, index: int) -> bytes | None: ...
+
+
+def parse_indexes(text: str | None) -> frozenset[int]:
+    """Kubernetes' compressed index lists: ``"0-2,5,7-8"``."""
+    found: set[int] = set()
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        low, _, high = part.partition("-")
+        found.update(range(int(low), int(high or low) + 1))
+    return frozenset(found)
+
+
+def task_states(status: IndexedJobStatus, tasks: int) -> list[TaskState]:
+    """One state per index: succeeded/failed as the Job says; past its deadline, the rest timed out."""
+    states = []
+    for index in range(tasks):
+        if index in status.completed:
+            states.append(TaskState(index, "succeeded", exit_code=0, network_isolated=True))
+        elif index in status.failed:
+            states.append(TaskState(index, "failed", network_isolated=True))
+        elif status.deadline_exceeded or not status.exists:
+            states.append(TaskState(index, "timeout" if status.exists else "failed",
+                                    error=None if status.exists else "the Kubernetes Job is gone"))
+        else:
+            states.append(TaskState(index, "running" if status.active else "queued"))
+    return states
+
+
+class ClusterJobApi:
+    def __init__(self, context: str | None = None):
+        try:
+            from kubernetes import client, config
+        except ImportError:
+            raise MissingDependency("Kubernetes sites need the kubernetes client",
+                                    hint="pip install 'squall[kubernetes]'") from None
+        try:
+            config.load_kube_config(context=context)
+        except Exception:  # noqa: BLE001 - no kubeconfig: try the pod's service account
+            try:
+                config.load_incluster_config()
+            except Exception as exc:  # noqa: BLE001
+                raise SiteUnreachable(f"no Kubernetes credentials (kubeconfig context {context!r}): {exc}") from None
+        self.batch, self.core = client.BatchV1Api(), client.CoreV1Api()
+        self._errors = (client.ApiException,)
+
+    def job_status(self, namespace: str, name: str) -> IndexedJobStatus:
+        try:
+            job = self.batch.read_namespaced_job_status(name, namespace)
+        except self._errors as exc:
+            if getattr(exc, "status", None) == 404:
+                return IndexedJobStatus(frozenset(), frozenset(), 0, False, exists=False)
+            raise SiteUnreachable(f"kubernetes: job {namespace}/{name}: {exc}") from None
+        status = job.status
+        deadline = any(c.type == "Failed" and c.reason == "DeadlineExceeded" for c in status.conditions or [])
+        return IndexedJobStatus(parse_indexes(status.completed_indexes), parse_indexes(status.failed_indexes),
+                                status.active or 0, deadline)
+
+    def pod_log(self, namespace: str, job: str, index: int) -> bytes | None:
+        selector = f"batch.kubernetes.io/job-name={job},batch.kubernetes.io/job-completion-index={index}"
+        try:
+            pods = self.core.list_namespaced_pod(namespace, label_selector=selector).items
+            if not pods:
+                return None
+            newest = max(pods, key=lambda pod: pod.metadata.creation_timestamp)
+            return self.core.read_namespaced_pod_log(newest.metadata.name, namespace).encode()
+        except self._errors as exc:
+            raise SiteUnreachable(f"kubernetes: logs of {namespace}/{job}[{index}]: {exc}") from None

@@ -1,0 +1,140 @@
+"""The Kubernetes site: an ephemeral stack with one Indexed Job, watched through the API, destroyed always.
+
+No cluster here: the job stack comes from the real job program under the engine
+double, and the Kubernetes API is a fake at the site's API boundary
+(``JobApi``) that plays an Indexed Job's status over successive polls."""
+
+from __future__ import annotations
+
+import pytest
+
+from squall.errors import Refused
+from squall.infra import driver, records
+from squall.infra.orgs import Orgs
+from squall.runner import Runner
+from squall.sites import kubernetes_api
+from squall.sites.kubernetes import TASK_SCRIPT, add_kubernetes_site
+from squall.sites.kubernetes_api import IndexedJobStatus, parse_indexes, task_states
+from squall.spec import load_spec
+from tests.infra.conftest import silent
+from tests.infra.engine_double import RecordingEngine
+
+LAB = driver.StackName("lab", "org", "main")
+
+
+class FakeIndexedJob:
+    """Polls see the job queued, then running, then finished: ``failing`` indexes fail, the others succeed."""
+
+    instances: list["FakeIndexedJob"] = []
+
+    def __init__(self, context=None, failing=(), deadline=False):
+        self.failing, self.deadline, self.polls = frozenset(failing), deadline, 0
+        self.asked: list[tuple[str, str]] = []
+        FakeIndexedJob.instances.append(self)
+
+    def job_status(self, namespace, name):
+        self.asked.append((namespace, name))
+        self.polls += 1
+        tasks = 3
+        if self.polls == 1:
+            return IndexedJobStatus(frozenset(), frozenset(), 0, False)
+        if self.polls == 2:
+            return IndexedJobStatus(frozenset({0}), frozenset(), 2, False)
+        if self.deadline:
+            return IndexedJobStatus(frozenset({0}), frozenset(), 0, True)
+        done = frozenset(range(tasks)) - self.failing
+        return IndexedJobStatus(done, self.failing, 0, False)
+
+    def pod_log(self, namespace, job, index):
+        return f"hello from {index}\n".encode()
+
+
+@pytest.fixture
+def k8s(tmp_path, monkeypatch, store, orgs, engine):
+    monkeypatch.setattr(driver, "engine_for", lambda home, backend=None: engine)
+    orgs.up(LAB, silent)
+    add_kubernetes_site(store, "labk8s", str(LAB), context=None)
+    FakeIndexedJob.instances.clear()
+    runner = Runner(store, store.home)
+    yield runner
+    runner.close()
+
+
+def use_api(monkeypatch, **behaviour):
+    monkeypatch.setattr(kubernetes_api, "ClusterJobApi", lambda context=None: FakeIndexedJob(context, **behaviour))
+
+
+def spec(make_spec, **fields):
+    return load_spec(make_spec({"name": "k8s", "split": 3, "image": "python:3.12-slim", "runtime": "auto",
+                                "command": "echo hello $SQUALL_TASK_INDEX", **fields}))
+
+
+def test_an_indexed_job_runs_is_watched_collected_and_its_stack_destroyed(k8s, make_spec, monkeypatch, engine,
+                                                                          store, tmp_path):
+    use_api(monkeypatch)
+    graphs = {}
+    real_up = engine.up
+
+    def keep(stack, program, config, on_event):
+        outputs = real_up(stack, program, config, on_event)
+        graphs[str(stack)] = engine.graphs[str(stack)]
+        return outputs
+    engine.up = keep
+    plan = k8s.submit(spec(make_spec), "labk8s", tmp_path / "results")
+    result = k8s.drive(plan.job_id)
+    assert result.job.status == "succeeded", result.job.error
+    stack = f"lab.job.{plan.job_id}"
+    assert [c for c in engine.calls if c[1] == stack] == [("up", stack), ("destroy", stack)]
+    assert records.stack(store, stack).state == "destroyed"
+    job = graphs[stack].of_type("kubernetes:batch/v1:Job")[0].props
+    assert (job["spec"]["completions"], job["spec"]["parallelism"]) == (3, 3)
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == [
+        "sh", "-c", TASK_SCRIPT, "squall-task", "echo hello $SQUALL_TASK_INDEX"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "python:3.12-slim"
+    assert graphs[stack].count("kubernetes:networking.k8s.io/v1:NetworkPolicy") == 1
+    api = FakeIndexedJob.instances[-1]
+    assert set(api.asked) == {("squall-lab", f"lab-main-job-{plan.job_id}")}
+    logs = sorted((tmp_path / "results").glob("*/task-*/log.txt"))
+    assert [p.read_text() for p in logs] == [f"hello from {i}\n" for i in range(3)]
+
+
+def test_a_failed_index_fails_the_job_and_the_stack_is_still_destroyed(k8s, make_spec, monkeypatch, engine, tmp_path):
+    use_api(monkeypatch, failing={1})
+    plan = k8s.submit(spec(make_spec), "labk8s", tmp_path / "results")
+    assert k8s.drive(plan.job_id).job.status == "failed"
+    assert ("destroy", f"lab.job.{plan.job_id}") in engine.calls
+
+
+def test_past_the_deadline_the_unfinished_indexes_time_out(k8s, make_spec, monkeypatch, engine, store, tmp_path):
+    use_api(monkeypatch, deadline=True)
+    plan = k8s.submit(spec(make_spec), "labk8s", tmp_path / "results")
+    assert k8s.drive(plan.job_id).job.status in ("timeout", "failed")
+    assert [t.status for t in store.tasks(plan.job_id)] == ["succeeded", "timeout", "timeout"]
+    assert ("destroy", f"lab.job.{plan.job_id}") in engine.calls
+
+
+@pytest.mark.parametrize("fields,problem", [({"image": None, "runtime": "none"}, "image:"), ({"inputs": ["*.csv"]}, "inputs/script"),
+                                            ({"resources": {"gpus": 8}}, "more than a node of pool gpu")])
+def test_what_the_site_cannot_run_is_refused_before_anything_exists(k8s, make_spec, monkeypatch, engine, fields,
+                                                                    problem, tmp_path):
+    use_api(monkeypatch)
+    (tmp_path / "job").mkdir(exist_ok=True)
+    (tmp_path / "job" / "a.csv").write_text("1\n")
+    with pytest.raises(Refused, match=problem):
+        k8s.submit(spec(make_spec, **fields), "labk8s", tmp_path / "results")
+    assert [c for c in engine.calls if c[0] == "up" and ".job." in c[1]] == []
+
+
+def test_index_lists_and_states():
+    assert parse_indexes("0-2,5,7-8") == {0, 1, 2, 5, 7, 8} and parse_indexes(None) == frozenset()
+    states = task_states(IndexedJobStatus(frozenset({0}), frozenset({2}), 1, False), 4)
+    assert [s.state for s in states] == ["succeeded", "running", "failed", "running"]
+    gone = task_states(IndexedJobStatus(frozenset(), frozenset(), 0, False, exists=False), 1)
+    assert gone[0].state == "failed" and "gone" in gone[0].error
+
+
+def test_a_kubernetes_site_needs_a_kubernetes_organisation(store):
+    from squall.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="a openstack organisation"):
+        add_kubernetes_site(store, "wrong", "zephy.org.main", None)

@@ -144,7 +144,8 @@ def _firewall_rules(resource: Resource) -> Iterator[tuple[str, list[str], tuple[
         yield direction, cidrs, ports, bool(props.get("referencedSecurityGroupId") or props.get("prefixListId"))
     elif kind == "aws:ec2/securityGroupRule:SecurityGroupRule":
         cidrs = list(props.get("cidrBlocks") or []) + list(props.get("ipv6CidrBlocks") or [])
-        yield str(props.get("type")), cidrs, _ports(props), bool(props.get("sourceSecurityGroupId") or props.get("self"))
+        group = bool(props.get("sourceSecurityGroupId") or props.get("self"))
+        yield str(props.get("type")), cidrs, _ports(props), group
     elif kind == "openstack:networking/secGroupRule:SecGroupRule":
         group = bool(props.get("remoteGroupId") or props.get("remoteAddressGroupId"))
         prefix = props.get("remoteIpPrefix")

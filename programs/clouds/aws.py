@@ -162,8 +162,8 @@ def launch_template(name: str, image_id: pulumi.Input[str], instance_type: str, 
     """Private, encrypted, IMDSv2-only machines; tags reach the instances and their volumes."""
     return aws.ec2.LaunchTemplate(
         name, image_id=image_id, instance_type=instance_type, update_default_version=True,
-        user_data=base64.b64encode(user_data.encode()).decode(), metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-            http_tokens="required", http_endpoint="enabled"),
+        user_data=base64.b64encode(user_data.encode()).decode(),
+        metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(http_tokens="required", http_endpoint="enabled"),
         network_interfaces=[aws.ec2.LaunchTemplateNetworkInterfaceArgs(
             associate_public_ip_address="false", delete_on_termination="true",
             security_groups=list(placement.security_group_ids))],

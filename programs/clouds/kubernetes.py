@@ -114,7 +114,8 @@ def job_stack(name: str, args: JobStackArgs, opts: pulumi.ResourceOptions) -> li
     pod_spec: PodSpecArgsDict = {
         "restart_policy": "Never",
         "automount_service_account_token": False,
-        "security_context": {"run_as_non_root": True, "run_as_user": 1000, "seccomp_profile": {"type": "RuntimeDefault"}},
+        "security_context": {"run_as_non_root": True, "run_as_user": 1000,
+                             "seccomp_profile": {"type": "RuntimeDefault"}},
         "containers": [{
             "name": "task", "image": work.image, "command": list(work.command),
             "env": [{"name": "SQUALL_RUNTIME", "value": f"/opt/squall/runtime/{version}/squall_runtime.py"}],

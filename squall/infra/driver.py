@@ -225,7 +225,8 @@ def _events(on_event: OnEvent) -> Callable[[Any], None]:
         for step, verb in ((pre, "…"), (done, "done"), (failed, "FAILED")):
             if step is not None and step.metadata is not None:
                 metadata = step.metadata
-                on_event(f"{getattr(metadata.op, 'value', metadata.op)} {metadata.type} {metadata.urn.rsplit('::', 1)[-1]} {verb}")
+                operation = getattr(metadata.op, "value", metadata.op)
+                on_event(f"{operation} {metadata.type} {metadata.urn.rsplit('::', 1)[-1]} {verb}")
     return handle
 
 

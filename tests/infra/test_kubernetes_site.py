@@ -10,14 +10,12 @@ import pytest
 
 from squall.errors import Refused
 from squall.infra import driver, records
-from squall.infra.orgs import Orgs
 from squall.runner import Runner
 from squall.sites import kubernetes_api
 from squall.sites.kubernetes import TASK_SCRIPT, add_kubernetes_site
 from squall.sites.kubernetes_api import IndexedJobStatus, parse_indexes, task_states
 from squall.spec import load_spec
 from tests.infra.conftest import silent
-from tests.infra.engine_double import RecordingEngine
 
 LAB = driver.StackName("lab", "org", "main")
 
@@ -113,7 +111,8 @@ def test_past_the_deadline_the_unfinished_indexes_time_out(k8s, make_spec, monke
     assert ("destroy", f"lab.job.{plan.job_id}") in engine.calls
 
 
-@pytest.mark.parametrize("fields,problem", [({"image": None, "runtime": "none"}, "image:"), ({"inputs": ["*.csv"]}, "inputs/script"),
+@pytest.mark.parametrize("fields,problem", [({"image": None, "runtime": "none"}, "image:"),
+                                            ({"inputs": ["*.csv"]}, "inputs/script"),
                                             ({"resources": {"gpus": 8}}, "more than a node of pool gpu")])
 def test_what_the_site_cannot_run_is_refused_before_anything_exists(k8s, make_spec, monkeypatch, engine, fields,
                                                                     problem, tmp_path):

@@ -175,7 +175,8 @@ def test_openstack_cinder_volume_is_exported_by_the_head_node():
     volume = graph.of_type("openstack:blockstorage/volume:Volume")[0].props
     assert volume["size"] == 300 and volume["volumeType"] == "encrypted"
     head = next(s for s in graph.of_type(OS_INSTANCE) if s.props["metadata"]["squall:role"] == "head")
-    assert head.props["blockDevices"][1]["uuid"] == f"{graph.of_type('openstack:blockstorage/volume:Volume')[0].name}-id"
+    volume_name = graph.of_type("openstack:blockstorage/volume:Volume")[0].name
+    assert head.props["blockDevices"][1]["uuid"] == f"{volume_name}-id"
     assert "/srv/squall 192.168.10.0/24(rw" in head.props["userData"]
     assert graph.count("openstack:sharedfilesystem/share:Share") == 0
 

@@ -141,3 +141,36 @@ def test_the_stack_is_destroyed_when_the_payload_fails(cloud, make_spec, tmp_pat
     assert runner.drive(plan.job_id).job.status == "failed"
     assert ("destroy", f"zephy.job.{plan.job_id}") in engine.calls
     assert leftovers(remote, testbed) == []
+
+
+def test_job_run_through_the_real_cli_and_automation_adapter(squall, testbed, remote, wind_example, tmp_path):
+    """The whole path in a real CLI process: the real Automation API adapter (against a stand-in pulumi that
+    records its calls and runs no program), then the job for real on the test bed, then the stack removed."""
+    import json as json_module
+
+    from tests.infra.test_driver import STAND_IN, commands
+
+    installed = remote("sha256sum ~/.squall/runtime/current/squall_runtime.py 2>/dev/null || true").stdout.split()
+    if not installed or installed[0] != runtime_sha256():
+        assert squall.run("site", "enrol", "testbed").returncode == 0
+    bin_dir = tmp_path / "pulumi-root" / "bin"
+    bin_dir.mkdir(parents=True)
+    shutil.copy(STAND_IN, bin_dir / "pulumi")
+    (bin_dir / "pulumi").chmod(0o755)
+    log = tmp_path / "pulumi-calls.jsonl"
+    env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", "STAND_IN_LOG": str(log)}
+    site = tmp_path / "zcloud"
+    shutil.copytree(REPO / "inventories" / "testbed", site)
+    variables = yaml.safe_load((site / "group_vars" / "all.yml").read_text())
+    variables.update(squall_kind="cloud", squall_org_stack=str(ORG))
+    (site / "group_vars" / "all.yml").write_text(yaml.safe_dump(variables))
+    assert squall.run("site", "add", "zcloud", "--inventory", str(site)).returncode == 0
+    assert squall.run("org", "up", "zephy", env=env).returncode == 0
+    code, report = squall.json("job", "run", str(wind_example), "--site", "zcloud", env=env)
+    assert code == 0 and report["status"] == "succeeded", json_module.dumps(report)
+    stack = f"zephy.job.{report['id']}"
+    ran = commands(log)
+    assert any(c[0] == "up" and c[-2:] == ["--stack", stack] for c in ran)
+    assert any(c[0] == "destroy" and c[-2:] == ["--stack", stack] for c in ran)
+    assert ["stack", "rm", "--yes", stack] in [c[:4] for c in ran]
+    assert leftovers(remote, testbed) == []

@@ -91,6 +91,23 @@ class Engine(Protocol):
         ...
 
 
+def require_sdks(cloud: str | None = None) -> None:
+    """The Pulumi SDK (and ``cloud``'s provider SDK), or MissingDependency (exit 3) naming the extra."""
+    import importlib.util
+
+    for module in ("pulumi", *([f"pulumi_{cloud}"] if cloud else [])):
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependency(f"{cloud or 'cloud'} stacks need the Python package {module.replace('_', '-')}",
+                                    hint=f"pip install 'squall[{cloud or 'all'}]'")
+
+
+def _automation():
+    require_sdks()
+    from pulumi import automation
+
+    return automation
+
+
 def default_backend(home: Path) -> str:
     return os.environ.get(BACKEND_ENV) or (home / "pulumi").resolve().as_uri()
 
@@ -129,7 +146,7 @@ class AutomationEngine:
                 "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_HOME": str(self.home / "pulumi-home")}
 
     def _options(self, config: StackConfig):
-        from pulumi import automation as auto
+        auto = _automation()
 
         command = auto.PulumiCommand(root=str(Path(self.binary).parent.parent), skip_version_check=True)
         return auto.LocalWorkspaceOptions(
@@ -139,7 +156,7 @@ class AutomationEngine:
                                                   backend=auto.ProjectBackend(url=self.backend)))
 
     def _stack(self, stack: StackName, program: Program | None, config: StackConfig, create: bool = True):
-        from pulumi import automation as auto
+        auto = _automation()
 
         try:
             options = self._options(config)
@@ -190,7 +207,7 @@ class AutomationEngine:
         return {key: value.value for key, value in self._run(handle.outputs).items()}
 
     def stacks(self) -> list[str]:
-        from pulumi import automation as auto
+        auto = _automation()
 
         try:
             workspace = auto.LocalWorkspace(**vars(self._options(StackConfig())))
@@ -201,7 +218,7 @@ class AutomationEngine:
 
     @staticmethod
     def _run(action: Callable[[], Any]) -> Any:
-        from pulumi import automation as auto
+        auto = _automation()
 
         try:
             return action()

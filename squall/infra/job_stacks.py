@@ -14,7 +14,7 @@ from typing import Any
 
 from squall.errors import Refused
 from squall.infra import records
-from squall.infra.driver import Engine, StackName
+from squall.infra.driver import Engine, StackName, require_sdks
 from squall.infra.orgs import Orgs, provider_config
 from squall.programs.design import design, design_job_stack
 from squall.programs.settings import JobSettings, JobStackConfig, OrgStackConfig, PlacementSettings
@@ -61,6 +61,7 @@ class JobStacks:
 
         ``work`` is what a Kubernetes job's pods run (image, command, cpus, memory_gib, gpus)."""
         org = Orgs(self.store, self.engine, self.stacks_dir).settings(org_stack)
+        require_sdks(org.org.cloud)
         if org.org.job_stack is None:
             raise Refused(f"organisation {org.org.org} has no job_stack section: no cloud jobs there")
         record = records.stack(self.store, str(org_stack))

@@ -14,7 +14,7 @@ from typing import Any
 
 from squall.errors import InvalidInput, SquallError
 from squall.infra import records
-from squall.infra.driver import Engine, OnEvent, StackConfig, StackName
+from squall.infra.driver import Engine, OnEvent, StackConfig, StackName, require_sdks
 from squall.programs.design import ClusterDesign, design, resize
 from squall.programs.settings import OrgStackConfig
 from squall.programs.stack_files import load_stack, stack_file
@@ -79,11 +79,13 @@ class Orgs:
 
     def preview(self, stack: StackName, on_event: OnEvent) -> dict[str, int]:
         settings = self.settings(stack)
+        require_sdks(settings.org.cloud)
         return self.engine.preview(stack, org_program(settings), provider_config(stack, self.stacks_dir), on_event)
 
     def up(self, stack: StackName, on_event: OnEvent, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """Apply the organisation; ``overrides`` are stored only once the update succeeded."""
         settings = self.settings(stack, overrides)
+        require_sdks(settings.org.cloud)
         name = str(stack)
         self.store.record(None, "stack", "up", stack=name)
         records.save_stack(self.store, name, stack.org, stack.kind, "updating")

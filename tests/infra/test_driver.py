@@ -97,3 +97,13 @@ def test_secret_config_without_a_passphrase_is_refused_by_name(squall, stand_in,
     assert "--secret" in secret_set and "openstack:password=s3cr3t-value" in secret_set
     frozen = (squall.home / "envs" / "Pulumi.zephy.env.ci-1.yaml").read_text()
     assert "s3cr3t-value" not in frozen and "secret_env: OS_PASSWORD" in frozen
+
+
+def test_a_missing_provider_sdk_names_the_extra_to_install():
+    from squall.errors import MissingDependency
+    from squall.infra.driver import require_sdks
+
+    require_sdks("aws")  # installed by the test extra
+    with pytest.raises(MissingDependency, match="need the Python package pulumi-nocloud") as info:
+        require_sdks("nocloud")
+    assert info.value.hint == "pip install 'squall[nocloud]'"

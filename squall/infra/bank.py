@@ -104,6 +104,10 @@ class Banks:
               hours: float | None = None) -> records.BankVm:
         """One idle VM, at once; unreachable ones are retired and the next is tried."""
         spec = self.spec(stack, bank)
+        if self.orgs.settings(stack).org.cloud == "aws":
+            raise Refused(f"bank {bank}: claims on AWS banks are not supported yet (the warm pool, not Squall, "
+                          "picks the instance, so there is no address to hand out)",
+                          hint="use an OpenStack bank, or 'squall pool scale' for AWS capacity")
         self._adopt(stack, bank)
         expires = self.clock() + (hours if hours is not None else spec.claim_hours) * 3600
         try:

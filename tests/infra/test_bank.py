@@ -126,3 +126,11 @@ def test_20_concurrent_claims_never_share_a_vm_or_pass_the_quota(filled, store, 
     assert len(granted) == (5 if len(set(owners)) > 1 else 2)
     claimed = records.bank_vms(store, "zephy", "cfd", ("claimed",))
     assert sorted(vm.id for vm in claimed) == sorted(granted)
+
+
+def test_claims_on_aws_banks_are_refused_plainly(orgs, banks):
+    from tests.infra.conftest import ACME
+
+    orgs.up(ACME, silent)
+    with pytest.raises(Refused, match="claims on AWS banks are not supported yet"):
+        banks.claim(ACME, "cfd", "ana", no_refill)

@@ -116,8 +116,10 @@ def collect_stacks(store: Store, engine: Engine, home: Path, *, dry_run: bool = 
 
 
 def inventories_for(store: Store, home: Path) -> list[TaggedInventory]:
-    """One tagged-resource listing per AWS region Squall's organisation and environment stacks use."""
+    """One tagged-resource listing per AWS region Squall's organisation and environment stacks use, and one
+    per Kubernetes site."""
     from squall.infra.aws_inventory import AwsTaggedInventory
+    from squall.infra.k8s_inventory import KubernetesTaggedInventory
     from squall.programs.stack_files import load_stack
 
     regions = set()
@@ -131,4 +133,6 @@ def inventories_for(store: Store, home: Path) -> list[TaggedInventory]:
             continue  # its stack file is gone: nothing to say which cloud it was on
         if settings.org.cloud == "aws":
             regions.add(settings.org.region)
-    return [AwsTaggedInventory(region) for region in sorted(regions)]
+    clusters: list[TaggedInventory] = [KubernetesTaggedInventory(name, config.get("context"))
+                                       for name, kind, config in store.sites() if kind == "kubernetes"]
+    return [AwsTaggedInventory(region) for region in sorted(regions)] + clusters

@@ -107,3 +107,38 @@ def test_aws_inventory_lists_tagged_resources_through_the_tagging_api():
         found = AwsTaggedInventory("eu-west-1", client).tagged()
     assert [(r.kind, r.tags.get("squall:stack")) for r in found] == [("ec2:instance", "acme.job.x"),
                                                                       ("elasticfilesystem:file-system", None)]
+
+
+class FakeDynamicClient:
+    """The kubernetes client's dynamic API, as far as the inventory uses it."""
+
+    def __init__(self, objects):
+        from types import SimpleNamespace
+
+        self.objects, self.deleted, self.resources = objects, [], self
+        self.item = lambda name, namespace, labels: SimpleNamespace(
+            metadata=SimpleNamespace(name=name, namespace=namespace, labels=labels))
+
+    def get(self, api_version, kind):
+        from types import SimpleNamespace
+
+        client = self
+        return SimpleNamespace(
+            get=lambda label_selector: SimpleNamespace(items=[client.item(*o) for o in client.objects.get(kind, [])]
+                                                       if label_selector.endswith("=squall") else []),
+            delete=lambda name, namespace: client.deleted.append((kind, namespace, name)))
+
+
+def test_kubernetes_inventory_maps_labels_back_to_squall_tags_and_deletes():
+    from squall.infra.k8s_inventory import KubernetesTaggedInventory
+
+    labels = {"app.kubernetes.io/managed-by": "squall", "squall.io/stack": "lab.job.gone", "squall.io/job": "gone"}
+    live = {**labels, "squall.io/stack": "lab.org.main"}
+    client = FakeDynamicClient({"Job": [("lab-main-job-gone", "squall-lab", labels)],
+                                "PriorityClass": [("squall-lab-gpu", None, live)]})
+    inventory = KubernetesTaggedInventory("labk8s", client=client)
+    found = {r.id: r for r in inventory.tagged()}
+    assert found["squall-lab/lab-main-job-gone"].tags["squall:stack"] == "lab.job.gone"
+    assert found["squall-lab-gpu"].kind == "k8s:scheduling.k8s.io/v1:PriorityClass"
+    inventory.remove(found["squall-lab/lab-main-job-gone"])
+    assert client.deleted == [("Job", "squall-lab", "lab-main-job-gone")]

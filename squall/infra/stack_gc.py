@@ -116,23 +116,32 @@ def collect_stacks(store: Store, engine: Engine, home: Path, *, dry_run: bool = 
 
 
 def inventories_for(store: Store, home: Path) -> list[TaggedInventory]:
-    """One tagged-resource listing per AWS region Squall's organisation and environment stacks use, and one
-    per Kubernetes site."""
+    """One tagged-resource listing per AWS region and OpenStack cloud that Squall's organisation and
+    environment stacks use, and one per Kubernetes site."""
     from squall.infra.aws_inventory import AwsTaggedInventory
     from squall.infra.k8s_inventory import KubernetesTaggedInventory
+    from squall.infra.openstack_inventory import OpenStackTaggedInventory
+    from squall.infra.orgs import provider_config
     from squall.programs.stack_files import load_stack
 
-    regions = set()
+    regions: set[str] = set()
+    clouds: set[str | None] = set()
     for record in records.stacks(store):
         if record.kind not in ("org", "env") or record.state == "destroyed":
             continue
         directory = home / "envs" if record.kind == "env" else None
+        stack = StackName.parse(record.name)
         try:
             settings = load_stack(record.name, directory)
+            provider = provider_config(stack, directory).values
         except SquallError:
             continue  # its stack file is gone: nothing to say which cloud it was on
         if settings.org.cloud == "aws":
             regions.add(settings.org.region)
-    clusters: list[TaggedInventory] = [KubernetesTaggedInventory(name, config.get("context"))
-                                       for name, kind, config in store.sites() if kind == "kubernetes"]
-    return [AwsTaggedInventory(region) for region in sorted(regions)] + clusters
+        elif settings.org.cloud == "openstack":
+            clouds.add(provider.get("openstack:cloud"))
+    found: list[TaggedInventory] = [AwsTaggedInventory(region) for region in sorted(regions)]
+    found += [OpenStackTaggedInventory(cloud) for cloud in sorted(clouds, key=str)]
+    found += [KubernetesTaggedInventory(name, config.get("context"))
+              for name, kind, config in store.sites() if kind == "kubernetes"]
+    return found

@@ -142,3 +142,41 @@ def test_kubernetes_inventory_maps_labels_back_to_squall_tags_and_deletes():
     assert found["squall-lab-gpu"].kind == "k8s:scheduling.k8s.io/v1:PriorityClass"
     inventory.remove(found["squall-lab/lab-main-job-gone"])
     assert client.deleted == [("Job", "squall-lab", "lab-main-job-gone")]
+
+
+def test_openstack_inventory_reads_metadata_and_tags_and_removes_servers_only():
+    from types import SimpleNamespace as NS
+
+    from squall.errors import Refused
+    from squall.infra.openstack_inventory import OpenStackTaggedInventory
+
+    deleted = []
+    owned = {"managed-by": "squall", "squall:stack": "zephy.job.gone"}
+    conn = NS(
+        compute=NS(servers=lambda details: [NS(id="srv-1", metadata=owned), NS(id="srv-2", metadata={})],
+                   delete_server=deleted.append),
+        block_storage=NS(volumes=lambda details: [NS(id="vol-1", metadata=owned)], delete_volume=deleted.append),
+        network=NS(networks=lambda tags: [NS(id="net-1", tags=["managed-by=squall", "squall:stack=zephy.org.main"])]
+                   if tags == "managed-by=squall" else [],
+                   routers=lambda tags: [], security_groups=lambda tags: []))
+    inventory = OpenStackTaggedInventory("zephy", connection=conn)
+    found = {r.id: r for r in inventory.tagged()}
+    assert sorted(found) == ["net-1", "srv-1", "vol-1"]
+    assert found["net-1"].tags["squall:stack"] == "zephy.org.main"
+    inventory.remove(found["srv-1"])
+    inventory.remove(found["vol-1"])
+    assert deleted == ["srv-1", "vol-1"]
+    with pytest.raises(Refused, match="remove by hand"):
+        inventory.remove(found["net-1"])
+
+
+def test_inventories_follow_the_stacks_and_sites_squall_knows(store, tmp_path):
+    from squall.infra.stack_gc import inventories_for
+    from squall.sites.kubernetes import add_kubernetes_site
+
+    records.save_stack(store, "acme.org.main", "acme", "org", "up")
+    records.save_stack(store, "zephy.org.main", "zephy", "org", "up")
+    records.save_stack(store, "lab.org.main", "lab", "org", "destroyed")
+    add_kubernetes_site(store, "labk8s", "lab.org.main", "prod")
+    assert [i.name for i in inventories_for(store, tmp_path)] == [
+        "aws:eu-west-1", "openstack:OS_* environment", "kubernetes:labk8s"]

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from squall.errors import InvalidInput, SquallError
+from squall.errors import InvalidInput
 from squall.infra import records
 from squall.infra.driver import Engine, OnEvent, StackConfig, StackName, require_sdks
 from squall.programs.design import ClusterDesign, design, resize
@@ -70,7 +70,7 @@ class Orgs:
         """The stack file's settings with the stored overrides (and ``overrides``) applied, validated."""
         loaded = load_stack(str(stack), self.stacks_dir)
         if not isinstance(loaded, OrgStackConfig):
-            raise SquallError(f"stack {stack}: squall:kind is not org")
+            raise InvalidInput(f"stack {stack}: squall:kind is not org")
         record = records.stack(self.store, str(stack))
         merged = {**(record.overrides if record else {}), **(overrides or {})}
         settings = loaded.model_copy(update={k: v for k, v in merged.items() if k in OVERRIDE_KEYS})

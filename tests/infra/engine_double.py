@@ -24,7 +24,8 @@ class RecordingEngine:
     def __init__(self, computed: dict[str, dict] | None = None, up_seconds: float = 0.0):
         self.calls: list[tuple[str, str]] = []
         self.deployed: dict[str, dict[str, Any]] = {}
-        self.graphs: dict[str, Graph] = {}
+        self.graphs: dict[str, Graph] = {}  # what each live stack holds
+        self.applied: dict[str, Graph] = {}  # the last graph applied to each stack, kept after destroy
         self.fail: dict[str, BaseException] = {}  # operation -> what it raises (once)
         self.computed = computed if computed is not None else LOCAL
         self.up_seconds = up_seconds  # a cloud's provisioning time, for benchmarks
@@ -52,7 +53,7 @@ class RecordingEngine:
         self._maybe_fail("up", stack)
         graph = self._evaluate(stack, program, config, on_event)
         time.sleep(self.up_seconds)
-        self.graphs[str(stack)] = graph
+        self.graphs[str(stack)] = self.applied[str(stack)] = graph
         self.deployed[str(stack)] = graph.outputs
         return graph.outputs
 

@@ -70,26 +70,18 @@ def spec(make_spec, **fields):
 def test_an_indexed_job_runs_is_watched_collected_and_its_stack_destroyed(k8s, make_spec, monkeypatch, engine,
                                                                           store, tmp_path):
     use_api(monkeypatch)
-    graphs = {}
-    real_up = engine.up
-
-    def keep(stack, program, config, on_event):
-        outputs = real_up(stack, program, config, on_event)
-        graphs[str(stack)] = engine.graphs[str(stack)]
-        return outputs
-    engine.up = keep
     plan = k8s.submit(spec(make_spec), "labk8s", tmp_path / "results")
     result = k8s.drive(plan.job_id)
     assert result.job.status == "succeeded", result.job.error
     stack = f"lab.job.{plan.job_id}"
     assert [c for c in engine.calls if c[1] == stack] == [("up", stack), ("destroy", stack)]
     assert records.stack(store, stack).state == "destroyed"
-    job = graphs[stack].of_type("kubernetes:batch/v1:Job")[0].props
+    job = engine.applied[stack].of_type("kubernetes:batch/v1:Job")[0].props
     assert (job["spec"]["completions"], job["spec"]["parallelism"]) == (3, 3)
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == [
         "sh", "-c", TASK_SCRIPT, "squall-task", "echo hello $SQUALL_TASK_INDEX"]
     assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "python:3.12-slim"
-    assert graphs[stack].count("kubernetes:networking.k8s.io/v1:NetworkPolicy") == 1
+    assert engine.applied[stack].count("kubernetes:networking.k8s.io/v1:NetworkPolicy") == 1
     api = FakeIndexedJob.instances[-1]
     assert set(api.asked) == {("squall-lab", f"lab-main-job-{plan.job_id}")}
     logs = sorted((tmp_path / "results").glob("*/task-*/log.txt"))

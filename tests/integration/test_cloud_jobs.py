@@ -81,17 +81,9 @@ def test_a_cloud_job_runs_through_the_head_node_and_its_stack_is_destroyed(cloud
 
 def test_the_job_stack_is_placed_on_the_org_network_and_tagged_with_its_expiry(cloud, wind_example, tmp_path):
     runner, store, engine = cloud
-    graphs = {}
-    real_up = engine.up
-
-    def keep_graph(stack, program, config, on_event):
-        outputs = real_up(stack, program, config, on_event)
-        graphs[str(stack)] = engine.graphs[str(stack)]
-        return outputs
-    engine.up = keep_graph
     plan = runner.submit(load_spec(wind_example), "zcloud", tmp_path / "results")
     runner.drive(plan.job_id)
-    graph = graphs[f"zephy.job.{plan.job_id}"]
+    graph = engine.applied[f"zephy.job.{plan.job_id}"]
     nodes = graph.of_type("openstack:compute/instance:Instance")
     assert len(nodes) == 1  # the organisation's job_stack.nodes caps the 4 tasks
     assert nodes[0].props["networks"][0]["uuid"] == "zephy-main-net-id"

@@ -14,7 +14,7 @@ from squall.cli.context import App
 EXIT_CODES_HELP = """\b
 Exit codes:
   0    ok
-  1    the job ran and failed, timed out or was cancelled
+  1    the job failed, timed out or was cancelled; or a stack operation failed
   2    invalid input (spec, arguments, unknown job or site)
   3    a required tool or dependency is missing
   4    refused by quota, budget or policy

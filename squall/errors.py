@@ -11,7 +11,7 @@ import enum
 
 class ExitCode(enum.IntEnum):
     OK = 0
-    JOB_FAILED = 1  # the job ran and failed, timed out or was cancelled
+    JOB_FAILED = 1  # the job ran and failed, timed out or was cancelled; or a stack operation failed
     INVALID_INPUT = 2
     MISSING_DEPENDENCY = 3
     REFUSED = 4  # quota, budget or policy

@@ -10,7 +10,7 @@ from squall.cli.site.show import show_cmd
 
 @click.group("site")
 def site_group() -> None:
-    """Enrol and inspect the sites jobs run on (HPC centres over SSH)."""
+    """Enrol and inspect the sites jobs run on (HPC centres over SSH, clouds, Kubernetes)."""
 
 
 for command in (list_cmd, show_cmd, add_cmd, check_cmd, enrol_cmd, health_cmd, unenrol_cmd):

@@ -5,11 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import click
 
 from squall.cli.context import App, backend_option, output_option, pass_app
+
+if TYPE_CHECKING:
+    from squall.infra.driver import StackName
 
 name_option = click.option("--name", default="main", show_default=True,
                            help="Which of the organisation's stacks: stacks/Pulumi.<org>.org.<name>.yaml.")
@@ -39,16 +42,16 @@ def event_printer(app: App) -> Callable[[str], None]:
     return lambda message: print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
-def spawn_refill(app: App) -> Callable[[object, str], None]:
+def spawn_refill(app: App) -> Callable[["StackName", str], None]:
     """A claim's refill, in the background: a detached ``squall bank fill`` logging to the home."""
 
-    def refill(stack, bank: str) -> None:
+    def refill(stack: "StackName", bank: str) -> None:
         logs = app.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "squall.cli.main", "--home", str(app.home), "--quiet", "bank", "fill",
-                getattr(stack, "org"), bank, "--name", getattr(stack, "name")]
+                stack.org, bank, "--name", stack.name]
         if app.backend:
             argv += ["--backend", app.backend]
-        with open(logs / f"bank-fill-{getattr(stack, 'org')}-{bank}.log", "ab") as log:
+        with open(logs / f"bank-fill-{stack.org}-{bank}.log", "ab") as log:
             subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     return refill

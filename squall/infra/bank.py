@@ -19,8 +19,9 @@ from typing import Any, Callable
 from squall.errors import InvalidInput, Refused
 from squall.infra import records
 from squall.infra.driver import OnEvent, StackName
-from squall.infra.orgs import Orgs
+from squall.infra.orgs import Orgs, cluster_of
 from squall.programs.design import BankSpec
+from squall.programs.settings import OrgStackConfig
 from squall.store import Store
 
 Probe = Callable[[str], bool]
@@ -41,8 +42,8 @@ class Banks:
                  clock: Callable[[], float] = time.time):
         self.store, self.orgs, self.probe, self.clock = store, orgs, probe, clock
 
-    def spec(self, stack: StackName, bank: str) -> BankSpec:
-        banks = {b.name: b for b in self.orgs.settings(stack).org.banks}
+    def spec(self, stack: StackName, bank: str, settings: OrgStackConfig | None = None) -> BankSpec:
+        banks = {b.name: b for b in (settings or self.orgs.settings(stack)).org.banks}
         if bank not in banks:
             raise InvalidInput(f"bank {bank!r}: not a bank of {stack.org} (known: {', '.join(banks) or 'none'})")
         return banks[bank]
@@ -60,7 +61,8 @@ class Banks:
         }
 
     def fill(self, stack: StackName, bank: str, on_event: OnEvent) -> dict[str, Any]:
-        spec = self.spec(stack, bank)
+        settings = self.orgs.settings(stack)  # read once: the spec, what is deployed, and the overrides
+        spec = self.spec(stack, bank, settings)
         self._adopt(stack, bank)
         now = self.clock()
         live = records.bank_vms(self.store, stack.org, bank)
@@ -75,12 +77,14 @@ class Banks:
         slots = sorted([vm.slot for vm in keep] + new_slots)
         claimed = sorted(vm.slot for vm in keep if vm.state == "claimed")
         record = records.stack(self.store, str(stack))
-        deployed = self.orgs.bank_slots(stack, bank) if record and record.state == "up" else None
+        deployed = None
+        if record and record.state == "up":
+            current = next(b for b in cluster_of(settings).banks if b.spec.name == bank)
+            deployed = (list(current.slots), list(current.claimed))
         if not retiring and (slots, claimed) == deployed:
             return {"added": [], "retired": [], "idle": idle, "claimed": len(keep) - idle}
         self.store.record(None, "bank", "fill", stack=str(stack), bank=bank, add=len(new_slots),
                           retire=sorted(retiring))
-        settings = self.orgs.settings(stack)
         outputs = self.orgs.up(stack, on_event, {"bank_slots": {**settings.bank_slots, bank: slots},
                                                  "bank_claimed": {**settings.bank_claimed, bank: claimed}})
         addresses = {int(slot): str(address) for slot, address in (outputs.get("banks") or {}).get(bank, {}).items()}
@@ -103,8 +107,9 @@ class Banks:
     def claim(self, stack: StackName, bank: str, owner: str, refill: Refill,
               hours: float | None = None) -> records.BankVm:
         """One idle VM, at once; unreachable ones are retired and the next is tried."""
-        spec = self.spec(stack, bank)
-        if self.orgs.settings(stack).org.cloud == "aws":
+        settings = self.orgs.settings(stack)
+        spec = self.spec(stack, bank, settings)
+        if settings.org.cloud == "aws":
             raise Refused(f"bank {bank}: claims on AWS banks are not supported yet (the warm pool, not Squall, "
                           "picks the instance, so there is no address to hand out)",
                           hint="use an OpenStack bank, or 'squall pool scale' for AWS capacity")

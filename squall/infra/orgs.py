@@ -125,11 +125,6 @@ class Orgs:
             "banks": {b.spec.name: {"target": b.spec.idle_target, "slots": list(b.slots)} for b in cluster.banks},
         }
 
-    def bank_slots(self, stack: StackName, bank: str) -> tuple[list[int], list[int]]:
-        """The bank's slots and claimed slots as the stack was last told."""
-        found = next(b for b in cluster_of(self.settings(stack)).banks if b.spec.name == bank)
-        return list(found.slots), list(found.claimed)
-
     def scale(self, stack: StackName, pool: str, size: int, on_event: OnEvent) -> dict[str, Any]:
         """Set a pool's desired size (0 allowed) and apply it."""
         current = self.settings(stack)

@@ -39,6 +39,19 @@ class App:
         return store
 
     @cached_property
+    def reader(self) -> "Store":
+        """The store for commands that only read: opened read-only when the home cannot be written."""
+        import os
+
+        from squall.store import Store
+
+        if (self.home / "squall.db").is_file() and not os.access(self.home, os.W_OK):
+            store = Store(self.home, read_only=True)
+            self._closers.append(store.close)
+            return store
+        return self.store
+
+    @cached_property
     def engine(self) -> "Engine":
         from squall.infra import driver
 

@@ -19,6 +19,9 @@ Exit codes:
   3    a required tool or dependency is missing
   4    refused by quota, budget or policy
   5    site unreachable or authentication failed
+  6    outputs not collected (results folder full or read-only): kept at
+       the site; 'squall job attach ID --results DIR' collects them
+  7    the Squall home or its store is unusable (read-only, corrupt, not a folder)
   130  interrupted (Ctrl-C, SIGTERM)"""
 
 

@@ -10,15 +10,17 @@ from squall.cli.context import App, backend_option, output_option, pass_app
 @click.command("gc")
 @click.option("--dry-run", is_flag=True, help="Show what would be removed; change nothing.")
 @click.option("--force", is_flag=True, help="Also remove cloud resources tagged managed-by: squall that no stack owns.")
+@click.option("--include-foreign-expired", is_flag=True,
+              help="Also remove other stores' job folders and Slurm jobs whose owner tags say they expired.")
 @backend_option
 @output_option
 @pass_app
-def gc_cmd(app: App, dry_run: bool, force: bool) -> None:
+def gc_cmd(app: App, dry_run: bool, force: bool, include_foreign_expired: bool) -> None:
     """Remove what crashed jobs left behind: expired or orphaned work areas, expired job and environment
     stacks, and (with --force) cloud resources no stack owns."""
     from squall.gc import collect_garbage
 
-    actions = collect_garbage(app.store, app.home, dry_run=dry_run)
+    actions = collect_garbage(app.store, app.home, dry_run=dry_run, include_foreign_expired=include_foreign_expired)
     if _uses_stacks(app):
         from squall.infra.stack_gc import collect_stacks, inventories_for
 
@@ -30,7 +32,8 @@ def gc_cmd(app: App, dry_run: bool, force: bool) -> None:
     if not actions:
         app.say("nothing to collect")
     verb = {"remove": "would remove" if dry_run else "removed", "release": "would release" if dry_run else "released",
-            "keep": "kept", "error": "could not list", "orphan": "found (not removed without --force)"}
+            "keep": "kept", "error": "could not list", "orphan": "found (not removed without --force)",
+            "foreign": "left alone", "close": "would close" if dry_run else "closed"}
     for a in actions:
         owner = f" (job {a.job_id})" if a.job_id else ""
         app.say(f"{verb[a.action]} {a.kind} {a.resource}{owner} on {a.site}: {a.reason}")

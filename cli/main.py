@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import signal
 import sys
 
 import click
@@ -16,7 +18,7 @@ from squall.cli.job import job_group
 from squall.cli.org import org_group, pool_group
 from squall.cli.site import site_group
 from squall.cli.version import version_cmd
-from squall.errors import ExitCode
+from squall.errors import ExitCode, Interrupted
 
 
 @click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,7 +37,20 @@ for command in (job_group, site_group, org_group, pool_group, bank_group, env_gr
     cli.add_command(command)
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    """SIGTERM before a job's own handler is in place stops the command like Ctrl-C (exit 130)."""
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def _configure_logging(debug: bool) -> None:
+    """Library log lines (paramiko's "Socket exception" on a dropped connection) go through logging:
+    shown with --debug, never printed over the command's own output otherwise."""
+    logging.basicConfig(level=logging.WARNING if debug else logging.CRITICAL, format="%(name)s: %(message)s")
+
+
 def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    _configure_logging("--debug" in (sys.argv[1:] if argv is None else argv))
     app = App()
     try:
         code = cli.main(args=argv, prog_name="squall", obj=app, standalone_mode=False)

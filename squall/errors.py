@@ -16,6 +16,8 @@ class ExitCode(enum.IntEnum):
     MISSING_DEPENDENCY = 3
     REFUSED = 4  # quota, budget or policy
     SITE_UNREACHABLE = 5  # site unreachable or authentication failed
+    OUTPUTS_KEPT = 6  # outputs could not be collected (results folder); kept at the site for `job attach`
+    HOME_UNUSABLE = 7  # the Squall home or its store cannot be used (read-only, corrupt, not a folder)
     INTERRUPTED = 130
 
 
@@ -44,6 +46,16 @@ class Refused(SquallError):
 
 class SiteUnreachable(SquallError):
     exit_code = ExitCode.SITE_UNREACHABLE
+
+
+class OutputsKept(SquallError):
+    """The results folder could not take the outputs; they wait at the site for ``job attach``."""
+
+    exit_code = ExitCode.OUTPUTS_KEPT
+
+
+class HomeUnusable(SquallError):
+    exit_code = ExitCode.HOME_UNUSABLE
 
 
 class NotFound(InvalidInput):

@@ -1,21 +1,39 @@
 """The garbage collector: compare the store's leases with what really exists.
 
 A resource is removed when its lease has expired, or when no lease names it
-at all; never while a controller holds the job's lock. Leases whose resource
-is already gone are released. Every action is journaled.
+and its owner tags say it is this store's. A resource of another store (two
+stores may share one HPC account) is only reported — removed only past the
+expiry its tags carry, and only when asked (``include_foreign_expired``).
+Nothing is removed while a controller holds the job's lock. Leases whose
+resource is already gone are released. Every action is journaled.
+
+Sites are listed in parallel, each within a time limit, and a site that
+cannot even be opened (its inventory folder deleted) is reported without
+stopping the others.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from squall.errors import SquallError
+from squall.jobs import close_job
 from squall.locks import controller_alive
-from squall.sites import all_sites
+from squall.sites import open_sites
 from squall.sites.base import LiveResource, Site
 from squall.store import Lease, Store
+
+DEFAULT_SITE_TIMEOUT = 20.0
+NEVER_STARTED_AFTER = 60.0  # seconds a job may sit in its plan phase without a controller
+
+
+def site_timeout() -> float:
+    """Seconds gc waits for one site's listing (``$SQUALL_GC_SITE_TIMEOUT``)."""
+    return float(os.environ.get("SQUALL_GC_SITE_TIMEOUT", DEFAULT_SITE_TIMEOUT))
 
 
 @dataclass(frozen=True)
@@ -24,39 +42,32 @@ class GcAction:
     kind: str
     resource: str
     job_id: str | None
-    action: str  # remove, keep, release, or error (the site could not be listed)
+    action: str  # remove, keep, release, foreign (another store's: reported), or error (the site could not be listed)
     reason: str
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def plan_gc(store: Store, home: Path, now: float | None = None) -> list[tuple[GcAction, Site, LiveResource | None, Lease | None]]:
+Planned = tuple[GcAction, Site | None, LiveResource | None, Lease | None]
+
+
+def plan_gc(store: Store, home: Path, now: float | None = None, include_foreign_expired: bool = False) -> list[Planned]:
     now = time.time() if now is None else now
-    plan = []
-    for site in all_sites(home, store):
-        leases = {(l.kind, l.resource): l for l in store.leases(site=site.name)}
-        try:
-            live = site.inventory()
-        except SquallError as exc:  # one unreachable site must not stop the others' collection
-            plan.append((GcAction(site.name, "site", site.name, None, "error", exc.message), site, None, None))
+    sites, broken = open_sites(home, store)
+    plan: list[Planned] = [(GcAction(name, "site", name, None, "error", message), None, None, None)
+                           for name, message in broken]
+    for site, listing in zip(sites, _list_in_parallel(sites, site_timeout())):
+        if isinstance(listing, str):
+            plan.append((GcAction(site.name, "site", site.name, None, "error", listing), site, None, None))
             continue
-        for res in live:
+        leases = {(lease.kind, lease.resource): lease for lease in store.leases(site=site.name)}
+        for res in listing:
             lease = leases.get((res.kind, res.resource))
+            action, reason = _decide(store, home, res, lease, now, include_foreign_expired)
             job_id = res.job_id or (lease.job_id if lease else None)
-            if job_id and controller_alive(home, job_id):
-                action, reason = "keep", "a controller is driving this job"
-            elif lease is None:
-                action, reason = "remove", "orphaned: no lease in the store"
-            elif lease.expires_at <= now:
-                action, reason = "remove", f"lease expired {int(now - lease.expires_at)} s ago"
-            else:
-                action, reason = "keep", (
-                    f"no controller, lease expires in {int(lease.expires_at - now)} s; "
-                    f"'squall job attach {job_id}' resumes it"
-                )
             plan.append((GcAction(site.name, res.kind, res.resource, job_id, action, reason), site, res, lease))
-        found = {(r.kind, r.resource) for r in live}
+        found = {(r.kind, r.resource) for r in listing}
         for key, lease in leases.items():
             if key in found or (lease.job_id and controller_alive(home, lease.job_id)):
                 continue
@@ -65,31 +76,104 @@ def plan_gc(store: Store, home: Path, now: float | None = None) -> list[tuple[Gc
     return plan
 
 
-def collect_garbage(store: Store, home: Path, dry_run: bool = False, now: float | None = None) -> list[GcAction]:
+def _decide(store: Store, home: Path, res: LiveResource, lease: Lease | None, now: float,
+            include_foreign_expired: bool) -> tuple[str, str]:
+    job_id = res.job_id or (lease.job_id if lease else None)
+    if job_id and controller_alive(home, job_id):
+        return "keep", "a controller is driving this job"
+    if lease is not None:
+        if lease.expires_at <= now:
+            return "remove", f"lease expired {int(now - lease.expires_at)} s ago"
+        return "keep", (f"no controller, lease expires in {int(lease.expires_at - now)} s; "
+                        f"'squall job attach {job_id}' resumes it")
+    if res.store_id == store.store_id:
+        return "remove", "orphaned: no lease in the store"
+    owner = f"store {res.store_id}" if res.store_id else "no Squall owner tags of this store"
+    if res.expires_at is None:
+        return "foreign", f"not this store's ({owner}, no expiry): left alone"
+    if res.expires_at > now:
+        return "foreign", f"not this store's ({owner}), expires in {int(res.expires_at - now)} s: left alone"
+    if include_foreign_expired:
+        return "remove", f"another store's ({owner}), expired {int(now - res.expires_at)} s ago"
+    return "foreign", (f"not this store's ({owner}), expired {int(now - res.expires_at)} s ago: "
+                       "--include-foreign-expired removes it")
+
+
+def _list_in_parallel(sites: list[Site], timeout: float) -> list[list[LiveResource] | str]:
+    """Each site's live resources, or why they could not be listed; at most ``timeout`` s in all.
+
+    Daemon threads: a site that never answers is abandoned at the deadline
+    (its thread dies with the process) instead of holding up the others.
+    """
+    results: list[list[LiveResource] | str] = [f"no answer within {timeout:g} s" for _ in sites]
+
+    def list_one(index: int, site: Site) -> None:
+        try:
+            results[index] = site.inventory()
+        except SquallError as exc:
+            results[index] = exc.message
+        except Exception as exc:  # noqa: BLE001 - one site's failure must not stop the others
+            results[index] = f"internal error listing the site: {exc!r}"
+
+    threads = [threading.Thread(target=list_one, args=(i, site), daemon=True) for i, site in enumerate(sites)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return list(results)
+
+
+def collect_garbage(store: Store, home: Path, dry_run: bool = False, now: float | None = None,
+                    include_foreign_expired: bool = False) -> list[GcAction]:
+    now = time.time() if now is None else now
     actions = []
-    planned = plan_gc(store, home, now)
+    planned = plan_gc(store, home, now, include_foreign_expired)
     for action, site, resource, lease in planned:
         actions.append(action)
-        if dry_run or action.action in ("keep", "error"):
+        if dry_run or action.action in ("keep", "error", "foreign"):
             continue
         store.record(
             action.job_id, "gc", action.action,
             site=action.site, kind=action.kind, resource=action.resource, reason=action.reason,
         )
-        if resource is not None:
+        if resource is not None and site is not None:
             site.remove(resource)
         if lease is not None:  # the plan found it by (kind, resource): release it without listing them all again
             store.release_lease(lease.id)
         _close_abandoned_job(store, action.job_id)
-    for site in {id(site): site for _, site, _, _ in planned}.values():
+    actions += _close_never_started(store, home, now, dry_run)
+    for site in {id(site): site for _, site, _, _ in planned if site is not None}.values():
         site.close()
     return actions
 
 
 def _close_abandoned_job(store: Store, job_id: str | None) -> None:
+    """A job whose controller died and whose resources are gone: finish its record honestly."""
     job = store.job(job_id) if job_id else None
     if job is None or job.phase == "done" or store.leases(job_id=job.id):
+        return
+    collected = any(e.phase == "collect" and e.event == "end" for e in store.journal(job.id))
+    if collected:  # the controller died in down, after every output was in the results folder
+        store.record(job.id, "gc", "finished", reason="collect was complete; squall gc finished down")
+        close_job(store, job.id, None, cancelled=job.cancel_requested)
         return
     error = "abandoned by its controller; its resources were removed by squall gc"
     store.update_job(job.id, phase="done", status="failed", error=error, finished_at=time.time())
     store.record(job.id, "done", "failed", error=error)
+
+
+def _close_never_started(store: Store, home: Path, now: float, dry_run: bool) -> list[GcAction]:
+    """Jobs left in their plan phase by a controller stopped before ``up``: nothing exists for them."""
+    actions = []
+    for job in store.jobs_in_phase("plan"):
+        if now - job.created_at < NEVER_STARTED_AFTER or controller_alive(home, job.id) or store.leases(job_id=job.id):
+            continue
+        reason = "never started: its controller stopped before anything was created"
+        actions.append(GcAction(job.site, "job", job.id, job.id, "close", reason))
+        if dry_run:
+            continue
+        store.record(job.id, "gc", "closed", reason=reason)
+        store.update_job(job.id, phase="done", status="cancelled", error=reason, finished_at=now)
+        store.record(job.id, "done", "cancelled", error=reason)
+    return actions

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from squall.errors import InvalidInput
+from squall.results import write_report
 from squall.sites.base import JobPlan, TaskPlan
 from squall.spec import InputFile, ResolvedSpec, validate_spec
 from squall.split import split_inputs
@@ -19,16 +22,36 @@ def new_job_id() -> str:
     return f"{time.strftime('%y%m%d')}-{secrets.token_hex(3)}"
 
 
-def owner_tags(job_id: str, project: str) -> dict[str, str]:
-    return {
+# Owner tags reach batch-script directives, remote command lines and cloud tags: every value must match.
+TAG_VALUE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def current_org() -> str:
+    """The organisation jobs are tagged with (``$SQUALL_ORG``), checked at the edge."""
+    org = os.environ.get("SQUALL_ORG", "default")
+    if not TAG_VALUE.fullmatch(org):
+        raise InvalidInput(f"SQUALL_ORG: {org!r} is not an organisation name",
+                           hint="lowercase letters, digits and '-', starting with a letter or digit, at most 63")
+    return org
+
+
+def owner_tags(job_id: str, org: str, project: str, store_id: str) -> dict[str, str]:
+    """Who owns a job's resources: gc removes only what carries its own store id (or is past expiry)."""
+    tags = {
         "managed-by": "squall",
-        "squall:org": os.environ.get("SQUALL_ORG", "default"),
+        "squall:org": org,
         "squall:project": project,
         "squall:job": job_id,
+        "squall:store": store_id,
     }
+    for key, value in tags.items():
+        if not TAG_VALUE.fullmatch(value):
+            raise InvalidInput(f"{key}: {value!r} is not a valid owner tag value")
+    return tags
 
 
-def new_plan(resolved: ResolvedSpec, job_id: str, results_root: Path, keep_remote: bool = False) -> JobPlan:
+def new_plan(resolved: ResolvedSpec, job_id: str, results_root: Path, store_id: str,
+             keep_remote: bool = False) -> JobPlan:
     spec = resolved.spec
     buckets = split_inputs(resolved.inputs, spec.split)
     return JobPlan(
@@ -38,12 +61,12 @@ def new_plan(resolved: ResolvedSpec, job_id: str, results_root: Path, keep_remot
         script=resolved.script,
         tasks=tuple(TaskPlan(i, tuple(bucket)) for i, bucket in enumerate(buckets)),
         results_dir=results_root.resolve() / job_id,
-        tags=owner_tags(job_id, spec.project),
+        tags=owner_tags(job_id, current_org(), spec.project, store_id),
         keep_remote=keep_remote,
     )
 
 
-def plan_from_store(job: JobRow, tasks: list[TaskRow]) -> JobPlan:
+def plan_from_store(job: JobRow, tasks: list[TaskRow], store_id: str) -> JobPlan:
     """Rebuild the plan a crashed controller was using, from the store alone."""
     spec = validate_spec(job.spec, source=f"job {job.id}")
     spec_dir = Path(job.spec_dir)
@@ -57,7 +80,7 @@ def plan_from_store(job: JobRow, tasks: list[TaskRow]) -> JobPlan:
             for t in tasks
         ),
         results_dir=Path(job.results_dir),
-        tags=owner_tags(job.id, job.project),
+        tags=owner_tags(job.id, job.org, job.project, store_id),  # as submitted, whatever $SQUALL_ORG is now
         keep_remote=job.keep_remote,
     )
 
@@ -71,6 +94,28 @@ def final_status(tasks: list[TaskRow], cancelled: bool, error: str | None) -> st
     if "timeout" in states:
         return "timeout"
     return "succeeded"
+
+
+def close_job(store: Store, job_id: str, error: str | None, cancelled: bool) -> str:
+    """Give a job its final status (from its tasks), journal it and write ``job.json``; return the status.
+
+    Used by the controller at the end of ``down`` and by ``gc`` when a
+    controller died after a complete collect.
+    """
+    tasks = store.tasks(job_id)
+    unfinished = {t.idx: {"status": "cancelled"} for t in tasks if t.status in ("pending", "queued", "running")}
+    if unfinished and (cancelled or error):
+        store.update_tasks(job_id, unfinished)
+        tasks = store.tasks(job_id)
+    status = final_status(tasks, cancelled, error)
+    isolated = [t.network_isolated for t in tasks if t.network_isolated is not None]
+    store.update_job(job_id, phase="done", status=status, error=error, finished_at=time.time(),
+                     network_isolated=all(isolated) if isolated else None)
+    store.record(job_id, "done", status, error=error)
+    results_dir = Path(store.job(job_id).results_dir)  # type: ignore[union-attr]
+    if results_dir.is_dir() and not write_report(results_dir, JobResult.load(store, job_id).to_dict()):
+        store.record(job_id, "done", "report-not-written", path=str(results_dir / "job.json"))
+    return status
 
 
 @dataclass(frozen=True)

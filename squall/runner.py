@@ -10,20 +10,17 @@ SIGTERM; signals that arrive during ``down`` are held until it is done.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 import os
-import signal
-import threading
 import time
 import traceback
-from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator
 
-from squall.errors import Interrupted, SquallError
-from squall.jobs import JobResult, final_status, new_job_id, new_plan, plan_from_store
+from squall.errors import Interrupted, InvalidInput, OutputsKept, SquallError
+from squall.interrupts import SignalGuard
+from squall.jobs import JobResult, close_job, new_job_id, new_plan, plan_from_store
 from squall.locks import ControllerLock, PollLock
+from squall.results import check_results_root, move_collected, write_report
 from squall.sites import open_site
 from squall.sites.base import JobPlan, Reporter, Site, TaskState
 from squall.spec import ResolvedSpec
@@ -31,6 +28,8 @@ from squall.store import JobRow, Store
 
 PHASES = ("plan", "up", "stage", "launch", "monitor", "collect", "down", "done")
 DEFAULT_LEASE_MARGIN = 600.0
+DEFAULT_KEEP_UNCOLLECTED = 7 * 24 * 3600.0
+SALVAGE_WAIT = 30.0  # seconds for started tasks to stop after a cancel, before their outputs are collected
 STDERR_TAIL = 2000
 
 
@@ -39,37 +38,13 @@ def lease_margin() -> float:
     return float(os.environ.get("SQUALL_LEASE_MARGIN", DEFAULT_LEASE_MARGIN))
 
 
+def keep_uncollected() -> float:
+    """Seconds a site keeps a job's uncollected outputs for ``job attach`` (then gc may remove them)."""
+    return float(os.environ.get("SQUALL_KEEP_UNCOLLECTED", DEFAULT_KEEP_UNCOLLECTED))
+
+
 class _CancelRequested(Exception):
     pass
-
-
-class SignalGuard:
-    """Turns SIGINT/SIGTERM into ``Interrupted``, except while shielded."""
-
-    def __init__(self) -> None:
-        self.received: str | None = None
-        self.shielded = False
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> "SignalGuard":
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.received = signal.Signals(signum).name
-        if not self.shielded:
-            raise Interrupted(self.received)
-
-    @contextmanager
-    def shield(self) -> Iterator[None]:
-        self.shielded = True
-        yield
 
 
 class Runner:
@@ -98,8 +73,9 @@ class Runner:
     ) -> JobPlan:
         """Plan a job and record it; nothing exists anywhere yet."""
         site = self._site(site_name or resolved.spec.site)
-        plan = new_plan(resolved, new_job_id(), results_root, keep_remote)
+        plan = new_plan(resolved, new_job_id(), results_root, self.store.store_id, keep_remote)
         site.check(plan)
+        check_results_root(plan.results_dir.parent, sum(i.size for t in plan.tasks for i in t.inputs))
         now = time.time()
         spec = resolved.spec
         self.store.create_job(
@@ -120,6 +96,7 @@ class Runner:
                 updated_at=now,
                 finished_at=None,
                 keep_remote=keep_remote,
+                org=plan.tags["squall:org"],
             ),
             [[[i.rel, i.size] for i in task.inputs] for task in plan.tasks],
         )
@@ -133,6 +110,34 @@ class Runner:
         )
         return plan
 
+    def close_unstarted(self, job_id: str) -> None:
+        """A job interrupted between its plan and ``up``: nothing exists, so it ends cancelled at once."""
+        job = self.store.job(job_id)
+        if job is not None and job.phase == "plan":
+            self.store.update_job(job_id, phase="done", status="cancelled", finished_at=time.time(),
+                                  error="interrupted before anything was created")
+            self.store.record(job_id, "done", "cancelled", error="interrupted before up")
+
+    def move_results(self, job_id: str, results_root: Path) -> None:
+        """Point an unfinished job at another results folder (``job attach --results``).
+
+        What an earlier collect already put in the old folder is moved along,
+        so the job's results end up in one place.
+        """
+        with ControllerLock(self.home, job_id):
+            job = self.store.job(job_id)
+            assert job is not None, job_id
+            if job.phase == "done":
+                raise InvalidInput(f"--results: job {job_id} is finished; its results are in {job.results_dir}")
+            new_dir = results_root.resolve() / job_id
+            old_dir = Path(job.results_dir)
+            if new_dir == old_dir:
+                return
+            check_results_root(new_dir.parent, 0)
+            move_collected(old_dir, new_dir, [t.idx for t in self.store.tasks(job_id) if t.outputs is not None])
+            self.store.update_job(job_id, results_dir=str(new_dir))
+            self.store.record(job_id, job.phase, "results-moved", old=str(old_dir), new=str(new_dir))
+
     # the lifecycle --------------------------------------------------------
 
     def drive(self, job_id: str) -> JobResult:
@@ -142,7 +147,7 @@ class Runner:
             assert job is not None, job_id
             if job.phase == "done":
                 return JobResult.load(self.store, job_id)
-            plan = plan_from_store(job, self.store.tasks(job_id))
+            plan = plan_from_store(job, self.store.tasks(job_id), self.store.store_id)
             site = self._site(job.site)
             try:
                 with SignalGuard() as guard:
@@ -180,12 +185,13 @@ class Runner:
                     self._collect(plan, site)
             except Exception as exc:  # noqa: BLE001 - every failure ends in down
                 error = self._describe_failure(plan, exc)
-                if launched:
+                if launched and not isinstance(exc, OutputsKept):  # the results folder cannot take them now
                     self._salvage(plan, site)
         finally:
             with guard.shield():
-                error = self._down(plan, site, error)
-                self._finish(plan, error, interrupted=guard.received is not None)
+                if not self._keep_uncollected(plan, site, error):
+                    error = self._down(plan, site, error)
+                    self._finish(plan, error, interrupted=guard.received is not None)
 
     def _describe_failure(self, plan: JobPlan, exc: BaseException) -> str | None:
         if isinstance(exc, Interrupted):
@@ -239,7 +245,7 @@ class Runner:
             plans = {plan.job_id: plan}
             for job in self.store.active_jobs(site.name):
                 if job.id not in plans:
-                    plans[job.id] = plan_from_store(job, self.store.tasks(job.id))
+                    plans[job.id] = plan_from_store(job, self.store.tasks(job.id), self.store.store_id)
             states = site.poll(list(plans.values()))
             self.store.save_site_poll(site.name, time.time(), {j: [asdict(s) for s in v] for j, v in states.items()})
             self.store.record(None, "poll", "remote", site=site.name, jobs=len(plans))
@@ -252,6 +258,9 @@ class Runner:
             states = self._poll(plan, site)
             self._save_states(plan, states, seen)
             self.reporter.tasks(states)
+            job_errors = sorted({s.job_error for s in states if s.job_error})
+            if job_errors:
+                raise SquallError("; ".join(job_errors))
             if all(s.final for s in states):
                 return
             job = self.store.job(plan.job_id)
@@ -276,7 +285,8 @@ class Runner:
                 "network_isolated": s.network_isolated,
             }
             if s.final:
-                self.store.record(plan.job_id, "monitor", "task", index=s.index, state=s.state, exit_code=s.exit_code)
+                self.store.record(plan.job_id, "monitor", "task", index=s.index, state=s.state, exit_code=s.exit_code,
+                                  error=s.error)
         if changed:
             self.store.update_tasks(plan.job_id, changed)
 
@@ -284,13 +294,15 @@ class Runner:
         done = {t.idx for t in self.store.tasks(plan.job_id) if t.outputs is not None}
         todo = [t.index for t in plan.tasks if t.index not in done]
         self._store_collected(plan, site.collect(plan, todo, self.reporter))
+        self.store.record(plan.job_id, "collect", "end")  # gc: a controller lost after this lost nothing
 
     def _store_collected(self, plan: JobPlan, collected: list) -> None:
         updates = {}
+        cancelled = {t.idx for t in self.store.tasks(plan.job_id) if t.status == "cancelled"}
         for item in collected:
             tail = _stderr_tail(plan.results_dir / "meta" / f"task-{item.index}" / "stderr.log")
             updates[item.index] = {"outputs": item.files, "stderr_tail": tail}
-            if item.error:
+            if item.error and item.index not in cancelled:
                 updates[item.index]["status"] = "failed"
             self.store.record(
                 plan.job_id, "collect", "task", index=item.index, files=item.files, bytes=item.bytes, error=item.error
@@ -302,9 +314,10 @@ class Runner:
         """After a failure or interrupt: stop the tasks, keep what they produced."""
         try:
             site.cancel(plan)
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + SALVAGE_WAIT
             states = site.poll([plan])[plan.job_id]
-            while not all(s.final for s in states) and time.monotonic() < deadline:
+            # only started tasks can still write outputs: never wait for ones that never started
+            while any(s.state in ("queued", "running") for s in states) and time.monotonic() < deadline:
                 time.sleep(site.poll_interval)
                 states = site.poll([plan])[plan.job_id]
             self._save_states(plan, states, {})
@@ -313,6 +326,32 @@ class Runner:
             self._store_collected(plan, site.collect(plan, finished, self.reporter))
         except (Interrupted, SquallError, OSError) as exc:
             self.store.record(plan.job_id, "collect", "salvage-skipped", reason=str(exc))
+
+    def _keep_uncollected(self, plan: JobPlan, site: Site, error: str | None) -> bool:
+        """Succeeded tasks whose outputs are not in the results folder: keep their files, never remove them.
+
+        The job stays in its collect phase (status ``incomplete``) with its
+        leases extended; ``squall job attach ID [--results DIR]`` finishes it.
+        """
+        waiting = [t.idx for t in self.store.tasks(plan.job_id) if t.status == "succeeded" and t.outputs is None]
+        if not waiting:
+            return False
+        until = time.time() + keep_uncollected()
+        try:
+            site.keep(plan, until)
+        except (SquallError, OSError) as exc:  # nothing was removed either way
+            self.store.record(plan.job_id, "down", "error", message=str(exc))
+        self.store.extend_leases(plan.job_id, until)
+        kept = (f"outputs of {len(waiting)} succeeded task(s) not collected; kept at site {site.name} until "
+                f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(until))}: "
+                f"'squall job attach {plan.job_id} [--results DIR]' collects them")
+        message = f"{error}; {kept}" if error else kept
+        self.store.record(plan.job_id, "down", "kept", tasks=waiting, until=until)
+        self.store.update_job(plan.job_id, phase="collect", status="incomplete", error=message)
+        if plan.results_dir.is_dir():
+            write_report(plan.results_dir, JobResult.load(self.store, plan.job_id).to_dict())
+        self.reporter.phase(plan.job_id, "incomplete")
+        return True
 
     def _down(self, plan: JobPlan, site: Site, error: str | None) -> str | None:
         self._enter(plan, "down")
@@ -328,26 +367,7 @@ class Runner:
 
     def _finish(self, plan: JobPlan, error: str | None, interrupted: bool) -> None:
         job = self.store.job(plan.job_id)
-        tasks = self.store.tasks(plan.job_id)
-        cancelled = interrupted or bool(job and job.cancel_requested)
-        pending = {i: {"status": "cancelled"} for i in (t.idx for t in tasks if t.status in ("pending", "queued", "running"))}
-        if pending and (cancelled or error):
-            self.store.update_tasks(plan.job_id, pending)
-            tasks = self.store.tasks(plan.job_id)
-        status = final_status(tasks, cancelled, error)
-        isolated = [t.network_isolated for t in tasks if t.network_isolated is not None]
-        self.store.update_job(
-            plan.job_id,
-            phase="done",
-            status=status,
-            error=error,
-            finished_at=time.time(),
-            network_isolated=all(isolated) if isolated else None,
-        )
-        self.store.record(plan.job_id, "done", status, error=error)
-        if plan.results_dir.is_dir():
-            report = JobResult.load(self.store, plan.job_id).to_dict()
-            (plan.results_dir / "job.json").write_text(json.dumps(report, indent=2) + "\n")
+        close_job(self.store, plan.job_id, error, cancelled=interrupted or bool(job and job.cancel_requested))
         self.reporter.phase(plan.job_id, "done")
 
 

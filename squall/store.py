@@ -8,14 +8,19 @@ busy timeout, so writers queue instead of failing, and readers never block.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from squall.errors import HomeUnusable
 from squall.paths import ensure_private_dir
+
+_HOME_HINT = "check the folder, or point --home / $SQUALL_HOME at another one"
 
 MIGRATIONS: list[str] = [
     # 1: the first schema
@@ -142,6 +147,16 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX bank_vms_live_slot ON bank_vms(org, bank, slot) WHERE state != 'retired';
     CREATE INDEX bank_vms_by_state ON bank_vms(org, bank, state, created_at);
     """,
+    # 5: this store's id (in every owner tag, so gc tells its own resources from another store's);
+    # each job's organisation as it was at submission
+    """
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(6))));
+    ALTER TABLE jobs ADD COLUMN org TEXT NOT NULL DEFAULT 'default';
+    """,
 ]
 
 FINISHED = ("succeeded", "failed", "timeout", "cancelled")
@@ -165,6 +180,7 @@ class JobRow:
     updated_at: float
     finished_at: float | None
     keep_remote: bool = False
+    org: str = "default"
 
     @property
     def finished(self) -> bool:
@@ -209,18 +225,55 @@ class Lease:
 
 
 class Store:
-    """Typed access to ``squall.db``; one instance per process."""
+    """Typed access to ``squall.db``; one instance per process.
 
-    def __init__(self, home: Path):
-        self.home = ensure_private_dir(Path(home))
+    ``read_only`` opens an existing store without writing to it (``job list``
+    on a read-only home); any failure to open names the path and exits with
+    ``HomeUnusable``'s code, never as an internal error.
+    """
+
+    def __init__(self, home: Path, read_only: bool = False):
+        self.home = Path(home)
         self.path = self.home / "squall.db"
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA busy_timeout = 60000")
+        self.read_only = read_only
+        self._writing = threading.RLock()
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            raise HomeUnusable(f"Squall store {self.path}: {exc}", hint=_HOME_HINT) from None
+        except OSError as exc:
+            raise HomeUnusable(f"Squall home {exc.filename or self.home}: {exc.strerror}", hint=_HOME_HINT) from None
+
+    def _open(self) -> sqlite3.Connection:
+        if self.home.exists() and not self.home.is_dir():
+            raise HomeUnusable(f"Squall home {self.home} is a file, not a folder", hint=_HOME_HINT)
+        if self.path.exists() and not self.path.is_file():
+            raise HomeUnusable(f"Squall store {self.path} is not a file", hint=_HOME_HINT)
+        if self.read_only:
+            if not self.path.is_file():
+                raise HomeUnusable(f"Squall store {self.path} does not exist yet", hint="run a job first")
+            db = _open_read_only(self.path)
+            if db.execute("PRAGMA user_version").fetchone()[0] != len(MIGRATIONS):
+                raise HomeUnusable(f"Squall store {self.path} has an older schema and this home is read-only",
+                                   hint="open it once with a writable home to upgrade it")
+            return db
+        ensure_private_dir(self.home)
+        if not os.access(self.home, os.W_OK):
+            raise HomeUnusable(f"Squall home {self.home} is not writable", hint=_HOME_HINT)
+        # shared with gc's listing threads (a retry is journaled from there); writes are serialised below
+        self._db = db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA busy_timeout = 60000")
         self._enable_wal()
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        self._db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
         self._migrate()
+        return db
+
+    @property
+    def store_id(self) -> str:
+        """Random, made once per store; carried by every owner tag this store writes."""
+        return self._db.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
 
     def _enable_wal(self) -> None:
         """Switch to WAL; SQLite skips the busy handler for this pragma, so retry by hand.
@@ -243,13 +296,14 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._writing:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def rows(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         """A read outside a transaction (WAL: a consistent snapshot), for the modules owning other tables."""
@@ -277,7 +331,7 @@ class Store:
             db.execute(
                 "INSERT INTO jobs VALUES (:id, :name, :project, :site, :spec, :spec_dir, "
                 ":results_dir, :phase, :status, :error, :cancel_requested, :network_isolated, "
-                ":created_at, :updated_at, :finished_at, :keep_remote)",
+                ":created_at, :updated_at, :finished_at, :keep_remote, :org)",
                 {**job.__dict__, "spec": json.dumps(job.spec)},
             )
             db.executemany(
@@ -415,6 +469,10 @@ class Store:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO site_polls VALUES (?, ?, ?)", (site, at, json.dumps(states)))
 
+    def jobs_in_phase(self, phase: str) -> list[JobRow]:
+        rows = self._db.execute("SELECT * FROM jobs WHERE phase = ? ORDER BY created_at", (phase,)).fetchall()
+        return [_job(row) for row in rows]
+
     def active_jobs(self, site: str) -> list[JobRow]:
         rows = self._db.execute(
             "SELECT * FROM jobs WHERE site = ? AND phase IN ('launch', 'monitor', 'collect')", (site,)
@@ -440,6 +498,20 @@ class Store:
     def remember_digests(self, entries: list[tuple[str, int, int, int, str]]) -> None:
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)", entries)
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """Read without writing; on a read-only file system where SQLite cannot make its WAL index, as an
+    immutable file (what the last writer checkpointed, which is everything once it closed)."""
+    for query in ("mode=ro", "mode=ro&immutable=1"):
+        db = sqlite3.connect(f"{path.as_uri()}?{query}", uri=True, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            db.close()
+    raise HomeUnusable(f"Squall store {path} cannot be read", hint=_HOME_HINT)
 
 
 def _statements(script: str) -> list[str]:

@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from squall.cli.context import App, output_option, pass_app
 from squall.cli.job.render import load_job, show_result
+from squall.errors import ExitCode, Interrupted
 
 
 @click.command("attach")
 @click.argument("job_id")
+@click.option("--results", type=click.Path(file_okay=False),
+              help="Collect into this folder instead (when the first one was full or read-only); "
+                   "what was already collected is moved there.")
 @output_option
 @pass_app
 @click.pass_context
-def attach_cmd(ctx: click.Context, app: App, job_id: str) -> None:
-    """Resume a job whose controller died: monitor, collect and clean up."""
+def attach_cmd(ctx: click.Context, app: App, job_id: str, results: str | None) -> None:
+    """Resume a job whose controller died or whose outputs could not be collected: monitor, collect, clean up."""
     from squall.cli.progress import reporter_for
+    from squall.jobs import JobResult
     from squall.runner import Runner
 
     load_job(app, job_id)
+    runner = Runner(app.store, app.home)
+    if results is not None:
+        runner.move_results(job_id, Path(results))
     with reporter_for(app.quiet) as reporter:
-        result = Runner(app.store, app.home, reporter).drive(job_id)
+        runner.reporter = reporter
+        try:
+            result = runner.drive(job_id)
+        except Interrupted:
+            show_result(app, JobResult.load(app.store, job_id))
+            ctx.exit(int(ExitCode.INTERRUPTED))
     ctx.exit(show_result(app, result))

@@ -15,7 +15,7 @@ from squall.cli.context import App, output_option, pass_app
 @pass_app
 def list_cmd(app: App, limit: int) -> None:
     """List recent jobs, newest first."""
-    jobs = app.store.jobs(limit)
+    jobs = app.reader.jobs(limit)
     if app.json:
         app.emit(
             [

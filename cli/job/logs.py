@@ -28,7 +28,7 @@ def logs_cmd(app: App, job_id: str, task_index: int, stream: str, follow: bool) 
     tasks = app.store.tasks(job_id)
     if not 0 <= task_index < len(tasks):
         raise InvalidInput(f"--task: job {job_id} has tasks 0..{len(tasks) - 1}, not {task_index}")
-    plan = plan_from_store(job, tasks)
+    plan = plan_from_store(job, tasks, app.store.store_id)
     site = open_site(job.site, app.home, app.store)
     offset = 0
     while True:

@@ -21,6 +21,8 @@ def show_result(app: App, result, journal: list | None = None) -> int:
         _show_text(app, data)
     if data["status"] in ("pending", "running", "succeeded"):
         return int(ExitCode.OK)
+    if data["status"] == "incomplete":  # outputs wait at the site for 'job attach'
+        return int(ExitCode.OUTPUTS_KEPT)
     return int(ExitCode.JOB_FAILED)
 
 
@@ -48,8 +50,8 @@ def _show_text(app: App, data: dict) -> None:
         app.say(f"  {stamp}.{int(entry['ts'] * 1000) % 1000:03d}  {entry['phase']:<8} {entry['event']:<10} {detail}")
 
 
-def load_job(app: App, job_id: str):
-    job = app.store.job(job_id)
+def load_job(app: App, job_id: str, store=None):
+    job = (store or app.store).job(job_id)
     if job is None:
         raise NotFound(f"no job with id {job_id!r}", hint="'squall job list' shows the known jobs")
     return job

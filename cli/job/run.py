@@ -39,14 +39,18 @@ def run_cmd(
     resolved = load_spec(spec)
     with reporter_for(app.quiet or detach) as reporter:
         runner = Runner(app.store, app.home, reporter)
-        plan = runner.submit(resolved, site, Path(results), keep_remote)
-        if detach:
-            _spawn_controller(app, plan.job_id)
-            ctx.exit(show_result(app, JobResult.load(app.store, plan.job_id)))
+        job_id = None
         try:
-            result = runner.drive(plan.job_id)
-        except Interrupted:  # down has run; report the job, then the documented code
-            show_result(app, JobResult.load(app.store, plan.job_id))
+            job_id = runner.submit(resolved, site, Path(results), keep_remote).job_id
+            if detach:
+                _spawn_controller(app, job_id)
+                ctx.exit(show_result(app, JobResult.load(app.store, job_id)))
+            result = runner.drive(job_id)
+        except (Interrupted, KeyboardInterrupt):  # down has run (or nothing was created); report, then the code
+            if job_id is None:
+                raise Interrupted() from None
+            runner.close_unstarted(job_id)
+            show_result(app, JobResult.load(app.store, job_id))
             ctx.exit(int(ExitCode.INTERRUPTED))
     ctx.exit(show_result(app, result))
 

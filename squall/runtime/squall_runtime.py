@@ -45,7 +45,7 @@ import sys
 import threading
 import time
 
-RUNTIME_VERSION = "0.2.0"
+RUNTIME_VERSION = "0.3.0"
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Only these variables of the runtime's own environment reach the payload.
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "TZ", "TERM")
@@ -567,7 +567,12 @@ def inventory(work_root):
         for name in sorted(os.listdir(work_root)):
             path = os.path.join(work_root, name)
             if name.startswith("squall-") and os.path.isdir(path) and not os.path.islink(path):
-                folders.append({"path": path, "name": name, "mtime": os.path.getmtime(path)})
+                try:
+                    with open(os.path.join(path, "owner.json")) as handle:
+                        owner = json.load(handle)
+                except (OSError, ValueError):
+                    owner = None
+                folders.append({"path": path, "name": name, "mtime": os.path.getmtime(path), "owner": owner})
     user = pwd.getpwuid(os.getuid()).pw_name
     try:
         out = subprocess.run(["squeue", "-h", "-u", user, "-o", "%A|%j|%k|%T"], stdout=subprocess.PIPE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from squall.errors import InvalidInput, Refused
+from squall.errors import InvalidInput, Refused, SquallError
 from squall.sites.base import Site
 from squall.store import Store
 
@@ -62,7 +62,19 @@ def _discovered_kind(store: Store, name: str) -> str | None:
         return None
 
 
-def all_sites(home: Path, store: Store) -> list[Site]:
-    """Every site with a lifecycle, for the garbage collector."""
+def open_sites(home: Path, store: Store) -> tuple[list[Site], list[tuple[str, str]]]:
+    """Every site with a lifecycle (for the garbage collector), and those that cannot be opened, with why.
+
+    One broken registration (an inventory folder deleted or made invalid)
+    must not stop the collection at every other site.
+    """
     kinds = {**BUILTIN, **{n: k for n, k, _ in store.sites()}}
-    return [open_site(name, home, store) for name, kind in sorted(kinds.items()) if kind in RUNNABLE_KINDS]
+    sites, broken = [], []
+    for name, kind in sorted(kinds.items()):
+        if kind not in RUNNABLE_KINDS:
+            continue
+        try:
+            sites.append(open_site(name, home, store))
+        except SquallError as exc:
+            broken.append((name, exc.message))
+    return sites, broken

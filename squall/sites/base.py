@@ -60,6 +60,7 @@ class TaskState:
     max_rss_kb: int | None = None
     network_isolated: bool | None = None
     error: str | None = None
+    job_error: str | None = None  # something that ends the whole job (its folder vanished at the site)
 
     @property
     def final(self) -> bool:
@@ -83,6 +84,8 @@ class LiveResource:
     resource: str
     job_id: str | None
     detail: dict = field(default_factory=dict)
+    store_id: str | None = None  # the store its owner tags name; None: no owner tags (not known to be ours)
+    expires_at: float | None = None  # the expiry its owner tags carry
 
 
 # Called by ``up`` just before it creates a resource, so the lease is in the
@@ -150,6 +153,13 @@ class Site(ABC):
     @abstractmethod
     def down(self, plan: JobPlan) -> None:
         """Remove everything ``up`` created; safe to call twice or after a partial up."""
+
+    def keep(self, plan: JobPlan, until: float) -> None:
+        """Stop the job's tasks but keep its files until ``until`` (outputs not collected yet).
+
+        Sites whose tasks leave no files to collect have nothing to keep.
+        """
+        self.down(plan)
 
     @abstractmethod
     def inventory(self) -> list[LiveResource]: ...

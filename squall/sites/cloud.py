@@ -54,10 +54,17 @@ class CloudSite(HpcSite):
         finally:
             self.job_stacks.destroy(self.job_stacks.name(self.org_stack, plan.job_id), plan.job_id)
 
+    def keep(self, plan: JobPlan, until: float) -> None:
+        """The job folder is on the head node: keep it, but the job's nodes are no longer needed."""
+        try:
+            super().keep(plan, until)
+        finally:
+            self.job_stacks.destroy(self.job_stacks.name(self.org_stack, plan.job_id), plan.job_id)
+
     def inventory(self) -> list[LiveResource]:
         """The head node's job folders and Slurm jobs, and the job stacks the store knows to be alive."""
-        stacks = [LiveResource(self.name, "stack", r.name, r.job_id) for r in records.stacks(self.store, "job")
-                  if r.org == self.org_stack.org and r.state != "destroyed"]
+        stacks = [LiveResource(self.name, "stack", r.name, r.job_id, store_id=self.store.store_id)
+                  for r in records.stacks(self.store, "job") if r.org == self.org_stack.org and r.state != "destroyed"]
         return super().inventory() + stacks
 
     def remove(self, resource: LiveResource) -> None:

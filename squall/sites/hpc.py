@@ -19,8 +19,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from squall.errors import InvalidInput, MissingDependency, Refused, SquallError
+from squall.errors import InvalidInput, MissingDependency, OutputsKept, Refused, SquallError
+from squall.interrupts import uninterrupted
 from squall.inventory import Partition, SiteInventory
+from squall.jobs import TAG_VALUE
 from squall.runtime import runtime_sha256, runtime_version
 from squall.sites.base import (
     Capability,
@@ -35,10 +37,12 @@ from squall.sites.base import (
 from squall.sites.ssh import SshSession
 from squall.spec import parse_walltime
 from squall.store import Store
+from squall.results import writing_results
 from squall.templating import templates
 from squall.transfer import cached_sha256, sha256_file
 
 KILL_GRACE = 5.0
+LEASE_ALLOWANCE = 600  # seconds past the expected end written into owner tags (staging, queueing)
 SLURM_MARGIN = 30  # Slurm's limit is the walltime plus this: the runtime times out first
 SLURM_ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
                "BOOT_FAIL", "DEADLINE"}
@@ -133,7 +137,18 @@ class HpcSite(Site):
         job_dir = self.job_dir(plan.job_id)
         claim("jobdir", job_dir)
         claim("slurm", f"squall-{plan.job_id}")  # the array launch will submit under this name
-        self.ssh.run(["mkdir", "-p", "-m", "700", "--", job_dir])
+        self._write_owner(plan, time.time() + self.max_duration(plan) + LEASE_ALLOWANCE, create=True)
+
+    def _write_owner(self, plan: JobPlan, expires: float, create: bool = False) -> None:
+        """The job folder's owner marker (``owner.json``: the owner tags and expiry), in one remote call.
+
+        Another store's gc reads it to leave this folder alone until it expires.
+        """
+        job_dir = self.job_dir(plan.job_id)
+        owner = json.dumps({**plan.tags, "squall:expires": str(int(expires))}).encode()
+        script = ('{ [ -z "$2" ] || mkdir -p -m 700 -- "$1"; } && [ -d "$1" ] '
+                  '&& cat > "$1/.owner.json.tmp" && mv -f -- "$1/.owner.json.tmp" "$1/owner.json"')
+        self.ssh.run(["sh", "-c", script, "sh", job_dir, "create" if create else ""], stdin=owner)
 
     def stage(self, plan: JobPlan, reporter: Reporter) -> None:
         """Upload every input that is not already an exact copy (size and sha256), resumably.
@@ -208,7 +223,7 @@ class HpcSite(Site):
         """``task-<i>/`` files other than inputs: task.json, inputs.txt, the script."""
         folder = f"{self.job_dir(plan.job_id)}/task-{index}"
         spec = plan.spec
-        files: dict[str, tuple[bytes, int]] = {f"task-{index}/out/.keep": (b"", 0o600)}
+        files: dict[str, tuple[bytes, int]] = {}
         if plan.script is not None:
             content = plan.script.read_bytes()
             files[f"task-{index}/script/{plan.script.name}"] = (content, 0o700)
@@ -233,10 +248,10 @@ class HpcSite(Site):
 
     def batch_script(self, plan: JobPlan) -> str:
         res = plan.spec.resources
-        expires = int(time.time() + self.max_duration(plan) + 600)
+        expires = int(time.time() + self.max_duration(plan) + LEASE_ALLOWANCE)
         tags = plan.tags
         comment = (f"squall-job={plan.job_id},org={tags['squall:org']},project={tags['squall:project']},"
-                   f"expires={expires}")
+                   f"store={tags['squall:store']},expires={expires}")
         seconds = plan.walltime + SLURM_MARGIN
         return templates().get_template("slurm/array.sh.j2").render(
             job_id=plan.job_id, slurm_name=f"squall-{plan.job_id}", comment=comment, tasks=len(plan.tasks),
@@ -259,7 +274,13 @@ class HpcSite(Site):
                 slurm.setdefault(record["JobName"], {})[index] = record
         result = {}
         for plan in plans:
-            job = answer["jobs"].get(self.job_dir(plan.job_id)) or {"tasks": {}, "launched_at": None}
+            job = answer["jobs"].get(self.job_dir(plan.job_id))
+            if job is None:  # every job polled was launched: its folder existed
+                vanished = (f"the job folder {self.job_dir(plan.job_id)} vanished at site {self.name!r} "
+                            "(removed by someone else, e.g. another store's gc); its outputs are lost")
+                result[plan.job_id] = [TaskState(t.index, "failed", error=vanished, job_error=vanished)
+                                       for t in plan.tasks]
+                continue
             records = slurm.get(f"squall-{plan.job_id}", {})
             lost = job["launched_at"] is not None and answer["now"] - job["launched_at"] > LOST_AFTER
             result[plan.job_id] = [
@@ -278,18 +299,20 @@ class HpcSite(Site):
                             stdin=json.dumps([f"task-{i}/{n}" for i in indexes for n in names]).encode())
         for index in indexes:
             meta = plan.results_dir / "meta" / f"task-{index}"
-            meta.mkdir(parents=True, exist_ok=True)
-            for name in names:
-                data = found.get(f"task-{index}/{name}")
-                if data is not None:
-                    (meta / name).write_bytes(base64.b64decode(data))
+            with writing_results(meta):
+                meta.mkdir(parents=True, exist_ok=True)
+                for name in names:
+                    data = found.get(f"task-{index}/{name}")
+                    if data is not None:
+                        (meta / name).write_bytes(base64.b64decode(data))
         return [self._collect_task(plan, index) for index in indexes]
 
     def _collect_task(self, plan: JobPlan, index: int) -> CollectedTask:
         folder = f"{self.job_dir(plan.job_id)}/task-{index}"
         meta = plan.results_dir / "meta" / f"task-{index}"
         target = plan.results_dir / f"task-{index}"
-        target.mkdir(parents=True, exist_ok=True)
+        with writing_results(target):
+            target.mkdir(parents=True, exist_ok=True)
         if not (meta / "manifest.json").exists():
             return CollectedTask(index, 0, 0, error="no output manifest")
         files = size = 0
@@ -299,40 +322,63 @@ class HpcSite(Site):
             if target.resolve() not in destination.parents:
                 return CollectedTask(index, files, size, error=f"output {rel!r} escapes its folder")
             try:
-                self._download(f"{folder}/out/{rel}", destination, entry)
+                with uninterrupted():  # a signal waits for the file: never a broken SFTP session
+                    self._download(f"{folder}/out/{rel}", destination, entry)
             except (FileNotFoundError, ValueError) as exc:
                 return CollectedTask(index, files, size, error=f"output {rel!r}: {exc}")
             files += 1
             size += entry["size"]
         return CollectedTask(index, files, size)
 
-    def _download(self, source: str, destination: Path, entry: dict | None) -> None:
-        """Fetch one file, resuming a partial copy; with ``entry``, verify its size and sha256."""
-        if entry and destination.exists() and destination.stat().st_size == entry["size"] \
+    def _download(self, source: str, destination: Path, entry: dict) -> None:
+        """Fetch one file, resuming a partial copy; verify its size and sha256 against the manifest ``entry``.
+
+        Only the results folder is written: any error writing there is
+        ``OutputsKept`` (the job's files stay at the site), never retried as a
+        dropped connection.
+        """
+        if destination.exists() and destination.stat().st_size == entry["size"] \
                 and sha256_file(destination) == entry["sha256"]:
             return
-        destination.parent.mkdir(parents=True, exist_ok=True)
         partial = destination.with_name(f".{destination.name}.partial")
+        with writing_results(destination):
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            local = open(partial, "ab")
 
         def attempt() -> None:
             sftp = self.ssh.sftp()
-            offset = partial.stat().st_size if partial.exists() and entry else 0
-            with sftp.open(source, "rb") as src, open(partial, "ab" if offset else "wb") as dst:
+            offset = local.tell()  # resume after a dropped connection, or an earlier controller
+            with sftp.open(source, "rb") as src:
                 src.prefetch()
                 src.seek(offset)
                 while block := src.read(CHUNK):
-                    dst.write(block)
+                    with writing_results(destination):
+                        local.write(block)
 
-        self.ssh.retrying(attempt, f"download {posixpath.basename(source)}")
-        if entry and (partial.stat().st_size != entry["size"] or sha256_file(partial) != entry["sha256"]):
+        try:
+            try:
+                self.ssh.retrying(attempt, f"download {posixpath.basename(source)}")
+            finally:
+                with writing_results(destination):
+                    local.close()
+        except OutputsKept:
+            partial.unlink(missing_ok=True)  # a full or read-only folder: no half file left behind
+            raise
+        if (partial.stat().st_size != entry["size"] or sha256_file(partial) != entry["sha256"]):
             partial.unlink()
             raise ValueError("size or sha256 differs from the runtime's manifest")
-        partial.replace(destination)
+        with writing_results(destination):
+            partial.replace(destination)
 
     def down(self, plan: JobPlan) -> None:
         """Cancel whatever still runs and remove the job folder, in one remote call."""
         folder = [] if plan.keep_remote else [self.job_dir(plan.job_id)]
         self._agent("teardown", f"squall-{plan.job_id}", *folder)
+
+    def keep(self, plan: JobPlan, until: float) -> None:
+        """Cancel what still runs; the folder stays, its owner marker says until when."""
+        self._agent("teardown", f"squall-{plan.job_id}")
+        self._write_owner(plan, until)
 
     def _remove_dir(self, path: str) -> None:
         if not re.match(rf"^{re.escape(self.work_root)}/squall-[0-9a-z-]+$", path):
@@ -342,12 +388,19 @@ class HpcSite(Site):
     # garbage collection and logs ----------------------------------------------
 
     def inventory(self) -> list[LiveResource]:
+        """Squall's job folders and Slurm jobs on the account, with the owner tags each carries."""
         found = self._agent("inventory", self.work_root)
-        live = [LiveResource(self.name, "jobdir", f["path"], f["name"].removeprefix("squall-"), {"mtime": f["mtime"]})
-                for f in found["folders"]]
-        live += [LiveResource(self.name, "slurm", j["name"], j["name"].removeprefix("squall-"),
-                              {"slurm_job": j["id"], "comment": j["comment"], "state": j["state"]})
-                 for j in found["jobs"]]
+        live = []
+        for f in found["folders"]:
+            owner = f.get("owner") or {}
+            live.append(LiveResource(self.name, "jobdir", f["path"], f["name"].removeprefix("squall-"),
+                                     {"mtime": f["mtime"]}, *_owner(owner.get("squall:store"),
+                                                                    owner.get("squall:expires"))))
+        for j in found["jobs"]:
+            tags = dict(part.split("=", 1) for part in j["comment"].split(",") if "=" in part)
+            live.append(LiveResource(self.name, "slurm", j["name"], j["name"].removeprefix("squall-"),
+                                     {"slurm_job": j["id"], "comment": j["comment"], "state": j["state"]},
+                                     *_owner(tags.get("store"), tags.get("expires"))))
         return live
 
     def remove(self, resource: LiveResource) -> None:
@@ -398,6 +451,15 @@ class _ByteProgress:
 
     def finish(self) -> None:
         self.reporter.bytes_staged(self.total, self.total)
+
+
+def _owner(store_id: object, expires: object) -> tuple[str | None, float | None]:
+    """Owner tags as found at the site (anyone with the account can write them): checked, never trusted."""
+    store = store_id if isinstance(store_id, str) and TAG_VALUE.fullmatch(store_id) else None
+    try:
+        return store, float(expires)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return store, None
 
 
 def _array_indexes(text: str | None) -> list[int]:

@@ -113,8 +113,8 @@ class KubernetesSite(Site):
         self.job_stacks.destroy(self.job_stacks.name(self.org_stack, plan.job_id), plan.job_id)
 
     def inventory(self) -> list[LiveResource]:
-        return [LiveResource(self.name, "stack", r.name, r.job_id) for r in records.stacks(self.store, "job")
-                if r.org == self.org_stack.org and r.state != "destroyed"]
+        return [LiveResource(self.name, "stack", r.name, r.job_id, store_id=self.store.store_id)
+                for r in records.stacks(self.store, "job") if r.org == self.org_stack.org and r.state != "destroyed"]
 
     def remove(self, resource: LiveResource) -> None:
         self.job_stacks.destroy(StackName.parse(resource.resource), resource.job_id)

@@ -8,6 +8,7 @@ crashed controller; the runtime's slot locks keep at most one task per core
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -21,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from squall.errors import InvalidInput, MissingDependency, Refused, SquallError
+from squall.interrupts import uninterrupted
+from squall.results import writing_results
 from squall.runtime import runtime_path
 from squall.runtime.squall_runtime import CONTAINER_RUNTIMES
 from squall.sites.base import (
@@ -174,7 +177,7 @@ class LocalSite(Site):
             folder = self.task_dir(plan, task.index)
             if (folder / LAUNCH_RECORD).exists() or (folder / "status.json").exists():
                 continue  # launched before a controller crash: never run twice
-            with open(folder / "runtime.log", "ab") as log:
+            with uninterrupted(), open(folder / "runtime.log", "ab") as log:  # started and recorded, or neither
                 proc = subprocess.Popen(
                     [sys.executable, "-I", "-S", str(runtime_path()), "run", str(folder)],
                     cwd=folder,
@@ -184,8 +187,8 @@ class LocalSite(Site):
                     stderr=log,
                     start_new_session=True,
                 )
-            self._children[proc.pid] = proc
-            _write_json(folder / LAUNCH_RECORD, {"pid": proc.pid, "at": time.time()})
+                self._children[proc.pid] = proc
+                _write_json(folder / LAUNCH_RECORD, {"pid": proc.pid, "at": time.time()})
             started.append(task.index)
         return {"started": started, "slots": self.slots(plan)}
 
@@ -247,11 +250,12 @@ class LocalSite(Site):
         folder = self.task_dir(plan, index)
         target = plan.results_dir / f"task-{index}"
         meta = plan.results_dir / "meta" / f"task-{index}"
-        meta.mkdir(parents=True, exist_ok=True)
-        target.mkdir(parents=True, exist_ok=True)
-        for name in ("status.json", "manifest.json", "stdout.log", "stderr.log"):
-            if (folder / name).exists():
-                shutil.copyfile(folder / name, meta / name)
+        with writing_results(meta):
+            meta.mkdir(parents=True, exist_ok=True)
+            target.mkdir(parents=True, exist_ok=True)
+            for name in ("status.json", "manifest.json", "stdout.log", "stderr.log"):
+                if (folder / name).exists():
+                    shutil.copyfile(folder / name, meta / name)
         manifest = _read_json(meta / "manifest.json")
         if manifest is None:
             return CollectedTask(index, 0, 0, error="no output manifest")
@@ -260,7 +264,8 @@ class LocalSite(Site):
             rel = entry["path"]
             try:
                 destination = _inside(target, rel)
-                _collect_file(_inside(folder / "out", rel), destination, entry)
+                with uninterrupted():
+                    _collect_file(_inside(folder / "out", rel), destination, entry)
             except (InvalidInput, ValueError, OSError) as exc:
                 return CollectedTask(index, files, size, error=f"output {rel!r}: {exc}")
             files += 1
@@ -270,7 +275,11 @@ class LocalSite(Site):
     def down(self, plan: JobPlan) -> None:
         self._remove_area(self.area(plan.job_id))
 
-    def _remove_area(self, area: Path) -> None:
+    def keep(self, plan: JobPlan, until: float) -> None:
+        """Stop the runtimes; the work area (and its outputs) stays under this home for ``job attach``."""
+        self._stop_runtimes(self.area(plan.job_id))
+
+    def _stop_runtimes(self, area: Path) -> None:
         tasks = sorted(area.glob("task-*")) if area.is_dir() else []
         for folder in tasks:
             self._signal_runtime(folder, signal.SIGTERM)
@@ -279,6 +288,9 @@ class LocalSite(Site):
             time.sleep(0.05)
         for folder in tasks:
             self._signal_runtime(folder, signal.SIGKILL, payload_too=True)
+
+    def _remove_area(self, area: Path) -> None:
+        self._stop_runtimes(area)
         shutil.rmtree(area, ignore_errors=True)
         if area.exists():
             raise SquallError(f"could not remove work area {area}")
@@ -323,8 +335,9 @@ class LocalSite(Site):
     def inventory(self) -> list[LiveResource]:
         if not self.root.is_dir():
             return []
-        return [
-            LiveResource(self.name, "workarea", str(path), path.name, {"mtime": path.stat().st_mtime})
+        return [  # the work root is inside this store's home: everything in it is this store's
+            LiveResource(self.name, "workarea", str(path), path.name, {"mtime": path.stat().st_mtime},
+                         store_id=self.store.store_id)
             for path in sorted(self.root.iterdir())
             if path.is_dir()
         ]
@@ -381,12 +394,28 @@ def _collect_file(source: Path, destination: Path, entry: dict) -> None:
         raise ValueError("missing or not a regular file")
     if source.stat().st_size != entry["size"] or sha256_file(source) != entry["sha256"]:
         raise ValueError("size or sha256 differs from the manifest")
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    with writing_results(destination):
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(source, destination)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            _copy_across(source, destination, entry)
+
+
+def _copy_across(source: Path, destination: Path, entry: dict) -> None:
+    """Copy to another file system; the source goes only once the copy is complete and verified."""
+    partial = destination.with_name(f".{destination.name}.partial")
     try:
-        os.replace(source, destination)
-    except OSError:  # another file system
-        if copy_with_digest(source, destination) != entry["sha256"]:
-            raise ValueError("changed while being copied") from None
+        digest = copy_with_digest(source, destination)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
+    if digest != entry["sha256"]:
+        destination.unlink()
+        raise ValueError("changed while being copied")
+    source.unlink()
 
 
 def _inside(root: Path, rel: str) -> Path:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from squall.errors import SiteUnreachable, SquallError
+from squall.errors import Interrupted, InvalidInput, SiteUnreachable, SquallError
 
 T = TypeVar("T")
 BACKOFF = (0.5, 1, 2, 4, 8, 8, 8)  # seconds between attempts: ~31 s in all
@@ -77,23 +77,20 @@ class SshSession:
         """Run ``action`` (which uses this session), reconnecting on transient failures."""
         import paramiko
 
+        self.check_key()
         last: Exception | None = None
         for delay in (*BACKOFF, None):
             try:
                 return action()
-            except paramiko.AuthenticationException as exc:
-                raise SiteUnreachable(
-                    f"authentication failed for {self.user}@{self.host}:{self.port}: {exc}",
-                    hint="check the site inventory's ansible_user and ansible_ssh_private_key_file",
-                ) from None
-            except paramiko.BadHostKeyException as exc:
-                raise SiteUnreachable(f"{self.host}'s host key changed: {exc}", hint=f"see {self.known_hosts}") from None
-            except (OSError, EOFError, paramiko.SSHException, socket.timeout) as exc:
-                if isinstance(exc, (FileNotFoundError, PermissionError)) and self._connection is not None \
-                        and self._connection.is_connected:
-                    raise  # a real answer from the site, not a dropped connection
-                last = exc
-                self.close()
+            except BaseException as exc:
+                if not isinstance(exc, Exception):  # KeyboardInterrupt and the like: the session may be mid-packet
+                    self.close()
+                    raise
+                if isinstance(exc, SquallError):  # Interrupted, or a decision of the action's own
+                    if isinstance(exc, Interrupted):
+                        self.close()
+                    raise
+                last = self._transient(exc, what)
                 if delay is None:
                     break
                 if self.on_retry:
@@ -101,6 +98,38 @@ class SshSession:
                 time.sleep(delay)
         raise SiteUnreachable(f"{what}: {self.user}@{self.host}:{self.port} unreachable: {last}",
                               hint="is the login node up and reachable over SSH?")
+
+    def _transient(self, exc: Exception, what: str) -> Exception:
+        """Return ``exc`` when a fresh connection may help (the session is closed); raise when it cannot."""
+        import paramiko
+
+        if isinstance(exc, paramiko.AuthenticationException):
+            raise SiteUnreachable(
+                f"authentication failed for {self.user}@{self.host}:{self.port}: {exc}",
+                hint="check the site inventory's ansible_user and ansible_ssh_private_key_file",
+            ) from None
+        if isinstance(exc, paramiko.BadHostKeyException):
+            raise SiteUnreachable(f"{self.host}'s host key changed: {exc}", hint=f"see {self.known_hosts}") from None
+        connected = self._connection is not None and self._connection.is_connected
+        if isinstance(exc, (FileNotFoundError, PermissionError)) and connected:
+            raise exc  # a real answer from the site, not a dropped connection
+        transport = (OSError, EOFError, socket.timeout, paramiko.SSHException, paramiko.SFTPError)
+        if not isinstance(exc, transport):
+            if type(exc).__module__.split(".")[0] != "paramiko":
+                raise exc  # the action's own failure (a digest that differs, a bug): not the connection's
+            self.close()  # any other paramiko failure is the site's, named, never "internal"
+            raise SiteUnreachable(f"{what}: {self.user}@{self.host}:{self.port}: {exc!r}") from None
+        self.close()  # a broken SFTP session or connection is never reused
+        return exc
+
+    def check_key(self) -> None:
+        """A missing or unreadable private key is the inventory's fault: say so at once, not after retries."""
+        try:
+            with open(self.key, "rb") as handle:
+                handle.read(1)
+        except OSError as exc:
+            raise InvalidInput(f"ansible_ssh_private_key_file: {self.key}: {exc.strerror}",
+                               hint="point the site inventory at a readable private key") from None
 
     # commands -----------------------------------------------------------
 

@@ -1,0 +1,87 @@
+"""SIGINT and SIGTERM in the controller: where they may stop it, and where they wait.
+
+A signal normally raises ``Interrupted`` wherever the main thread is. Two
+kinds of code must not be cut at an arbitrary point:
+
+- *transfers* (``transfer()``): a file copy or an SFTP read stopped
+  mid-packet leaves a broken session and a half-written file, so the signal
+  is remembered and acted on when the transfer is done — between files;
+- *clean-up* (``shield()``): ``down`` always runs to its end; the signal is
+  remembered and reported after.
+
+One guard is installed per controller (``SignalGuard`` as a context
+manager); sites reach it through the module-level ``transfer()`` without
+knowing about it, and outside a guard ``transfer()`` changes nothing.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager, nullcontext
+from typing import ContextManager, Iterator
+
+from squall.errors import Interrupted
+
+_current: "SignalGuard | None" = None
+
+
+class SignalGuard:
+    """Turns SIGINT/SIGTERM into ``Interrupted``, except inside a transfer or a shield."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None  # the first signal's name: the job was interrupted
+        self._pending = False  # a signal arrived inside a transfer and was not yet acted on
+        self._deferring = 0
+        self._shielded = False
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "SignalGuard":
+        global _current
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+            _current = self
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        global _current
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        if _current is self:
+            _current = None
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received = self.received or signal.Signals(signum).name
+        if self._shielded:
+            return
+        if self._deferring:
+            self._pending = True
+            return
+        raise Interrupted(signal.Signals(signum).name)
+
+    @contextmanager
+    def shield(self) -> Iterator[None]:
+        """Signals are only recorded from here on (used for ``down``, which must finish)."""
+        self._shielded = True
+        yield
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """A signal inside is acted on when the block ends (never inside it)."""
+        self._deferring += 1
+        try:
+            yield
+        finally:
+            self._deferring -= 1
+        if not self._deferring and self._pending and not self._shielded:
+            self._pending = False
+            raise Interrupted(self.received or "SIGINT")
+
+
+def uninterrupted() -> ContextManager[None]:
+    """One step a signal must not cut (a file transfer; starting a process and recording it)."""
+    guard = _current
+    if guard is None or threading.current_thread() is not threading.main_thread():
+        return nullcontext()
+    return guard.deferred()

@@ -1,0 +1,77 @@
+"""The results folder on the controller: checked before a job exists, written without losing outputs.
+
+A results folder that is read-only, full or not a folder must never cost a
+user their outputs. So it is checked at plan time (creatable, writable, free
+space at least the inputs' size — a lower bound on what comes back), and any
+write error while collecting becomes ``OutputsKept``: the runner then keeps
+the job's files at the site, and ``job attach ID --results DIR`` finishes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from squall.errors import InvalidInput, OutputsKept
+
+
+def check_results_root(root: Path, needed_bytes: int, option: str = "--results") -> None:
+    """Raise ``InvalidInput`` naming ``root`` unless a job's results can be written under it.
+
+    Creates nothing that is not already there (a probe file is made and removed).
+    """
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InvalidInput(f"{option}: {existing} is not a folder, so {root} cannot hold results")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".squall-probe-"):
+            pass
+    except OSError as exc:
+        raise InvalidInput(f"{option}: {root} cannot be written ({exc.strerror} at {existing})",
+                           hint="choose a writable folder with --results") from None
+    free = shutil.disk_usage(existing).free
+    if free < needed_bytes:
+        raise InvalidInput(
+            f"{option}: {existing} has {free >> 20} MiB free, less than the job's inputs ({needed_bytes >> 20} MiB)",
+            hint="free some space or choose another folder with --results")
+
+
+@contextmanager
+def writing_results(path: Path) -> Iterator[None]:
+    """Turn a failed write under the results folder into ``OutputsKept`` naming the path."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputsKept(f"cannot write results to {path}: {exc.strerror or exc}",
+                          hint="free space or choose another folder, then 'squall job attach ID --results DIR'") from None
+
+
+def write_report(results_dir: Path, report: dict) -> bool:
+    """``job.json``, complete or not at all; False when the folder cannot take it."""
+    target = results_dir / "job.json"
+    partial = target.with_name(".job.json.partial")
+    try:
+        partial.write_text(json.dumps(report, indent=2) + "\n")
+        os.replace(partial, target)
+        return True
+    except OSError:
+        partial.unlink(missing_ok=True)
+        return False
+
+
+def move_collected(old_dir: Path, new_dir: Path, indexes: list[int]) -> None:
+    """Bring what an earlier collect put in ``old_dir`` to ``new_dir`` (``job attach --results``)."""
+    for index in indexes:
+        for rel in (f"task-{index}", f"meta/task-{index}"):
+            source, target = old_dir / rel, new_dir / rel
+            if source.is_dir() and not target.exists():
+                with writing_results(target):
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(source, target)

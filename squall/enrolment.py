@@ -19,6 +19,7 @@ from squall.errors import ExitCode, InvalidInput, NotFound, SquallError
 from squall.inventory import SiteInventory, find_inventory, load_inventory
 from squall.project import project_dir
 from squall.runtime import runtime_path, runtime_sha256, runtime_version
+from squall.sites.ssh import check_private_key
 from squall.store import Store
 
 ACTIONS = {
@@ -92,6 +93,7 @@ def run_action(
     report = SiteReport(site=name, action=action)
     started = time.monotonic()
     try:
+        check_private_key(inventory.key_path)
         extravars = _runtime_vars(runtime_file, rollback) if action == "enrol" else {}
         roles = ["squall_runtime", "squall_health"] if rollback else ACTIONS[action]
         result = run_roles(roles, list(inventory.layers), home / "known_hosts", extravars, on_task)

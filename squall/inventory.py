@@ -19,6 +19,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from squall.errors import InvalidInput
+from squall.project import project_dir
 from squall.spec import parse_walltime
 from squall.validation import StrictModel, describe_errors
 
@@ -143,8 +144,7 @@ def load_inventory(name: str, folder: Path) -> SiteInventory:
     hosts_file = folder / "hosts.yml"
     if not hosts_file.is_file():
         raise InvalidInput(f"inventory {folder}: no hosts.yml", hint="copy inventories/example-hpc as a start")
-    common = folder.parent / "common"
-    layers = (common, folder) if (common / "group_vars").is_dir() else (folder,)
+    layers = (_common_layer(folder), folder)
     merged: dict = {}
     for layer in layers:
         merged.update(_read_mapping(layer / "group_vars" / "all.yml"))
@@ -160,25 +160,56 @@ def load_inventory(name: str, folder: Path) -> SiteInventory:
     return SiteInventory(name, folder, layers, host_name, login, site_vars)
 
 
+def _common_layer(folder: Path) -> Path:
+    """The defaults under a site: its sibling ``common/``, else the project's own.
+
+    The same layer goes to Ansible, so a site folder copied anywhere gives the
+    roles every variable Squall assumed when it validated the site.
+    """
+    sibling = folder.parent / "common"
+    if (sibling / "group_vars").is_dir():
+        return sibling
+    return project_dir() / "inventories" / "common"
+
+
 def _read_mapping(path: Path) -> dict:
+    """A YAML file whose top level is a mapping with string keys; ``InvalidInput`` naming the file if not."""
     if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput(f"{path}: not a text file: {exc}") from None
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidInput(f"{path}: must be a mapping of variables")
-    return data
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot be read: {exc.strerror}") from None
+    return _mapping(data, path, "(top level)")
+
+
+def _mapping(value: object, path: Path, field: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{path}: {field} must be a mapping, not a {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            where = "" if field == "(top level)" else f"{field}."
+            raise InvalidInput(f"{path}: {where}{key!r}: keys must be names, not a {type(key).__name__}")
+    return value
 
 
 def _login_host(hosts_file: Path) -> tuple[str, dict]:
     data = _read_mapping(hosts_file)
-    hosts = (((data.get("all") or {}).get("children") or {}).get("login") or {}).get("hosts") or {}
+    field, node = "all", data.get("all")
+    for child in ("children", "login", "hosts"):
+        node = _mapping(node, hosts_file, field).get(child)
+        field += f".{child}"
+    hosts = _mapping(node, hosts_file, field)
     if len(hosts) != 1:
         raise InvalidInput(f"{hosts_file}: all.children.login.hosts must hold exactly one login host")
     (name, host_vars), = hosts.items()
-    return str(name), dict(host_vars or {})
+    return str(name), dict(_mapping(host_vars, hosts_file, f"all.children.login.hosts.{name}"))
 
 
 def _reject_unknown_squall_keys(merged: dict, folder: Path) -> None:

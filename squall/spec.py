@@ -24,9 +24,12 @@ from pydantic import (
 from squall.errors import InvalidInput
 from squall.validation import StrictModel, validate
 
-_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)$", re.IGNORECASE)
-_WALLTIME = re.compile(r"^(?:(\d+)-)?(\d+):([0-5]\d):([0-5]\d)$")
+_MEMORY = re.compile(r"^(\d{1,12}(?:\.\d{1,6})?)\s*([KMGT]?)(i?B?)$", re.IGNORECASE)
+_WALLTIME = re.compile(r"^(?:(\d{1,4})-)?(\d{1,6}):([0-5]\d):([0-5]\d)$")
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+MAX_MEMORY = 1 << 50  # 1 PiB per task: beyond any node, and far inside what every site's tools can hold
+MAX_WALLTIME = 365 * 24 * 3600  # a year: Slurm's limits, lease expiries and timestamps all hold it
+MAX_SPEC_BYTES = 1 << 20
 
 ContainerRuntime = Literal["auto", "apptainer", "singularity", "podman", "docker", "none"]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -38,7 +41,10 @@ def parse_memory(text: str) -> int:
     if not match:
         raise ValueError(f"{text!r} is not a size like '512M' or '2G'")
     number, unit, _ = match.groups()
-    return int(float(number) * _UNITS[unit.upper()])
+    size = int(float(number) * _UNITS[unit.upper()])
+    if size > MAX_MEMORY:
+        raise ValueError(f"{text!r} is more than 1 PiB")
+    return size
 
 
 def parse_walltime(text: str) -> int:
@@ -47,12 +53,24 @@ def parse_walltime(text: str) -> int:
     if not match:
         raise ValueError(f"{text!r} is not a wall time like '00:10:00' or '1-00:00:00'")
     days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total > MAX_WALLTIME:
+        raise ValueError(f"{text!r} is more than 365 days")
+    return total
+
+
+def _no_nul(value: str) -> str:
+    if "\0" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+NoNul = Annotated[str, AfterValidator(_no_nul)]
 
 
 def _check_relative(pattern: str, what: str) -> str:
-    if not pattern or "\0" in pattern:
-        raise ValueError(f"{what} must be a non-empty path")
+    if not pattern or "\0" in pattern or "\n" in pattern:
+        raise ValueError(f"{what} must be a non-empty path on one line")
     path = PurePosixPath(pattern)
     if path.is_absolute():
         raise ValueError(f"{pattern!r} is absolute; {what} must be relative")
@@ -100,7 +118,7 @@ class JobSpec(StrictModel):
     """A Squall job: a payload, its inputs split over N tasks, and what to bring back."""
 
     name: str = Field(min_length=1, max_length=128)
-    command: list[str] | str | None = Field(
+    command: list[NoNul] | NoNul | None = Field(
         None, description="argv list, or a string run by /bin/sh -c"
     )
     script: str | None = Field(None, description="path of a script, relative to the spec")
@@ -114,7 +132,8 @@ class JobSpec(StrictModel):
     )
     site: str = Field("local", min_length=1, description="site name, or 'auto'")
     project: Slug = "default"
-    labels: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/-]{0,62}$")], str] = (
+    labels: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/-]{0,62}$")],
+                 Annotated[NoNul, StringConstraints(max_length=1024)]] = (
         Field(default_factory=dict)
     )
 
@@ -178,13 +197,16 @@ def load_spec(path: str | os.PathLike) -> ResolvedSpec:
     """Read, validate and resolve a spec file; raise ``InvalidInput`` naming the field."""
     spec_path = Path(path)
     try:
-        raw = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+        with open(spec_path, "rb") as handle:
+            data = handle.read(MAX_SPEC_BYTES + 1)
+        if len(data) > MAX_SPEC_BYTES:
+            raise InvalidInput(f"spec {str(spec_path)!r} is larger than 1 MiB; a spec names its inputs, "
+                               "it does not hold them")
+        raw = load_yaml(data.decode("utf-8"), str(spec_path))
     except FileNotFoundError:
         raise InvalidInput(f"spec file {str(spec_path)!r} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"cannot read spec {str(spec_path)!r}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"{spec_path}: not valid YAML: {exc}") from None
     spec = validate_spec(raw, source=str(spec_path))
     spec_dir = spec_path.resolve().parent
     return ResolvedSpec(
@@ -193,6 +215,33 @@ def load_spec(path: str | os.PathLike) -> ResolvedSpec:
         inputs=tuple(_resolve_inputs(spec.inputs, spec_dir, str(spec_path))),
         script=_resolve_script(spec.script, spec_dir, str(spec_path)),
     )
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice (YAML says keys are unique; PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise InvalidInput(f"{self.name}: line {key_node.start_mark.line + 1}: key {key!r} is given twice")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str, source: str) -> object:
+    """YAML from a hand-written file: duplicate keys and absurd nesting are errors naming the file."""
+    loader = _StrictLoader(text)
+    loader.name = source
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{source}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise InvalidInput(f"{source}: nested too deeply to be a job spec") from None
+    finally:
+        loader.dispose()
 
 
 def validate_spec(raw: object, source: str = "spec") -> JobSpec:
@@ -212,8 +261,15 @@ def _resolve_inputs(patterns: list[str], spec_dir: Path, source: str) -> list[In
         if not matches:
             raise InvalidInput(f"{where}: {pattern!r} matches no file under {spec_dir}")
         for match in matches:
-            for file in _files_under(match):
-                real = file.resolve()
+            files = _files_under(match)
+            if not files:
+                raise InvalidInput(f"{where}: folder {str(match.relative_to(spec_dir))!r} holds no files")
+            for file in files:
+                try:
+                    real = file.resolve(strict=True)
+                except (OSError, RuntimeError) as exc:  # a dangling link, a symlink loop
+                    raise InvalidInput(f"{where}: {str(file.relative_to(spec_dir))!r} cannot be resolved: "
+                                       f"{getattr(exc, 'strerror', None) or exc}") from None
                 if not _inside(real, spec_dir):
                     raise InvalidInput(
                         f"{where}: {str(file.relative_to(spec_dir))!r} resolves to {real}, "
@@ -222,6 +278,8 @@ def _resolve_inputs(patterns: list[str], spec_dir: Path, source: str) -> list[In
                 if not real.is_file():
                     raise InvalidInput(f"{where}: {str(file)!r} is not a regular file")
                 rel = file.relative_to(spec_dir).as_posix()
+                if "\n" in rel or "\r" in rel:  # the input list has one name per line
+                    raise InvalidInput(f"{where}: {rel!r}: file names with a line break cannot be inputs")
                 found.setdefault(rel, InputFile(rel=rel, path=real, size=real.stat().st_size))
     return list(found.values())
 

@@ -123,13 +123,7 @@ class SshSession:
         return exc
 
     def check_key(self) -> None:
-        """A missing or unreadable private key is the inventory's fault: say so at once, not after retries."""
-        try:
-            with open(self.key, "rb") as handle:
-                handle.read(1)
-        except OSError as exc:
-            raise InvalidInput(f"ansible_ssh_private_key_file: {self.key}: {exc.strerror}",
-                               hint="point the site inventory at a readable private key") from None
+        check_private_key(self.key)
 
     # commands -----------------------------------------------------------
 
@@ -166,6 +160,16 @@ class SshSession:
         if check and status != 0:
             raise RemoteCommandFailed(argv, status, err.strip() or out.strip())
         return out
+
+
+def check_private_key(path: Path) -> None:
+    """A missing or unreadable private key is the inventory's fault: say so at once, not after retries."""
+    try:
+        with open(path, "rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise InvalidInput(f"ansible_ssh_private_key_file: {path}: {exc.strerror}",
+                           hint="point the site inventory at a readable private key") from None
 
 
 class RemoteCommandFailed(SquallError):

@@ -118,7 +118,7 @@ def stage_twice(site, resolved, work: Path) -> tuple[float, float]:
     from squall.jobs import new_plan
     from squall.sites.base import Reporter
 
-    plan = new_plan(resolved, f"bench-{time.monotonic_ns() % 10**9}", work / "res")
+    plan = new_plan(resolved, f"bench-{time.monotonic_ns() % 10**9}", work / "res", site.store.store_id)
     site.up(plan, lambda kind, resource: None)
     started = time.perf_counter()
     site.stage(plan, Reporter())
@@ -298,7 +298,7 @@ def hpc_figures(runs: int, total_mib: int, files: int, home: Path, work: Path) -
 
     calls = {}
     for count in (1, 10, 100):
-        plans = [new_plan(resolved, f"bench-poll-{i}", work / "res") for i in range(count)]
+        plans = [new_plan(resolved, f"bench-poll-{i}", work / "res", store.store_id) for i in range(count)]
         before = site.ssh.commands
         site.poll(plans)
         calls[str(count)] = site.ssh.commands - before

@@ -18,7 +18,7 @@ from squall.cli.job import job_group
 from squall.cli.org import org_group, pool_group
 from squall.cli.site import site_group
 from squall.cli.version import version_cmd
-from squall.errors import ExitCode, Interrupted
+from squall.errors import ExitCode
 
 
 @click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,8 +38,8 @@ for command in (job_group, site_group, org_group, pool_group, bank_group, env_gr
 
 
 def _terminate(signum: int, _frame: object) -> None:
-    """SIGTERM before a job's own handler is in place stops the command like Ctrl-C (exit 130)."""
-    raise Interrupted(signal.Signals(signum).name)
+    """SIGTERM outside a job's own handler stops the command as Ctrl-C does (exit 130)."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _configure_logging(debug: bool) -> None:
@@ -54,11 +54,14 @@ def main(argv: list[str] | None = None) -> None:
     app = App()
     try:
         code = cli.main(args=argv, prog_name="squall", obj=app, standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         code = int(ExitCode.INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - every error becomes a message and a code
         code = report_error(app, exc)
     finally:
+        # the command's outcome is decided and shown: a late signal must not turn it into a traceback
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
         app.close()
     sys.exit(code or 0)
 

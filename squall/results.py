@@ -67,11 +67,26 @@ def write_report(results_dir: Path, report: dict) -> bool:
 
 
 def move_collected(old_dir: Path, new_dir: Path, indexes: list[int]) -> None:
-    """Bring what an earlier collect put in ``old_dir`` to ``new_dir`` (``job attach --results``)."""
+    """Bring what an earlier collect put in ``old_dir`` to ``new_dir`` (``job attach --results``).
+
+    File by file: a collect cut short may have moved some of a task's outputs
+    (they are no longer at the site), and a file already in ``new_dir`` wins.
+    """
     for index in indexes:
         for rel in (f"task-{index}", f"meta/task-{index}"):
-            source, target = old_dir / rel, new_dir / rel
-            if source.is_dir() and not target.exists():
+            source_root = old_dir / rel
+            if not source_root.is_dir():
+                continue
+            for source in sorted(p for p in source_root.rglob("*") if p.is_file() or p.is_symlink()):
+                if source.name.endswith(".partial"):
+                    continue
+                target = new_dir / rel / source.relative_to(source_root)
+                if target.exists():
+                    continue
                 with writing_results(target):
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.move(source, target)
+                    shutil.copy2(source, target, follow_symlinks=False)
+                try:
+                    source.unlink()
+                except OSError:  # the old folder is read-only: the copy there stays
+                    pass

@@ -134,7 +134,7 @@ class Runner:
             if new_dir == old_dir:
                 return
             check_results_root(new_dir.parent, 0)
-            move_collected(old_dir, new_dir, [t.idx for t in self.store.tasks(job_id) if t.outputs is not None])
+            move_collected(old_dir, new_dir, [t.idx for t in self.store.tasks(job_id)])
             self.store.update_job(job_id, results_dir=str(new_dir))
             self.store.record(job_id, job.phase, "results-moved", old=str(old_dir), new=str(new_dir))
 

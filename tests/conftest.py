@@ -62,7 +62,10 @@ class Squall:
         """Jobs in the store; 0 when the store was never even created."""
         if not (self.home / "squall.db").exists():
             return 0
-        return self.query("SELECT COUNT(*) FROM jobs")[0][0]
+        try:
+            return self.query("SELECT COUNT(*) FROM jobs")[0][0]
+        except sqlite3.OperationalError:  # created, but stopped before its first migration committed
+            return 0
 
     def query(self, sql: str, *params) -> list[tuple]:
         with sqlite3.connect(self.home / "squall.db") as db:
@@ -139,3 +142,26 @@ def run_then_kill_9(squall: Squall, *args: str, env: dict | None = None) -> str:
     finally:
         kill_quietly(controller)
     return job_id
+
+
+@pytest.fixture
+def mounts(tmp_path: Path):
+    """Mount small file systems for fault tests (a full or read-only results folder); root only."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a full or read-only file system needs root; CI runs as root")
+    made: list[Path] = []
+
+    class Mounts:
+        def tmpfs(self, name: str, size: str = "2m") -> Path:
+            target = tmp_path / f"mnt-{name}"
+            target.mkdir()
+            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(target)], check=True)
+            made.append(target)
+            return target
+
+        def read_only(self, target: Path) -> None:
+            subprocess.run(["mount", "-o", "remount,ro", str(target)], check=True)
+
+    yield Mounts()
+    for target in reversed(made):
+        subprocess.run(["umount", "-l", str(target)], check=False)

@@ -75,8 +75,6 @@ class SshSession:
 
     def retrying(self, action: Callable[[], T], what: str) -> T:
         """Run ``action`` (which uses this session), reconnecting on transient failures."""
-        import paramiko
-
         self.check_key()
         last: Exception | None = None
         for delay in (*BACKOFF, None):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from squall.runtime import runtime_sha256
+
 TESTBED = Path(__file__).resolve().parents[1] / "testbed" / "testbed"
 
 
@@ -41,3 +43,22 @@ def remote(testbed):
         return proc
 
     return run
+
+
+@pytest.fixture
+def hpc(squall, testbed, remote):
+    """A Squall home that can run jobs on the enrolled test bed; checks nothing is left after."""
+    installed = remote("sha256sum ~/.squall/runtime/current/squall_runtime.py 2>/dev/null || true").stdout.split()
+    if not installed or installed[0] != runtime_sha256():
+        proc = squall.run("site", "enrol", "testbed")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    # what an earlier, interrupted test run may have left (each test then asserts it leaves nothing)
+    remote(f"scancel --name=$(squeue -h -o %j | grep ^squall- | sort -u | paste -sd,) 2>/dev/null; "
+           f"rm -rf {testbed['work_root']}/squall-*", check=False)
+    return squall
+
+
+def leftovers(remote, testbed) -> tuple[list[str], list[str]]:
+    folders = remote(f"ls -A {testbed['work_root']}").stdout.split()
+    jobs = remote("squeue -h -o '%j %T'").stdout.splitlines()
+    return [f for f in folders if f.startswith("squall-")], [j for j in jobs if j.startswith("squall-")]

@@ -8,33 +8,13 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 
-from squall.runtime import runtime_sha256
 
 from tests.conftest import kill_quietly, run_then_kill_9
+from tests.integration.conftest import leftovers
 
 REPO = Path(__file__).resolve().parents[2]
 TESTBED = REPO / "tests" / "testbed" / "testbed"
-
-
-@pytest.fixture
-def hpc(squall, testbed, remote):
-    """A Squall home that can run jobs on the enrolled test bed; checks nothing is left after."""
-    installed = remote("sha256sum ~/.squall/runtime/current/squall_runtime.py 2>/dev/null || true").stdout.split()
-    if not installed or installed[0] != runtime_sha256():
-        proc = squall.run("site", "enrol", "testbed")
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    # what an earlier, interrupted test run may have left (each test then asserts it leaves nothing)
-    remote(f"scancel --name=$(squeue -h -o %j | grep ^squall- | sort -u | paste -sd,) 2>/dev/null; "
-           f"rm -rf {testbed['work_root']}/squall-*", check=False)
-    return squall
-
-
-def leftovers(remote, testbed) -> tuple[list[str], list[str]]:
-    folders = remote(f"ls -A {testbed['work_root']}").stdout.split()
-    jobs = remote("squeue -h -o '%j %T'").stdout.splitlines()
-    return [f for f in folders if f.startswith("squall-")], [j for j in jobs if j.startswith("squall-")]
 
 
 def checksums(results: Path) -> dict[str, str]:
@@ -71,7 +51,7 @@ def test_batch_script_passes_shellcheck(hpc, wind_example, tmp_path):
     store = Store(hpc.home)
     site = open_site("testbed", hpc.home, store)
     try:
-        plan = new_plan(load_spec(wind_example), "261123-abcdef", tmp_path)
+        plan = new_plan(load_spec(wind_example), "261123-abcdef", tmp_path, store.store_id)
         script = tmp_path / "job.sh"
         script.write_text(site.batch_script(plan))
     finally:
@@ -177,6 +157,7 @@ def test_staging_survives_sshd_being_killed_and_restarted(hpc, make_spec, remote
         kill_quietly(controller)
     report = json.loads(out)
     assert controller.returncode == 0 and report["status"] == "succeeded", err[-2000:]
+    assert "Socket exception" not in err  # paramiko's noise goes through logging, not onto the user's stderr
     (staged_from,), (staged_to,) = hpc.query(
         "SELECT ts FROM journal WHERE job_id = ? AND phase IN ('stage', 'launch') AND event = 'begin' ORDER BY seq",
         report["id"])

@@ -1,0 +1,391 @@
+"""The fault matrix of issue 10, with real processes on the real test bed: signals in every phase (local
+and HPC, mid-collect repeated), a results folder that is full or read-only, two stores on one HPC
+account, ``kill -9`` during ``down``, a job folder removed under a running job. The one promise
+checked everywhere: no succeeded task's output is ever lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Squall, kill_quietly
+from tests.integration.conftest import leftovers
+
+MIB = 1 << 20
+# Each task writes data.bin: SIZE bytes of its index's digit, so every output's sha256 is known here.
+PAYLOAD = 'head -c {size} /dev/zero | tr "\\0" "$SQUALL_TASK_INDEX" > "$SQUALL_OUTPUT_DIR/data.bin"'
+
+
+def expected_sha(index: int, size: int) -> str:
+    return hashlib.sha256(str(index).encode() * size).hexdigest()
+
+
+def payload_spec(make_spec, name: str, size: int = 8 * MIB, split: int = 2, before: str = "",
+                 inputs: int = 0, walltime: str = "00:05:00") -> Path:
+    files = {f"in/f{i:03d}.txt": f"input {i}\n" * 1000 for i in range(inputs)}
+    fields = {"name": name, "split": split, "command": before + PAYLOAD.format(size=size),
+              "resources": {"walltime": walltime}}
+    if inputs:
+        fields["inputs"] = ["in"]
+    return make_spec(fields, files, folder=name)
+
+
+def start(squall: Squall, spec: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    return squall.start("job", "run", str(spec), "--output", "json", *args, env=env)
+
+
+def last_seq(squall: Squall) -> int:
+    if not (squall.home / "squall.db").exists():
+        return 0
+    return squall.query("SELECT COALESCE(MAX(seq), 0) FROM journal")[0][0]
+
+
+def wait_event(squall: Squall, phase: str, event: str = "begin", timeout: float = 120, after: int = 0) -> str:
+    """The job whose journal shows PHASE/EVENT after entry ``after`` (earlier jobs of the test excluded)."""
+    return squall.wait_for("SELECT job_id FROM journal WHERE phase = ? AND event = ? AND seq > ?",
+                           phase, event, after, timeout=timeout)[0]
+
+
+def settle(squall: Squall, job_id: str, *attach_args: str) -> dict:
+    """The job's final report; an incomplete job (outputs kept at the site) is attached to finish it."""
+    code, report = squall.json("job", "status", job_id)
+    if report["status"] == "incomplete":
+        code, report = squall.json("job", "attach", job_id, *attach_args)
+        assert code == 0, report
+    assert report["phase"] == "done", report
+    return report
+
+
+def assert_no_output_lost(squall: Squall, job_id: str, size: int) -> int:
+    """Every task the store calls succeeded has its exact output in the results folder; returns how many."""
+    report = squall.json("job", "status", job_id)[1]
+    results = Path(report["results"])
+    succeeded = [t["index"] for t in report["tasks"] if t["status"] == "succeeded"]
+    for index in succeeded:
+        data = results / f"task-{index}" / "data.bin"
+        assert data.is_file(), f"task {index} succeeded but {data} is missing: {report}"
+        assert hashlib.sha256(data.read_bytes()).hexdigest() == expected_sha(index, size)
+    assert not list(results.rglob("*.partial")), "half-written files left in the results folder"
+    job_json = results / "job.json"
+    if job_json.exists():
+        assert json.loads(job_json.read_text())["id"] == job_id  # complete, never empty
+    return len(succeeded)
+
+
+def journal(squall: Squall, job_id: str) -> list[tuple[str, str]]:
+    return squall.query("SELECT phase, event FROM journal WHERE job_id = ? ORDER BY seq", job_id)
+
+
+def interrupt_at(squall: Squall, spec: Path, phase: str, *args: str, signals: int = 1,
+                 event: str = "begin") -> tuple[str, int]:
+    """Run SPEC, send SIGINT as soon as the journal shows PHASE (a second one shortly after if asked)."""
+    after = last_seq(squall)
+    controller = start(squall, spec, *args)
+    try:
+        job_id = wait_event(squall, phase, event, after=after)
+        controller.send_signal(signal.SIGINT)
+        for _ in range(signals - 1):
+            time.sleep(0.2)
+            controller.send_signal(signal.SIGINT)
+        out, err = controller.communicate(timeout=300)
+    finally:
+        kill_quietly(controller)
+    assert "Traceback" not in err and "internal error" not in err, err[-3000:]
+    if out.strip():
+        json.loads(out)  # stdout is exactly one JSON document
+    return job_id, controller.returncode
+
+
+# signals in every phase -----------------------------------------------------------------------
+
+PHASES = ["up", "stage", "launch", "monitor", "collect", "down"]
+
+
+def assert_interrupted(code: int, phase: str) -> None:
+    """130; or 0 when the job could finish first (a signal at the very end of collect or down)."""
+    assert code in ((0, 130) if phase in ("collect", "down") else (130,)), code
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_local_signal_in_every_phase_loses_nothing(squall, make_spec, phase):
+    spec = payload_spec(make_spec, f"sig-{phase}", size=16 * MIB, inputs=200,
+                        before="sleep 1; " if phase == "monitor" else "")
+    job_id, code = interrupt_at(squall, spec, phase)
+    assert_interrupted(code, phase)
+    settle(squall, job_id)
+    assert_no_output_lost(squall, job_id, 16 * MIB)
+    assert squall.work_areas() == []
+    assert squall.query("SELECT COUNT(*) FROM leases WHERE released_at IS NULL") == [(0,)]
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_hpc_signal_in_every_phase_loses_nothing(hpc, make_spec, remote, testbed, phase):
+    spec = payload_spec(make_spec, f"sig-{phase}", size=16 * MIB, inputs=200,
+                        before="sleep 2; " if phase == "monitor" else "")
+    job_id, code = interrupt_at(hpc, spec, phase, "--site", "testbed")
+    assert_interrupted(code, phase)
+    settle(hpc, job_id)
+    assert_no_output_lost(hpc, job_id, 16 * MIB)
+    assert leftovers(remote, testbed) == ([], [])
+
+
+def test_hpc_signals_mid_collect_never_lose_an_output(hpc, make_spec, remote, testbed):
+    """Ten trials, SIGINT as collect begins; every other trial a second SIGINT stops the salvage too,
+    so the job ends incomplete with its folder kept, and ``job attach`` finishes the collect."""
+    size = 24 * MIB
+    spec = payload_spec(make_spec, "mid-collect", size=size, split=4)
+    caught, kept = 0, 0
+    for trial in range(10):
+        job_id, code = interrupt_at(hpc, spec, "collect", "--site", "testbed", signals=1 + trial % 2)
+        assert_interrupted(code, "collect")
+        events = journal(hpc, job_id)
+        caught += ("collect", "interrupted") in events
+        kept += ("down", "kept") in events
+        report = settle(hpc, job_id)
+        assert assert_no_output_lost(hpc, job_id, size) == 4, report
+        assert leftovers(remote, testbed) == ([], [])
+    assert caught >= 5, f"only {caught} of 10 signals landed mid-collect: the trial proves little"
+    assert kept >= 1, "no trial kept the job folder for attach"
+
+
+def test_local_signal_mid_collect_never_loses_an_output(squall, make_spec):
+    size = 24 * MIB
+    spec = payload_spec(make_spec, "mid-collect", size=size, split=4)
+    for trial in range(10):
+        job_id, code = interrupt_at(squall, spec, "collect", signals=1 + trial % 2)
+        assert_interrupted(code, "collect")
+        settle(squall, job_id)
+        assert assert_no_output_lost(squall, job_id, size) == 4
+        assert squall.work_areas() == []
+
+
+def wait_catching_sigterm(pid: int, timeout: float = 60) -> None:
+    """Until process PID has a SIGTERM handler (bit 15 of SigCgt in /proc/PID/status)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+        if caught & (1 << (signal.SIGTERM - 1)):
+            return
+        time.sleep(0.002)
+    raise AssertionError("the command never installed its SIGTERM handler")
+
+
+def test_sigterm_in_the_first_moments_exits_130_and_leaves_no_pending_job(squall, make_spec):
+    spec = payload_spec(make_spec, "early", size=1024, inputs=3000, split=50)
+    for delay in (0.0, 0.1, 0.3, 0.5, 0.7, 0.9):
+        controller = start(squall, spec)
+        try:
+            wait_catching_sigterm(controller.pid)  # past interpreter start-up: the command's own code runs
+            time.sleep(delay)
+            controller.send_signal(signal.SIGTERM)
+            _, err = controller.communicate(timeout=120)
+        finally:
+            kill_quietly(controller)
+        assert controller.returncode == 130, err[-2000:]
+        assert "Traceback" not in err
+        if squall.job_count():  # (when the signal came before the store was made, nothing exists at all)
+            assert squall.query("SELECT id, phase FROM jobs WHERE phase != 'done'") == []
+        assert squall.work_areas() == []
+
+
+def test_ctrl_c_during_launch_returns_promptly(squall, make_spec):
+    spec = make_spec({"name": "launch", "split": 16, "command": "sleep 300"}, folder="launch")
+    controller = start(squall, spec)
+    try:
+        wait_event(squall, "launch")
+        controller.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        controller.communicate(timeout=120)
+        took = time.monotonic() - sent
+    finally:
+        kill_quietly(controller)
+    assert controller.returncode == 130
+    assert took < 15, f"{took:.1f} s after Ctrl-C (it waited 30 s for tasks that never started)"
+    assert squall.work_areas() == []
+
+
+# the results folder -------------------------------------------------------------------------------
+
+def test_results_folder_checked_at_plan_time(squall, make_spec, mounts):
+    spec = payload_spec(make_spec, "plan-check", size=1024, inputs=100)
+    read_only = mounts.tmpfs("ro")
+    mounts.read_only(read_only)
+    proc = squall.run("job", "run", str(spec), "--results", str(read_only / "new"))
+    assert proc.returncode == 2 and "--results" in proc.stderr and str(read_only) in proc.stderr, proc.stderr
+    tiny = mounts.tmpfs("tiny", size="64k")
+    proc = squall.run("job", "run", str(spec), "--results", str(tiny))
+    assert proc.returncode == 2 and "free" in proc.stderr and str(tiny) in proc.stderr, proc.stderr
+    assert squall.job_count() == 0 and squall.work_areas() == []
+
+
+def _full_then_attach(squall: Squall, spec: Path, mounts, tmp_path: Path, *site: str) -> str:
+    full = mounts.tmpfs("full", size="3m")
+    code, report = squall.json("job", "run", str(spec), "--results", str(full), *site)
+    assert code == 6, report
+    assert report["status"] == "incomplete" and str(full) in report["error"], report
+    assert f"squall job attach {report['id']}" in report["error"]
+    assert not list(full.rglob("*.partial"))
+    for report_file in full.rglob("job.json"):  # written whole where it fit, never empty
+        assert json.loads(report_file.read_text())["status"] == "incomplete"
+    code, done = squall.json("job", "attach", report["id"], "--results", str(tmp_path / "new"))
+    assert code == 0 and done["status"] == "succeeded", done
+    assert Path(done["results"]) == tmp_path / "new" / report["id"]
+    assert assert_no_output_lost(squall, report["id"], 2 * MIB) == 2
+    return report["id"]
+
+
+def _read_only_then_attach(squall: Squall, spec: Path, mounts, tmp_path: Path, *site: str) -> str:
+    results = mounts.tmpfs("turns-ro", size="64m")
+    controller = start(squall, spec, "--results", str(results), *site)
+    try:
+        squall.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=120)
+        mounts.read_only(results)
+        out, err = controller.communicate(timeout=300)
+    finally:
+        kill_quietly(controller)
+    report = json.loads(out)
+    assert controller.returncode == 6 and report["status"] == "incomplete", err[-2000:]
+    assert str(results) in report["error"] and "Read-only" in report["error"]
+    code, done = squall.json("job", "attach", report["id"], "--results", str(tmp_path / "new"))
+    assert code == 0 and done["status"] == "succeeded", done
+    assert assert_no_output_lost(squall, report["id"], 2 * MIB) == 2
+    return report["id"]
+
+
+def test_local_results_folder_full_or_read_only_then_attach(squall, make_spec, mounts, tmp_path):
+    _full_then_attach(squall, payload_spec(make_spec, "full", size=2 * MIB), mounts, tmp_path / "a")
+    assert squall.work_areas() == []
+    spec = payload_spec(make_spec, "ro", size=2 * MIB, before="sleep 2; ")
+    _read_only_then_attach(squall, spec, mounts, tmp_path / "b")
+    assert squall.work_areas() == []
+
+
+def test_hpc_results_folder_full_or_read_only_then_attach(hpc, make_spec, mounts, tmp_path, remote, testbed):
+    job_id = _full_then_attach(hpc, payload_spec(make_spec, "full", size=2 * MIB), mounts, tmp_path / "a",
+                               "--site", "testbed")
+    assert ("down", "kept") in journal(hpc, job_id)
+    assert leftovers(remote, testbed) == ([], [])
+    spec = payload_spec(make_spec, "ro", size=2 * MIB, before="sleep 3; ")
+    _read_only_then_attach(hpc, spec, mounts, tmp_path / "b", "--site", "testbed")
+    assert leftovers(remote, testbed) == ([], [])
+
+
+# crashes and other stores -------------------------------------------------------------------------
+
+def test_kill_9_during_down_after_a_complete_collect_is_not_abandoned(squall, make_spec):
+    """Many staged inputs make ``down`` (removing the work area) long enough to be caught in."""
+    spec = payload_spec(make_spec, "down", size=1024, inputs=4000, walltime="00:00:03")
+    env = {"SQUALL_LEASE_MARGIN": "1"}
+    for _attempt in range(5):
+        controller = start(squall, spec, env=env)
+        try:
+            job_id = squall.wait_for("SELECT id FROM jobs WHERE phase = 'down'", timeout=120)[0]
+            controller.send_signal(signal.SIGKILL)
+            controller.wait()
+        finally:
+            kill_quietly(controller)
+        if squall.query("SELECT phase FROM jobs WHERE id = ?", job_id) == [("down",)]:
+            break
+    else:
+        pytest.fail("never caught a controller during down in 5 tries")
+    assert ("collect", "end") in journal(squall, job_id)
+    (expires,) = squall.query("SELECT MAX(expires_at) FROM leases WHERE job_id = ?", job_id)[0]
+    time.sleep(max(0.0, expires - time.time()) + 0.5)  # past the lease: gc may act
+    code, gc = squall.json("gc", env=env)
+    assert code == 0, gc
+    assert {a["action"] for a in gc["actions"] if a["job_id"] == job_id} <= {"remove", "release"}, gc
+    code, report = squall.json("job", "status", job_id)
+    assert report["status"] == "succeeded" and report["error"] is None, report
+    assert ("gc", "finished") in journal(squall, job_id)
+    assert assert_no_output_lost(squall, job_id, 1024) == 2
+    assert json.loads((Path(report["results"]) / "job.json").read_text())["status"] == "succeeded"
+    assert squall.work_areas() == []
+
+
+def test_gc_of_another_store_on_the_same_account_leaves_a_running_job_alone(hpc, make_spec, tmp_path, remote,
+                                                                            testbed):
+    other = Squall(tmp_path / "other-home", hpc.cwd)
+    spec = payload_spec(make_spec, "shared", size=1024, before="sleep 6; ")
+    controller = start(hpc, spec, "--site", "testbed")
+    try:
+        job_id = hpc.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=120)[0]
+        code, gc = other.json("gc")
+        assert code == 0, gc
+        mine = [a for a in gc["actions"] if a["site"] == "testbed"]
+        assert {a["action"] for a in mine} == {"foreign"}, mine
+        assert {a["kind"] for a in mine} == {"jobdir", "slurm"}
+        code, gc = other.json("gc", "--include-foreign-expired")  # not expired: still left alone
+        assert {a["action"] for a in gc["actions"] if a["site"] == "testbed"} == {"foreign"}
+        out, err = controller.communicate(timeout=300)
+    finally:
+        kill_quietly(controller)
+    report = json.loads(out)
+    assert controller.returncode == 0 and report["status"] == "succeeded", err[-2000:]
+    assert assert_no_output_lost(hpc, job_id, 1024) == 2
+    assert leftovers(remote, testbed) == ([], [])
+
+
+def test_gc_removes_another_stores_folder_only_past_its_expiry_and_when_asked(hpc, tmp_path, remote, testbed):
+    folder = f"{testbed['work_root']}/squall-261125-0ddba1"
+    owner = json.dumps({"squall:store": "0123456789ab", "squall:expires": str(int(time.time()) - 60)})
+    remote(f"mkdir -p {folder} && printf '%s' '{owner}' > {folder}/owner.json")
+    unknown = f"{testbed['work_root']}/squall-261125-0ddba2"
+    remote(f"mkdir -p {unknown}")
+    try:
+        code, gc = hpc.json("gc")
+        found = {a["resource"]: a for a in gc["actions"] if a["site"] == "testbed"}
+        assert found[folder]["action"] == "foreign" and "--include-foreign-expired" in found[folder]["reason"]
+        assert found[unknown]["action"] == "foreign" and "no expiry" in found[unknown]["reason"]
+        code, gc = hpc.json("gc", "--include-foreign-expired")
+        found = {a["resource"]: a for a in gc["actions"] if a["site"] == "testbed"}
+        assert found[folder]["action"] == "remove" and found[unknown]["action"] == "foreign"
+        remaining = remote(f"ls -A {testbed['work_root']}").stdout.split()
+        assert "squall-261125-0ddba1" not in remaining and "squall-261125-0ddba2" in remaining
+    finally:
+        remote(f"rm -rf {folder} {unknown}")
+
+
+def test_a_job_whose_folder_vanished_says_so(hpc, make_spec, remote, testbed):
+    spec = payload_spec(make_spec, "vanish", size=1024, before="sleep 5; ")
+    controller = start(hpc, spec, "--site", "testbed")
+    try:
+        job_id = hpc.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=120)[0]
+        remote(f"rm -rf {testbed['work_root']}/squall-{job_id}")
+        out, err = controller.communicate(timeout=300)
+    finally:
+        kill_quietly(controller)
+    report = json.loads(out)
+    assert controller.returncode == 1 and report["status"] == "failed", err[-2000:]
+    assert "vanished" in report["error"] and f"squall-{job_id}" in report["error"]
+    assert leftovers(remote, testbed) == ([], [])
+
+
+def test_hpc_results_are_exactly_the_payloads_files(hpc, make_spec, remote, testbed):
+    spec = payload_spec(make_spec, "exact", size=1024, split=1)
+    code, report = hpc.json("job", "run", str(spec), "--site", "testbed")
+    assert code == 0, report
+    task = Path(report["results"]) / "task-0"
+    assert sorted(p.name for p in task.iterdir()) == ["data.bin"]  # no .keep, as on the local site
+
+
+def test_the_batch_script_carries_the_store_in_its_owner_tags(hpc, make_spec, remote, testbed):
+    spec = payload_spec(make_spec, "tags", size=1024, split=1, before="sleep 3; ")
+    controller = start(hpc, spec, "--site", "testbed", env={"SQUALL_ORG": "acme"})
+    try:
+        job_id = hpc.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=120)[0]
+        comment = remote(f"squeue -h -n squall-{job_id} -o %k").stdout.split()[0]
+        marker = json.loads(remote(f"cat {testbed['work_root']}/squall-{job_id}/owner.json").stdout)
+        controller.communicate(timeout=300)
+    finally:
+        kill_quietly(controller)
+    store_id = hpc.query("SELECT value FROM meta WHERE key = 'store_id'")[0][0]
+    assert "org=acme" in comment and f"store={store_id}" in comment
+    assert marker["squall:store"] == store_id and marker["squall:org"] == "acme"

@@ -19,6 +19,7 @@ from tests.conftest import Squall, kill_quietly
 from tests.integration.conftest import leftovers
 
 MIB = 1 << 20
+TESTBED_INVENTORY = Path(__file__).resolve().parents[2] / "inventories" / "testbed"
 # Each task writes data.bin: SIZE bytes of its index's digit, so every output's sha256 is known here.
 PAYLOAD = 'head -c {size} /dev/zero | tr "\\0" "$SQUALL_TASK_INDEX" > "$SQUALL_OUTPUT_DIR/data.bin"'
 
@@ -313,6 +314,7 @@ def test_kill_9_during_down_after_a_complete_collect_is_not_abandoned(squall, ma
 def test_gc_of_another_store_on_the_same_account_leaves_a_running_job_alone(hpc, make_spec, tmp_path, remote,
                                                                             testbed):
     other = Squall(tmp_path / "other-home", hpc.cwd)
+    assert other.run("site", "add", "testbed", "--inventory", str(TESTBED_INVENTORY)).returncode == 0
     spec = payload_spec(make_spec, "shared", size=1024, before="sleep 6; ")
     controller = start(hpc, spec, "--site", "testbed")
     try:
@@ -339,6 +341,7 @@ def test_gc_removes_another_stores_folder_only_past_its_expiry_and_when_asked(hp
     remote(f"mkdir -p {folder} && printf '%s' '{owner}' > {folder}/owner.json")
     unknown = f"{testbed['work_root']}/squall-261125-0ddba2"
     remote(f"mkdir -p {unknown}")
+    assert hpc.run("site", "add", "testbed", "--inventory", str(TESTBED_INVENTORY)).returncode == 0
     try:
         code, gc = hpc.json("gc")
         found = {a["resource"]: a for a in gc["actions"] if a["site"] == "testbed"}

@@ -11,7 +11,7 @@ from squall.cli.context import App, backend_option, output_option, pass_app
 @click.option("--dry-run", is_flag=True, help="Show what would be removed; change nothing.")
 @click.option("--force", is_flag=True, help="Also remove cloud resources tagged managed-by: squall that no stack owns.")
 @click.option("--include-foreign-expired", is_flag=True,
-              help="Also remove other stores' job folders and Slurm jobs whose owner tags say they expired.")
+              help="Also remove other stores' job folders, Slurm jobs and job stacks whose owner tags say they expired.")
 @backend_option
 @output_option
 @pass_app
@@ -25,7 +25,8 @@ def gc_cmd(app: App, dry_run: bool, force: bool, include_foreign_expired: bool) 
         from squall.infra.stack_gc import collect_stacks, inventories_for
 
         actions += collect_stacks(app.store, app.engine, app.home, dry_run=dry_run, force=force,
-                                  inventories=inventories_for(app.store, app.home))
+                                  inventories=inventories_for(app.store, app.home),
+                                  include_foreign_expired=include_foreign_expired)
     if app.json:
         app.emit({"dry_run": dry_run, "actions": [a.to_dict() for a in actions]})
         return

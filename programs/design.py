@@ -237,8 +237,9 @@ def design(spec: OrgSpec, stack: str | None = None) -> ClusterDesign:
                          namespace=f"squall-{spec.org}" if spec.cloud == "kubernetes" else "")
 
 
-def design_job_stack(cluster: ClusterDesign, job_id: str, now: float, nodes: int | None = None) -> JobStackDesign:
-    """An ephemeral job stack of the organisation, tagged with its expiry."""
+def design_job_stack(cluster: ClusterDesign, job_id: str, now: float, nodes: int | None = None,
+                     store: str = "") -> JobStackDesign:
+    """An ephemeral job stack of the organisation, tagged with its expiry (and the store that made it)."""
     template = cluster.spec.job_stack
     if not JOB_ID.match(job_id):
         raise InvalidInput(f"job id {job_id!r}: use lower-case letters, digits and '-' (at most 40)")
@@ -249,6 +250,8 @@ def design_job_stack(cluster: ClusterDesign, job_id: str, now: float, nodes: int
         raise InvalidInput(f"job stack nodes: {count} is outside 1..1000")
     ttl = int(template.ttl_hours * 3600)
     tags = {**cluster.tags, "squall:job": job_id, "squall:expires": str(int(now) + ttl)}
+    if store:
+        tags["squall:store"] = store
     return JobStackDesign(f"{cluster.name}-job-{job_id}", count, template.flavour, tags, int(now) + ttl, ttl)
 
 

@@ -32,6 +32,8 @@ class OrgStackConfig(StrictModel):
 class JobSettings(StrictModel):
     id: str = Field(min_length=1)
     created_at: int = Field(ge=0)  # set once by the driver, so a re-run never moves the expiry
+    # The Squall store that made the stack: in its tags and outputs, so another store's gc leaves it alone.
+    store: str = Field("", pattern=r"^([a-z0-9][a-z0-9-]{0,62})?$")
     nodes: int | None = Field(None, ge=1, le=1000)
     # Kubernetes only: what each indexed pod runs.
     tasks: int = Field(1, ge=1, le=100_000)

@@ -67,7 +67,8 @@ def job_program(config: JobStackConfig) -> None:
     """One cloud job's ephemeral stack, tagged with its expiry."""
     tune_collector()
     cluster = design(config.org, pulumi.get_stack())
-    job = design_job_stack(cluster, config.job.id, now=config.job.created_at, nodes=config.job.nodes)
+    job = design_job_stack(cluster, config.job.id, now=config.job.created_at, nodes=config.job.nodes,
+                           store=config.job.store)
     where = config.placement
     placement = Placement(subnet_ids=where.subnet_ids, vpc_id=where.vpc_id, network_id=where.network_id,
                           intra_cidr=where.intra_cidr, ssh_from=tuple(where.ssh_from))
@@ -77,6 +78,7 @@ def job_program(config: JobStackConfig) -> None:
     stack = JobStack(job.name, JobStackArgs(cluster, job, config.controller_public_key, placement, work))
     pulumi.export("nodes", stack.nodes)
     pulumi.export("expires_at", job.expires_at)
+    pulumi.export("store", config.job.store)
 
 
 PROGRAMS: dict[str, Callable] = {"org": org_program, "job": job_program}

@@ -70,7 +70,7 @@ class JobStacks:
         nodes = max(1, min(tasks, org.org.job_stack.nodes))
         settings = JobStackConfig(org=org.org, controller_public_key=org.controller_public_key,
                                   job=JobSettings(id=job_id, created_at=int(now), nodes=nodes, tasks=tasks,
-                                                  **(work or {})),
+                                                  store=self.store.store_id, **(work or {})),
                                   placement=placement_from(org, outputs))
         expires = design_job_stack(design(org.org), job_id, now=int(now), nodes=nodes).expires_at
         stack = self.name(org_stack, job_id)

@@ -45,8 +45,8 @@ class TaggedInventory(Protocol):
         ...
 
 
-def plan_stack_gc(store: Store, engine: Engine, home: Path, now: float,
-                  inventories: list[TaggedInventory]) -> list[tuple[GcAction, StackName | None, object]]:
+def plan_stack_gc(store: Store, engine: Engine, home: Path, now: float, inventories: list[TaggedInventory],
+                  include_foreign_expired: bool = False) -> list[tuple[GcAction, StackName | None, object]]:
     plan: list[tuple[GcAction, StackName | None, object]] = []
     try:
         names = engine.stacks()
@@ -59,7 +59,7 @@ def plan_stack_gc(store: Store, engine: Engine, home: Path, now: float,
             continue  # not one of Squall's stacks
         if stack.kind not in EPHEMERAL:
             continue
-        plan.append((_stack_action(store, engine, home, stack, now), stack, None))
+        plan.append((_stack_action(store, engine, home, stack, now, include_foreign_expired), stack, None))
     known = set(names)
     for inventory in inventories:
         try:
@@ -78,14 +78,25 @@ def plan_stack_gc(store: Store, engine: Engine, home: Path, now: float,
     return plan
 
 
-def _stack_action(store: Store, engine: Engine, home: Path, stack: StackName, now: float) -> GcAction:
+def _stack_action(store: Store, engine: Engine, home: Path, stack: StackName, now: float,
+                  include_foreign_expired: bool) -> GcAction:
+    """Expired stacks of this store go; another store's (one backend, two stores) only past expiry and asked."""
     record = records.stack(store, str(stack))
     job_id = record.job_id if record else (stack.name if stack.kind == "job" else None)
     expires = record.expires_at if record and record.expires_at else None
+    outputs = {} if record else (engine.outputs(stack) or {})
     if expires is None:
-        expires = (engine.outputs(stack) or {}).get("expires_at")
+        expires = (outputs or engine.outputs(stack) or {}).get("expires_at")
     if job_id and controller_alive(home, job_id):
         return GcAction(BACKEND, "stack", str(stack), job_id, "keep", "a controller is driving this job")
+    owner = outputs.get("store")
+    if record is None and owner != store.store_id:
+        whose = f"store {owner}" if owner else "no record in this store"
+        if expires is None or float(expires) > now or not include_foreign_expired:
+            hint = "" if expires is None or float(expires) > now else ": --include-foreign-expired removes it"
+            return GcAction(BACKEND, "stack", str(stack), job_id, "foreign", f"not this store's ({whose}){hint}")
+        return GcAction(BACKEND, "stack", str(stack), job_id, "remove",
+                        f"another store's ({whose}), expired {int(now - float(expires))} s ago")
     if expires is None:
         return GcAction(BACKEND, "stack", str(stack), job_id, "keep", "no expiry known")
     if float(expires) <= now:
@@ -94,15 +105,16 @@ def _stack_action(store: Store, engine: Engine, home: Path, stack: StackName, no
 
 
 def collect_stacks(store: Store, engine: Engine, home: Path, *, dry_run: bool = False, force: bool = False,
-                   now: float | None = None, inventories: list[TaggedInventory] | None = None) -> list[GcAction]:
+                   now: float | None = None, inventories: list[TaggedInventory] | None = None,
+                   include_foreign_expired: bool = False) -> list[GcAction]:
     """Destroy expired ephemeral stacks; report leftovers, removing them only with ``force``."""
     actions = []
     for action, stack, leftover in plan_stack_gc(store, engine, home, time.time() if now is None else now,
-                                                 inventories or []):
+                                                 inventories or [], include_foreign_expired):
         if action.action == "orphan" and force:
             action = replace(action, action="remove")
         actions.append(action)
-        if dry_run or action.action in ("keep", "error", "orphan"):
+        if dry_run or action.action in ("keep", "error", "orphan", "foreign"):
             continue
         store.record(action.job_id, "gc", action.action, site=action.site, kind=action.kind,
                      resource=action.resource, reason=action.reason)

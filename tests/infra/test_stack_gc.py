@@ -30,12 +30,13 @@ class FakeInventory:
 
 @pytest.fixture
 def seeded(engine, store):
+    ours = store.store_id  # stacks whose record was lost still name their store in their outputs
     engine.deployed.update({
         "acme.org.main": {"head_address": "10.20.0.10"},  # persistent: never collected
-        "acme.job.old": {"expires_at": NOW - 60},
-        "acme.job.new": {"expires_at": NOW + 3600},
+        "acme.job.old": {"expires_at": NOW - 60, "store": ours},
+        "acme.job.new": {"expires_at": NOW + 3600, "store": ours},
         "acme.env.ci-7": {},
-        "lab.job.nothing": {},
+        "lab.job.nothing": {"store": ours},
     })
     records.save_stack(store, "acme.env.ci-7", "acme", "env", "up", expires_at=NOW - 1)
     return engine
@@ -67,6 +68,23 @@ def test_a_job_with_a_live_controller_is_kept(seeded, store, tmp_path):
     with ControllerLock(tmp_path, "old"):
         actions = by_resource(collect_stacks(store, seeded, tmp_path, now=NOW))
     assert actions["acme.job.old"] == ("keep", "a controller is driving this job")
+
+
+def test_another_stores_stacks_are_left_alone_unless_expired_and_asked(engine, store, tmp_path):
+    engine.deployed.update({
+        "zeta.job.expired": {"expires_at": NOW - 60, "store": "a1b2c3d4e5f6"},
+        "zeta.job.live": {"expires_at": NOW + 60, "store": "a1b2c3d4e5f6"},
+        "zeta.job.untagged": {"expires_at": NOW - 60},
+    })
+    actions = by_resource(collect_stacks(store, engine, tmp_path, now=NOW))
+    assert {name: action for name, (action, _) in actions.items()} == {
+        "zeta.job.expired": "foreign", "zeta.job.live": "foreign", "zeta.job.untagged": "foreign"}
+    assert "--include-foreign-expired" in actions["zeta.job.expired"][1]
+    assert len(engine.stacks()) == 3
+    actions = by_resource(collect_stacks(store, engine, tmp_path, now=NOW, include_foreign_expired=True))
+    assert actions["zeta.job.expired"][0] == "remove" and actions["zeta.job.untagged"][0] == "remove"
+    assert actions["zeta.job.live"][0] == "foreign"
+    assert engine.stacks() == ["zeta.job.live"]
 
 
 def test_leftovers_are_reported_and_removed_only_with_force(seeded, store, tmp_path):

@@ -71,6 +71,8 @@ def test_job_stack_tags_carry_the_expiry():
     assert stack.tags["squall:job"] == "261124-abc123"
     assert stack.tags["squall:expires"] == str(1_000_000 + 6 * 3600) == str(stack.expires_at)
     assert design_job_stack(cluster, "j1", now=0, nodes=1).nodes == 1
+    assert "squall:store" not in stack.tags
+    assert design_job_stack(cluster, "j1", now=0, store="0a1b2c3d4e5f").tags["squall:store"] == "0a1b2c3d4e5f"
 
 
 def test_kubernetes_needs_no_network_and_gets_a_namespace():

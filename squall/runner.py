@@ -328,12 +328,14 @@ class Runner:
             self.store.record(plan.job_id, "collect", "salvage-skipped", reason=str(exc))
 
     def _keep_uncollected(self, plan: JobPlan, site: Site, error: str | None) -> bool:
-        """Succeeded tasks whose outputs are not in the results folder: keep their files, never remove them.
+        """Tasks that ran to an end but whose outputs (and logs) are not in the results folder: keep their
+        files, never remove them.
 
         The job stays in its collect phase (status ``incomplete``) with its
         leases extended; ``squall job attach ID [--results DIR]`` finishes it.
         """
-        waiting = [t.idx for t in self.store.tasks(plan.job_id) if t.status == "succeeded" and t.outputs is None]
+        waiting = [t.idx for t in self.store.tasks(plan.job_id)
+                   if t.status in ("succeeded", "failed", "timeout") and t.outputs is None]
         if not waiting:
             return False
         until = time.time() + keep_uncollected()
@@ -342,7 +344,7 @@ class Runner:
         except (SquallError, OSError) as exc:  # nothing was removed either way
             self.store.record(plan.job_id, "down", "error", message=str(exc))
         self.store.extend_leases(plan.job_id, until)
-        kept = (f"outputs of {len(waiting)} succeeded task(s) not collected; kept at site {site.name} until "
+        kept = (f"outputs of {len(waiting)} finished task(s) not collected; kept at site {site.name} until "
                 f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(until))}: "
                 f"'squall job attach {plan.job_id} [--results DIR]' collects them")
         message = f"{error}; {kept}" if error else kept

@@ -245,3 +245,23 @@ def test_unreachable_sites_are_listed_in_parallel_within_a_time_limit(squall, tm
     assert sorted(errors) == names
     # one deadline for all (in parallel), not one per site after another
     assert set(errors.values()) <= {"no answer within 2 s"} | {r for r in errors.values() if "unreachable" in r}
+
+
+def test_gc_closes_a_job_whose_controller_stopped_before_up(squall, make_spec):
+    from squall.runner import Runner
+    from squall.spec import load_spec
+    from squall.store import Store
+
+    spec = make_spec({"name": "x", "command": "true"})
+    store = Store(squall.home)
+    try:  # planned and recorded, then the controller is gone before up (as after kill -9 there)
+        job_id = Runner(store, squall.home).submit(load_spec(spec), "local", squall.cwd / "results").job_id
+    finally:
+        store.close()
+    code, gc = squall.json("gc")
+    assert code == 0 and not [a for a in gc["actions"] if a["action"] == "close"]  # too recent to judge
+    squall.query("UPDATE jobs SET created_at = created_at - 120 WHERE id = ?", job_id)
+    code, gc = squall.json("gc")
+    assert [(a["action"], a["job_id"]) for a in gc["actions"]] == [("close", job_id)]
+    code, report = squall.json("job", "status", job_id)
+    assert report["status"] == "cancelled" and report["phase"] == "done" and "never started" in report["error"]

@@ -185,3 +185,13 @@ def test_no_ssh_connection_lingers_after_a_run(squall, testbed):
     assert lingering.strip() == "", f"ssh control masters left running: {lingering}"
     leftovers = list(Path(os.environ.get("TMPDIR", "/tmp")).glob("squall-ansible-*"))
     assert leftovers == [], leftovers
+
+
+def test_an_inventory_copied_alone_outside_the_project_checks_cleanly(squall, tmp_path, testbed):
+    """No sibling common/: Squall's defaults (squall_min_free_gb...) must reach the roles as well."""
+    folder = tmp_path / "elsewhere" / "alone"
+    shutil.copytree(REPO / "inventories" / "testbed", folder)
+    assert squall.run("site", "add", "alone", "--inventory", str(folder)).returncode == 0
+    proc = squall.run("site", "check", "alone", "--output", "json")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "undefined" not in proc.stdout

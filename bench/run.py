@@ -62,6 +62,7 @@ def lifecycle_overhead(runs: int, home: Path, work: Path) -> dict:
     from squall.runtime import runtime_path
     from squall.spec import load_spec
     from squall.store import Store
+    from squall.workarea import TASK_FORMAT
 
     spec_dir = work / "noop"
     spec_dir.mkdir()
@@ -85,7 +86,7 @@ def lifecycle_overhead(runs: int, home: Path, work: Path) -> dict:
             task = root / f"task-{index}"
             task.mkdir()
             (task / "task.json").write_text(json.dumps({
-                "job_id": "bench", "index": index, "count": 4, "command": ["true"], "walltime": 60,
+                "format": TASK_FORMAT, "job_id": "bench", "index": index, "count": 4, "command": ["true"], "walltime": 60,
                 "outputs": ["**"], "isolate_network": True,
                 "slots": {"dir": str(root / "slots"), "count": os.cpu_count() or 1},
             }))
@@ -213,6 +214,7 @@ def hpc_figures(runs: int, total_mib: int, files: int, home: Path, work: Path) -
     from squall.sites import open_site
     from squall.spec import load_spec
     from squall.store import Store
+    from squall.workarea import TASK_FORMAT
 
     env = {**os.environ, "SQUALL_HOME": str(home)}
     store = Store(home)
@@ -246,7 +248,7 @@ def hpc_figures(runs: int, total_mib: int, files: int, home: Path, work: Path) -
         for index in range(4):
             sftp.mkdir(f"{root}/task-{index}")
             with sftp.open(f"{root}/task-{index}/task.json", "w") as handle:
-                handle.write(json.dumps({"job_id": "b", "index": index, "count": 4, "command": ["true"],
+                handle.write(json.dumps({"format": TASK_FORMAT, "job_id": "b", "index": index, "count": 4, "command": ["true"],
                                          "walltime": 60, "outputs": ["**"]}))
         with sftp.open(f"{root}/job.sh", "w") as handle:
             handle.write(f"#!/bin/bash\nexec python3 {site.runtime} run {root}/task-$SLURM_ARRAY_TASK_ID\n")

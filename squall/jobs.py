@@ -15,6 +15,7 @@ from squall.sites.base import JobPlan, TaskPlan
 from squall.spec import InputFile, ResolvedSpec, validate_spec
 from squall.split import split_inputs
 from squall.store import JobRow, Store, TaskRow
+from squall.workarea import UNFINISHED, TaskStatus
 
 
 def new_job_id() -> str:
@@ -88,12 +89,12 @@ def plan_from_store(job: JobRow, tasks: list[TaskRow], store_id: str) -> JobPlan
 def final_status(tasks: list[TaskRow], cancelled: bool, error: str | None) -> str:
     states = {t.status for t in tasks}
     if cancelled:
-        return "cancelled"
-    if error or "failed" in states or not states <= {"succeeded", "timeout"}:
-        return "failed"
-    if "timeout" in states:
-        return "timeout"
-    return "succeeded"
+        return TaskStatus.CANCELLED
+    if error or TaskStatus.FAILED in states or not states <= {TaskStatus.SUCCEEDED, TaskStatus.TIMEOUT}:
+        return TaskStatus.FAILED
+    if TaskStatus.TIMEOUT in states:
+        return TaskStatus.TIMEOUT
+    return TaskStatus.SUCCEEDED
 
 
 def close_job(store: Store, job_id: str, error: str | None, cancelled: bool) -> str:
@@ -103,7 +104,7 @@ def close_job(store: Store, job_id: str, error: str | None, cancelled: bool) -> 
     controller died after a complete collect.
     """
     tasks = store.tasks(job_id)
-    unfinished = {t.idx: {"status": "cancelled"} for t in tasks if t.status in ("pending", "queued", "running")}
+    unfinished = {t.idx: {"status": TaskStatus.CANCELLED} for t in tasks if t.status in UNFINISHED}
     if unfinished and (cancelled or error):
         store.update_tasks(job_id, unfinished)
         tasks = store.tasks(job_id)

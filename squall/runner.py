@@ -25,6 +25,7 @@ from squall.sites import open_site
 from squall.sites.base import JobPlan, Reporter, Site, TaskState
 from squall.spec import ResolvedSpec
 from squall.store import JobRow, Store
+from squall.workarea import RAN, TaskStatus
 
 PHASES = ("plan", "up", "stage", "launch", "monitor", "collect", "down", "done")
 DEFAULT_LEASE_MARGIN = 600.0
@@ -298,12 +299,12 @@ class Runner:
 
     def _store_collected(self, plan: JobPlan, collected: list) -> None:
         updates = {}
-        cancelled = {t.idx for t in self.store.tasks(plan.job_id) if t.status == "cancelled"}
+        cancelled = {t.idx for t in self.store.tasks(plan.job_id) if t.status == TaskStatus.CANCELLED}
         for item in collected:
             tail = _stderr_tail(plan.results_dir / "meta" / f"task-{item.index}" / "stderr.log")
             updates[item.index] = {"outputs": item.files, "stderr_tail": tail}
             if item.error and item.index not in cancelled:
-                updates[item.index]["status"] = "failed"
+                updates[item.index]["status"] = TaskStatus.FAILED
             self.store.record(
                 plan.job_id, "collect", "task", index=item.index, files=item.files, bytes=item.bytes, error=item.error
             )
@@ -317,7 +318,8 @@ class Runner:
             deadline = time.monotonic() + SALVAGE_WAIT
             states = site.poll([plan])[plan.job_id]
             # only started tasks can still write outputs: never wait for ones that never started
-            while any(s.state in ("queued", "running") for s in states) and time.monotonic() < deadline:
+            started = (TaskStatus.QUEUED, TaskStatus.RUNNING)
+            while any(s.state in started for s in states) and time.monotonic() < deadline:
                 time.sleep(site.poll_interval)
                 states = site.poll([plan])[plan.job_id]
             self._save_states(plan, states, {})
@@ -335,7 +337,7 @@ class Runner:
         leases extended; ``squall job attach ID [--results DIR]`` finishes it.
         """
         waiting = [t.idx for t in self.store.tasks(plan.job_id)
-                   if t.status in ("succeeded", "failed", "timeout") and t.outputs is None]
+                   if t.status in RAN and t.outputs is None]
         if not waiting:
             return False
         until = time.time() + keep_uncollected()

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 from squall.errors import HomeUnusable
 from squall.paths import ensure_private_dir
+from squall.workarea import FINAL
 
 _HOME_HINT = "check the folder, or point --home / $SQUALL_HOME at another one"
 
@@ -159,7 +160,6 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-FINISHED = ("succeeded", "failed", "timeout", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ class JobRow:
 
     @property
     def finished(self) -> bool:
-        return self.status in FINISHED
+        return self.status in FINAL
 
 
 @dataclass(frozen=True)

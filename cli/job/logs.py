@@ -11,6 +11,7 @@ import click
 from squall.cli.context import App, pass_app
 from squall.cli.job.render import load_job
 from squall.errors import InvalidInput
+from squall.workarea import FINAL
 
 
 @click.command("logs")
@@ -47,7 +48,7 @@ def logs_cmd(app: App, job_id: str, task_index: int, stream: str, follow: bool) 
             _write(chunk)
             offset += len(chunk)
             task = app.store.tasks(job_id)[task_index]
-            if not follow or (task.status in ("succeeded", "failed", "timeout", "cancelled") and not chunk):
+            if not follow or (task.status in FINAL and not chunk):
                 return
         time.sleep(0.5)
 

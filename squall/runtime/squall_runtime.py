@@ -45,7 +45,8 @@ import sys
 import threading
 import time
 
-RUNTIME_VERSION = "0.3.0"
+RUNTIME_VERSION = "0.4.0"
+TASK_FORMAT = 1  # the layout of task.json this runtime reads (squall.workarea.TASK_FORMAT)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Only these variables of the runtime's own environment reach the payload.
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "TZ", "TERM")
@@ -198,6 +199,8 @@ class Task(object):
         self.dir = os.path.abspath(task_dir)
         with open(os.path.join(self.dir, "task.json")) as handle:
             self.spec = json.load(handle)
+        if not isinstance(self.spec, dict):
+            raise ValueError("task.json is not a mapping")
         self.status_path = os.path.join(self.dir, "status.json")
         self.status = {
             "runtime_version": RUNTIME_VERSION,
@@ -303,6 +306,12 @@ class Task(object):
         return None
 
     def run(self):
+        if self.spec.get("format") != TASK_FORMAT:
+            self.save(state="failed", exit_code=None, finished_at=now(),
+                      error="task.json has format %r; runtime %s reads format %d: the controller and the "
+                            "site's runtime differ (squall site enrol)"
+                            % (self.spec.get("format"), RUNTIME_VERSION, TASK_FORMAT))
+            return 2
         for name in ("in", "out", "tmp"):
             os.makedirs(os.path.join(self.dir, name), exist_ok=True)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -593,7 +602,12 @@ def main(argv=None):
         print(RUNTIME_VERSION)
         return 0
     if len(args) == 2 and args[0] == "run":
-        return Task(args[1]).run()
+        try:
+            task = Task(args[1])
+        except (OSError, ValueError) as exc:
+            print("squall_runtime: cannot read %s/task.json: %s" % (args[1], exc), file=sys.stderr)
+            return 2
+        return task.run()
     if len(args) == 2 and args[0] == "stage":
         request = json.load(sys.stdin)
         write_files(args[1], request["files"])

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from squall.workarea import FINAL
+
 if TYPE_CHECKING:  # the CLI imports this module at start-up; pydantic is slow to load
     from squall.spec import InputFile, JobSpec
-
-FINAL_STATES = ("succeeded", "failed", "timeout", "cancelled")
-
 
 class Capability(enum.Enum):
     CONTAINERS = "containers"
@@ -54,7 +53,7 @@ class TaskState:
     """What a site knows of one task at one poll."""
 
     index: int
-    state: str  # pending, queued, running, or one of FINAL_STATES
+    state: str  # a TaskStatus value
     exit_code: int | None = None
     wall_time: float | None = None
     max_rss_kb: int | None = None
@@ -64,7 +63,7 @@ class TaskState:
 
     @property
     def final(self) -> bool:
-        return self.state in FINAL_STATES
+        return self.state in FINAL
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from squall.errors import InvalidInput, MissingDependency, OutputsKept, Refused, SquallError
-from squall.interrupts import uninterrupted
 from squall.inventory import Partition, SiteInventory
 from squall.jobs import TAG_VALUE
 from squall.runtime import runtime_sha256, runtime_version
@@ -40,8 +39,16 @@ from squall.store import Store
 from squall.results import writing_results
 from squall.templating import templates
 from squall.transfer import cached_sha256, sha256_file
+from squall.workarea import (
+    KILL_GRACE,
+    META_FILES,
+    TaskStatus,
+    collect_outputs,
+    input_list,
+    task_document,
+    task_folder,
+)
 
-KILL_GRACE = 5.0
 LEASE_ALLOWANCE = 600  # seconds past the expected end written into owner tags (staging, queueing)
 SLURM_MARGIN = 30  # Slurm's limit is the walltime plus this: the runtime times out first
 SLURM_ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
@@ -161,7 +168,7 @@ class HpcSite(Site):
         job_dir = self.job_dir(plan.job_id)
         items = [(task.index, item) for task in plan.tasks for item in task.inputs]
         digests = cached_sha256(self.store, [item.path for _, item in items])
-        manifest = [{"path": f"task-{i}/in/{item.rel}", "size": item.size, "sha256": digests[item.path]}
+        manifest = [{"path": f"{task_folder(i)}/in/{item.rel}", "size": item.size, "sha256": digests[item.path]}
                     for i, item in items]
         sources = {entry["path"]: item.path for entry, (_, item) in zip(manifest, items)}
         files = {"job.sh": (self.batch_script(plan).encode(), 0o700)}
@@ -221,29 +228,18 @@ class HpcSite(Site):
 
     def _task_files(self, plan: JobPlan, index: int, inputs: list[str]) -> dict[str, tuple[bytes, int]]:
         """``task-<i>/`` files other than inputs: task.json, inputs.txt, the script."""
-        folder = f"{self.job_dir(plan.job_id)}/task-{index}"
-        spec = plan.spec
+        name = task_folder(index)
         files: dict[str, tuple[bytes, int]] = {}
         if plan.script is not None:
-            content = plan.script.read_bytes()
-            files[f"task-{index}/script/{plan.script.name}"] = (content, 0o700)
-            target = f"{folder}/script/{plan.script.name}"
-            command = [target] if content[:2] == b"#!" else ["/bin/sh", target]
-        elif isinstance(spec.command, str):
-            command = ["/bin/sh", "-c", spec.command]
-        else:
-            command = list(spec.command or [])
+            files[f"{name}/script/{plan.script.name}"] = (plan.script.read_bytes(), 0o700)
+        spec = plan.spec
         allowed = self.site_inventory.vars.squall_container_runtimes
         container = None
         if spec.image:
             container = {"runtime": allowed[0] if spec.runtime == "auto" else spec.runtime, "image": spec.image}
-        task = {
-            "job_id": plan.job_id, "index": index, "count": len(plan.tasks), "command": command,
-            "walltime": plan.walltime, "kill_grace": KILL_GRACE, "outputs": spec.outputs,
-            "isolate_network": True, "heartbeat": 5, "container": container,
-        }
-        files[f"task-{index}/inputs.txt"] = ("".join(f"in/{rel}\n" for rel in inputs).encode(), 0o600)
-        files[f"task-{index}/task.json"] = (json.dumps(task, indent=1).encode(), 0o600)
+        task = task_document(plan, index, f"{self.job_dir(plan.job_id)}/{name}", container=container, heartbeat=5)
+        files[f"{name}/inputs.txt"] = (input_list(inputs), 0o600)
+        files[f"{name}/task.json"] = (json.dumps(task, indent=1).encode(), 0o600)
         return files
 
     def batch_script(self, plan: JobPlan) -> str:
@@ -278,7 +274,7 @@ class HpcSite(Site):
             if job is None:  # every job polled was launched: its folder existed
                 vanished = (f"the job folder {self.job_dir(plan.job_id)} vanished at site {self.name!r} "
                             "(removed by someone else, e.g. another store's gc); its outputs are lost")
-                result[plan.job_id] = [TaskState(t.index, "failed", error=vanished, job_error=vanished)
+                result[plan.job_id] = [TaskState(t.index, TaskStatus.FAILED, error=vanished, job_error=vanished)
                                        for t in plan.tasks]
                 continue
             records = slurm.get(f"squall-{plan.job_id}", {})
@@ -294,41 +290,24 @@ class HpcSite(Site):
 
     def collect(self, plan: JobPlan, indexes: list[int], reporter: Reporter) -> list[CollectedTask]:
         """Each task's status, manifest and logs in one remote call; then its outputs, verified."""
-        names = ("status.json", "manifest.json", "stdout.log", "stderr.log")
         found = self._agent("read", self.job_dir(plan.job_id),
-                            stdin=json.dumps([f"task-{i}/{n}" for i in indexes for n in names]).encode())
+                            stdin=json.dumps([f"{task_folder(i)}/{n}" for i in indexes for n in META_FILES]).encode())
+        collected = []
         for index in indexes:
-            meta = plan.results_dir / "meta" / f"task-{index}"
+            meta = plan.results_dir / "meta" / task_folder(index)
             with writing_results(meta):
                 meta.mkdir(parents=True, exist_ok=True)
-                for name in names:
-                    data = found.get(f"task-{index}/{name}")
+                for name in META_FILES:
+                    data = found.get(f"{task_folder(index)}/{name}")
                     if data is not None:
                         (meta / name).write_bytes(base64.b64decode(data))
-        return [self._collect_task(plan, index) for index in indexes]
+            out = f"{self.job_dir(plan.job_id)}/{task_folder(index)}/out"
 
-    def _collect_task(self, plan: JobPlan, index: int) -> CollectedTask:
-        folder = f"{self.job_dir(plan.job_id)}/task-{index}"
-        meta = plan.results_dir / "meta" / f"task-{index}"
-        target = plan.results_dir / f"task-{index}"
-        with writing_results(target):
-            target.mkdir(parents=True, exist_ok=True)
-        if not (meta / "manifest.json").exists():
-            return CollectedTask(index, 0, 0, error="no output manifest")
-        files = size = 0
-        for entry in json.loads((meta / "manifest.json").read_text())["files"]:
-            rel = entry["path"]
-            destination = (target / rel).resolve()
-            if target.resolve() not in destination.parents:
-                return CollectedTask(index, files, size, error=f"output {rel!r} escapes its folder")
-            try:
-                with uninterrupted():  # a signal waits for the file: never a broken SFTP session
-                    self._download(f"{folder}/out/{rel}", destination, entry)
-            except (FileNotFoundError, ValueError) as exc:
-                return CollectedTask(index, files, size, error=f"output {rel!r}: {exc}")
-            files += 1
-            size += entry["size"]
-        return CollectedTask(index, files, size)
+            def download(rel: str, destination: Path, entry: dict, out: str = out) -> None:
+                self._download(f"{out}/{rel}", destination, entry)
+
+            collected.append(collect_outputs(index, meta, plan.results_dir / task_folder(index), download))
+        return collected
 
     def _download(self, source: str, destination: Path, entry: dict) -> None:
         """Fetch one file, resuming a partial copy; verify its size and sha256 against the manifest ``entry``.
@@ -410,7 +389,7 @@ class HpcSite(Site):
             self._remove_dir(resource.resource)
 
     def read_log(self, plan: JobPlan, index: int, stream: str, offset: int) -> bytes | None:
-        path = f"{self.job_dir(plan.job_id)}/task-{index}/{stream}.log"
+        path = f"{self.job_dir(plan.job_id)}/{task_folder(index)}/{stream}.log"
 
         def attempt() -> bytes | None:
             sftp = self.ssh.sftp()
@@ -483,16 +462,19 @@ def _task_state(index: int, status: dict | None, record: dict | None, lost: bool
         state = TaskState(index, status["state"], status.get("exit_code"), status.get("wall_time"),
                           status.get("max_rss_kb"), status.get("network_isolated"), status.get("error"))
         if not state.final and slurm_state in SLURM_ENDED:
-            state.state = {"TIMEOUT": "timeout", "CANCELLED": "cancelled"}.get(slurm_state, "failed")
+            state.state = _slurm_final(slurm_state)
             state.error = f"Slurm ended the task: {slurm_state}"
         return state
     if slurm_state in SLURM_ENDED:
-        final = {"TIMEOUT": "timeout", "CANCELLED": "cancelled"}.get(slurm_state, "failed")
-        return TaskState(index, final, error=f"Slurm: {slurm_state} ({record.get('Reason')}) before the runtime ran")
+        return TaskState(index, _slurm_final(slurm_state), error=f"Slurm: {slurm_state} ({record.get('Reason')}) before the runtime ran")
     if slurm_state in ("PENDING", "CONFIGURING", "REQUEUED"):
-        return TaskState(index, "queued")
+        return TaskState(index, TaskStatus.QUEUED)
     if slurm_state:
-        return TaskState(index, "running")
+        return TaskState(index, TaskStatus.RUNNING)
     if lost:
-        return TaskState(index, "failed", error="neither Slurm nor the runtime knows this task any more")
-    return TaskState(index, "pending")
+        return TaskState(index, TaskStatus.FAILED, error="neither Slurm nor the runtime knows this task any more")
+    return TaskState(index, TaskStatus.PENDING)
+
+
+def _slurm_final(slurm_state: str) -> TaskStatus:
+    return {"TIMEOUT": TaskStatus.TIMEOUT, "CANCELLED": TaskStatus.CANCELLED}.get(slurm_state, TaskStatus.FAILED)

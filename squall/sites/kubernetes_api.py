@@ -13,6 +13,7 @@ from typing import Protocol
 
 from squall.errors import MissingDependency, SiteUnreachable
 from squall.sites.base import TaskState
+from squall.workarea import TaskStatus
 
 
 @dataclass(frozen=True)
@@ -46,14 +47,14 @@ def task_states(status: IndexedJobStatus, tasks: int) -> list[TaskState]:
     states = []
     for index in range(tasks):
         if index in status.completed:
-            states.append(TaskState(index, "succeeded", exit_code=0, network_isolated=True))
+            states.append(TaskState(index, TaskStatus.SUCCEEDED, exit_code=0, network_isolated=True))
         elif index in status.failed:
-            states.append(TaskState(index, "failed", network_isolated=True))
+            states.append(TaskState(index, TaskStatus.FAILED, network_isolated=True))
         elif status.deadline_exceeded or not status.exists:
-            states.append(TaskState(index, "timeout" if status.exists else "failed",
+            states.append(TaskState(index, TaskStatus.TIMEOUT if status.exists else TaskStatus.FAILED,
                                     error=None if status.exists else "the Kubernetes Job is gone"))
         else:
-            states.append(TaskState(index, "running" if status.active else "queued"))
+            states.append(TaskState(index, TaskStatus.RUNNING if status.active else TaskStatus.QUEUED))
     return states
 
 

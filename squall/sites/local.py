@@ -28,7 +28,6 @@ from squall.runtime import runtime_path
 from squall.runtime.squall_runtime import CONTAINER_RUNTIMES
 from squall.sites.base import (
     Capability,
-    FINAL_STATES,
     Claim,
     CollectedTask,
     JobPlan,
@@ -39,8 +38,17 @@ from squall.sites.base import (
 )
 from squall.store import Store
 from squall.transfer import copy_with_digest, identity, sha256_file
+from squall.workarea import (
+    FINAL,
+    KILL_GRACE,
+    META_FILES,
+    TaskStatus,
+    collect_outputs,
+    input_list,
+    task_document,
+    task_folder,
+)
 
-KILL_GRACE = 5.0
 STAGE_RECORD = "staged.json"
 LAUNCH_RECORD = "launch.json"
 # The runtime process gets these from the controller's environment, nothing else.
@@ -93,7 +101,7 @@ class LocalSite(Site):
         return self.root / job_id
 
     def task_dir(self, plan: JobPlan, index: int) -> Path:
-        return self.area(plan.job_id) / f"task-{index}"
+        return self.area(plan.job_id) / task_folder(index)
 
     def up(self, plan: JobPlan, claim: Claim) -> None:
         area = self.area(plan.job_id)
@@ -142,32 +150,18 @@ class LocalSite(Site):
 
     def _write_task(self, plan: JobPlan, index: int, inputs: list[str]) -> None:
         folder = self.task_dir(plan, index)
-        (folder / "inputs.txt").write_text("".join(f"in/{rel}\n" for rel in inputs))
-        spec = plan.spec
+        (folder / "inputs.txt").write_bytes(input_list(inputs))
         if plan.script is not None:
             target = folder / "script" / plan.script.name
             target.parent.mkdir(exist_ok=True)
             shutil.copyfile(plan.script, target)
             target.chmod(0o700)
-            has_shebang = target.read_bytes()[:2] == b"#!"
-            command = [str(target)] if has_shebang else ["/bin/sh", str(target)]
-        elif isinstance(spec.command, str):
-            command = ["/bin/sh", "-c", spec.command]
-        else:
-            command = list(spec.command or [])
-        task = {
-            "job_id": plan.job_id,
-            "index": index,
-            "count": len(plan.tasks),
-            "command": command,
-            "walltime": plan.walltime,
-            "kill_grace": KILL_GRACE,
-            "outputs": spec.outputs,
-            "isolate_network": True,
-            "heartbeat": 2,
-            "container": {"runtime": spec.runtime, "image": spec.image} if spec.image else None,
-            "slots": {"dir": str(self.area(plan.job_id) / "slots"), "count": self.slots(plan)},
-        }
+        spec = plan.spec
+        task = task_document(
+            plan, index, str(folder), heartbeat=2,
+            container={"runtime": spec.runtime, "image": spec.image} if spec.image else None,
+            slots={"dir": str(self.area(plan.job_id) / "slots"), "count": self.slots(plan)},
+        )
         _write_json(folder / "task.json", task)
 
     def launch(self, plan: JobPlan) -> dict:
@@ -201,10 +195,10 @@ class LocalSite(Site):
         launch = _read_json(folder / LAUNCH_RECORD)
         if status is None:
             if launch is None:
-                return TaskState(index, "pending")
+                return TaskState(index, TaskStatus.PENDING)
             if self._runtime_alive(launch["pid"], folder):
-                return TaskState(index, "queued")
-            return TaskState(index, "failed", error="runtime exited before writing its status")
+                return TaskState(index, TaskStatus.QUEUED)
+            return TaskState(index, TaskStatus.FAILED, error="runtime exited before writing its status")
         state = TaskState(
             index=index,
             state=status["state"],
@@ -215,7 +209,7 @@ class LocalSite(Site):
             error=status.get("error"),
         )
         if not state.final and not self._runtime_alive(status["pid"], folder):
-            state.state, state.error = "failed", "runtime process lost"
+            state.state, state.error = TaskStatus.FAILED, "runtime process lost"
         return state
 
     def wait(self, plans: list[JobPlan], timeout: float) -> None:
@@ -248,29 +242,17 @@ class LocalSite(Site):
 
     def _collect_task(self, plan: JobPlan, index: int) -> CollectedTask:
         folder = self.task_dir(plan, index)
-        target = plan.results_dir / f"task-{index}"
-        meta = plan.results_dir / "meta" / f"task-{index}"
+        meta = plan.results_dir / "meta" / task_folder(index)
         with writing_results(meta):
             meta.mkdir(parents=True, exist_ok=True)
-            target.mkdir(parents=True, exist_ok=True)
-            for name in ("status.json", "manifest.json", "stdout.log", "stderr.log"):
+            for name in META_FILES:
                 if (folder / name).exists():
                     shutil.copyfile(folder / name, meta / name)
-        manifest = _read_json(meta / "manifest.json")
-        if manifest is None:
-            return CollectedTask(index, 0, 0, error="no output manifest")
-        files = size = 0
-        for entry in manifest["files"]:
-            rel = entry["path"]
-            try:
-                destination = _inside(target, rel)
-                with uninterrupted():
-                    _collect_file(_inside(folder / "out", rel), destination, entry)
-            except (InvalidInput, ValueError, OSError) as exc:
-                return CollectedTask(index, files, size, error=f"output {rel!r}: {exc}")
-            files += 1
-            size += entry["size"]
-        return CollectedTask(index, files, size)
+
+        def move(rel: str, destination: Path, entry: dict) -> None:
+            _collect_file(_inside(folder / "out", rel), destination, entry)
+
+        return collect_outputs(index, meta, plan.results_dir / task_folder(index), move)
 
     def down(self, plan: JobPlan) -> None:
         self._remove_area(self.area(plan.job_id))
@@ -324,7 +306,7 @@ class LocalSite(Site):
             except ProcessLookupError:
                 pass
         status = _read_json(folder / "status.json")
-        if payload_too and status and status.get("pgid") and status["state"] not in FINAL_STATES:
+        if payload_too and status and status.get("pgid") and status["state"] not in FINAL:
             try:
                 os.killpg(status["pgid"], signum)
             except (ProcessLookupError, PermissionError):

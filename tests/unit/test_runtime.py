@@ -16,6 +16,7 @@ import pytest
 
 from squall.runtime import runtime_path, runtime_version
 from squall.runtime.squall_runtime import build_manifest, can_isolate_network, container_argv, glob_regex
+from squall.workarea import TASK_FORMAT
 
 from tests.conftest import pid_alive
 
@@ -23,7 +24,7 @@ from tests.conftest import pid_alive
 def make_task(tmp_path: Path, command: list[str], **extra) -> Path:
     task = tmp_path / "task-0"
     (task / "out").mkdir(parents=True)
-    spec = {"job_id": "j", "index": 0, "count": 1, "command": command, "walltime": 30,
+    spec = {"format": TASK_FORMAT, "job_id": "j", "index": 0, "count": 1, "command": command, "walltime": 30,
             "kill_grace": 1, "outputs": ["**"], "heartbeat": 0.2, **extra}
     (task / "task.json").write_text(json.dumps(spec))
     return task
@@ -32,6 +33,32 @@ def make_task(tmp_path: Path, command: list[str], **extra) -> Path:
 def run_runtime(task: Path, env: dict | None = None, timeout: float = 60) -> dict:
     subprocess.run([sys.executable, str(runtime_path()), "run", str(task)], env=env, timeout=timeout, check=False)
     return json.loads((task / "status.json").read_text())
+
+
+def test_the_runtime_reads_the_task_format_the_controller_writes():
+    from squall.runtime import squall_runtime
+
+    assert squall_runtime.TASK_FORMAT == TASK_FORMAT
+    health = Path(__file__).resolve().parents[2] / "roles" / "squall_health" / "tasks" / "main.yml"
+    assert f"format: {TASK_FORMAT}  #" in health.read_text()  # the health job's task.json too
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "task.json has format 99"), ("[1, 2]", "not a mapping"), ("{not json", "cannot read"),
+])
+def test_a_task_of_another_format_or_no_task_at_all_is_a_clear_error(tmp_path, content, message):
+    task = make_task(tmp_path, ["/bin/sh", "-c", "touch out/ran"], format=99)
+    if content is not None:
+        (task / "task.json").write_text(content)
+    proc = subprocess.run([sys.executable, str(runtime_path()), "run", str(task)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert not (task / "out" / "ran").exists()
+    if content is None:
+        status = json.loads((task / "status.json").read_text())
+        assert status["state"] == "failed" and message in status["error"] and "squall site enrol" in status["error"]
+    else:
+        assert message in proc.stderr
 
 
 def test_success_records_metrics_and_a_checksummed_manifest(tmp_path):
@@ -143,7 +170,7 @@ def test_container_command_keeps_the_task_folder_and_no_network(runtime):
 def test_runtime_is_stdlib_only_and_versioned():
     source = runtime_path().read_text()
     assert "import squall" not in source and "from squall" not in source
-    assert runtime_version() == "0.3.0"
+    assert runtime_version() == "0.4.0"
     out = subprocess.run([sys.executable, "-I", "-S", str(runtime_path()), "version"], capture_output=True, text=True)
     assert out.stdout.strip() == runtime_version()
 

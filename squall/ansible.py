@@ -9,6 +9,7 @@ removed. Private keys are referenced by path, never copied.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from squall.errors import MissingDependency, SiteUnreachable, SquallError
+from squall.hops import Hop
 from squall.project import project_dir
 
 CONNECT_TIMEOUT = 10  # seconds for SSH to connect, so an unreachable site fails fast
@@ -68,6 +70,7 @@ def run_roles(
     extravars: dict | None = None,
     on_task: EventSink | None = None,
     timeout: int = 1800,
+    jump: Hop | None = None,
 ) -> PlaybookResult:
     """Apply ``roles`` to the ``login`` host of the inventories; raise on failure."""
     try:
@@ -100,7 +103,7 @@ def run_roles(
             inventory=[str(p) for p in inventories],
             roles_path=str(project_dir() / "roles"),
             extravars=extravars or {},
-            envvars=_environment(private, control, known_hosts, bin_dir),
+            envvars=_environment(private, control, known_hosts, bin_dir, jump),
             event_handler=handle,
             quiet=True,
             timeout=timeout,
@@ -119,12 +122,16 @@ def run_roles(
     return result
 
 
-def _environment(private: Path, control: Path, known_hosts: Path, bin_dir: Path) -> dict:
+def _environment(private: Path, control: Path, known_hosts: Path, bin_dir: Path, jump: Hop | None = None) -> dict:
+    checking = f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=accept-new -o BatchMode=yes"
     ssh_args = (
-        f"-o ControlMaster=auto -o ControlPersist=60s -o ControlPath={control}/%C "
-        f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=accept-new "
-        f"-o BatchMode=yes -o ConnectTimeout={CONNECT_TIMEOUT} -o IdentitiesOnly=yes"
+        f"-o ControlMaster=auto -o ControlPersist=60s -o ControlPath={control}/%C {checking} "
+        f"-o ConnectTimeout={CONNECT_TIMEOUT} -o IdentitiesOnly=yes"
     )
+    if jump is not None:  # the same hop as Squall's own SSH, its host key pinned in the same file
+        proxy = (f"ssh -i {shlex.quote(str(jump.key))} -p {jump.port} {checking} -o IdentitiesOnly=yes "
+                 f"-o ConnectTimeout={CONNECT_TIMEOUT} -W %h:%p {jump.user}@{jump.host}")
+        ssh_args += " -o " + shlex.quote(f"ProxyCommand={proxy}")
     return {
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
         "ANSIBLE_HOME": str(private / "home"),

@@ -94,9 +94,13 @@ def run_action(
     started = time.monotonic()
     try:
         check_private_key(inventory.key_path)
+        jump = inventory.vars.squall_jump_host
+        if jump is not None:
+            check_private_key(jump.hop.key, "squall_jump_host.private_key_file")
         extravars = _runtime_vars(runtime_file, rollback) if action == "enrol" else {}
         roles = ["squall_runtime", "squall_health"] if rollback else ACTIONS[action]
-        result = run_roles(roles, list(inventory.layers), home / "known_hosts", extravars, on_task)
+        result = run_roles(roles, list(inventory.layers), home / "known_hosts", extravars, on_task,
+                           jump=jump.hop if jump else None)
         _fill(report, result)
         report.status, report.exit_code = "ok", int(ExitCode.OK)
     except PlaybookFailed as exc:

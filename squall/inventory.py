@@ -19,6 +19,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from squall.errors import InvalidInput
+from squall.hops import Hop
 from squall.project import project_dir
 from squall.spec import parse_walltime
 from squall.validation import StrictModel, describe_errors
@@ -59,6 +60,19 @@ class Partition(StrictModel):
     price: Price
 
 
+class JumpHost(StrictModel):
+    """A bastion in front of the login node: Squall's SSH (and Ansible's) reaches the login node through it."""
+
+    host: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
+    port: int = Field(22, ge=1, le=65535)
+    user: str = Field(pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")
+    private_key_file: str = Field(min_length=1)
+
+    @property
+    def hop(self) -> Hop:
+        return Hop(self.host, self.port, self.user, Path(os.path.expanduser(self.private_key_file)))
+
+
 class SiteVars(BaseModel):
     """Squall's variables of one HPC site (``squall_*``); other keys are Ansible's.
 
@@ -81,6 +95,7 @@ class SiteVars(BaseModel):
     squall_min_free_inodes: int = Field(10000, ge=0)
     squall_network_probe: Annotated[str, AfterValidator(_probe)] = ""
     squall_remote_path: str = ""
+    squall_jump_host: JumpHost | None = None
 
     @model_validator(mode="after")
     def _org_stack_for_clouds(self) -> "SiteVars":

@@ -54,6 +54,7 @@ class Runner:
         self.home = home
         self.reporter = reporter or Reporter()
         self._sites: dict[str, Site] = {}
+        self._other_plans: dict[str, JobPlan] = {}
 
     def _site(self, name: str) -> Site:
         """One site object (and so one SSH connection) per site, from submit to the end of drive."""
@@ -246,11 +247,17 @@ class Runner:
             plans = {plan.job_id: plan}
             for job in self.store.active_jobs(site.name):
                 if job.id not in plans:
-                    plans[job.id] = plan_from_store(job, self.store.tasks(job.id), self.store.store_id)
+                    plans[job.id] = self._other_plan(job)
             states = site.poll(list(plans.values()))
             self.store.save_site_poll(site.name, time.time(), {j: [asdict(s) for s in v] for j, v in states.items()})
             self.store.record(None, "poll", "remote", site=site.name, jobs=len(plans))
             return states[plan.job_id]
+
+    def _other_plan(self, job: JobRow) -> JobPlan:
+        """Another controller's job, for the shared poll: its spec is validated once, not at every poll."""
+        if job.id not in self._other_plans:
+            self._other_plans[job.id] = plan_from_store(job, self.store.tasks(job.id), self.store.store_id)
+        return self._other_plans[job.id]
 
     def _monitor(self, plan: JobPlan, site: Site) -> None:
         cancel_sent = False

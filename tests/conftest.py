@@ -155,7 +155,10 @@ def mounts(tmp_path: Path):
         def tmpfs(self, name: str, size: str = "2m") -> Path:
             target = tmp_path / f"mnt-{name}"
             target.mkdir()
-            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(target)], check=True)
+            proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(target)],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                pytest.skip(f"this machine refuses mounts (needed for a full/read-only folder): {proc.stderr.strip()}")
             made.append(target)
             return target
 

@@ -49,7 +49,7 @@ from squall.workarea import (
     task_folder,
 )
 
-LEASE_ALLOWANCE = 600  # seconds past the expected end written into owner tags (staging, queueing)
+LEASE_ALLOWANCE = 600  # seconds past the expected end, for owner tags of a job without a lease yet
 SLURM_MARGIN = 30  # Slurm's limit is the walltime plus this: the runtime times out first
 SLURM_ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
                "BOOT_FAIL", "DEADLINE"}
@@ -70,8 +70,10 @@ class HpcSite(Site):
         self.site_inventory = inventory
         self.work_root = inventory.vars.squall_work_root.rstrip("/")
         login = inventory.login
+        jump = inventory.vars.squall_jump_host
         self.ssh = SshSession(login.ansible_host, login.ansible_port, login.ansible_user,
-                              inventory.key_path, home / "known_hosts", on_retry=self._note_retry)
+                              inventory.key_path, home / "known_hosts", on_retry=self._note_retry,
+                              jump=jump.hop if jump else None)
         self._home: str | None = None
 
     def _note_retry(self, what: str, error: Exception) -> None:
@@ -144,7 +146,14 @@ class HpcSite(Site):
         job_dir = self.job_dir(plan.job_id)
         claim("jobdir", job_dir)
         claim("slurm", f"squall-{plan.job_id}")  # the array launch will submit under this name
-        self._write_owner(plan, time.time() + self.max_duration(plan) + LEASE_ALLOWANCE, create=True)
+        self._write_owner(plan, self._expiry(plan), create=True)
+
+    def _expiry(self, plan: JobPlan) -> float:
+        """What owner tags at the site say: the job's lease expiry (what this store's gc goes by)."""
+        leases = self.store.leases(job_id=plan.job_id)
+        if leases:
+            return max(lease.expires_at for lease in leases)
+        return time.time() + self.max_duration(plan) + LEASE_ALLOWANCE
 
     def _write_owner(self, plan: JobPlan, expires: float, create: bool = False) -> None:
         """The job folder's owner marker (``owner.json``: the owner tags and expiry), in one remote call.
@@ -244,7 +253,7 @@ class HpcSite(Site):
 
     def batch_script(self, plan: JobPlan) -> str:
         res = plan.spec.resources
-        expires = int(time.time() + self.max_duration(plan) + LEASE_ALLOWANCE)
+        expires = int(self._expiry(plan))
         tags = plan.tags
         comment = (f"squall-job={plan.job_id},org={tags['squall:org']},project={tags['squall:project']},"
                    f"store={tags['squall:store']},expires={expires}")

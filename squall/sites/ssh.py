@@ -1,4 +1,4 @@
-"""One reused SSH connection to a site's login node, with retry and backoff.
+"""One reused SSH connection to a site's login node, with retry and backoff, optionally through a jump host.
 
 Every remote command is a list of words joined with ``shlex.quote``: no value
 ever reaches the remote shell unquoted. Files move over SFTP, which involves
@@ -6,6 +6,10 @@ no shell at all. Transient failures (a dropped connection, sshd restarting)
 are retried with exponential backoff on a fresh connection; an authentication
 failure is not retried. Every remote command Squall runs is idempotent (the
 agent's calls, scancel, rm), so running one again after a drop is safe.
+
+Through a jump host, one SSH connection to the jump host carries the login
+node's connection as a ``direct-tcpip`` channel; the host key of every hop is
+pinned in the same ``known_hosts``, and an error names the hop that failed.
 """
 
 from __future__ import annotations
@@ -17,18 +21,25 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from squall.errors import Interrupted, InvalidInput, SiteUnreachable, SquallError
+from squall.hops import Hop
 
 T = TypeVar("T")
 BACKOFF = (0.5, 1, 2, 4, 8, 8, 8)  # seconds between attempts: ~31 s in all
 CONNECT_TIMEOUT = 10
 
 
+class HopUnreachable(OSError):
+    """The jump host, or the way from it to the login node, failed (a transient error, retried)."""
+
+
 class SshSession:
     def __init__(self, host: str, port: int, user: str, key: Path, known_hosts: Path,
-                 on_retry: Callable[[str, Exception], None] | None = None):
+                 on_retry: Callable[[str, Exception], None] | None = None, jump: Hop | None = None):
         self.host, self.port, self.user, self.key = host, port, user, key
         self.known_hosts = known_hosts
         self.on_retry = on_retry
+        self.jump = jump
+        self._jump_client = None
         self._connection = None
         self._sftp = None
         self.commands = 0  # remote commands run, for tests and benchmarks
@@ -42,11 +53,12 @@ class SshSession:
         if self._connection is not None and self._connection.is_connected:
             return self._connection
         self.close()
-        connection = fabric.Connection(
-            self.host, user=self.user, port=self.port, connect_timeout=CONNECT_TIMEOUT,
-            connect_kwargs={"key_filename": str(self.key), "look_for_keys": False, "allow_agent": False,
-                            "transport_factory": _gcm_first_transport},
-        )
+        connect_kwargs = {"key_filename": str(self.key), "look_for_keys": False, "allow_agent": False,
+                          "transport_factory": _gcm_first_transport}
+        if self.jump is not None:
+            connect_kwargs["sock"] = self._through_jump(self.jump)
+        connection = fabric.Connection(self.host, user=self.user, port=self.port, connect_timeout=CONNECT_TIMEOUT,
+                                       connect_kwargs=connect_kwargs)
         client = connection.client
         self.known_hosts.touch(mode=0o600, exist_ok=True)
         client.load_host_keys(str(self.known_hosts))
@@ -56,14 +68,41 @@ class SshSession:
         self._connection = connection
         return connection
 
+    def _through_jump(self, hop: Hop):
+        """A ``direct-tcpip`` channel from the jump host to the login node, to carry its SSH connection."""
+        import paramiko
+
+        client = paramiko.SSHClient()
+        self._jump_client = client
+        self.known_hosts.touch(mode=0o600, exist_ok=True)
+        client.load_host_keys(str(self.known_hosts))
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        try:
+            client.connect(hop.host, port=hop.port, username=hop.user, key_filename=str(hop.key),
+                           look_for_keys=False, allow_agent=False, timeout=CONNECT_TIMEOUT,
+                           banner_timeout=CONNECT_TIMEOUT, auth_timeout=CONNECT_TIMEOUT)
+        except paramiko.AuthenticationException as exc:
+            raise SiteUnreachable(f"jump host {hop}: authentication failed: {exc}",
+                                  hint="check squall_jump_host's user and private_key_file") from None
+        except paramiko.BadHostKeyException as exc:
+            raise SiteUnreachable(f"jump host {hop}: host key changed: {exc}", hint=f"see {self.known_hosts}") from None
+        except (OSError, paramiko.SSHException) as exc:
+            raise HopUnreachable(f"jump host {hop} unreachable: {exc}") from None
+        client.save_host_keys(str(self.known_hosts))
+        try:
+            return client.get_transport().open_channel(  # type: ignore[union-attr]
+                "direct-tcpip", (self.host, self.port), ("127.0.0.1", 0), timeout=CONNECT_TIMEOUT)
+        except (OSError, paramiko.SSHException) as exc:
+            raise HopUnreachable(f"from jump host {hop}, {self.host}:{self.port} unreachable: {exc}") from None
+
     def close(self) -> None:
-        for thing in (self._sftp, self._connection):
+        for thing in (self._sftp, self._connection, self._jump_client):
             try:
                 if thing is not None:
                     thing.close()
             except Exception:  # noqa: BLE001 - closing a broken connection
                 pass
-        self._sftp, self._connection = None, None
+        self._sftp, self._connection, self._jump_client = None, None, None
 
     def transport(self):
         return self._connect().client.get_transport()
@@ -94,6 +133,8 @@ class SshSession:
                 if self.on_retry:
                     self.on_retry(what, exc)
                 time.sleep(delay)
+        if isinstance(last, HopUnreachable):
+            raise SiteUnreachable(f"{what}: {last}", hint="is the jump host up, and can it reach the login node?")
         raise SiteUnreachable(f"{what}: {self.user}@{self.host}:{self.port} unreachable: {last}",
                               hint="is the login node up and reachable over SSH?")
 
@@ -122,6 +163,8 @@ class SshSession:
 
     def check_key(self) -> None:
         check_private_key(self.key)
+        if self.jump is not None:
+            check_private_key(self.jump.key, "squall_jump_host.private_key_file")
 
     # commands -----------------------------------------------------------
 
@@ -160,13 +203,13 @@ class SshSession:
         return out
 
 
-def check_private_key(path: Path) -> None:
+def check_private_key(path: Path, field: str = "ansible_ssh_private_key_file") -> None:
     """A missing or unreadable private key is the inventory's fault: say so at once, not after retries."""
     try:
         with open(path, "rb") as handle:
             handle.read(1)
     except OSError as exc:
-        raise InvalidInput(f"ansible_ssh_private_key_file: {path}: {exc.strerror}",
+        raise InvalidInput(f"{field}: {path}: {exc.strerror}",
                            hint="point the site inventory at a readable private key") from None
 
 

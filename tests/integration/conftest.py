@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -62,3 +63,8 @@ def leftovers(remote, testbed) -> tuple[list[str], list[str]]:
     folders = remote(f"ls -A {testbed['work_root']}").stdout.split()
     jobs = remote("squeue -h -o '%j %T'").stdout.splitlines()
     return [f for f in folders if f.startswith("squall-")], [j for j in jobs if j.startswith("squall-")]
+
+
+def checksums(results: Path) -> dict[str, str]:
+    return {str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(results.glob("task-*/**/*")) if p.is_file()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import time
@@ -11,15 +10,10 @@ from pathlib import Path
 
 
 from tests.conftest import kill_quietly, run_then_kill_9
-from tests.integration.conftest import leftovers
+from tests.integration.conftest import checksums, leftovers
 
 REPO = Path(__file__).resolve().parents[2]
 TESTBED = REPO / "tests" / "testbed" / "testbed"
-
-
-def checksums(results: Path) -> dict[str, str]:
-    return {str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(results.glob("task-*/**/*")) if p.is_file()}
 
 
 def test_wind_stats_runs_as_one_array_with_the_local_checksums(hpc, wind_example, remote, testbed):

@@ -395,9 +395,9 @@ def gc_reconcile(root: Path) -> dict:
     """``squall gc`` over 10, 100 and 1,000 expired leases: each an expired job stack (destroyed through
     the engine double) and a local work-area lease whose folder is gone (released). Per-lease cost."""
     sys.path.insert(0, str(REPO))
-    from squall.gc import collect_garbage
+    from squall.gc.sites import collect_garbage
     from squall.infra import records
-    from squall.infra.stack_gc import collect_stacks
+    from squall.gc.stacks import collect_stacks
     from squall.store import Store
     from tests.infra.engine_double import RecordingEngine
 

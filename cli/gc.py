@@ -18,11 +18,11 @@ from squall.cli.context import App, backend_option, output_option, pass_app
 def gc_cmd(app: App, dry_run: bool, force: bool, include_foreign_expired: bool) -> None:
     """Remove what crashed jobs left behind: expired or orphaned work areas, expired job and environment
     stacks, and (with --force) cloud resources no stack owns."""
-    from squall.gc import collect_garbage
+    from squall.gc.sites import collect_garbage
 
     actions = collect_garbage(app.store, app.home, dry_run=dry_run, include_foreign_expired=include_foreign_expired)
     if _uses_stacks(app):
-        from squall.infra.stack_gc import collect_stacks, inventories_for
+        from squall.gc.stacks import collect_stacks, inventories_for
 
         actions += collect_stacks(app.store, app.engine, app.home, dry_run=dry_run, force=force,
                                   inventories=inventories_for(app.store, app.home),

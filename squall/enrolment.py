@@ -19,6 +19,7 @@ from squall.errors import ExitCode, InvalidInput, NotFound, SquallError
 from squall.inventory import SiteInventory, find_inventory, load_inventory
 from squall.project import project_dir
 from squall.runtime import runtime_path, runtime_sha256, runtime_version
+from squall.sites import check_site_name
 from squall.sites.ssh import check_private_key
 from squall.store import Store
 
@@ -72,8 +73,7 @@ def resolve_site(store: Store, name: str) -> SiteInventory:
 
 
 def add_site(store: Store, name: str, folder: Path) -> SiteInventory:
-    if name in ("local", "auto"):
-        raise InvalidInput(f"site name {name!r} is reserved")
+    check_site_name(name)
     inventory = load_inventory(name, folder)
     store.set_site(name, inventory.vars.squall_kind, {"inventory": str(inventory.folder)})
     return inventory

@@ -9,7 +9,7 @@ AWS credentials in the usual places.
 from __future__ import annotations
 
 from squall.errors import MissingDependency, Refused, SiteUnreachable
-from squall.infra.stack_gc import TaggedResource
+from squall.gc.stacks import TaggedResource
 
 
 class AwsTaggedInventory:

@@ -8,7 +8,7 @@ dynamic API.
 from __future__ import annotations
 
 from squall.errors import MissingDependency, SiteUnreachable
-from squall.infra.stack_gc import TaggedResource
+from squall.gc.stacks import TaggedResource
 from squall.programs.rules import Resource, owner_tags
 
 SELECTOR = "app.kubernetes.io/managed-by=squall"

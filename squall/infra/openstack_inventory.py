@@ -7,7 +7,7 @@ rest is reported for hand removal (they are shared by what is left). Needs opens
 from __future__ import annotations
 
 from squall.errors import MissingDependency, Refused, SiteUnreachable
-from squall.infra.stack_gc import TaggedResource
+from squall.gc.stacks import TaggedResource
 
 OWNED = "managed-by=squall"
 

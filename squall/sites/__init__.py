@@ -1,54 +1,109 @@
-"""Site kinds and how a site name becomes a ``Site`` object."""
+"""Site kinds, one registry of them, and how a site name becomes a ``Site`` object.
+
+Each kind registers how to open one of its sites from a registration (name,
+home, store, the site's stored config). A kind may bring a built-in site
+that needs no registration (``local``). Adding a kind means writing its
+module and one ``register`` line here — nothing else names the kinds.
+"""
 
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from squall.errors import InvalidInput, Refused, SquallError
 from squall.sites.base import Site
 from squall.store import Store
 
-BUILTIN = {"local": "local"}
-RUNNABLE_KINDS = {"local", "hpc", "cloud", "kubernetes"}  # kinds with a job lifecycle implemented
+AUTO = "auto"  # a spec's "let Squall choose"; for now it chooses the built-in local site
+
+Opener = Callable[[str, Path, Store, dict], Site]
+
+
+@dataclass(frozen=True)
+class SiteKind:
+    name: str
+    open: Opener
+    builtin_site: str | None = None  # a site of this kind that exists without registration
+
+
+KINDS: dict[str, SiteKind] = {}
+
+
+def register(kind: SiteKind) -> None:
+    KINDS[kind.name] = kind
+
+
+def _open_local(name: str, home: Path, store: Store, config: dict) -> Site:
+    from squall.sites.local import LocalSite
+
+    store.ensure_site(name, "local")
+    return LocalSite(name, home, store)
+
+
+def _open_hpc(name: str, home: Path, store: Store, config: dict) -> Site:
+    from squall.enrolment import resolve_site
+    from squall.sites.hpc import HpcSite
+
+    return HpcSite(name, home, store, resolve_site(store, name))
+
+
+def _open_cloud(name: str, home: Path, store: Store, config: dict) -> Site:
+    from squall.enrolment import resolve_site
+    from squall.infra.driver import engine_for
+    from squall.sites.cloud import CloudSite
+
+    return CloudSite(name, home, store, resolve_site(store, name), engine_for(home))
+
+
+def _open_kubernetes(name: str, home: Path, store: Store, config: dict) -> Site:
+    from squall.infra.driver import StackName, engine_for
+    from squall.sites.kubernetes import KubernetesSite
+    from squall.sites.kubernetes_api import ClusterJobApi
+
+    return KubernetesSite(name, home, store, StackName.parse(config["org_stack"]), engine_for(home),
+                          ClusterJobApi(config.get("context")))
+
+
+register(SiteKind("local", _open_local, builtin_site="local"))
+register(SiteKind("hpc", _open_hpc))
+register(SiteKind("cloud", _open_cloud))
+register(SiteKind("kubernetes", _open_kubernetes))
+
+
+def builtin_sites() -> dict[str, str]:
+    """Built-in site name -> its kind."""
+    return {kind.builtin_site: kind.name for kind in KINDS.values() if kind.builtin_site}
+
+
+def check_site_name(name: str) -> None:
+    """A name a user may register: not a built-in site's, not ``auto``."""
+    if name == AUTO or name in builtin_sites():
+        raise InvalidInput(f"site name {name!r} is reserved")
 
 
 def open_site(name: str, home: Path, store: Store) -> Site:
-    """The site called ``name``; ``auto`` picks the built-in local site for now."""
-    if name == "auto":
+    """The site called ``name``."""
+    if name == AUTO:
         name = "local"
-    registered = {n: k for n, k, _ in store.sites()}
-    kind = BUILTIN.get(name) or registered.get(name) or _discovered_kind(store, name)
-    if kind == "kubernetes":
-        from squall.infra.driver import StackName, engine_for
-        from squall.sites.kubernetes import KubernetesSite
-        from squall.sites.kubernetes_api import ClusterJobApi
-
-        config = {n: c for n, _, c in store.sites()}[name]
-        return KubernetesSite(name, home, store, StackName.parse(config["org_stack"]), engine_for(home),
-                              ClusterJobApi(config.get("context")))
-    if kind == "local":
-        from squall.sites.local import LocalSite
-
-        store.ensure_site(name, "local")
-        return LocalSite(name, home, store)
-    if kind == "hpc":
-        from squall.enrolment import resolve_site
-        from squall.sites.hpc import HpcSite
-
-        return HpcSite(name, home, store, resolve_site(store, name))
-    if kind == "cloud":
-        from squall.enrolment import resolve_site
-        from squall.infra.driver import engine_for
-        from squall.sites.cloud import CloudSite
-
-        return CloudSite(name, home, store, resolve_site(store, name), engine_for(home))
-    if kind is not None:
+    registered = {n: (k, c) for n, k, c in store.sites()}
+    builtin = builtin_sites()
+    if name in builtin:
+        kind, config = builtin[name], {}
+    elif name in registered:
+        kind, config = registered[name]
+    else:
+        kind, config = _discovered_kind(store, name), {}
+    if kind is None:
+        known = sorted(set(builtin) | set(registered))
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known sites: {', '.join(known)}"
+        raise InvalidInput(f"site: {name!r} is not a known site", hint=hint)
+    if kind not in KINDS:
         raise Refused(f"site: {name!r} is a {kind} site; this version cannot run jobs there")
-    known = sorted(set(BUILTIN) | set(registered))
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"did you mean {close[0]!r}?" if close else f"known sites: {', '.join(known)}"
-    raise InvalidInput(f"site: {name!r} is not a known site", hint=hint)
+    return KINDS[kind].open(name, home, store, config)
 
 
 def _discovered_kind(store: Store, name: str) -> str | None:
@@ -68,10 +123,10 @@ def open_sites(home: Path, store: Store) -> tuple[list[Site], list[tuple[str, st
     One broken registration (an inventory folder deleted or made invalid)
     must not stop the collection at every other site.
     """
-    kinds = {**BUILTIN, **{n: k for n, k, _ in store.sites()}}
+    kinds = {**builtin_sites(), **{n: k for n, k, _ in store.sites()}}
     sites, broken = [], []
     for name, kind in sorted(kinds.items()):
-        if kind not in RUNNABLE_KINDS:
+        if kind not in KINDS:
             continue
         try:
             sites.append(open_site(name, home, store))

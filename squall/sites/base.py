@@ -103,7 +103,7 @@ class Reporter:
 
 
 class Site(ABC):
-    """One place jobs run. Implementations: ``local`` now; ``hpc`` and clouds later."""
+    """One place jobs run: the kinds are registered in ``squall.sites`` (local, hpc, cloud, kubernetes)."""
 
     kind: str
     capabilities: frozenset[Capability] = frozenset()
@@ -161,7 +161,8 @@ class Site(ABC):
         self.down(plan)
 
     @abstractmethod
-    def inventory(self) -> list[LiveResource]: ...
+    def live_resources(self) -> list[LiveResource]:
+        """What Squall holds at this site right now (job folders, scheduler jobs, stacks), with owner tags."""
 
     @abstractmethod
     def remove(self, resource: LiveResource) -> None:

@@ -61,11 +61,11 @@ class CloudSite(HpcSite):
         finally:
             self.job_stacks.destroy(self.job_stacks.name(self.org_stack, plan.job_id), plan.job_id)
 
-    def inventory(self) -> list[LiveResource]:
+    def live_resources(self) -> list[LiveResource]:
         """The head node's job folders and Slurm jobs, and the job stacks the store knows to be alive."""
         stacks = [LiveResource(self.name, "stack", r.name, r.job_id, store_id=self.store.store_id)
                   for r in records.stacks(self.store, "job") if r.org == self.org_stack.org and r.state != "destroyed"]
-        return super().inventory() + stacks
+        return super().live_resources() + stacks
 
     def remove(self, resource: LiveResource) -> None:
         if resource.kind == "stack":

@@ -375,7 +375,7 @@ class HpcSite(Site):
 
     # garbage collection and logs ----------------------------------------------
 
-    def inventory(self) -> list[LiveResource]:
+    def live_resources(self) -> list[LiveResource]:
         """Squall's job folders and Slurm jobs on the account, with the owner tags each carries."""
         found = self._agent("inventory", self.work_root)
         live = []

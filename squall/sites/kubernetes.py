@@ -112,7 +112,7 @@ class KubernetesSite(Site):
     def down(self, plan: JobPlan) -> None:
         self.job_stacks.destroy(self.job_stacks.name(self.org_stack, plan.job_id), plan.job_id)
 
-    def inventory(self) -> list[LiveResource]:
+    def live_resources(self) -> list[LiveResource]:
         return [LiveResource(self.name, "stack", r.name, r.job_id, store_id=self.store.store_id)
                 for r in records.stacks(self.store, "job") if r.org == self.org_stack.org and r.state != "destroyed"]
 
@@ -128,9 +128,9 @@ def add_kubernetes_site(store: Store, name: str, org_stack: str, context: str | 
     """Register a Kubernetes site: which organisation stack's namespace it runs in, which kubeconfig context."""
     from squall.errors import InvalidInput
     from squall.programs.stack_files import load_stack
+    from squall.sites import check_site_name
 
-    if name in ("local", "auto"):
-        raise InvalidInput(f"site name {name!r} is reserved")
+    check_site_name(name)
     stack = StackName.parse(org_stack)
     cloud = load_stack(str(stack)).org.cloud
     if cloud != "kubernetes":

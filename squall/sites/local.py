@@ -314,7 +314,7 @@ class LocalSite(Site):
 
     # garbage collection and logs --------------------------------------------
 
-    def inventory(self) -> list[LiveResource]:
+    def live_resources(self) -> list[LiveResource]:
         if not self.root.is_dir():
             return []
         return [  # the work root is inside this store's home: everything in it is this store's

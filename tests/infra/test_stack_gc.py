@@ -9,7 +9,7 @@ from botocore.stub import Stubber
 from squall.errors import SquallError
 from squall.infra import records
 from squall.infra.aws_inventory import AwsTaggedInventory
-from squall.infra.stack_gc import TaggedResource, collect_stacks
+from squall.gc.stacks import TaggedResource, collect_stacks
 from squall.locks import ControllerLock
 
 NOW = 1_800_000_000.0
@@ -189,7 +189,7 @@ def test_openstack_inventory_reads_metadata_and_tags_and_removes_servers_only():
 
 
 def test_inventories_follow_the_stacks_and_sites_squall_knows(store, tmp_path):
-    from squall.infra.stack_gc import inventories_for
+    from squall.gc.stacks import inventories_for
     from squall.sites.kubernetes import add_kubernetes_site
 
     records.save_stack(store, "acme.org.main", "acme", "org", "up")

@@ -1,4 +1,4 @@
-"""The garbage collector: compare the store's leases with what really exists.
+"""Garbage collection at sites: compare the store's leases with what really exists there.
 
 A resource is removed when its lease has expired, or when no lease names it
 and its owner tags say it is this store's. A resource of another store (two
@@ -17,10 +17,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from squall.errors import SquallError
+from squall.gc.actions import GcAction
 from squall.jobs import close_job
 from squall.locks import controller_alive
 from squall.sites import open_sites
@@ -34,19 +34,6 @@ NEVER_STARTED_AFTER = 60.0  # seconds a job may sit in its plan phase without a 
 def site_timeout() -> float:
     """Seconds gc waits for one site's listing (``$SQUALL_GC_SITE_TIMEOUT``)."""
     return float(os.environ.get("SQUALL_GC_SITE_TIMEOUT", DEFAULT_SITE_TIMEOUT))
-
-
-@dataclass(frozen=True)
-class GcAction:
-    site: str
-    kind: str
-    resource: str
-    job_id: str | None
-    action: str  # remove, keep, release, foreign (another store's: reported), or error (the site could not be listed)
-    reason: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 Planned = tuple[GcAction, Site | None, LiveResource | None, Lease | None]
@@ -109,7 +96,7 @@ def _list_in_parallel(sites: list[Site], timeout: float) -> list[list[LiveResour
 
     def list_one(index: int, site: Site) -> None:
         try:
-            results[index] = site.inventory()
+            results[index] = site.live_resources()
         except SquallError as exc:
             results[index] = exc.message
         except Exception as exc:  # noqa: BLE001 - one site's failure must not stop the others

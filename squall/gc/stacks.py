@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from squall.errors import InvalidInput, SquallError
-from squall.gc import GcAction
+from squall.gc.actions import GcAction
 from squall.infra import records
 from squall.infra.driver import Engine, StackName
 from squall.locks import controller_alive

@@ -1,0 +1,20 @@
+"""What a garbage collection did, or would do, to one thing: the record every collector returns."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class GcAction:
+    site: str
+    kind: str
+    resource: str
+    job_id: str | None
+    # remove, keep, release (lease of a resource already gone), foreign (another store's: reported), orphan
+    # (a cloud leftover: reported unless --force), close (a job that never started), error (not listed)
+    action: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,52 @@
+"""The one registry of site kinds: a new kind is its module plus one registration, nothing else."""
+
+from __future__ import annotations
+
+import pytest
+
+from squall import sites
+from squall.errors import InvalidInput, Refused
+from squall.sites import SiteKind, check_site_name, open_site, open_sites
+from squall.sites.local import LocalSite
+from squall.store import Store
+
+
+class _Opened(LocalSite):
+    kind = "lab-test"
+
+
+@pytest.fixture
+def store(tmp_path):
+    opened = Store(tmp_path / "home")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def extra_kind():
+    sites.register(SiteKind("lab-test", lambda name, home, store, config: _Opened(name, home, store)))
+    yield
+    del sites.KINDS["lab-test"]
+
+
+def test_a_registered_kind_is_opened_and_collected_without_any_other_change(store, tmp_path, extra_kind):
+    store.set_site("bench-1", "lab-test", {})
+    site = open_site("bench-1", tmp_path / "home", store)
+    assert isinstance(site, _Opened) and site.name == "bench-1"
+    opened, broken = open_sites(tmp_path / "home", store)
+    assert sorted(s.name for s in opened) == ["bench-1", "local"] and broken == []
+
+
+def test_built_in_sites_and_auto_are_reserved_names():
+    assert sites.builtin_sites() == {"local": "local"}
+    for name in ("local", "auto"):
+        with pytest.raises(InvalidInput, match="reserved"):
+            check_site_name(name)
+    check_site_name("my-cluster")
+
+
+def test_a_kind_this_version_cannot_run_is_refused_by_name(store, tmp_path):
+    store.set_site("old", "pbs", {})
+    with pytest.raises(Refused, match="a pbs site"):
+        open_site("old", tmp_path / "home", store)
+    assert [s.name for s in open_sites(tmp_path / "home", store)[0]] == ["local"]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from squall.errors import InvalidInput
+from squall.locks import controller_alive
 from squall.results import write_report
 from squall.sites.base import JobPlan, TaskPlan
 from squall.spec import InputFile, ResolvedSpec, validate_spec
@@ -117,6 +118,20 @@ def close_job(store: Store, job_id: str, error: str | None, cancelled: bool) -> 
     if results_dir.is_dir() and not write_report(results_dir, JobResult.load(store, job_id).to_dict()):
         store.record(job_id, "done", "report-not-written", path=str(results_dir / "job.json"))
     return status
+
+
+ORPHANED = "orphaned"  # shown, never stored: a job in progress whose controller process is gone
+
+
+def shown_status(job: JobRow, home: Path) -> str:
+    """The status to show: ``orphaned`` for a job past its plan, unfinished, with no live controller.
+
+    The store keeps ``running`` (the job is resumable as it is); a user sees
+    that nothing drives it and that ``squall job attach`` would.
+    """
+    if job.status in ("pending", "running") and job.phase != "plan" and not controller_alive(home, job.id):
+        return ORPHANED
+    return job.status
 
 
 @dataclass(frozen=True)

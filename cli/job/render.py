@@ -10,7 +10,12 @@ from squall.errors import ExitCode, NotFound
 
 def show_result(app: App, result, journal: list | None = None) -> int:
     """Print a ``JobResult``; return the exit code its status means."""
+    from squall.jobs import ORPHANED, shown_status
+
     data = result.to_dict()
+    data["status"] = shown_status(result.job, app.home)
+    if data["status"] == ORPHANED:
+        data["hint"] = f"no controller drives this job: 'squall job attach {data['id']}' resumes it"
     if journal is not None:
         data["journal"] = [
             {"ts": e.ts, "phase": e.phase, "event": e.event, "detail": e.detail} for e in journal
@@ -19,7 +24,7 @@ def show_result(app: App, result, journal: list | None = None) -> int:
         app.emit(data)
     else:
         _show_text(app, data)
-    if data["status"] in ("pending", "running", "succeeded"):
+    if data["status"] in ("pending", "running", "succeeded", ORPHANED):
         return int(ExitCode.OK)
     if data["status"] == "incomplete":  # outputs wait at the site for 'job attach'
         return int(ExitCode.OUTPUTS_KEPT)
@@ -30,6 +35,8 @@ def _show_text(app: App, data: dict) -> None:
     app.say(f"job {data['id']} ({data['name']}) on {data['site']}: {data['status']}")
     if data["error"]:
         app.say(f"  error: {data['error']}")
+    if data.get("hint"):
+        app.say(f"  hint: {data['hint']}")
     app.say(f"  results: {data['results']}")
     isolated = {True: "yes", False: "no (not permitted here)", None: "unknown"}[data["network_isolated"]]
     app.say(f"  network isolation: {isolated}")

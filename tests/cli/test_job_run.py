@@ -115,6 +115,10 @@ def wait_running(squall, count: int) -> str:
 def test_kill_9_of_the_controller_then_attach_completes(squall, make_spec):
     job_id = run_then_kill_9(squall, str(sleepy_spec(make_spec, 2)))
     assert squall.work_areas() == [job_id]  # the tasks outlive their controller
+    code, shown = squall.json("job", "status", job_id)
+    assert shown["status"] == "orphaned" and f"squall job attach {job_id}" in shown["hint"]
+    assert squall.json("job", "list")[1][0]["status"] == "orphaned"
+    assert "orphaned" in squall.run("job", "list").stdout
     code, report = squall.json("job", "attach", job_id)
     assert code == 0 and report["status"] == "succeeded"
     for index in range(2):

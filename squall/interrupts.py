@@ -3,15 +3,15 @@
 A signal normally raises ``Interrupted`` wherever the main thread is. Two
 kinds of code must not be cut at an arbitrary point:
 
-- *transfers* (``transfer()``): a file copy or an SFTP read stopped
+- *transfers* (``uninterrupted()``): a file copy or an SFTP read stopped
   mid-packet leaves a broken session and a half-written file, so the signal
   is remembered and acted on when the transfer is done — between files;
 - *clean-up* (``shield()``): ``down`` always runs to its end; the signal is
   remembered and reported after.
 
 One guard is installed per controller (``SignalGuard`` as a context
-manager); sites reach it through the module-level ``transfer()`` without
-knowing about it, and outside a guard ``transfer()`` changes nothing.
+manager); sites reach it through the module-level ``uninterrupted()`` without
+knowing about it, and outside a guard ``uninterrupted()`` changes nothing.
 """
 
 from __future__ import annotations

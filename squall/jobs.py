@@ -120,6 +120,12 @@ def close_job(store: Store, job_id: str, error: str | None, cancelled: bool) -> 
     return status
 
 
+def cancel_unstarted(store: Store, job_id: str, reason: str) -> None:
+    """End a job that never reached ``up`` (nothing exists for it) as cancelled, saying why."""
+    store.update_job(job_id, phase="done", status=TaskStatus.CANCELLED, error=reason, finished_at=time.time())
+    store.record(job_id, "done", TaskStatus.CANCELLED, error=reason)
+
+
 ORPHANED = "orphaned"  # shown, never stored: a job in progress whose controller process is gone
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from squall.errors import Interrupted, InvalidInput, OutputsKept, SquallError
 from squall.interrupts import SignalGuard
-from squall.jobs import JobResult, close_job, new_job_id, new_plan, plan_from_store
+from squall.jobs import JobResult, cancel_unstarted, close_job, new_job_id, new_plan, plan_from_store
 from squall.locks import ControllerLock, PollLock
 from squall.results import check_results_root, move_collected, write_report
 from squall.sites import open_site
@@ -116,9 +116,7 @@ class Runner:
         """A job interrupted between its plan and ``up``: nothing exists, so it ends cancelled at once."""
         job = self.store.job(job_id)
         if job is not None and job.phase == "plan":
-            self.store.update_job(job_id, phase="done", status="cancelled", finished_at=time.time(),
-                                  error="interrupted before anything was created")
-            self.store.record(job_id, "done", "cancelled", error="interrupted before up")
+            cancel_unstarted(self.store, job_id, "interrupted before anything was created")
 
     def move_results(self, job_id: str, results_root: Path) -> None:
         """Point an unfinished job at another results folder (``job attach --results``).

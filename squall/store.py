@@ -14,6 +14,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -270,9 +271,9 @@ class Store:
         self._migrate()
         return db
 
-    @property
+    @cached_property
     def store_id(self) -> str:
-        """Random, made once per store; carried by every owner tag this store writes."""
+        """Random, made once per store (never changes); carried by every owner tag this store writes."""
         return self._db.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
 
     def _enable_wal(self) -> None:

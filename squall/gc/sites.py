@@ -21,7 +21,7 @@ from pathlib import Path
 
 from squall.errors import SquallError
 from squall.gc.actions import GcAction
-from squall.jobs import close_job
+from squall.jobs import cancel_unstarted, close_job
 from squall.locks import controller_alive
 from squall.sites import open_sites
 from squall.sites.base import LiveResource, Site
@@ -161,6 +161,5 @@ def _close_never_started(store: Store, home: Path, now: float, dry_run: bool) ->
         if dry_run:
             continue
         store.record(job.id, "gc", "closed", reason=reason)
-        store.update_job(job.id, phase="done", status="cancelled", error=reason, finished_at=now)
-        store.record(job.id, "done", "cancelled", error=reason)
+        cancel_unstarted(store, job.id, reason)
     return actions

@@ -18,6 +18,13 @@ and, as the controller's agent on an HPC login node (read-only, JSON out):
     python3 squall_runtime.py teardown NAME [JOB_DIR]          scancel by name, remove the job folder
     python3 squall_runtime.py inventory WORK_ROOT              Squall's folders and Slurm jobs there
 
+and, on a machine with no scheduler (the ``ssh`` executor):
+
+    python3 squall_runtime.py start JOB_DIR INDEX...           start tasks detached (idempotent), at most
+                                                               host CPUs // task cpus at once (slot locks)
+    python3 squall_runtime.py poll --no-slurm JOB_DIR...       task statuses; runtimes that died are named
+    python3 squall_runtime.py stop JOB_DIR [remove]            kill the job's process groups; remove it
+
 TASK_DIR holds ``task.json`` (written by the controller) and receives:
 ``status.json`` (state and heartbeat, replaced atomically), ``stdout.log``,
 ``stderr.log``, ``manifest.json`` (the outputs with size and sha256) and the
@@ -45,7 +52,7 @@ import sys
 import threading
 import time
 
-RUNTIME_VERSION = "0.4.0"
+RUNTIME_VERSION = "0.5.0"
 TASK_FORMAT = 1  # the layout of task.json this runtime reads (squall.workarea.TASK_FORMAT)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Only these variables of the runtime's own environment reach the payload.
@@ -287,14 +294,20 @@ class Task(object):
         return container_argv(runtime, container["image"], self.dir, env, command)
 
     def acquire_slot(self):
-        """Wait for one of the site's slots (local site); return its lock file."""
+        """Wait for one of the machine's slots; return its lock file.
+
+        ``slots`` gives the lock folder and either a ``count`` or the task's
+        ``cpus`` (then the count is this host's CPUs // cpus, at least 1).
+        """
         slots = self.spec.get("slots")
         if not slots:
             return None
-        os.makedirs(slots["dir"], exist_ok=True)
+        folder = os.path.expanduser(slots["dir"])
+        count = slots.get("count") or max(1, (os.cpu_count() or 1) // max(1, int(slots.get("cpus", 1))))
+        os.makedirs(folder, mode=0o700, exist_ok=True)
         while self.reason is None:
-            for number in range(int(slots["count"])):
-                handle = open(os.path.join(slots["dir"], "slot-%d" % number), "a")
+            for number in range(int(count)):
+                handle = open(os.path.join(folder, "slot-%d" % number), "a")
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     return handle
@@ -520,26 +533,41 @@ def slurm_records(command):
     return records
 
 
-def poll(job_dirs):
+def read_json(path, default=None):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return default
+
+
+FINAL_STATES = ("succeeded", "failed", "timeout", "cancelled")
+
+
+def poll(job_dirs, slurm=True):
+    """Every task's status.json under each job folder (None: the folder is gone); Slurm's records if asked.
+
+    Without Slurm the runtimes run on this machine: a task whose runtime
+    process is gone before it wrote a final state is listed in ``dead``.
+    """
     jobs = {}
     for job_dir in job_dirs:
+        if not os.path.isdir(job_dir):
+            jobs[job_dir] = None
+            continue
         tasks = {}
-        if os.path.isdir(job_dir):
-            for name in os.listdir(job_dir):
-                if not name.startswith("task-"):
-                    continue
-                try:
-                    with open(os.path.join(job_dir, name, "status.json")) as handle:
-                        tasks[name[5:]] = json.load(handle)
-                except (OSError, ValueError):
-                    tasks[name[5:]] = None
-        launched_at = None
-        try:
-            with open(os.path.join(job_dir, "launch.json")) as handle:
-                launched_at = json.load(handle).get("at")
-        except (OSError, ValueError):
-            pass
-        jobs[job_dir] = {"tasks": tasks, "launched_at": launched_at} if os.path.isdir(job_dir) else None
+        for name in os.listdir(job_dir):
+            if name.startswith("task-"):
+                tasks[name[5:]] = read_json(os.path.join(job_dir, name, "status.json"))
+        launch = read_json(os.path.join(job_dir, "launch.json"), {})
+        job = {"tasks": tasks, "launched_at": launch.get("at")}
+        if not slurm:
+            job["dead"] = sorted(index for index, pid in (launch.get("pids") or {}).items()
+                                 if (tasks.get(index) or {}).get("state") not in FINAL_STATES
+                                 and not runtime_alive(pid, os.path.join(job_dir, "task-" + index)))
+        jobs[job_dir] = job
+    if not slurm:
+        return {"slurm": [], "jobs": jobs, "now": now()}
     keep = ("JobId", "ArrayJobId", "ArrayTaskId", "JobName", "JobState", "ExitCode", "Reason")
     records = [{k: r.get(k) for k in keep} for r in slurm_records(["scontrol", "show", "job", "-o"])
                if r.get("JobName", "").startswith("squall-")]
@@ -568,6 +596,92 @@ def teardown(name, job_dir=None):
             raise ValueError("%r is not a Squall job folder" % job_dir)
         shutil.rmtree(job_dir, ignore_errors=True)
     return {"cancelled": name, "removed": job_dir}
+
+
+def runtime_alive(pid, task_dir):
+    """Whether ``pid`` is still the runtime of ``task_dir`` (not a reused pid, not a zombie)."""
+    try:
+        with open("/proc/%d/cmdline" % int(pid), "rb") as handle:
+            words = handle.read().split(b"\0")
+        with open("/proc/%d/stat" % int(pid)) as handle:
+            zombie = handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, ValueError, IndexError):
+        return False
+    return not zombie and "run" in [w.decode(errors="replace") for w in words] \
+        and task_dir.encode() in words
+
+
+def start(job_dir, indexes):
+    """Start each task's runtime detached (its own session: it outlives the SSH connection); once only.
+
+    The pids go to ``launch.json`` before this returns, so ``poll`` and
+    ``stop`` know them; a task already started is left alone.
+    """
+    with open(os.path.join(job_dir, ".launch.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        launch = read_json(os.path.join(job_dir, "launch.json"), {})
+        pids = launch.get("pids") or {}
+        started = []
+        for index in indexes:
+            if str(index) in pids:
+                continue
+            task_dir = os.path.join(job_dir, "task-%d" % int(index))
+            if not os.path.isfile(os.path.join(task_dir, "task.json")):
+                raise ValueError("%s has no task.json" % task_dir)
+            with open(os.devnull, "r+b") as null:
+                proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "run", task_dir], stdin=null,
+                                        stdout=null, stderr=null, close_fds=True, start_new_session=True)
+            pids[str(index)] = proc.pid
+            started.append(int(index))
+        write_json(os.path.join(job_dir, "launch.json"), {"at": launch.get("at") or now(), "pids": pids})
+    return {"started": started, "pids": pids}
+
+
+def stop(job_dir, remove=False, grace=5.0):
+    """Stop every task of ``job_dir`` started here: TERM the runtimes (they stop their payloads), then KILL.
+
+    Only processes that are still this job's runtimes, or payload groups
+    recorded in a status that is not final, are signalled.
+    """
+    if not os.path.basename(os.path.normpath(job_dir)).startswith("squall-"):
+        raise ValueError("%r is not a Squall job folder" % job_dir)
+    launch = read_json(os.path.join(job_dir, "launch.json"), {})
+    runtimes, groups = [], []
+    for index, pid in sorted((launch.get("pids") or {}).items()):
+        task_dir = os.path.join(job_dir, "task-" + index)
+        status = read_json(os.path.join(task_dir, "status.json"), {}) or {}
+        if runtime_alive(pid, task_dir):
+            runtimes.append(int(pid))
+        if status.get("state") not in FINAL_STATES and status.get("pgid"):
+            groups.append(int(status["pgid"]))
+    for pid in runtimes:
+        _kill(pid, signal.SIGTERM)
+    deadline = now() + grace + 1
+    while now() < deadline and any(_exists(pid) for pid in runtimes):
+        time.sleep(0.1)
+    for pgid in groups:
+        _killpg(pgid, signal.SIGKILL)
+    for pid in runtimes:
+        _killpg(pid, signal.SIGKILL)
+    if remove:
+        shutil.rmtree(job_dir, ignore_errors=True)
+    return {"stopped": len(runtimes), "removed": job_dir if remove else None}
+
+
+def _kill(pid, signum):
+    try:
+        os.kill(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _exists(pid):
+    """False once ``pid`` has exited (a zombie counts as gone: its parent, not us, reaps it)."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def inventory(work_root):
@@ -617,7 +731,14 @@ def main(argv=None):
         print(json.dumps(read_files(args[1], json.load(sys.stdin))))
         return 0
     if len(args) >= 1 and args[0] == "poll":
-        print(json.dumps(poll(args[1:])))
+        slurm = args[1:2] != ["--no-slurm"]
+        print(json.dumps(poll(args[1 if slurm else 2:], slurm=slurm)))
+        return 0
+    if len(args) >= 2 and args[0] == "start":
+        print(json.dumps(start(args[1], [int(i) for i in args[2:]])))
+        return 0
+    if len(args) in (2, 3) and args[0] == "stop" and args[2:] in ([], ["remove"]):
+        print(json.dumps(stop(args[1], remove=args[2:] == ["remove"])))
         return 0
     if len(args) == 3 and args[0] == "submit":
         print(json.dumps(submit(args[1], args[2])))
@@ -629,7 +750,8 @@ def main(argv=None):
         print(json.dumps(inventory(args[1])))
         return 0
     print("usage: squall_runtime.py run TASK_DIR | version | stage|read JOB_DIR | submit JOB_DIR NAME | "
-          "poll JOB_DIR... | teardown NAME [JOB_DIR] | inventory ROOT",
+          "poll [--no-slurm] JOB_DIR... | teardown NAME [JOB_DIR] | inventory ROOT | start JOB_DIR INDEX... | "
+          "stop JOB_DIR [remove]",
           file=sys.stderr)
     return 2
 

@@ -221,7 +221,7 @@ def hpc_figures(runs: int, total_mib: int, files: int, home: Path, work: Path) -
     facts = json.loads((Path("/var/tmp/squall-testbed") / "testbed.json").read_text())
     site = open_site("testbed", home, store)
     if subprocess.run([str(BIN / "squall"), "-q", "site", "health", "testbed"], env=env,
-                      capture_output=True).returncode != 0 or not site.ssh.run(
+                      capture_output=True).returncode != 0 or not site.hosts[0].ssh.run(
                           ["sha256sum", site.runtime]).startswith(runtime_sha256()):
         subprocess.run([str(BIN / "squall"), "-q", "site", "enrol", "testbed"], env=env, check=True)
     spec_dir = work / "hpc-noop"
@@ -283,7 +283,7 @@ def hpc_figures(runs: int, total_mib: int, files: int, home: Path, work: Path) -
 
     def rsync() -> float:
         elapsed = timed(["rsync", "-a", "-e", ssh, str(source / "data") + "/", target])
-        site.ssh.run(["rm", "-rf", f"{facts['work_root']}/bench-rsync"])
+        site.hosts[0].ssh.run(["rm", "-rf", f"{facts['work_root']}/bench-rsync"])
         return elapsed
 
     resolved = load_spec(source / "job.yaml")
@@ -301,9 +301,9 @@ def hpc_figures(runs: int, total_mib: int, files: int, home: Path, work: Path) -
     calls = {}
     for count in (1, 10, 100):
         plans = [new_plan(resolved, f"bench-poll-{i}", work / "res", store.store_id) for i in range(count)]
-        before = site.ssh.commands
+        before = site.hosts[0].ssh.commands
         site.poll(plans)
-        calls[str(count)] = site.ssh.commands - before
+        calls[str(count)] = site.hosts[0].ssh.commands - before
     figures["hpc_status_calls_per_poll"] = {"value": calls, "unit": "remote commands per poll, by active jobs",
                                             "target": "flat"}
     site.close()

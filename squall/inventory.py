@@ -1,8 +1,10 @@
-"""HPC site inventories: Ansible YAML, layered common -> site, validated by Squall.
+"""Site inventories (HPC centres, cloud head nodes, plain SSH machines): Ansible YAML, layered
+common -> site, validated by Squall.
 
-A site folder holds ``hosts.yml`` (one host in the ``login`` group, with its
-connection variables) and ``group_vars/all.yml`` (Squall's ``squall_*`` site
-variables). A sibling ``common/group_vars/all.yml`` is the layer underneath.
+A site folder holds ``hosts.yml`` (for ``hpc`` and ``cloud`` sites one host in
+the ``login`` group; for ``ssh`` sites one or more in the ``nodes`` group; each
+with its connection variables, which group_vars may give for all) and
+``group_vars/all.yml`` (Squall's ``squall_*`` site variables). A sibling ``common/group_vars/all.yml`` is the layer underneath.
 The same folders are handed to Ansible as they are (``-i common -i site``).
 """
 
@@ -74,18 +76,21 @@ class JumpHost(StrictModel):
 
 
 class SiteVars(BaseModel):
-    """Squall's variables of one HPC site (``squall_*``); other keys are Ansible's.
+    """Squall's variables of one site (``squall_*``); other keys are Ansible's.
 
-    A ``cloud`` site is the same thing reached through an organisation's head
-    node: each job first gets an ephemeral job stack of ``squall_org_stack``."""
+    A ``cloud`` site is an HPC site reached through an organisation's head
+    node: each job first gets an ephemeral job stack of ``squall_org_stack``.
+    An ``ssh`` site is a group of plain machines with no scheduler
+    (``squall_scheduler: none``, no partitions: each host's CPUs and memory
+    are what it reports)."""
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
-    squall_kind: Literal["hpc", "cloud"]
+    squall_kind: Literal["hpc", "cloud", "ssh"]
     squall_org_stack: Annotated[str, Field(pattern=r"^([a-z0-9][a-z0-9-]*\.(org|env)\.[A-Za-z0-9_-]+)?$")] = ""
-    squall_scheduler: Literal["slurm"]
+    squall_scheduler: Literal["slurm", "none"]
     squall_work_root: Annotated[str, AfterValidator(_absolute)]
-    squall_partitions: list[Partition] = Field(min_length=1)
+    squall_partitions: list[Partition] = Field(default_factory=list)
     squall_gpu_partitions: list[str] = Field(default_factory=list)
     squall_container_runtimes: list[Literal["apptainer", "singularity", "podman", "docker"]] = Field(
         default_factory=list
@@ -102,6 +107,20 @@ class SiteVars(BaseModel):
         if (self.squall_kind == "cloud") != bool(self.squall_org_stack):
             raise ValueError("squall_org_stack: a cloud site names its organisation's stack (<org>.org.<name>), "
                              "and only a cloud site does")
+        return self
+
+    @model_validator(mode="after")
+    def _scheduler_of_the_kind(self) -> "SiteVars":
+        if self.squall_kind == "ssh":
+            if self.squall_scheduler != "none":
+                raise ValueError("squall_scheduler: an ssh site has no scheduler (squall_scheduler: none)")
+            if self.squall_partitions:
+                raise ValueError("squall_partitions: an ssh site has no partitions (they are Slurm's)")
+        else:
+            if self.squall_scheduler != "slurm":
+                raise ValueError(f"squall_scheduler: a {self.squall_kind} site runs Slurm (squall_scheduler: slurm)")
+            if not self.squall_partitions:
+                raise ValueError("squall_partitions: give at least one partition")
         return self
 
     @model_validator(mode="after")
@@ -122,18 +141,40 @@ class LoginHost(BaseModel):
     ansible_ssh_private_key_file: str = Field(min_length=1)
 
 
+class NodeHost(LoginHost):
+    """A machine of an ``ssh`` site: what it may be given, when less than (or not) what it reports."""
+
+    squall_cpus: int | None = Field(None, ge=1)
+    squall_memory_mb: int | None = Field(None, ge=1)
+    squall_gpus: int | None = Field(None, ge=0)
+
+
+NODE_KEYS = frozenset(NodeHost.model_fields) - frozenset(LoginHost.model_fields)
+
+
 @dataclass(frozen=True)
 class SiteInventory:
     name: str
     folder: Path
     layers: tuple[Path, ...]  # inventory sources for Ansible, lowest first
-    host_name: str
-    login: LoginHost
+    hosts: tuple[tuple[str, LoginHost], ...]  # (inventory name, connection), the login node first
     vars: SiteVars
 
     @property
+    def host_name(self) -> str:
+        return self.hosts[0][0]
+
+    @property
+    def login(self) -> LoginHost:
+        return self.hosts[0][1]
+
+    @property
     def key_path(self) -> Path:
-        return Path(os.path.expanduser(self.login.ansible_ssh_private_key_file))
+        return self.key_of(self.login)
+
+    @staticmethod
+    def key_of(host: LoginHost) -> Path:
+        return Path(os.path.expanduser(host.ansible_ssh_private_key_file))
 
     def summary(self) -> dict:
         return {
@@ -142,6 +183,8 @@ class SiteInventory:
             "kind": self.vars.squall_kind,
             "scheduler": self.vars.squall_scheduler,
             "login": f"{self.login.ansible_user}@{self.login.ansible_host}:{self.login.ansible_port}",
+            "hosts": {name: f"{h.ansible_user}@{h.ansible_host}:{h.ansible_port}" for name, h in self.hosts},
+            "jump_host": str(self.vars.squall_jump_host.hop) if self.vars.squall_jump_host else None,
             "key": str(self.key_path),
             "work_root": self.vars.squall_work_root,
             "partitions": [p.model_dump() for p in self.vars.squall_partitions],
@@ -163,16 +206,28 @@ def load_inventory(name: str, folder: Path) -> SiteInventory:
     merged: dict = {}
     for layer in layers:
         merged.update(_read_mapping(layer / "group_vars" / "all.yml"))
-    host_name, host_vars = _login_host(hosts_file)
-    merged.update(host_vars)
-    _reject_unknown_squall_keys(merged, folder)
+    group = "nodes" if merged.get("squall_kind") == "ssh" else "login"
+    hosts = _group_hosts(hosts_file, group)
+    node_keys = NODE_KEYS if group == "nodes" else frozenset()
+    _reject_unknown_squall_keys(merged, folder, node_keys)
+    for host_name, host_vars in hosts:
+        _reject_unknown_squall_keys(host_vars, folder, node_keys, f"all.children.{group}.hosts.{host_name}.",
+                                    host_level=group == "nodes")
+    model = NodeHost if group == "nodes" else LoginHost
     try:
-        site_vars = SiteVars.model_validate(merged)
-        login = LoginHost.model_validate(merged)
+        site_vars = SiteVars.model_validate({**merged, **hosts[0][1]})
     except ValidationError as exc:
-        model = SiteVars if any(not e["loc"] or str(e["loc"][0]).startswith("squall_") for e in exc.errors()) else LoginHost
-        raise InvalidInput(f"inventory {folder}: invalid\n  " + "\n  ".join(describe_errors(exc, model))) from None
-    return SiteInventory(name, folder, layers, host_name, login, site_vars)
+        raise InvalidInput(f"inventory {folder}: invalid\n  " + "\n  ".join(describe_errors(exc, SiteVars))) from None
+    connections = []
+    for host_name, host_vars in hosts:
+        try:
+            connections.append((host_name, model.model_validate({**merged, **host_vars})))
+        except ValidationError as exc:
+            where = f"all.children.{group}.hosts.{host_name}: " if group == "nodes" else ""
+            raise InvalidInput(f"inventory {folder}: invalid\n  " + "\n  ".join(
+                where + line for line in describe_errors(exc, model))) from None
+    _reject_duplicate_hosts(connections, hosts_file, group)
+    return SiteInventory(name, folder, layers, tuple(connections), site_vars)
 
 
 def _common_layer(folder: Path) -> Path:
@@ -214,26 +269,44 @@ def _mapping(value: object, path: Path, field: str) -> dict:
     return value
 
 
-def _login_host(hosts_file: Path) -> tuple[str, dict]:
+def _group_hosts(hosts_file: Path, group: str) -> list[tuple[str, dict]]:
+    """The hosts of ``group`` (``login``: exactly one; ``nodes``: one or more) with their own variables."""
     data = _read_mapping(hosts_file)
     field, node = "all", data.get("all")
-    for child in ("children", "login", "hosts"):
+    for child in ("children", group, "hosts"):
         node = _mapping(node, hosts_file, field).get(child)
         field += f".{child}"
     hosts = _mapping(node, hosts_file, field)
-    if len(hosts) != 1:
+    if group == "login" and len(hosts) != 1:
         raise InvalidInput(f"{hosts_file}: all.children.login.hosts must hold exactly one login host")
-    (name, host_vars), = hosts.items()
-    return str(name), dict(_mapping(host_vars, hosts_file, f"all.children.login.hosts.{name}"))
+    if not hosts:
+        raise InvalidInput(f"{hosts_file}: all.children.{group}.hosts must hold at least one host")
+    return [(str(name), dict(_mapping(host_vars, hosts_file, f"{field}.{name}"))) for name, host_vars in hosts.items()]
 
 
-def _reject_unknown_squall_keys(merged: dict, folder: Path) -> None:
-    known = set(SiteVars.model_fields)
-    for key in merged:
+def _reject_duplicate_hosts(hosts: list[tuple[str, "LoginHost"]], hosts_file: Path, group: str) -> None:
+    seen: dict[tuple[str, int], str] = {}
+    for name, host in hosts:
+        address = (host.ansible_host, host.ansible_port)
+        if address in seen:
+            raise InvalidInput(f"{hosts_file}: all.children.{group}.hosts.{name}: the same machine as "
+                               f"{seen[address]} ({host.ansible_host}:{host.ansible_port})",
+                               hint="list each machine once")
+        seen[address] = name
+
+
+def _reject_unknown_squall_keys(variables: dict, folder: Path, node_keys: frozenset[str], where: str = "",
+                                host_level: bool = False) -> None:
+    """Every ``squall_*`` key is one Squall knows; a machine of an ssh site sets only its own (CPUs...)."""
+    known = set(node_keys) if host_level else set(SiteVars.model_fields) | node_keys
+    for key in variables:
         if key.startswith("squall_") and key not in known and not key.startswith(ROLE_PREFIXES):
+            if host_level and key in SiteVars.model_fields:
+                raise InvalidInput(f"inventory {folder}: {where}{key}: a site variable, not a machine's",
+                                   hint="set it in group_vars/all.yml")
             close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise InvalidInput(f"inventory {folder}: {key}: unknown Squall variable{hint}")
+            raise InvalidInput(f"inventory {folder}: {where}{key}: unknown Squall variable{hint}")
 
 
 def find_inventory(name: str, search: list[Path]) -> Path | None:

@@ -43,19 +43,65 @@ def _open_local(name: str, home: Path, store: Store, config: dict) -> Site:
     return LocalSite(name, home, store)
 
 
-def _open_hpc(name: str, home: Path, store: Store, config: dict) -> Site:
-    from squall.enrolment import resolve_site
-    from squall.sites.hpc import HpcSite
+def _ssh_hosts(name: str, home: Path, store: Store, inventory) -> list:
+    """The inventory's hosts as SSH transports (through its jump host, if any)."""
+    from squall.sites.remote_host import RemoteHost
+    from squall.sites.ssh import SshSession
 
-    return HpcSite(name, home, store, resolve_site(store, name))
+    jump = inventory.vars.squall_jump_host
+
+    def note_retry(what: str, error: Exception) -> None:
+        store.record(None, "ssh", "retry", site=name, action=what, error=repr(error))
+
+    return [RemoteHost(host_name, SshSession(host.ansible_host, host.ansible_port, host.ansible_user,
+                                             inventory.key_of(host), home / "known_hosts", on_retry=note_retry,
+                                             jump=jump.hop if jump else None),
+                       inventory.vars.squall_work_root,
+                       {key: getattr(host, f"squall_{key}", None) for key in ("cpus", "memory_mb", "gpus")})
+            for host_name, host in inventory.hosts]
+
+
+def _open_remote(name: str, home: Path, store: Store, executor, provisioner=None) -> Site:
+    """A site of SSH hosts from its inventory: ``executor(name, hosts, inventory)`` starts its tasks."""
+    from squall.enrolment import resolve_site
+    from squall.sites.parts import Provisioner
+    from squall.sites.remote import RemoteSite
+
+    inventory = resolve_site(store, name)
+    hosts = _ssh_hosts(name, home, store, inventory)
+    return RemoteSite(name, inventory.vars.squall_kind, store, hosts, executor(name, hosts, inventory),
+                      provisioner(inventory) if provisioner else Provisioner(),
+                      list(inventory.vars.squall_container_runtimes))
+
+
+def _slurm(name: str, hosts: list, inventory):
+    from squall.sites.slurm import SlurmExecutor
+
+    return SlurmExecutor(name, hosts, inventory.vars, inventory.login.ansible_user)
+
+
+def _slots(name: str, hosts: list, inventory):
+    from squall.sites.slots import SlotsExecutor
+
+    return SlotsExecutor(name, hosts)
+
+
+def _open_hpc(name: str, home: Path, store: Store, config: dict) -> Site:
+    return _open_remote(name, home, store, _slurm)
+
+
+def _open_ssh(name: str, home: Path, store: Store, config: dict) -> Site:
+    return _open_remote(name, home, store, _slots)
 
 
 def _open_cloud(name: str, home: Path, store: Store, config: dict) -> Site:
-    from squall.enrolment import resolve_site
-    from squall.infra.driver import engine_for
-    from squall.sites.cloud import CloudSite
+    from squall.infra.driver import StackName, engine_for
+    from squall.sites.job_stack import JobStackProvisioner
 
-    return CloudSite(name, home, store, resolve_site(store, name), engine_for(home))
+    def job_stack(inventory):
+        return JobStackProvisioner(name, store, StackName.parse(inventory.vars.squall_org_stack), engine_for(home))
+
+    return _open_remote(name, home, store, _slurm, job_stack)
 
 
 def _open_kubernetes(name: str, home: Path, store: Store, config: dict) -> Site:
@@ -70,6 +116,7 @@ def _open_kubernetes(name: str, home: Path, store: Store, config: dict) -> Site:
 register(SiteKind("local", _open_local, builtin_site="local"))
 register(SiteKind("hpc", _open_hpc))
 register(SiteKind("cloud", _open_cloud))
+register(SiteKind("ssh", _open_ssh))
 register(SiteKind("kubernetes", _open_kubernetes))
 
 

@@ -47,7 +47,7 @@ def test_batch_script_passes_shellcheck(hpc, wind_example, tmp_path):
     try:
         plan = new_plan(load_spec(wind_example), "261123-abcdef", tmp_path, store.store_id)
         script = tmp_path / "job.sh"
-        script.write_text(site.batch_script(plan))
+        script.write_text(site.executor.batch_script(plan, time.time() + 3600))
     finally:
         site.close()
     text = script.read_text()

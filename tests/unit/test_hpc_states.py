@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from squall.sites.hpc import _array_indexes, _task_state
+from squall.sites.slurm import _array_indexes, _task_state
 
 
 def test_array_index_ranges():

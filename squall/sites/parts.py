@@ -1,0 +1,90 @@
+"""The parts a remote site is built from: how tasks are started (executor) and what is made around a job
+(provisioner). The third part, how files move, is ``RemoteHost`` (SSH/SFTP, optionally through a jump host).
+
+A site kind is one choice of each, made in the registry (``squall.sites``):
+``hpc`` = login node + Slurm + nothing; ``cloud`` = head node + Slurm + a job
+stack; ``ssh`` = plain machines + runtime slots + nothing.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from squall.sites.base import Capability, Claim, JobPlan, LiveResource, TaskState
+from squall.sites.remote_host import HostFacts, RemoteHost
+
+
+class Executor(ABC):
+    """Starts, watches and stops a job's tasks on the site's hosts."""
+
+    capabilities: frozenset[Capability] = frozenset()
+    heartbeat = 5.0  # seconds between the runtime's status heartbeats
+
+    def __init__(self, site: str, hosts: list[RemoteHost]):
+        self.site = site
+        self.hosts = hosts
+
+    @abstractmethod
+    def check(self, plan: JobPlan, facts: dict[str, HostFacts]) -> None:
+        """Raise ``Refused`` if the job's resources fit nowhere here; create nothing."""
+
+    @abstractmethod
+    def max_duration(self, plan: JobPlan) -> float: ...
+
+    @abstractmethod
+    def placement(self, plan: JobPlan) -> dict[int, RemoteHost]:
+        """The host that holds each task's folder; deterministic, so a resumed controller finds the same."""
+
+    def claims(self, plan: JobPlan) -> list[tuple[str, str]]:
+        """What ``launch`` will create at the scheduler, to lease before it exists (kind, name)."""
+        return []
+
+    def job_files(self, plan: JobPlan, host: RemoteHost, expires: float) -> dict[str, tuple[bytes, int]]:
+        """Files besides the task folders that ``host`` needs in the job folder (a batch script)."""
+        return {}
+
+    def task_fields(self, plan: JobPlan, host: RemoteHost) -> dict:
+        """What this executor adds to each ``task.json`` on ``host`` (slot locks)."""
+        return {}
+
+    @abstractmethod
+    def launch(self, plan: JobPlan) -> dict:
+        """Start every task; idempotent (tasks already started are left alone)."""
+
+    @abstractmethod
+    def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
+        """Every task of several jobs, with one remote call per host."""
+
+    @abstractmethod
+    def cancel(self, plan: JobPlan) -> None: ...
+
+    @abstractmethod
+    def stop(self, plan: JobPlan, remove: bool) -> None:
+        """Stop what still runs on every host; remove the job folders if ``remove``; try every host."""
+
+    def scheduler_jobs(self, host: RemoteHost, listing: dict) -> list[LiveResource]:
+        """The scheduler's jobs in a host's agent ``inventory`` answer."""
+        return []
+
+    def remove_scheduler_job(self, resource: LiveResource) -> None:
+        raise NotImplementedError(resource.kind)
+
+
+class Provisioner:
+    """What is created around a job before staging and destroyed after it. The base creates nothing."""
+
+    def check(self, plan: JobPlan) -> None:
+        """Raise a ``SquallError`` if nothing can be created for ``plan``."""
+
+    def up(self, plan: JobPlan, claim: Claim) -> None:
+        """Create what the job needs, each thing claimed (leased) before it exists."""
+
+    def down(self, plan: JobPlan) -> None:
+        """Destroy what ``up`` created; safe to call twice or after a partial ``up``."""
+
+    def live_resources(self) -> list[LiveResource]:
+        return []
+
+    def remove(self, resource: LiveResource) -> bool:
+        """Destroy one orphaned resource of this provisioner's; False if it is not one."""
+        return False

@@ -1,0 +1,230 @@
+"""A site reached over SSH, built from parts: its hosts (transport), an executor and a provisioner.
+
+Each job has a folder ``<work_root>/squall-<job-id>/`` on every host that
+holds some of its tasks, laid out as ``squall.workarea`` says, so the one
+runtime runs there. ``up`` creates what the provisioner makes, then the
+folders with their owner marker; ``down`` stops what runs, removes the
+folders on every host it can reach, and destroys what the provisioner made
+in every case.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from squall.errors import Refused
+from squall.jobs import TAG_VALUE
+from squall.sites.base import Claim, CollectedTask, JobPlan, LiveResource, Reporter, Site, TaskState
+from squall.sites.parts import Executor, Provisioner
+from squall.sites.remote_host import ByteProgress, RemoteHost, Upload
+from squall.sites.slots import each_host
+from squall.store import Store
+from squall.results import writing_results
+from squall.transfer import cached_sha256
+from squall.workarea import META_FILES, collect_outputs, input_list, task_document, task_folder
+
+LEASE_ALLOWANCE = 600  # seconds past the expected end, for owner tags of a job without a lease yet
+
+
+class RemoteSite(Site):
+    shared_poll = True
+    poll_interval = 1.0
+
+    def __init__(self, name: str, kind: str, store: Store, hosts: list[RemoteHost], executor: Executor,
+                 provisioner: Provisioner, container_runtimes: list[str]):
+        super().__init__(name)
+        self.kind = kind
+        self.store = store
+        self.hosts = hosts
+        self.executor = executor
+        self.provisioner = provisioner
+        self.container_runtimes = container_runtimes
+        self.capabilities = executor.capabilities
+
+    def _note_retry(self, what: str, error: Exception) -> None:
+        self.store.record(None, "ssh", "retry", site=self.name, action=what, error=repr(error))
+
+    def _folder(self, host: RemoteHost, path: str) -> str:
+        """A job folder as leases and gc name it: the bare path where the site has one host."""
+        return path if len(self.hosts) == 1 else f"{host.name}:{path}"
+
+    def _used(self, plan: JobPlan) -> dict[RemoteHost, list[int]]:
+        hosts: dict[RemoteHost, list[int]] = {}
+        for index, host in self.executor.placement(plan).items():
+            hosts.setdefault(host, []).append(index)
+        return hosts
+
+    # planning -----------------------------------------------------------------
+
+    def check(self, plan: JobPlan) -> None:
+        spec = plan.spec
+        if spec.image:
+            allowed = self.container_runtimes
+            if not allowed or (spec.runtime != "auto" and spec.runtime not in allowed):
+                raise Refused(f"runtime: site {self.name!r} allows {allowed or 'no container runtime'}, "
+                              f"not {spec.runtime}")
+        self.provisioner.check(plan)
+        facts = {host.name: fact for host, fact in each_host(lambda h, _: h.facts(),
+                                                             {h: None for h in self.hosts}).items()}
+        for host in self.hosts:
+            host.check_runtime(self.name, facts[host.name])
+        self.executor.check(plan, facts)
+
+    def max_duration(self, plan: JobPlan) -> float:
+        return self.executor.max_duration(plan)
+
+    # lifecycle ------------------------------------------------------------------
+
+    def up(self, plan: JobPlan, claim: Claim) -> None:
+        self.provisioner.up(plan, claim)
+        used = self._used(plan)
+        for host in used:
+            claim("jobdir", self._folder(host, host.job_dir(plan.job_id)))
+        for kind, resource in self.executor.claims(plan):
+            claim(kind, resource)
+        owner = self._owner(plan, self._expiry(plan))
+        each_host(lambda host, _: host.write_owner(host.job_dir(plan.job_id), owner, create=True), used)
+
+    def _expiry(self, plan: JobPlan) -> float:
+        """What owner tags at the site say: the job's lease expiry (what this store's gc goes by)."""
+        leases = self.store.leases(job_id=plan.job_id)
+        if leases:
+            return max(lease.expires_at for lease in leases)
+        return time.time() + self.max_duration(plan) + LEASE_ALLOWANCE
+
+    @staticmethod
+    def _owner(plan: JobPlan, expires: float) -> dict:
+        return {**plan.tags, "squall:expires": str(int(expires))}
+
+    def stage(self, plan: JobPlan, reporter: Reporter) -> None:
+        """Each host gets its own tasks' folders and inputs, every host at once."""
+        used = self._used(plan)
+        tasks = {task.index: task for task in plan.tasks}
+        digests = cached_sha256(self.store, [item.path for task in plan.tasks for item in task.inputs])
+        expires = self._expiry(plan)
+        work = {}
+        for host, indexes in used.items():
+            files = self.executor.job_files(plan, host, expires)
+            uploads = []
+            for index in indexes:
+                files.update(self._task_files(plan, host, index))
+                uploads += [Upload(f"{task_folder(index)}/in/{item.rel}", item.path, item.size, digests[item.path])
+                            for item in tasks[index].inputs]
+            work[host] = (files, uploads)
+        progress = ByteProgress(reporter, sum(u.size for _, uploads in work.values() for u in uploads))
+        each_host(lambda host, item: host.stage(host.job_dir(plan.job_id), *item, progress), work)
+        progress.finish()
+
+    def _task_files(self, plan: JobPlan, host: RemoteHost, index: int) -> dict[str, tuple[bytes, int]]:
+        """``task-<i>/`` files other than inputs: task.json, inputs.txt, the script."""
+        name = task_folder(index)
+        files: dict[str, tuple[bytes, int]] = {}
+        if plan.script is not None:
+            files[f"{name}/script/{plan.script.name}"] = (plan.script.read_bytes(), 0o700)
+        spec = plan.spec
+        container = None
+        if spec.image:
+            runtime = self.container_runtimes[0] if spec.runtime == "auto" else spec.runtime
+            container = {"runtime": runtime, "image": spec.image}
+        task = task_document(plan, index, f"{host.job_dir(plan.job_id)}/{name}", container=container,
+                             heartbeat=self.executor.heartbeat)
+        task.update(self.executor.task_fields(plan, host))
+        inputs = [item.rel for item in next(t for t in plan.tasks if t.index == index).inputs]
+        files[f"{name}/inputs.txt"] = (input_list(inputs), 0o600)
+        files[f"{name}/task.json"] = (json.dumps(task, indent=1).encode(), 0o600)
+        return files
+
+    def launch(self, plan: JobPlan) -> dict:
+        return self.executor.launch(plan)
+
+    def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
+        return self.executor.poll(plans)
+
+    def cancel(self, plan: JobPlan) -> None:
+        self.executor.cancel(plan)
+
+    def collect(self, plan: JobPlan, indexes: list[int], reporter: Reporter) -> list[CollectedTask]:
+        """Per host: each task's status, manifest and logs in one remote call; then its outputs, verified."""
+        placement = self.executor.placement(plan)
+        by_host: dict[RemoteHost, list[int]] = {}
+        for index in indexes:
+            by_host.setdefault(placement[index], []).append(index)
+        collected = []
+        for host, host_indexes in by_host.items():
+            job_dir = host.job_dir(plan.job_id)
+            found = host.read_files(job_dir, [f"{task_folder(i)}/{n}" for i in host_indexes for n in META_FILES])
+            for index in host_indexes:
+                meta = plan.results_dir / "meta" / task_folder(index)
+                with writing_results(meta):
+                    meta.mkdir(parents=True, exist_ok=True)
+                    for name in META_FILES:
+                        data = found.get(f"{task_folder(index)}/{name}")
+                        if data is not None:
+                            (meta / name).write_bytes(data)
+                out = f"{job_dir}/{task_folder(index)}/out"
+
+                def download(rel, destination, entry, out=out, host=host):
+                    host.download(f"{out}/{rel}", destination, entry)
+
+                collected.append(collect_outputs(index, meta, plan.results_dir / task_folder(index), download))
+        return sorted(collected, key=lambda c: c.index)
+
+    def down(self, plan: JobPlan) -> None:
+        """Stop what runs and remove the job folders (kept with ``--keep-remote``); the provisioner's always."""
+        try:
+            self.executor.stop(plan, remove=not plan.keep_remote)
+        finally:
+            self.provisioner.down(plan)
+
+    def keep(self, plan: JobPlan, until: float) -> None:
+        """Stop what still runs; the folders stay, their owner marker says until when."""
+        try:
+            self.executor.stop(plan, remove=False)
+            owner = self._owner(plan, until)
+            each_host(lambda host, _: host.write_owner(host.job_dir(plan.job_id), owner), self._used(plan))
+        finally:
+            self.provisioner.down(plan)
+
+    # garbage collection and logs ----------------------------------------------
+
+    def live_resources(self) -> list[LiveResource]:
+        """Every host's job folders and scheduler jobs, with their owner tags; the provisioner's resources."""
+        listings = each_host(lambda host, _: host.agent("inventory", host.work_root), {h: None for h in self.hosts})
+        live = []
+        for host, listing in listings.items():
+            for f in listing["folders"]:
+                owner = f.get("owner") or {}
+                live.append(LiveResource(self.name, "jobdir", self._folder(host, f["path"]),
+                                         f["name"].removeprefix("squall-"), {"mtime": f["mtime"], "host": host.name},
+                                         *owner_tags(owner.get("squall:store"), owner.get("squall:expires"))))
+            live += self.executor.scheduler_jobs(host, listing)
+        return live + self.provisioner.live_resources()
+
+    def remove(self, resource: LiveResource) -> None:
+        if self.provisioner.remove(resource):
+            return
+        if resource.kind == "jobdir":
+            host = next((h for h in self.hosts if h.name == resource.detail.get("host")), self.hosts[0])
+            host.remove_dir(resource.resource.removeprefix(f"{host.name}:"))
+        else:
+            self.executor.remove_scheduler_job(resource)
+
+    def read_log(self, plan: JobPlan, index: int, stream: str, offset: int) -> bytes | None:
+        host = self.executor.placement(plan)[index]
+        job_dir = host.job_dir(plan.job_id)
+        return host.read_log(job_dir, f"{job_dir}/{task_folder(index)}/{stream}.log", offset)
+
+    def close(self) -> None:
+        for host in self.hosts:
+            host.close()
+
+
+def owner_tags(store_id: object, expires: object) -> tuple[str | None, float | None]:
+    """Owner tags as found at the site (anyone with the account can write them): checked, never trusted."""
+    store = store_id if isinstance(store_id, str) and TAG_VALUE.fullmatch(store_id) else None
+    try:
+        return store, float(expires)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return store, None
+

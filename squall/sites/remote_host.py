@@ -1,0 +1,278 @@
+"""The SSH transport: one machine Squall reaches over SSH (optionally through a jump host), and what moves to it.
+
+A remote site is a list of these (an HPC login node, a group of plain
+machines, a cloud job's nodes) plus an executor. Each host runs the same
+runtime file, installed by enrolment, as the controller's agent: one remote
+command writes the small files of a job and says which inputs are missing,
+reads many small files at once, polls, stops and lists. Inputs and outputs
+travel over SFTP (no shell), resumably, each checked by size and sha256.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import posixpath
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from squall.errors import MissingDependency, OutputsKept, SquallError
+from squall.results import writing_results
+from squall.runtime import runtime_sha256, runtime_version
+from squall.sites.base import Reporter
+from squall.sites.ssh import SshSession
+from squall.transfer import sha256_file
+
+CHUNK = 1 << 20
+UPLOAD_CHANNELS = 4  # parallel SFTP channels over the one connection (about 2x one channel here)
+RUNTIME = ".squall/runtime/current/squall_runtime.py"  # under the account's home
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One input to send: its path in the job folder, where it comes from, and what it must be."""
+
+    rel: str
+    source: Path
+    size: int
+    sha256: str
+
+    @property
+    def entry(self) -> dict:
+        return {"path": self.rel, "size": self.size, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What a host said about itself when the site was checked."""
+
+    home: str
+    cpus: int
+    memory_mb: int
+    runtime_sha256: str | None
+
+
+class RemoteHost:
+    def __init__(self, name: str, ssh: SshSession, work_root: str, declared: dict[str, int | None] | None = None):
+        self.name = name
+        self.ssh = ssh
+        self.work_root = work_root.rstrip("/")
+        self.declared = declared or {}  # cpus, memory_mb, gpus the inventory gives this machine (None: ask it)
+        self._home: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.ssh.user}@{self.ssh.host}:{self.ssh.port})"
+
+    # paths and the agent ------------------------------------------------
+
+    def job_dir(self, job_id: str) -> str:
+        if not re.match(r"^[0-9a-z-]+$", job_id):
+            raise SquallError(f"job id {job_id!r} is not a Squall job id")
+        return f"{self.work_root}/squall-{job_id}"
+
+    @property
+    def runtime(self) -> str:
+        if self._home is None:
+            self._home = self.ssh.run(["printenv", "HOME"]).strip()
+        return f"{self._home}/{RUNTIME}"
+
+    def agent(self, *args: str, stdin: bytes | None = None) -> dict:
+        return json.loads(self.ssh.run(["python3", self.runtime, *args], stdin=stdin))
+
+    def facts(self) -> HostFacts:
+        """Home, CPUs, memory and the installed runtime's sha256, in one round trip (a fixed script)."""
+        out = self.ssh.run(["sh", "-c", 'echo "$HOME"; nproc; sed -n "s/^MemTotal: *\\([0-9]*\\).*/\\1/p" '
+                                        f'/proc/meminfo; sha256sum < "$HOME/{RUNTIME}" 2>/dev/null || echo missing'])
+        home, cpus, memory_kb, installed = (out.splitlines() + ["", "", "", "missing"])[:4]
+        self._home = home.strip()
+        return HostFacts(self._home, int(cpus or 1), int(memory_kb or 0) // 1024,
+                         None if installed.startswith("missing") else installed.split()[0])
+
+    def check_runtime(self, site: str, facts: HostFacts) -> None:
+        """The host runs this controller's very runtime file, or the site needs enrolling again."""
+        if facts.runtime_sha256 is None:
+            raise MissingDependency(f"site {site!r}: host {self} has no Squall runtime installed",
+                                    hint=f"squall site enrol {site}")
+        if facts.runtime_sha256 != runtime_sha256():
+            version = self.ssh.run(["python3", self.runtime, "version"], check=False).strip()
+            raise MissingDependency(
+                f"site {site!r}: host {self} runs Squall runtime {version or '?'} ({facts.runtime_sha256[:12]}), "
+                f"this controller needs {runtime_version()} ({runtime_sha256()[:12]})",
+                hint=f"squall site enrol {site}",
+            )
+
+    # the job folder ---------------------------------------------------------
+
+    def write_owner(self, job_dir: str, owner: dict, create: bool = False) -> None:
+        """The job folder's owner marker (``owner.json``), in one remote call; ``create`` makes the folder.
+
+        Another store's gc reads it to leave this folder alone until it expires.
+        """
+        script = ('{ [ -z "$2" ] || mkdir -p -m 700 -- "$1"; } && [ -d "$1" ] '
+                  '&& cat > "$1/.owner.json.tmp" && mv -f -- "$1/.owner.json.tmp" "$1/owner.json"')
+        self.ssh.run(["sh", "-c", script, "sh", job_dir, "create" if create else ""], stdin=json.dumps(owner).encode())
+
+    def remove_dir(self, path: str) -> None:
+        """Stop whatever the runtime started in a job folder and remove it (never anything else)."""
+        if not re.match(rf"^{re.escape(self.work_root)}/squall-[0-9a-z-]+$", path):
+            raise SquallError(f"refusing to remove {path!r}: not a Squall job folder under {self.work_root}")
+        self.agent("stop", path, "remove")
+
+    # staging ------------------------------------------------------------------
+
+    def stage(self, job_dir: str, files: dict[str, tuple[bytes, int]], uploads: list[Upload],
+              progress: "ByteProgress") -> None:
+        """Write ``files`` and upload every input that is not already an exact copy, resumably.
+
+        One agent call writes the small files and says which inputs are missing
+        (and how much of each already arrived); the missing ones then travel
+        over parallel SFTP channels. After a dropped connection the agent is
+        asked again, so only what is still missing is sent.
+        """
+        manifest = [u.entry for u in uploads]
+        sources = {u.rel: u.source for u in uploads}
+        small = {rel: {"data": base64.b64encode(data).decode(), "mode": mode} for rel, (data, mode) in files.items()}
+        todo = self.agent("stage", job_dir, stdin=json.dumps({"files": small, "inputs": manifest}).encode())
+
+        def upload_missing() -> None:
+            nonlocal todo
+            if todo is None:  # after a dropped connection: what is still missing?
+                todo = self.agent("stage", job_dir, stdin=json.dumps({"files": {}, "inputs": manifest}).encode())
+            progress.set_missing(self, sum(e["size"] for e in manifest if e["path"] in todo["missing"]))
+            current, todo = todo, None
+            self._upload_parallel([(sources[rel], f"{job_dir}/{rel}", current["partial"].get(rel, 0))
+                                   for rel in current["missing"]], progress)
+
+        if todo["missing"]:
+            self.ssh.retrying(upload_missing, "upload")
+            left = self.agent("stage", job_dir, stdin=json.dumps({"files": {}, "inputs": manifest}).encode())
+            if left["missing"]:
+                raise SquallError(f"staging to {self}: {len(left['missing'])} inputs differ after upload: "
+                                  f"{left['missing'][:3]}")
+
+    def _upload_parallel(self, uploads: list[tuple[Path, str, int]], progress: "ByteProgress") -> None:
+        """Send files (appending from the offset given, for a resumed upload) over parallel SFTP channels.
+
+        A file is written in place: until the agent has checked its size and
+        sha256 nothing uses it, and a short one is resumed from its size.
+        """
+        if not uploads:
+            return
+        transport = self.ssh.transport()
+        lanes = [uploads[i::UPLOAD_CHANNELS] for i in range(min(UPLOAD_CHANNELS, len(uploads)))]
+
+        def lane(batch: list[tuple[Path, str, int]]) -> None:
+            import paramiko
+
+            sftp = paramiko.SFTPClient.from_transport(transport)
+            try:
+                for source, target, offset in batch:
+                    offset = offset if offset <= source.stat().st_size else 0
+                    with open(source, "rb") as src, sftp.open(target, "ab" if offset else "wb") as dst:
+                        dst.set_pipelined(True)
+                        src.seek(offset)
+                        while block := src.read(CHUNK):
+                            dst.write(block)
+                            progress.add(self, len(block))
+            finally:
+                sftp.close()
+
+        with ThreadPoolExecutor(len(lanes)) as pool:
+            for future in [pool.submit(lane, batch) for batch in lanes]:
+                future.result()
+
+    # collecting -----------------------------------------------------------------
+
+    def read_files(self, job_dir: str, rels: list[str]) -> dict[str, bytes | None]:
+        found = self.agent("read", job_dir, stdin=json.dumps(rels).encode())
+        return {rel: None if data is None else base64.b64decode(data) for rel, data in found.items()}
+
+    def download(self, source: str, destination: Path, entry: dict) -> None:
+        """Fetch one file, resuming a partial copy; verify its size and sha256 against the manifest ``entry``.
+
+        Only the results folder is written: any error writing there is
+        ``OutputsKept`` (the job's files stay at the site), never retried as a
+        dropped connection.
+        """
+        if destination.exists() and destination.stat().st_size == entry["size"] \
+                and sha256_file(destination) == entry["sha256"]:
+            return
+        partial = destination.with_name(f".{destination.name}.partial")
+        with writing_results(destination):
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            local = open(partial, "ab")
+
+        def attempt() -> None:
+            sftp = self.ssh.sftp()
+            offset = local.tell()  # resume after a dropped connection, or an earlier controller
+            with sftp.open(source, "rb") as src:
+                src.prefetch()
+                src.seek(offset)
+                while block := src.read(CHUNK):
+                    with writing_results(destination):
+                        local.write(block)
+
+        try:
+            try:
+                self.ssh.retrying(attempt, f"download {posixpath.basename(source)}")
+            finally:
+                with writing_results(destination):
+                    local.close()
+        except OutputsKept:
+            partial.unlink(missing_ok=True)  # a full or read-only folder: no half file left behind
+            raise
+        if (partial.stat().st_size != entry["size"] or sha256_file(partial) != entry["sha256"]):
+            partial.unlink()
+            raise ValueError("size or sha256 differs from the runtime's manifest")
+        with writing_results(destination):
+            partial.replace(destination)
+
+    def read_log(self, job_dir: str, path: str, offset: int) -> bytes | None:
+        """A file of a job folder from ``offset``: b"" while it does not exist yet, None once the folder is gone."""
+
+        def attempt() -> bytes | None:
+            sftp = self.ssh.sftp()
+            try:
+                with sftp.open(path, "rb") as handle:
+                    handle.seek(offset)
+                    return handle.read()
+            except FileNotFoundError:
+                try:
+                    sftp.stat(job_dir)
+                    return b""
+                except FileNotFoundError:
+                    return None
+
+        return self.ssh.retrying(attempt, "read log")
+
+    def close(self) -> None:
+        self.ssh.close()
+
+
+class ByteProgress:
+    """Bytes staged, reported from several upload threads and hosts."""
+
+    def __init__(self, reporter: Reporter, total: int):
+        self.reporter, self.total = reporter, total
+        self.left: dict[str, int] = {}  # host name -> bytes it still lacks
+        self.lock = threading.Lock()
+
+    def _report(self) -> None:
+        self.reporter.bytes_staged(self.total - sum(self.left.values()), self.total)
+
+    def set_missing(self, host: RemoteHost, missing: int) -> None:
+        """``host`` lacks ``missing`` bytes (asked again after a dropped connection)."""
+        with self.lock:
+            self.left[host.name] = missing
+            self._report()
+
+    def add(self, host: RemoteHost, count: int) -> None:
+        with self.lock:
+            self.left[host.name] = max(0, self.left.get(host.name, 0) - count)
+            self._report()
+
+    def finish(self) -> None:
+        self.reporter.bytes_staged(self.total, self.total)

@@ -1,0 +1,139 @@
+"""The scheduler-free executor: the runtime starts each host's tasks itself, in slots (SSH + python3 only).
+
+Tasks are spread over the hosts balanced by their input bytes; each host
+gets only its own tasks' folders and inputs. ``start`` launches a host's
+tasks detached (they outlive the SSH session); at most ``host CPUs // task
+cpus`` run at once, through slot locks under the account's home shared by
+every job on that host. A poll is one agent call per host, in parallel. A
+task whose runtime died, or whose host stopped answering, ends ``failed``
+with a reason naming the host.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from squall.errors import Refused, SquallError
+from squall.sites.base import JobPlan, TaskState
+from squall.sites.parts import Executor
+from squall.sites.remote_host import HostFacts, RemoteHost
+from squall.sites.slurm import status_state, vanished
+from squall.workarea import KILL_GRACE, TaskStatus
+
+SLOTS_DIR = "~/.squall/slots"
+
+
+class SlotsExecutor(Executor):
+    heartbeat = 2.0
+
+    def check(self, plan: JobPlan, facts: dict[str, HostFacts]) -> None:
+        """Every host must fit one task (tasks go to any host, balanced by input size).
+
+        A host has what the inventory gives it (``squall_cpus``...), else what it reports; GPUs only
+        when the inventory declares them.
+        """
+        res = plan.spec.resources
+        wanted = {"cpus": res.cpus, "memory_mb": (res.memory_bytes or 0) // (1 << 20), "gpus": res.gpus}
+        for host in self.hosts:
+            fact = facts[host.name]
+            has = {"cpus": host.declared.get("cpus") or fact.cpus,
+                   "memory_mb": host.declared.get("memory_mb") or fact.memory_mb,
+                   "gpus": host.declared.get("gpus") or 0}
+            short = [f"{has[k]} {k.replace('_mb', ' MB')} (a task asks {wanted[k]})"
+                     for k in ("cpus", "memory_mb", "gpus") if wanted[k] > has[k]]
+            if short:
+                raise Refused(f"resources: host {host} of site {self.site!r} has only {', '.join(short)}",
+                              hint="ask less per task, or set squall_cpus/squall_memory_mb/squall_gpus truly")
+
+    def max_duration(self, plan: JobPlan) -> float:
+        """Tasks wait for slots, so waves of them may run one after another on a host."""
+        per_host = -(-len(plan.tasks) // len(self.hosts))
+        return per_host * (plan.walltime + KILL_GRACE)
+
+    def placement(self, plan: JobPlan) -> dict[int, RemoteHost]:
+        """Largest inputs first, each to the host with the fewest bytes so far (ties: fewer tasks, then order)."""
+        load = [[0, 0, position] for position in range(len(self.hosts))]
+        chosen: dict[int, RemoteHost] = {}
+        for task in sorted(plan.tasks, key=lambda t: (-sum(i.size for i in t.inputs), t.index)):
+            target = min(load)
+            target[0] += sum(i.size for i in task.inputs)
+            target[1] += 1
+            chosen[task.index] = self.hosts[target[2]]
+        return dict(sorted(chosen.items()))
+
+    def task_fields(self, plan: JobPlan, host: RemoteHost) -> dict:
+        """Slot locks shared by every job on the host: its CPUs (declared, else counted there) // task cpus."""
+        cpus = plan.spec.resources.cpus
+        declared = host.declared.get("cpus")
+        slots = {"dir": SLOTS_DIR, "count": max(1, declared // cpus)} if declared else {"dir": SLOTS_DIR, "cpus": cpus}
+        return {"slots": slots}
+
+    def _by_host(self, plan: JobPlan) -> dict[RemoteHost, list[int]]:
+        hosts: dict[RemoteHost, list[int]] = {}
+        for index, host in self.placement(plan).items():
+            hosts.setdefault(host, []).append(index)
+        return hosts
+
+    def launch(self, plan: JobPlan) -> dict:
+        started = each_host(lambda host, indexes: host.agent("start", host.job_dir(plan.job_id),
+                                                             *map(str, indexes)), self._by_host(plan))
+        return {host.name: answer["started"] for host, answer in started.items()}
+
+    def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
+        placements = {plan.job_id: self.placement(plan) for plan in plans}
+        wanted = {host: [p for p in plans if host in placements[p.job_id].values()] for host in self.hosts}
+        wanted = {host: jobs for host, jobs in wanted.items() if jobs}
+
+        def ask(host: RemoteHost, jobs: list[JobPlan]) -> dict | SquallError:
+            try:
+                return host.agent("poll", "--no-slurm", *[host.job_dir(p.job_id) for p in jobs])
+            except SquallError as exc:  # an unreachable host ends its own tasks, not the others'
+                return exc
+
+        answers = each_host(ask, wanted)
+        result = {}
+        for plan in plans:
+            result[plan.job_id] = [self._task_state(plan, t.index, placements[plan.job_id][t.index],
+                                                    answers[placements[plan.job_id][t.index]]) for t in plan.tasks]
+        return result
+
+    def _task_state(self, plan: JobPlan, index: int, host: RemoteHost, answer: dict | SquallError) -> TaskState:
+        if isinstance(answer, SquallError):
+            return TaskState(index, TaskStatus.FAILED, error=f"host {host} stopped answering: {answer.message}")
+        job = answer["jobs"].get(host.job_dir(plan.job_id))
+        if job is None:
+            message = vanished(host, plan, self.site)
+            return TaskState(index, TaskStatus.FAILED, error=message, job_error=message)
+        status = job["tasks"].get(str(index))
+        if str(index) in job.get("dead", []):
+            return TaskState(index, TaskStatus.FAILED, (status or {}).get("exit_code"),
+                             error=f"the runtime on host {host} died before the task ended "
+                                   "(killed, or the machine restarted)")
+        if status is not None:
+            return status_state(index, status)
+        return TaskState(index, TaskStatus.QUEUED if job["launched_at"] else TaskStatus.PENDING)
+
+    def cancel(self, plan: JobPlan) -> None:
+        """The runtimes are stopped; each writes its task ``cancelled``; the folders stay for collect."""
+        self.stop(plan, remove=False)
+
+    def stop(self, plan: JobPlan, remove: bool) -> None:
+        def stop_one(host: RemoteHost, indexes: list[int]) -> SquallError | None:
+            try:
+                host.agent("stop", host.job_dir(plan.job_id), *(["remove"] if remove else []))
+            except SquallError as exc:
+                return exc
+            return None
+
+        errors = [error for error in each_host(stop_one, self._by_host(plan)).values() if error]
+        if errors:
+            raise errors[0]
+
+
+def each_host(action, work: dict) -> dict:
+    """``action(host, item)`` for every host at once (one thread per host); answers by host."""
+    if not work:
+        return {}
+    with ThreadPoolExecutor(len(work)) as pool:
+        futures = {host: pool.submit(action, host, item) for host, item in work.items()}
+        return {host: future.result() for host, future in futures.items()}

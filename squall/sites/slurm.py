@@ -1,0 +1,175 @@
+"""The Slurm executor: every task of a job is one element of a job array, submitted from the login node.
+
+The array is named ``squall-<job-id>`` and its comment carries the owner
+tags. The runtime's status files say exactly what a task did; Slurm's own
+records say what the runtime cannot (a task still pending, or killed by
+Slurm before or while it ran). One agent call polls every job at the site.
+"""
+
+from __future__ import annotations
+
+from squall.errors import Refused
+from squall.inventory import Partition, SiteVars
+from squall.sites.base import Capability, JobPlan, LiveResource, TaskState
+from squall.sites.parts import Executor
+from squall.sites.remote_host import HostFacts, RemoteHost
+from squall.spec import parse_walltime
+from squall.templating import templates
+from squall.workarea import KILL_GRACE, TaskStatus
+
+SLURM_MARGIN = 30  # Slurm's limit is the walltime plus this: the runtime times out first
+SLURM_ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
+               "BOOT_FAIL", "DEADLINE"}
+LOST_AFTER = 120  # seconds after launch with neither a Slurm record nor a runtime status
+
+
+class SlurmExecutor(Executor):
+    capabilities = frozenset({Capability.CONTAINERS, Capability.GPUS})
+
+    def __init__(self, site: str, hosts: list[RemoteHost], site_vars: SiteVars, user: str):
+        super().__init__(site, hosts)
+        self.login = hosts[0]
+        self.site_vars = site_vars
+        self.user = user
+
+    def check(self, plan: JobPlan, facts: dict[str, HostFacts]) -> None:
+        self.partition_for(plan)
+
+    def partition_for(self, plan: JobPlan) -> Partition:
+        res = plan.spec.resources
+        reasons = []
+        for partition in self.site_vars.squall_partitions:
+            if res.walltime_seconds > parse_walltime(partition.max_walltime):
+                reasons.append(f"{partition.name}: walltime above {partition.max_walltime}")
+            elif res.cpus > partition.max_cpus_per_task:
+                reasons.append(f"{partition.name}: more than {partition.max_cpus_per_task} cpus")
+            elif res.gpus and (partition.name not in self.site_vars.squall_gpu_partitions
+                               or res.gpus > partition.gpus_per_node):
+                reasons.append(f"{partition.name}: not {res.gpus} GPUs")
+            else:
+                return partition
+        raise Refused(f"resources: no partition of site {self.site!r} fits ({'; '.join(reasons)})")
+
+    def max_duration(self, plan: JobPlan) -> float:
+        return plan.walltime + SLURM_MARGIN + KILL_GRACE
+
+    def placement(self, plan: JobPlan) -> dict[int, RemoteHost]:
+        return {task.index: self.login for task in plan.tasks}
+
+    def claims(self, plan: JobPlan) -> list[tuple[str, str]]:
+        return [("slurm", f"squall-{plan.job_id}")]  # the array launch will submit under this name
+
+    def job_files(self, plan: JobPlan, host: RemoteHost, expires: float) -> dict[str, tuple[bytes, int]]:
+        return {"job.sh": (self.batch_script(plan, expires).encode(), 0o700)}
+
+    def batch_script(self, plan: JobPlan, expires: float) -> str:
+        res = plan.spec.resources
+        tags = plan.tags
+        comment = (f"squall-job={plan.job_id},org={tags['squall:org']},project={tags['squall:project']},"
+                   f"store={tags['squall:store']},expires={int(expires)}")
+        seconds = plan.walltime + SLURM_MARGIN
+        return templates().get_template("slurm/array.sh.j2").render(
+            job_id=plan.job_id, slurm_name=f"squall-{plan.job_id}", comment=comment, tasks=len(plan.tasks),
+            partition=self.partition_for(plan).name, cpus=res.cpus,
+            memory_mb=(res.memory_bytes or 0) // (1 << 20), gpus=res.gpus,
+            slurm_time=f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}",
+            job_dir=self.login.job_dir(plan.job_id), runtime=self.login.runtime,
+        )
+
+    def launch(self, plan: JobPlan) -> dict:
+        """One array for every task; a job already submitted under this name is never submitted again."""
+        return self.login.agent("submit", self.login.job_dir(plan.job_id), f"squall-{plan.job_id}")
+
+    def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
+        answer = self.login.agent("poll", *[self.login.job_dir(p.job_id) for p in plans])
+        slurm: dict[str, dict[int, dict]] = {}
+        for record in answer["slurm"]:
+            for index in _array_indexes(record.get("ArrayTaskId")):
+                slurm.setdefault(record["JobName"], {})[index] = record
+        result = {}
+        for plan in plans:
+            job = answer["jobs"].get(self.login.job_dir(plan.job_id))
+            if job is None:  # every job polled was launched: its folder existed
+                message = vanished(self.login, plan, self.site)
+                result[plan.job_id] = [TaskState(t.index, TaskStatus.FAILED, error=message, job_error=message)
+                                       for t in plan.tasks]
+                continue
+            records = slurm.get(f"squall-{plan.job_id}", {})
+            lost = job["launched_at"] is not None and answer["now"] - job["launched_at"] > LOST_AFTER
+            result[plan.job_id] = [
+                _task_state(t.index, job["tasks"].get(str(t.index)), records.get(t.index), lost)
+                for t in plan.tasks
+            ]
+        return result
+
+    def cancel(self, plan: JobPlan) -> None:
+        self.login.ssh.run(["scancel", f"--name=squall-{plan.job_id}", f"--user={self.user}"])
+
+    def stop(self, plan: JobPlan, remove: bool) -> None:
+        """Cancel whatever still runs and remove the job folder, in one remote call."""
+        folder = [self.login.job_dir(plan.job_id)] if remove else []
+        self.login.agent("teardown", f"squall-{plan.job_id}", *folder)
+
+    def scheduler_jobs(self, host: RemoteHost, listing: dict) -> list[LiveResource]:
+        from squall.sites.remote import owner_tags
+
+        live = []
+        for j in listing["jobs"]:
+            tags = dict(part.split("=", 1) for part in j["comment"].split(",") if "=" in part)
+            live.append(LiveResource(self.site, "slurm", j["name"], j["name"].removeprefix("squall-"),
+                                     {"slurm_job": j["id"], "comment": j["comment"], "state": j["state"]},
+                                     *owner_tags(tags.get("store"), tags.get("expires"))))
+        return live
+
+    def remove_scheduler_job(self, resource: LiveResource) -> None:
+        self.login.ssh.run(["scancel", f"--name={resource.resource}", f"--user={self.user}"])
+
+
+def vanished(host: RemoteHost, plan: JobPlan, site: str) -> str:
+    """What ends a job whose folder is gone from a host."""
+    return (f"the job folder {host.job_dir(plan.job_id)} vanished at site {site!r} (host {host.name}; "
+            "removed by someone else, e.g. another store's gc); its outputs are lost")
+
+
+def _array_indexes(text: str | None) -> list[int]:
+    """``"3"`` -> [3]; ``"0-3%2"`` or ``"1,4-5"`` -> every index named."""
+    if not text or text == "N/A":
+        return []
+    indexes: list[int] = []
+    for part in text.split("%")[0].strip("[]").split(","):
+        if "-" in part:
+            low, high = part.split("-", 1)
+            indexes.extend(range(int(low), int(high) + 1))
+        elif part.isdigit():
+            indexes.append(int(part))
+    return indexes
+
+
+def status_state(index: int, status: dict) -> TaskState:
+    """A task's state as the runtime's ``status.json`` says it."""
+    return TaskState(index, status["state"], status.get("exit_code"), status.get("wall_time"),
+                     status.get("max_rss_kb"), status.get("network_isolated"), status.get("error"))
+
+
+def _task_state(index: int, status: dict | None, record: dict | None, lost: bool) -> TaskState:
+    """Combine the runtime's status (exact) with Slurm's state (for what the runtime cannot say)."""
+    slurm_state = (record or {}).get("JobState")
+    if status is not None:
+        state = status_state(index, status)
+        if not state.final and slurm_state in SLURM_ENDED:
+            state.state = _slurm_final(slurm_state)
+            state.error = f"Slurm ended the task: {slurm_state}"
+        return state
+    if slurm_state in SLURM_ENDED:
+        return TaskState(index, _slurm_final(slurm_state), error=f"Slurm: {slurm_state} ({record.get('Reason')}) before the runtime ran")
+    if slurm_state in ("PENDING", "CONFIGURING", "REQUEUED"):
+        return TaskState(index, TaskStatus.QUEUED)
+    if slurm_state:
+        return TaskState(index, TaskStatus.RUNNING)
+    if lost:
+        return TaskState(index, TaskStatus.FAILED, error="neither Slurm nor the runtime knows this task any more")
+    return TaskState(index, TaskStatus.PENDING)
+
+
+def _slurm_final(slurm_state: str) -> TaskStatus:
+    return {"TIMEOUT": TaskStatus.TIMEOUT, "CANCELLED": TaskStatus.CANCELLED}.get(slurm_state, TaskStatus.FAILED)

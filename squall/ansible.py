@@ -72,7 +72,7 @@ def run_roles(
     timeout: int = 1800,
     jump: Hop | None = None,
 ) -> PlaybookResult:
-    """Apply ``roles`` to the ``login`` host of the inventories; raise on failure."""
+    """Apply ``roles`` to the site's machines (its ``login`` host, or its ``nodes``); raise on failure."""
     try:
         import ansible_runner
     except ImportError:  # pragma: no cover - a dependency of squall
@@ -80,7 +80,7 @@ def run_roles(
     bin_dir = Path(sys.executable).parent
     if not (bin_dir / "ansible-playbook").exists() and not shutil.which("ansible-playbook"):
         raise MissingDependency("ansible-playbook is not on PATH", hint="pip install ansible-core")
-    play = [{"name": "Squall", "hosts": "login", "gather_facts": False, "roles": roles}]
+    play = [{"name": "Squall", "hosts": "login:nodes", "gather_facts": False, "roles": roles}]
     private = Path(tempfile.mkdtemp(prefix="squall-ansible-"))
     control = private / "cp"
     control.mkdir()

@@ -93,7 +93,8 @@ def run_action(
     report = SiteReport(site=name, action=action)
     started = time.monotonic()
     try:
-        check_private_key(inventory.key_path)
+        for _, host in inventory.hosts:
+            check_private_key(inventory.key_of(host))
         jump = inventory.vars.squall_jump_host
         if jump is not None:
             check_private_key(jump.hop.key, "squall_jump_host.private_key_file")
@@ -137,6 +138,8 @@ def _fill(report: SiteReport, result: PlaybookResult) -> None:
         for item in check.get("checks", [])
     ]
     report.facts = check.get("facts", {})
+    if result.stats.get("squall_site_check_hosts"):  # a site of several machines: what each one has
+        report.facts["hosts"] = result.stats["squall_site_check_hosts"]
     report.runtime = result.stats.get("squall_runtime_report")
     report.health = result.stats.get("squall_health_report")
     report.unenrol = result.stats.get("squall_unenrol_report")
@@ -156,6 +159,7 @@ def describe_site(store: Store, name: str) -> dict:
         "partitions": latest_check.get("partitions"),
         "gpus": latest_check.get("gres"),
         "container_runtimes": latest_check.get("container_runtimes"),
+        "hosts": latest_check.get("hosts"),
         "python": {"login": latest_check.get("python_login"), "compute": latest_check.get("python_compute")},
         "runtime": _latest(discovered, ("enrol",), "runtime") or None,
         "health": _latest(discovered, ("health", "enrol"), "health") or None,

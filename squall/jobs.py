@@ -176,6 +176,7 @@ class JobResult:
                     "outputs": t.outputs,
                     "network_isolated": t.network_isolated,
                     "stderr_tail": t.stderr_tail,
+                    "error": t.error,
                 }
                 for t in self.tasks
             ],

@@ -289,6 +289,7 @@ class Runner:
                 "wall_time": s.wall_time,
                 "max_rss_kb": s.max_rss_kb,
                 "network_isolated": s.network_isolated,
+                "error": s.error,
             }
             if s.final:
                 self.store.record(plan.job_id, "monitor", "task", index=s.index, state=s.state, exit_code=s.exit_code,
@@ -304,12 +305,14 @@ class Runner:
 
     def _store_collected(self, plan: JobPlan, collected: list) -> None:
         updates = {}
-        cancelled = {t.idx for t in self.store.tasks(plan.job_id) if t.status == TaskStatus.CANCELLED}
+        tasks = {t.idx: t for t in self.store.tasks(plan.job_id)}
         for item in collected:
             tail = _stderr_tail(plan.results_dir / "meta" / f"task-{item.index}" / "stderr.log")
             updates[item.index] = {"outputs": item.files, "stderr_tail": tail}
-            if item.error and item.index not in cancelled:
+            task = tasks.get(item.index)
+            if item.error and not (task and task.status == TaskStatus.CANCELLED):
                 updates[item.index]["status"] = TaskStatus.FAILED
+                updates[item.index]["error"] = (task.error if task else None) or item.error
             self.store.record(
                 plan.job_id, "collect", "task", index=item.index, files=item.files, bytes=item.bytes, error=item.error
             )

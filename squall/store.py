@@ -159,6 +159,10 @@ MIGRATIONS: list[str] = [
     INSERT INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(6))));
     ALTER TABLE jobs ADD COLUMN org TEXT NOT NULL DEFAULT 'default';
     """,
+    # 6: why a task ended as it did (its host was lost, Slurm killed it...), shown with the task
+    """
+    ALTER TABLE tasks ADD COLUMN error TEXT;
+    """,
 ]
 
 
@@ -200,6 +204,7 @@ class TaskRow:
     network_isolated: bool | None
     stderr_tail: str | None
     outputs: int | None
+    error: str | None = None
 
 
 @dataclass(frozen=True)

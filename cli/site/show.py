@@ -30,8 +30,18 @@ def show_cmd(app: App, name: str) -> None:
         app.say(f"  partition {p['name']:<10} max {p['max_walltime']}, {p['max_cpus_per_task']} cpus/task, "
                 f"{p['gpus_per_node']} gpus/node; {price['per_job']}/job + {price['per_core_hour']}/core-h "
                 f"+ {price['per_gpu_hour']}/gpu-h")
-    app.say(f"  discovered partitions: {found['partitions'] or 'not checked yet'}")
-    app.say(f"  discovered GPUs (gres): {found['gpus'] or '-'}")
+    if info["jump_host"]:
+        app.say(f"  jump host: {info['jump_host']}")
+    if info["scheduler"] == "none":
+        machines = found["hosts"] or {}
+        for host, address in info["hosts"].items():
+            fact = machines.get(host)
+            has = (f"{fact['cpus']} CPUs, {fact['memory_mb']} MB, {fact['gpus']} GPUs" if fact
+                   else "not checked yet")
+            app.say(f"  machine {host} at {address}: {has}")
+    else:
+        app.say(f"  discovered partitions: {found['partitions'] or 'not checked yet'}")
+        app.say(f"  discovered GPUs (gres): {found['gpus'] or '-'}")
     app.say(f"  container runtimes: {found['container_runtimes'] if found['container_runtimes'] is not None else '-'}")
     runtime = found["runtime"]
     app.say(f"  runtime: {runtime['version'] + ' at ' + runtime['path'] if runtime else 'not installed by Squall'}")

@@ -23,6 +23,7 @@ class Executor(ABC):
     def __init__(self, site: str, hosts: list[RemoteHost]):
         self.site = site
         self.hosts = hosts
+        self.lost: dict[str, str] = {}  # host name -> why it stopped answering (not asked again by this controller)
 
     @abstractmethod
     def check(self, plan: JobPlan, facts: dict[str, HostFacts]) -> None:

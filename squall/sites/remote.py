@@ -152,6 +152,10 @@ class RemoteSite(Site):
             by_host.setdefault(placement[index], []).append(index)
         collected = []
         for host, host_indexes in by_host.items():
+            if host.name in self.executor.lost:  # nothing to fetch: the task already failed naming the host
+                collected += [CollectedTask(i, 0, 0, error=f"host {host} was lost: its outputs are lost")
+                              for i in host_indexes]
+                continue
             job_dir = host.job_dir(plan.job_id)
             found = host.read_files(job_dir, [f"{task_folder(i)}/{n}" for i in host_indexes for n in META_FILES])
             for index in host_indexes:

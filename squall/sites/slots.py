@@ -80,26 +80,28 @@ class SlotsExecutor(Executor):
         return {host.name: answer["started"] for host, answer in started.items()}
 
     def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
+        """One agent call per host that holds tasks of ``plans``, all at once; a lost host is not asked again."""
         placements = {plan.job_id: self.placement(plan) for plan in plans}
         wanted = {host: [p for p in plans if host in placements[p.job_id].values()] for host in self.hosts}
-        wanted = {host: jobs for host, jobs in wanted.items() if jobs}
+        wanted = {host: jobs for host, jobs in wanted.items() if jobs and host.name not in self.lost}
 
-        def ask(host: RemoteHost, jobs: list[JobPlan]) -> dict | SquallError:
+        def ask(host: RemoteHost, jobs: list[JobPlan]) -> dict | None:
             try:
                 return host.agent("poll", "--no-slurm", *[host.job_dir(p.job_id) for p in jobs])
             except SquallError as exc:  # an unreachable host ends its own tasks, not the others'
-                return exc
+                self.lost[host.name] = exc.message
+                return None
 
         answers = each_host(ask, wanted)
-        result = {}
-        for plan in plans:
-            result[plan.job_id] = [self._task_state(plan, t.index, placements[plan.job_id][t.index],
-                                                    answers[placements[plan.job_id][t.index]]) for t in plan.tasks]
-        return result
+        return {plan.job_id: [self._task_state(plan, t.index, placements[plan.job_id][t.index],
+                                               answers.get(placements[plan.job_id][t.index]))
+                              for t in plan.tasks]
+                for plan in plans}
 
-    def _task_state(self, plan: JobPlan, index: int, host: RemoteHost, answer: dict | SquallError) -> TaskState:
-        if isinstance(answer, SquallError):
-            return TaskState(index, TaskStatus.FAILED, error=f"host {host} stopped answering: {answer.message}")
+    def _task_state(self, plan: JobPlan, index: int, host: RemoteHost, answer: dict | None) -> TaskState:
+        if answer is None:
+            return TaskState(index, TaskStatus.FAILED,
+                             error=f"host {host} stopped answering; the task is lost: {self.lost[host.name]}")
         job = answer["jobs"].get(host.job_dir(plan.job_id))
         if job is None:
             message = vanished(host, plan, self.site)
@@ -118,7 +120,11 @@ class SlotsExecutor(Executor):
         self.stop(plan, remove=False)
 
     def stop(self, plan: JobPlan, remove: bool) -> None:
+        """Every reachable host at once; a lost host keeps its folder (and the job its leases) for gc."""
         def stop_one(host: RemoteHost, indexes: list[int]) -> SquallError | None:
+            if host.name in self.lost:
+                return SquallError(f"host {host} was lost during the job ({self.lost[host.name]}); "
+                                   "its job folder is left for squall gc")
             try:
                 host.agent("stop", host.job_dir(plan.job_id), *(["remove"] if remove else []))
             except SquallError as exc:

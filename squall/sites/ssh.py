@@ -42,6 +42,7 @@ class SshSession:
         self._jump_client = None
         self._connection = None
         self._sftp = None
+        self._ever_connected = False  # a refusal before the first connection is a wrong address, not a blip
         self.commands = 0  # remote commands run, for tests and benchmarks
 
     # connection ---------------------------------------------------------
@@ -66,6 +67,7 @@ class SshSession:
         connection.open()
         client.save_host_keys(str(self.known_hosts))
         self._connection = connection
+        self._ever_connected = True
         return connection
 
     def _through_jump(self, hop: Hop):
@@ -87,6 +89,9 @@ class SshSession:
         except paramiko.BadHostKeyException as exc:
             raise SiteUnreachable(f"jump host {hop}: host key changed: {exc}", hint=f"see {self.known_hosts}") from None
         except (OSError, paramiko.SSHException) as exc:
+            if _refused(exc) and not self._ever_connected:
+                raise SiteUnreachable(f"jump host {hop} unreachable: {exc}",
+                                      hint="check squall_jump_host's host and port") from None
             raise HopUnreachable(f"jump host {hop} unreachable: {exc}") from None
         client.save_host_keys(str(self.known_hosts))
         try:
@@ -149,6 +154,10 @@ class SshSession:
             ) from None
         if isinstance(exc, paramiko.BadHostKeyException):
             raise SiteUnreachable(f"{self.host}'s host key changed: {exc}", hint=f"see {self.known_hosts}") from None
+        if _refused(exc) and not self._ever_connected:
+            self.close()
+            raise SiteUnreachable(f"{self.user}@{self.host}:{self.port} unreachable: {exc}",
+                                  hint="check the inventory's ansible_host and ansible_port") from None
         connected = self._connection is not None and self._connection.is_connected
         if isinstance(exc, (FileNotFoundError, PermissionError)) and connected:
             raise exc  # a real answer from the site, not a dropped connection
@@ -201,6 +210,16 @@ class SshSession:
         if check and status != 0:
             raise RemoteCommandFailed(argv, status, err.strip() or out.strip())
         return out
+
+
+def _refused(exc: Exception) -> bool:
+    """A refused connection or a name that does not resolve: retrying the same address will not help."""
+    import paramiko
+
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        return all(isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == 111
+                   for e in exc.errors.values())
+    return isinstance(exc, (ConnectionRefusedError, socket.gaierror))
 
 
 def check_private_key(path: Path, field: str = "ansible_ssh_private_key_file") -> None:

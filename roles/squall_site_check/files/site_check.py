@@ -101,6 +101,16 @@ def check_partitions(report, wanted):
     return ok
 
 
+def describe_machine(report):
+    """CPUs, memory and GPUs of a machine with no scheduler (shown by ``squall site show``)."""
+    report.facts["cpus"] = os.cpu_count() or 1
+    with open("/proc/meminfo") as handle:
+        report.facts["memory_mb"] = int(handle.readline().split()[1]) // 1024
+    rc, out, _ = run(["nvidia-smi", "-L"])
+    report.facts["gpus"] = len([line for line in out.splitlines() if line.startswith("GPU ")]) if rc == 0 else 0
+    return report.add("machine", True, "%(cpus)d CPUs, %(memory_mb)d MB, %(gpus)d GPUs" % report.facts, "")
+
+
 def check_python_login(report):
     ok = sys.version_info[:2] >= MIN_PYTHON
     report.facts["python_login"] = version_text(sys.version_info[:3])
@@ -185,12 +195,15 @@ def main():
     if config.get("remote_path"):
         os.environ["PATH"] = config["remote_path"]
     report = Report()
-    commands_ok = check_commands(report)
+    slurm = config.get("scheduler", "slurm") == "slurm"  # else a plain machine: what it has is what tasks get
+    commands_ok = slurm and check_commands(report)
     partitions_ok = commands_ok and check_partitions(report, config["partitions"])
     check_python_login(report)
     work_root_ok = check_work_root(report, config["work_root"], config["min_free_gb"], config["min_free_inodes"])
     check_runtimes(report, config["container_runtimes"])
-    if partitions_ok and work_root_ok:
+    if not slurm:
+        describe_machine(report)
+    elif partitions_ok and work_root_ok:
         probe_compute(report, config["work_root"], config["partitions"][0]["name"], config["network_probe"])
     else:
         report.add("python_compute", False, "not probed", "fix the failed checks above first")

@@ -248,7 +248,6 @@ class Runner:
                     plans[job.id] = self._other_plan(job)
             states = site.poll(list(plans.values()))
             self.store.save_site_poll(site.name, time.time(), {j: [asdict(s) for s in v] for j, v in states.items()})
-            self.store.record(None, "poll", "remote", site=site.name, jobs=len(plans))
             return states[plan.job_id]
 
     def _other_plan(self, job: JobRow) -> JobPlan:

@@ -159,9 +159,12 @@ MIGRATIONS: list[str] = [
     INSERT INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(6))));
     ALTER TABLE jobs ADD COLUMN org TEXT NOT NULL DEFAULT 'default';
     """,
-    # 6: why a task ended as it did (its host was lost, Slurm killed it...), shown with the task
+    # 6: why a task ended as it did (its host was lost, Slurm killed it...), shown with the task;
+    #    the shared poll counts its remote calls instead of journaling each one
     """
     ALTER TABLE tasks ADD COLUMN error TEXT;
+    ALTER TABLE site_polls ADD COLUMN calls INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE site_polls ADD COLUMN since REAL;
     """,
 ]
 
@@ -472,8 +475,11 @@ class Store:
         return (row["at"], json.loads(row["states"])) if row else None
 
     def save_site_poll(self, site: str, at: float, states: dict) -> None:
+        """The answer of one remote poll for every controller at ``site``; the calls are counted, not journaled."""
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO site_polls VALUES (?, ?, ?)", (site, at, json.dumps(states)))
+            db.execute("INSERT INTO site_polls (site, at, states, calls, since) VALUES (?, ?, ?, 1, ?) "
+                       "ON CONFLICT (site) DO UPDATE SET at = excluded.at, states = excluded.states, "
+                       "calls = calls + 1", (site, at, json.dumps(states), at))
 
     def jobs_in_phase(self, phase: str) -> list[JobRow]:
         rows = self._db.execute("SELECT * FROM jobs WHERE phase = ? ORDER BY created_at", (phase,)).fetchall()

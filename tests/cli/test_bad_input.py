@@ -301,3 +301,38 @@ def test_a_missing_jump_host_key_fails_at_once_naming_it(squall, make_spec, tmp_
     assert squall.run("site", "add", "bad-site", "--inventory", str(folder)).returncode == 0
     proc = squall.run("job", "run", str(make_spec({"name": "x", "command": "true"})), "--site", "bad-site")
     assert_clear(proc, 2, "squall_jump_host.private_key_file", str(missing))
+
+
+NODES_INVENTORY = TESTBED_INVENTORY.parent / "testbed-nodes"
+NODE = "{ansible_host: 10.250.1.11}"
+SSH_INVENTORIES = [
+    ("unknown-key", "all: {children: {nodes: {hosts: {n1: {ansible_host: 10.250.1.11, squall_cpu: 2}}}}}\n",
+     None, ["all.children.nodes.hosts.n1.squall_cpu", "did you mean 'squall_cpus'"]),
+    ("cpus-0", "all: {children: {nodes: {hosts: {n1: {ansible_host: 10.250.1.11, squall_cpus: 0}}}}}\n", None,
+     ["all.children.nodes.hosts.n1", "squall_cpus"]),
+    ("duplicate-host", f"all: {{children: {{nodes: {{hosts: {{n1: {NODE}, n2: {NODE}}}}}}}}}\n", None,
+     ["all.children.nodes.hosts.n2", "the same machine as n1", "10.250.1.11:22"]),
+    ("no-hosts", "all: {children: {nodes: {hosts: {}}}}\n", None, ["all.children.nodes.hosts", "at least one"]),
+    ("site-variable-on-a-machine",
+     "all: {children: {nodes: {hosts: {n1: {ansible_host: 10.250.1.11, squall_work_root: /x}}}}}\n", None,
+     ["n1.squall_work_root", "group_vars"]),
+    ("partitions-without-scheduler", None,
+     (NODES_INVENTORY / "group_vars" / "all.yml").read_bytes()
+     + b"squall_partitions: [{name: debug, max_walltime: '01:00:00', max_cpus_per_task: 1, "
+       b"price: {per_job: 0, per_core_hour: 0}}]\n", ["squall_partitions", "no partitions"]),
+    ("jump-host-without-key", None,
+     (NODES_INVENTORY / "group_vars" / "all.yml").read_bytes().split(b"squall_jump_host:")[0]
+     + b"squall_jump_host: {host: 10.250.0.2, user: squall-svc}\n", ["squall_jump_host.private_key_file"]),
+]
+
+
+@pytest.mark.parametrize("case_id, hosts, group_vars, names", SSH_INVENTORIES, ids=[c[0] for c in SSH_INVENTORIES])
+def test_bad_ssh_site_inventory_exits_2_naming_the_field(squall, tmp_path, case_id, hosts, group_vars, names):
+    folder = tmp_path / "inventories" / "bad-nodes"
+    shutil.copytree(NODES_INVENTORY, folder)
+    if hosts is not None:
+        (folder / "hosts.yml").write_text(hosts)
+    if group_vars is not None:
+        (folder / "group_vars" / "all.yml").write_bytes(group_vars)
+    proc = squall.run("site", "add", "bad-nodes", "--inventory", str(folder))
+    assert_clear(proc, 2, *names)

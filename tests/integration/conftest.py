@@ -13,6 +13,7 @@ import pytest
 from squall.runtime import runtime_sha256
 
 TESTBED = Path(__file__).resolve().parents[1] / "testbed" / "testbed"
+REPO_INVENTORIES = Path(__file__).resolve().parents[2] / "inventories"
 
 
 @pytest.fixture(scope="session")

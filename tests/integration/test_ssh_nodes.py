@@ -227,3 +227,25 @@ def test_hostile_names_inputs_and_arguments_never_reach_a_shell_on_any_node(site
         check = as_service_account_on(nodes, name, f"import os; print(os.path.exists({CANARY!r}))")
         assert check.stdout.strip() == "False"
     assert not Path(CANARY).exists()
+
+
+def test_an_unreachable_jump_host_exits_5_within_10_s_naming_the_hop(site, nodes, tmp_path, make_spec):
+    import shutil
+
+    import yaml
+
+    from tests.integration.conftest import REPO_INVENTORIES
+
+    folder = tmp_path / "inventories" / "closed-jump"
+    shutil.copytree(REPO_INVENTORIES / SITE, folder)
+    group_vars = folder / "group_vars" / "all.yml"
+    data = yaml.safe_load(group_vars.read_text())
+    data["squall_jump_host"]["port"] = 1
+    group_vars.write_text(yaml.safe_dump(data))
+    assert site.run("site", "add", "closed-jump", "--inventory", str(folder)).returncode == 0
+    started = time.monotonic()
+    proc = site.run("job", "run", str(make_spec({"name": "x", "command": "true"})), "--site", "closed-jump")
+    took = time.monotonic() - started
+    assert proc.returncode == 5 and "jump host squall-svc@10.250.0.2:1" in proc.stderr, proc.stderr
+    assert took < 10, took
+    assert site.job_count() == 0

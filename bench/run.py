@@ -20,6 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nodes import nodes_figures  # noqa: E402  (beside this file)
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -450,6 +453,7 @@ def main() -> int:
             try:
                 mib, count = (128, 128) if args.quick else (1024, 1000)
                 results |= hpc_figures(3 if args.quick else 5, mib, count, root / "home-hpc", root)
+                results |= nodes_figures(3 if args.quick else 5, mib, count, root / "home-nodes", root, stage_twice)
             finally:
                 if not was_up:
                     subprocess.run([str(REPO / "tests" / "testbed" / "testbed"), "down"], capture_output=True)

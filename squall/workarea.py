@@ -39,6 +39,7 @@ class TaskStatus(enum.StrEnum):
     PENDING = "pending"  # not started
     QUEUED = "queued"  # started, waiting for a slot or the scheduler
     RUNNING = "running"
+    LOST = "lost"  # its host stopped answering; failed if it does not answer again within LOST_AFTER
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMEOUT = "timeout"
@@ -51,7 +52,7 @@ class TaskStatus(enum.StrEnum):
 
 FINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.CANCELLED})
 RAN = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.TIMEOUT})  # a payload ran to an end
-UNFINISHED = frozenset({TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RUNNING})
+UNFINISHED = frozenset({TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.LOST})
 
 
 def task_folder(index: int) -> str:

@@ -103,7 +103,7 @@ class Reporter:
 
 
 class Site(ABC):
-    """One place jobs run: the kinds are registered in ``squall.sites`` (local, hpc, cloud, kubernetes)."""
+    """One place jobs run: the kinds are registered in ``squall.sites`` (local, hpc, cloud, ssh, kubernetes)."""
 
     kind: str
     capabilities: frozenset[Capability] = frozenset()

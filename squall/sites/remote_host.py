@@ -79,8 +79,8 @@ class RemoteHost:
             self._home = self.ssh.run(["printenv", "HOME"]).strip()
         return f"{self._home}/{RUNTIME}"
 
-    def agent(self, *args: str, stdin: bytes | None = None) -> dict:
-        return json.loads(self.ssh.run(["python3", self.runtime, *args], stdin=stdin))
+    def agent(self, *args: str, stdin: bytes | None = None, retry: bool = True) -> dict:
+        return json.loads(self.ssh.run(["python3", self.runtime, *args], stdin=stdin, retry=retry))
 
     def facts(self) -> HostFacts:
         """Home, CPUs, memory and the installed runtime's sha256, in one round trip (a fixed script)."""

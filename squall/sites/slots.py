@@ -11,9 +11,11 @@ with a reason naming the host.
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from squall.errors import Refused, SquallError
+from squall.interrupts import uninterrupted
 from squall.sites.base import JobPlan, TaskState
 from squall.sites.parts import Executor
 from squall.sites.remote_host import HostFacts, RemoteHost
@@ -21,10 +23,15 @@ from squall.sites.slurm import status_state, vanished
 from squall.workarea import KILL_GRACE, TaskStatus
 
 SLOTS_DIR = "~/.squall/slots"
+LOST_AFTER = 30.0  # seconds a host may stay silent (its tasks ``lost``) before its tasks are failed
 
 
 class SlotsExecutor(Executor):
     heartbeat = 2.0
+
+    def __init__(self, site: str, hosts: list[RemoteHost]):
+        super().__init__(site, hosts)
+        self.silent: dict[str, tuple[float, str]] = {}  # host name -> (since, why): not answering, not yet lost
 
     def check(self, plan: JobPlan, facts: dict[str, HostFacts]) -> None:
         """Every host must fit one task (tasks go to any host, balanced by input size).
@@ -86,11 +93,16 @@ class SlotsExecutor(Executor):
         wanted = {host: jobs for host, jobs in wanted.items() if jobs and host.name not in self.lost}
 
         def ask(host: RemoteHost, jobs: list[JobPlan]) -> dict | None:
+            """One attempt: a silent host's tasks are ``lost`` at once, and failed after LOST_AFTER seconds."""
             try:
-                return host.agent("poll", "--no-slurm", *[host.job_dir(p.job_id) for p in jobs])
+                answer = host.agent("poll", "--no-slurm", *[host.job_dir(p.job_id) for p in jobs], retry=False)
             except SquallError as exc:  # an unreachable host ends its own tasks, not the others'
-                self.lost[host.name] = exc.message
+                since = self.silent.setdefault(host.name, (time.monotonic(), exc.message))[0]
+                if time.monotonic() - since >= LOST_AFTER:
+                    self.lost[host.name] = f"silent for {LOST_AFTER:.0f} s: {exc.message}"
                 return None
+            self.silent.pop(host.name, None)
+            return answer
 
         answers = each_host(ask, wanted)
         return {plan.job_id: [self._task_state(plan, t.index, placements[plan.job_id][t.index],
@@ -99,9 +111,11 @@ class SlotsExecutor(Executor):
                 for plan in plans}
 
     def _task_state(self, plan: JobPlan, index: int, host: RemoteHost, answer: dict | None) -> TaskState:
-        if answer is None:
+        if answer is None and host.name in self.lost:
             return TaskState(index, TaskStatus.FAILED,
                              error=f"host {host} stopped answering; the task is lost: {self.lost[host.name]}")
+        if answer is None:
+            return TaskState(index, TaskStatus.LOST, error=f"host {host} is not answering: {self.silent[host.name][1]}")
         job = answer["jobs"].get(host.job_dir(plan.job_id))
         if job is None:
             message = vanished(host, plan, self.site)
@@ -137,9 +151,15 @@ class SlotsExecutor(Executor):
 
 
 def each_host(action, work: dict) -> dict:
-    """``action(host, item)`` for every host at once (one thread per host); answers by host."""
-    if not work:
-        return {}
+    """``action(host, item)`` for every host at once (one thread per host); answers by host.
+
+    One host runs inline. Threads are started with signals held (a Ctrl-C
+    landing inside ``Thread.start`` leaves the thread half made); waiting for
+    them can be interrupted.
+    """
+    if len(work) <= 1:
+        return {host: action(host, item) for host, item in work.items()}
     with ThreadPoolExecutor(len(work)) as pool:
-        futures = {host: pool.submit(action, host, item) for host, item in work.items()}
+        with uninterrupted():
+            futures = {host: pool.submit(action, host, item) for host, item in work.items()}
         return {host: future.result() for host, future in futures.items()}

@@ -117,11 +117,11 @@ class SshSession:
             self._sftp = self._connect().sftp()
         return self._sftp
 
-    def retrying(self, action: Callable[[], T], what: str) -> T:
-        """Run ``action`` (which uses this session), reconnecting on transient failures."""
+    def retrying(self, action: Callable[[], T], what: str, retry: bool = True) -> T:
+        """Run ``action`` (which uses this session), reconnecting on transient failures (once only if not ``retry``)."""
         self.check_key()
         last: Exception | None = None
-        for delay in (*BACKOFF, None):
+        for delay in (*BACKOFF, None) if retry else (None,):
             try:
                 return action()
             except BaseException as exc:
@@ -177,8 +177,10 @@ class SshSession:
 
     # commands -----------------------------------------------------------
 
-    def run(self, argv: list[str], stdin: bytes | None = None, timeout: float = 300, check: bool = True) -> str:
-        """Run one remote command (its words quoted); return stdout."""
+    def run(self, argv: list[str], stdin: bytes | None = None, timeout: float = 300, check: bool = True,
+            retry: bool = True) -> str:
+        """Run one remote command (its words quoted); return stdout. ``retry=False``: one attempt, for callers
+        that decide themselves what a silent host means (a poll)."""
         command = " ".join(shlex.quote(word) for word in argv)
 
         def attempt() -> tuple[int, str, str]:
@@ -206,7 +208,7 @@ class SshSession:
             return status, out.decode(errors="replace"), err.decode(errors="replace")
 
         self.commands += 1
-        status, out, err = self.retrying(attempt, argv[0])
+        status, out, err = self.retrying(attempt, argv[0], retry)
         if check and status != 0:
             raise RemoteCommandFailed(argv, status, err.strip() or out.strip())
         return out

@@ -174,6 +174,7 @@ def test_a_node_that_dies_mid_job_fails_its_tasks_only(site, nodes, make_spec):
         namespace = nodes["nodes"]["node-2"]["namespace"]
         pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True).stdout.split()
         subprocess.run(["kill", "-9", *pids], check=False)  # its sshd, the runtimes and the payloads
+        lost = site.wait_for("SELECT idx FROM tasks WHERE status = 'lost'", timeout=60)  # first lost, then failed
         out, err = controller.communicate(timeout=300)
     finally:
         kill_quietly(controller)
@@ -181,7 +182,7 @@ def test_a_node_that_dies_mid_job_fails_its_tasks_only(site, nodes, make_spec):
     assert controller.returncode == 1, err[-2000:]
     states = {t["index"]: t for t in report["tasks"]}
     failed = [t for t in states.values() if t["status"] == "failed"]
-    assert len(failed) == 1 and "node-2" in failed[0]["error"], report
+    assert len(failed) == 1 and "node-2" in failed[0]["error"] and failed[0]["index"] == lost[0], report
     ok = [i for i, t in states.items() if t["status"] == "succeeded"]
     assert len(ok) == 2 and all((Path(report["results"]) / f"task-{i}" / "ok").exists() for i in ok)
     assert left(nodes)["node-1"] == [] and left(nodes)["node-3"] == []

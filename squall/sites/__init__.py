@@ -46,16 +46,17 @@ def _open_local(name: str, home: Path, store: Store, config: dict) -> Site:
 def _ssh_hosts(name: str, home: Path, store: Store, inventory) -> list:
     """The inventory's hosts as SSH transports (through its jump host, if any)."""
     from squall.sites.remote_host import RemoteHost
-    from squall.sites.ssh import SshSession
+    from squall.sites.ssh import JumpConnection, SshSession
 
-    jump = inventory.vars.squall_jump_host
+    hop = inventory.vars.squall_jump_host
+    jump = JumpConnection(hop.hop, home / "known_hosts") if hop else None  # one connection for every host
 
     def note_retry(what: str, error: Exception) -> None:
         store.record(None, "ssh", "retry", site=name, action=what, error=repr(error))
 
     return [RemoteHost(host_name, SshSession(host.ansible_host, host.ansible_port, host.ansible_user,
                                              inventory.key_of(host), home / "known_hosts", on_retry=note_retry,
-                                             jump=jump.hop if jump else None),
+                                             jump=jump),
                        inventory.vars.squall_work_root,
                        {key: getattr(host, f"squall_{key}", None) for key in ("cpus", "memory_mb", "gpus")})
             for host_name, host in inventory.hosts]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shlex
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -34,12 +35,11 @@ class HopUnreachable(OSError):
 
 class SshSession:
     def __init__(self, host: str, port: int, user: str, key: Path, known_hosts: Path,
-                 on_retry: Callable[[str, Exception], None] | None = None, jump: Hop | None = None):
+                 on_retry: Callable[[str, Exception], None] | None = None, jump: "JumpConnection | None" = None):
         self.host, self.port, self.user, self.key = host, port, user, key
         self.known_hosts = known_hosts
         self.on_retry = on_retry
-        self.jump = jump
-        self._jump_client = None
+        self.jump = jump  # shared by every session of the site
         self._connection = None
         self._sftp = None
         self._ever_connected = False  # a refusal before the first connection is a wrong address, not a blip
@@ -70,44 +70,18 @@ class SshSession:
         self._ever_connected = True
         return connection
 
-    def _through_jump(self, hop: Hop):
-        """A ``direct-tcpip`` channel from the jump host to the login node, to carry its SSH connection."""
-        import paramiko
-
-        client = paramiko.SSHClient()
-        self._jump_client = client
-        self.known_hosts.touch(mode=0o600, exist_ok=True)
-        client.load_host_keys(str(self.known_hosts))
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        try:
-            client.connect(hop.host, port=hop.port, username=hop.user, key_filename=str(hop.key),
-                           look_for_keys=False, allow_agent=False, timeout=CONNECT_TIMEOUT,
-                           banner_timeout=CONNECT_TIMEOUT, auth_timeout=CONNECT_TIMEOUT)
-        except paramiko.AuthenticationException as exc:
-            raise SiteUnreachable(f"jump host {hop}: authentication failed: {exc}",
-                                  hint="check squall_jump_host's user and private_key_file") from None
-        except paramiko.BadHostKeyException as exc:
-            raise SiteUnreachable(f"jump host {hop}: host key changed: {exc}", hint=f"see {self.known_hosts}") from None
-        except (OSError, paramiko.SSHException) as exc:
-            if _refused(exc) and not self._ever_connected:
-                raise SiteUnreachable(f"jump host {hop} unreachable: {exc}",
-                                      hint="check squall_jump_host's host and port") from None
-            raise HopUnreachable(f"jump host {hop} unreachable: {exc}") from None
-        client.save_host_keys(str(self.known_hosts))
-        try:
-            return client.get_transport().open_channel(  # type: ignore[union-attr]
-                "direct-tcpip", (self.host, self.port), ("127.0.0.1", 0), timeout=CONNECT_TIMEOUT)
-        except (OSError, paramiko.SSHException) as exc:
-            raise HopUnreachable(f"from jump host {hop}, {self.host}:{self.port} unreachable: {exc}") from None
+    def _through_jump(self, jump: "JumpConnection"):
+        """A ``direct-tcpip`` channel from the jump host to this host, to carry its SSH connection."""
+        return jump.channel_to(self.host, self.port)
 
     def close(self) -> None:
-        for thing in (self._sftp, self._connection, self._jump_client):
+        for thing in (self._sftp, self._connection):
             try:
                 if thing is not None:
                     thing.close()
             except Exception:  # noqa: BLE001 - closing a broken connection
                 pass
-        self._sftp, self._connection, self._jump_client = None, None, None
+        self._sftp, self._connection = None, None
 
     def transport(self):
         return self._connect().client.get_transport()
@@ -173,7 +147,7 @@ class SshSession:
     def check_key(self) -> None:
         check_private_key(self.key)
         if self.jump is not None:
-            check_private_key(self.jump.key, "squall_jump_host.private_key_file")
+            check_private_key(self.jump.hop.key, "squall_jump_host.private_key_file")
 
     # commands -----------------------------------------------------------
 
@@ -212,6 +186,68 @@ class SshSession:
         if check and status != 0:
             raise RemoteCommandFailed(argv, status, err.strip() or out.strip())
         return out
+
+
+class JumpConnection:
+    """One SSH connection to a jump host, shared by every session of a site: each host behind it is reached
+    through its own ``direct-tcpip`` channel. Reconnected when it drops; the jump host's key is pinned."""
+
+    def __init__(self, hop: Hop, known_hosts: Path):
+        self.hop = hop
+        self.known_hosts = known_hosts
+        self._client = None
+        self._lock = threading.Lock()
+        self._ever_connected = False
+
+    def channel_to(self, host: str, port: int):
+        import paramiko
+
+        with self._lock:
+            transport = self._transport()
+        try:
+            return transport.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=CONNECT_TIMEOUT)
+        except (OSError, paramiko.SSHException) as exc:
+            raise HopUnreachable(f"from jump host {self.hop}, {host}:{port} unreachable: {exc}") from None
+
+    def _transport(self):
+        import paramiko
+
+        if self._client is not None and self._client.get_transport() is not None \
+                and self._client.get_transport().is_active():
+            return self._client.get_transport()
+        self.close()
+        client = paramiko.SSHClient()
+        self.known_hosts.touch(mode=0o600, exist_ok=True)
+        client.load_host_keys(str(self.known_hosts))
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # trust on first use, then pinned
+        hop = self.hop
+        try:
+            client.connect(hop.host, port=hop.port, username=hop.user, key_filename=str(hop.key),
+                           look_for_keys=False, allow_agent=False, timeout=CONNECT_TIMEOUT,
+                           banner_timeout=CONNECT_TIMEOUT, auth_timeout=CONNECT_TIMEOUT,
+                           transport_factory=_gcm_first_transport)
+        except paramiko.AuthenticationException as exc:
+            raise SiteUnreachable(f"jump host {hop}: authentication failed: {exc}",
+                                  hint="check squall_jump_host's user and private_key_file") from None
+        except paramiko.BadHostKeyException as exc:
+            raise SiteUnreachable(f"jump host {hop}: host key changed: {exc}", hint=f"see {self.known_hosts}") from None
+        except (OSError, paramiko.SSHException) as exc:
+            if _refused(exc) and not self._ever_connected:
+                raise SiteUnreachable(f"jump host {hop} unreachable: {exc}",
+                                      hint="check squall_jump_host's host and port") from None
+            raise HopUnreachable(f"jump host {hop} unreachable: {exc}") from None
+        client.save_host_keys(str(self.known_hosts))
+        self._client = client
+        self._ever_connected = True
+        return client.get_transport()
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                pass
+        self._client = None
 
 
 def _refused(exc: Exception) -> bool:

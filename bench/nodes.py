@@ -49,6 +49,11 @@ class Hand:
     def run(self, node: str, command: str, stdin: bytes | None = None) -> bytes:
         return subprocess.run([*self.ssh(node), command], input=stdin, capture_output=True, check=True).stdout
 
+    def close(self, node: str) -> None:
+        """End the master connection to ``node``."""
+        *options, target = self.ssh(node)
+        subprocess.run([*options, "-O", "exit", target], capture_output=True)
+
     def rsync_e(self) -> str:
         return " ".join(["ssh", *[f"'{o}'" if " " in o else o for o in self.options]])
 
@@ -84,6 +89,7 @@ def noop_by_hand(hand: Hand, nodes: list[str], runtime: str, work_root: str, pol
         out.mkdir(exist_ok=True)
         subprocess.run(["tar", "x", "-C", str(out)], input=hand.run(node, f"tar c -C {root} ."), check=True)
         hand.run(node, f"rm -rf {root}")
+        hand.close(node)  # each run opens its own master connection, as Squall does
         shutil.rmtree(local, ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)
 
@@ -184,7 +190,7 @@ def nodes_figures(runs: int, total_mib: int, files: int, home: Path, work: Path,
     figures["nodes_status_calls_per_poll_3_nodes"] = {
         "value": calls, "unit": "remote commands per poll, by active jobs", "target": "flat: one per node (3)"}
     for name in facts["nodes"]:
-        subprocess.run([*hand.ssh(name)[:-1], "-O", "exit", hand.ssh(name)[-1]], capture_output=True)
+        hand.close(name)
     site.close()
     store.close()
     return figures

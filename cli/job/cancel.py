@@ -7,6 +7,7 @@ import time
 import click
 
 from squall.cli.context import App, output_option, pass_app
+from squall.errors import ExitCode
 from squall.cli.job.render import load_job, show_result
 
 
@@ -17,7 +18,11 @@ from squall.cli.job.render import load_job, show_result
 @pass_app
 @click.pass_context
 def cancel_cmd(ctx: click.Context, app: App, job_id: str, wait_seconds: float) -> None:
-    """Stop a job: its tasks are killed, finished outputs collected, everything removed."""
+    """Stop a job: its tasks are killed, finished outputs collected, everything removed.
+
+    Exits 0 once the job has stopped (its own outcome is in its status), 1 if it
+    is still stopping after --wait seconds.
+    """
     from squall.cli.progress import reporter_for
     from squall.jobs import JobResult
     from squall.locks import controller_alive
@@ -34,4 +39,10 @@ def cancel_cmd(ctx: click.Context, app: App, job_id: str, wait_seconds: float) -
         else:  # nobody drives the job: do the clean-up here
             with reporter_for(app.quiet) as reporter:
                 Runner(app.store, app.home, reporter).drive(job_id)
-    ctx.exit(show_result(app, JobResult.load(app.store, job_id)))
+    result = JobResult.load(app.store, job_id)
+    show_result(app, result)
+    if not result.job.finished:
+        app.say(f"job {job_id} is still stopping after {wait_seconds:g} s; 'squall job status {job_id}' follows it",
+                err=True)
+        ctx.exit(int(ExitCode.JOB_FAILED))
+    ctx.exit(int(ExitCode.OK))

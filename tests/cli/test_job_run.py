@@ -256,9 +256,21 @@ def test_detach_then_cancel(squall, make_spec):
     job_id = report["id"]
     wait_running(squall, 2)
     code, report = squall.json("job", "cancel", job_id)
-    assert code == 1 and report["status"] == "cancelled"
+    assert code == 0 and report["status"] == "cancelled"  # the cancel worked: exit 0 (issue 14, item 11)
     assert {t["status"] for t in report["tasks"]} == {"cancelled"}
     assert squall.work_areas() == []
+
+
+def test_cancel_says_when_the_job_is_still_stopping(squall, make_spec):
+    code, report = squall.json("job", "run", str(sleepy_spec(make_spec, 300)), "--detach")
+    job_id = report["id"]
+    wait_running(squall, 2)
+    proc = squall.run("job", "cancel", job_id, "--wait", "0")
+    assert proc.returncode == 1 and "still stopping" in proc.stderr
+    code, report = squall.json("job", "cancel", job_id)
+    assert code == 0 and report["status"] == "cancelled"
+    code, again = squall.json("job", "cancel", job_id)  # already stopped: nothing to do, still a success
+    assert code == 0 and again["status"] == "cancelled"
 
 
 def test_logs_while_running_and_after(squall, make_spec):

@@ -16,7 +16,7 @@ import socket
 import time
 from typing import Any, Callable
 
-from squall.errors import InvalidInput, Refused
+from squall.errors import InvalidInput, MissingDependency, Refused
 from squall.infra import records
 from squall.infra.driver import OnEvent, StackName
 from squall.infra.orgs import Orgs, cluster_of
@@ -119,6 +119,7 @@ class Banks:
             while True:
                 vm = records.claim_bank_vm(self.store, stack.org, bank, owner, expires, spec.per_user_quota)
                 if vm is None:
+                    self._refill_possible(bank)
                     raise self._why_not(stack, bank, owner, spec)
                 if vm.address and self.probe(vm.address):
                     self.store.record(None, "bank", "claim", stack=str(stack), bank=bank, vm=vm.id, owner=owner)
@@ -127,6 +128,14 @@ class Banks:
                 self.store.record(None, "bank", "unreachable", stack=str(stack), bank=bank, vm=vm.id)
         finally:
             refill(stack, bank)
+
+    def _refill_possible(self, bank: str) -> None:
+        """With no idle VM, "try again shortly" is only true if a refill can run here."""
+        try:
+            self.orgs.engine.check()
+        except MissingDependency as exc:
+            raise MissingDependency(f"bank {bank}: no idle VM, and no refill can run here: {exc.message}",
+                                    hint=exc.hint) from None
 
     def _why_not(self, stack: StackName, bank: str, owner: str, spec: BankSpec) -> Refused:
         held = sum(vm.owner == owner for vm in records.bank_vms(self.store, stack.org, bank, ("claimed",)))

@@ -90,6 +90,10 @@ class Engine(Protocol):
         """Every stack name in the backend."""
         ...
 
+    def check(self) -> None:
+        """Raise ``MissingDependency`` (exit 3) if this engine cannot run any operation here."""
+        ...
+
 
 def require_sdks(cloud: str | None = None) -> None:
     """The Pulumi SDK (and ``cloud``'s provider SDK), or MissingDependency (exit 3) naming the extra."""
@@ -135,6 +139,9 @@ class AutomationEngine:
         if self.backend.startswith("file://"):
             Path(self.backend[len("file://"):]).mkdir(parents=True, exist_ok=True)
         return found
+
+    def check(self) -> None:
+        self.binary  # noqa: B018 - the lookup raises MissingDependency when the CLI is absent
 
     def _environment(self, config: StackConfig) -> dict[str, str]:
         passphrase = os.environ.get(PASSPHRASE_ENV)

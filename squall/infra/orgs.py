@@ -117,12 +117,15 @@ class Orgs:
         settings = self.settings(stack)
         cluster = cluster_of(settings)
         record = records.stack(self.store, str(stack))
+        deployed = record is not None and record.state not in ("destroyed",)
         return {
             "stack": str(stack), "cloud": settings.org.cloud, "state": record.state if record else "never-deployed",
             "updated_at": record.updated_at if record else None, "outputs": record.outputs if record else {},
             "pools": {p.spec.name: {"min": p.spec.min, "desired": p.spec.desired, "max": p.spec.max}
                       for p in cluster.pools},
-            "banks": {b.spec.name: {"target": b.spec.idle_target, "slots": list(b.slots)} for b in cluster.banks},
+            # VMs exist only once the organisation is deployed: a never-deployed one has none to show
+            "banks": {b.spec.name: {"target": b.spec.idle_target, "slots": list(b.slots) if deployed else []}
+                      for b in cluster.banks},
         }
 
     def scale(self, stack: StackName, pool: str, size: int, on_event: OnEvent) -> dict[str, Any]:

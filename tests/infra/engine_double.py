@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+from squall.errors import MissingDependency
 from squall.infra.driver import OnEvent, Program, StackConfig, StackName
 from tests.programs.capture import Graph, evaluate
 
@@ -21,6 +22,12 @@ LOCAL = {"openstack:compute/instance:Instance": {"accessIpV4": "127.0.0.1"},
 
 
 class RecordingEngine:
+    missing: str | None = None  # set to play an engine that cannot run here (no Pulumi CLI)
+
+    def check(self) -> None:
+        if self.missing:
+            raise MissingDependency(self.missing)
+
     def __init__(self, computed: dict[str, dict] | None = None, up_seconds: float = 0.0):
         self.calls: list[tuple[str, str]] = []
         self.deployed: dict[str, dict[str, Any]] = {}

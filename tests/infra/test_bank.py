@@ -134,3 +134,16 @@ def test_claims_on_aws_banks_are_refused_plainly(orgs, banks):
     orgs.up(ACME, silent)
     with pytest.raises(Refused, match="claims on AWS banks are not supported yet"):
         banks.claim(ACME, "cfd", "ana", no_refill)
+
+
+def test_an_empty_bank_says_try_again_only_when_a_refill_can_run(filled, engine):
+    from squall.errors import ExitCode, MissingDependency
+
+    for index in range(5):
+        filled.claim(ZEPHY, "cfd", f"user{index}", no_refill)
+    with pytest.raises(Refused, match="try again shortly|no idle VM"):
+        filled.claim(ZEPHY, "cfd", "late", no_refill)
+    engine.missing = "the pulumi CLI is not installed (cloud stacks need it)"
+    with pytest.raises(MissingDependency, match="no refill can run here: the pulumi CLI is not installed") as raised:
+        filled.claim(ZEPHY, "cfd", "late", no_refill)
+    assert raised.value.exit_code == ExitCode.MISSING_DEPENDENCY

@@ -75,6 +75,13 @@ def test_an_env_name_belongs_to_one_organisation(run):
     assert code == 2 and "already belongs to zephy.env.shared" in body["error"]
 
 
+def test_a_never_deployed_organisation_shows_no_vms(run):
+    code, status = run("org", "status", "zephy")
+    assert code == 0 and status["state"] == "never-deployed" and status["banks"]["cfd"]["slots"] == []
+    assert run("org", "up", "zephy")[0] == 0
+    assert len(run("org", "status", "zephy")[1]["banks"]["cfd"]["slots"]) == 5
+
+
 def test_org_up_status_and_pool_scale_as_json(run):
     code, up = run("org", "up", "acme")
     assert code == 0 and up["stack"] == "acme.org.main" and up["state"] == "up" and "head_address" in up["outputs"]

@@ -250,8 +250,6 @@ class RemoteHost:
 
     def close(self) -> None:
         self.ssh.close()
-        if self.ssh.jump is not None:  # shared by the site's hosts; closed once the site is done
-            self.ssh.jump.close()
 
 
 class ByteProgress:

@@ -7,15 +7,19 @@ are retried with exponential backoff on a fresh connection; an authentication
 failure is not retried. Every remote command Squall runs is idempotent (the
 agent's calls, scancel, rm), so running one again after a drop is safe.
 
-Through a jump host, one SSH connection to the jump host carries the login
-node's connection as a ``direct-tcpip`` channel; the host key of every hop is
-pinned in the same ``known_hosts``, and an error names the hop that failed.
+Through a jump host, one OpenSSH master connection to the jump host carries
+each host's connection as a ``direct-tcpip`` channel (``JumpConnection``); the
+host key of every hop is pinned in the same ``known_hosts``, and an error names
+the hop that failed.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,6 +31,7 @@ from squall.hops import Hop
 T = TypeVar("T")
 BACKOFF = (0.5, 1, 2, 4, 8, 8, 8)  # seconds between attempts: ~31 s in all
 CONNECT_TIMEOUT = 10
+MASTER_PERSIST = 30  # seconds a jump host's master connection stays after its last channel
 
 
 class HopUnreachable(OSError):
@@ -57,22 +62,27 @@ class SshSession:
         connect_kwargs = {"key_filename": str(self.key), "look_for_keys": False, "allow_agent": False,
                           "transport_factory": _gcm_first_transport}
         if self.jump is not None:
-            connect_kwargs["sock"] = self._through_jump(self.jump)
+            connect_kwargs["sock"] = self.jump.channel_to(self.host, self.port)
         connection = fabric.Connection(self.host, user=self.user, port=self.port, connect_timeout=CONNECT_TIMEOUT,
                                        connect_kwargs=connect_kwargs)
         client = connection.client
         self.known_hosts.touch(mode=0o600, exist_ok=True)
         client.load_host_keys(str(self.known_hosts))
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # trust on first use, then pinned
-        connection.open()
+        try:
+            connection.open()
+        except (paramiko.AuthenticationException, paramiko.BadHostKeyException):
+            raise
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            if self.jump is None:
+                raise
+            connection.close()  # ends the channel's ssh -W process
+            raise HopUnreachable(f"from jump host {self.jump.hop}, {self.host}:{self.port} unreachable: {exc}") \
+                from None
         client.save_host_keys(str(self.known_hosts))
         self._connection = connection
         self._ever_connected = True
         return connection
-
-    def _through_jump(self, jump: "JumpConnection"):
-        """A ``direct-tcpip`` channel from the jump host to this host, to carry its SSH connection."""
-        return jump.channel_to(self.host, self.port)
 
     def close(self) -> None:
         for thing in (self._sftp, self._connection):
@@ -189,65 +199,66 @@ class SshSession:
 
 
 class JumpConnection:
-    """One SSH connection to a jump host, shared by every session of a site: each host behind it is reached
-    through its own ``direct-tcpip`` channel. Reconnected when it drops; the jump host's key is pinned."""
+    """The jump host, through one OpenSSH master connection shared by every host behind it.
+
+    Each host's SSH connection travels in a ``direct-tcpip`` channel of that
+    master (``ssh -W`` as a multiplexing client): the outer layer runs in
+    OpenSSH's own process, which more than doubles throughput over a paramiko
+    connection nested in another. The master is started (and its errors read)
+    before the first channel, lingers ``MASTER_PERSIST`` seconds after the last
+    one, and is shared with this user's other controllers. The jump host's key
+    is pinned in the same ``known_hosts`` as every host's.
+    """
 
     def __init__(self, hop: Hop, known_hosts: Path):
         self.hop = hop
         self.known_hosts = known_hosts
-        self._client = None
         self._lock = threading.Lock()
         self._ever_connected = False
+
+    def _options(self) -> list[str]:
+        control = Path(tempfile.gettempdir()) / f"squall-ssh-{os.getuid()}"
+        control.mkdir(mode=0o700, exist_ok=True)
+        return ["-i", str(self.hop.key), "-p", str(self.hop.port), "-l", self.hop.user,
+                "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
+                "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=accept-new",
+                "-o", "LogLevel=ERROR", "-o", "ServerAliveInterval=10", "-o", f"ControlPath={control}/%C"]
 
     def channel_to(self, host: str, port: int):
         import paramiko
 
         with self._lock:
-            transport = self._transport()
-        try:
-            return transport.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=CONNECT_TIMEOUT)
-        except (OSError, paramiko.SSHException) as exc:
-            raise HopUnreachable(f"from jump host {self.hop}, {host}:{port} unreachable: {exc}") from None
+            self._ensure_master()
+        argv = ["ssh", *self._options(), "-o", "ControlMaster=no", "-W", f"{host}:{port}", self.hop.host]
+        return paramiko.ProxyCommand(shlex.join(argv))
 
-    def _transport(self):
-        import paramiko
-
-        if self._client is not None and self._client.get_transport() is not None \
-                and self._client.get_transport().is_active():
-            return self._client.get_transport()
-        self.close()
-        client = paramiko.SSHClient()
+    def _ensure_master(self) -> None:
+        options = self._options()
+        if subprocess.run(["ssh", *options, "-O", "check", self.hop.host], capture_output=True).returncode == 0:
+            return
         self.known_hosts.touch(mode=0o600, exist_ok=True)
-        client.load_host_keys(str(self.known_hosts))
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # trust on first use, then pinned
-        hop = self.hop
-        try:
-            client.connect(hop.host, port=hop.port, username=hop.user, key_filename=str(hop.key),
-                           look_for_keys=False, allow_agent=False, timeout=CONNECT_TIMEOUT,
-                           banner_timeout=CONNECT_TIMEOUT, auth_timeout=CONNECT_TIMEOUT,
-                           transport_factory=_gcm_first_transport)
-        except paramiko.AuthenticationException as exc:
-            raise SiteUnreachable(f"jump host {hop}: authentication failed: {exc}",
-                                  hint="check squall_jump_host's user and private_key_file") from None
-        except paramiko.BadHostKeyException as exc:
-            raise SiteUnreachable(f"jump host {hop}: host key changed: {exc}", hint=f"see {self.known_hosts}") from None
-        except (OSError, paramiko.SSHException) as exc:
-            if _refused(exc) and not self._ever_connected:
-                raise SiteUnreachable(f"jump host {hop} unreachable: {exc}",
-                                      hint="check squall_jump_host's host and port") from None
-            raise HopUnreachable(f"jump host {hop} unreachable: {exc}") from None
-        client.save_host_keys(str(self.known_hosts))
-        self._client = client
-        self._ever_connected = True
-        return client.get_transport()
+        with tempfile.TemporaryFile() as errors:  # not a pipe: the master keeps its stderr after ``-f``
+            started = subprocess.run(["ssh", *options, "-o", "ControlMaster=yes",
+                                      "-o", f"ControlPersist={MASTER_PERSIST}", "-f", "-N", self.hop.host],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors)
+            errors.seek(0)
+            message = errors.read().decode(errors="replace").strip().splitlines()
+        if started.returncode == 0:
+            self._ever_connected = True
+            return
+        self._raise_for(message[-1] if message else f"ssh exited {started.returncode}")
 
-    def close(self) -> None:
-        if self._client is not None:
-            try:
-                self._client.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                pass
-        self._client = None
+    def _raise_for(self, message: str) -> None:
+        hop = self.hop
+        if "Permission denied" in message:
+            raise SiteUnreachable(f"jump host {hop}: authentication failed: {message}",
+                                  hint="check squall_jump_host's user and private_key_file")
+        if "IDENTIFICATION HAS CHANGED" in message or "Host key verification failed" in message:
+            raise SiteUnreachable(f"jump host {hop}: host key changed: {message}", hint=f"see {self.known_hosts}")
+        refused = any(text in message for text in ("Connection refused", "Could not resolve", "not known"))
+        if refused and not self._ever_connected:
+            raise SiteUnreachable(f"jump host {hop} unreachable: {message}", hint="check squall_jump_host's host and port")
+        raise HopUnreachable(f"jump host {hop} unreachable: {message}")
 
 
 def _refused(exc: Exception) -> bool:

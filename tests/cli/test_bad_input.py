@@ -95,9 +95,10 @@ def test_batch_directives_refuse_values_that_would_end_the_line():
             directive(bad)
 
 
-def _inventory(tmp_path: Path, hosts: str | None = None, group_vars: bytes | None = None) -> Path:
-    folder = tmp_path / "inventories" / "bad-site"
-    shutil.copytree(TESTBED_INVENTORY, folder)
+def _inventory(tmp_path: Path, hosts: str | None = None, group_vars: bytes | None = None,
+               source: Path = TESTBED_INVENTORY, name: str = "bad-site") -> Path:
+    folder = tmp_path / "inventories" / name
+    shutil.copytree(source, folder)
     if hosts is not None:
         (folder / "hosts.yml").write_text(hosts)
     if group_vars is not None:
@@ -328,11 +329,6 @@ SSH_INVENTORIES = [
 
 @pytest.mark.parametrize("case_id, hosts, group_vars, names", SSH_INVENTORIES, ids=[c[0] for c in SSH_INVENTORIES])
 def test_bad_ssh_site_inventory_exits_2_naming_the_field(squall, tmp_path, case_id, hosts, group_vars, names):
-    folder = tmp_path / "inventories" / "bad-nodes"
-    shutil.copytree(NODES_INVENTORY, folder)
-    if hosts is not None:
-        (folder / "hosts.yml").write_text(hosts)
-    if group_vars is not None:
-        (folder / "group_vars" / "all.yml").write_bytes(group_vars)
+    folder = _inventory(tmp_path, hosts, group_vars, source=NODES_INVENTORY, name="bad-nodes")
     proc = squall.run("site", "add", "bad-nodes", "--inventory", str(folder))
     assert_clear(proc, 2, *names)

@@ -352,6 +352,13 @@ class Store:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _job(row) if row else None
 
+    def job_ids_starting(self, prefix: str, limit: int = 5) -> list[str]:
+        """Ids of jobs that start with ``prefix`` (at most ``limit``), newest first."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._db.execute("SELECT id FROM jobs WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC LIMIT ?",
+                                (escaped + "%", limit)).fetchall()
+        return [row[0] for row in rows]
+
     def jobs(self, limit: int = 50) -> list[JobRow]:
         rows = self._db.execute(
             "SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)

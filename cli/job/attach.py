@@ -25,7 +25,7 @@ def attach_cmd(ctx: click.Context, app: App, job_id: str, results: str | None) -
     from squall.jobs import JobResult
     from squall.runner import Runner
 
-    load_job(app, job_id)
+    job_id = load_job(app, job_id).id  # a unique prefix names the job too
     runner = Runner(app.store, app.home)
     if results is not None:
         runner.move_results(job_id, Path(results))

@@ -29,6 +29,7 @@ def cancel_cmd(ctx: click.Context, app: App, job_id: str, wait_seconds: float) -
     from squall.runner import Runner
 
     job = load_job(app, job_id)
+    job_id = job.id  # a unique prefix names the job too
     if not job.finished:
         app.store.update_job(job_id, cancel_requested=True)
         app.store.record(job_id, job.phase, "cancel-requested")

@@ -26,6 +26,7 @@ def logs_cmd(app: App, job_id: str, task_index: int, stream: str, follow: bool) 
     from squall.sites import open_site
 
     job = load_job(app, job_id)
+    job_id = job.id  # a unique prefix names the job too
     tasks = app.store.tasks(job_id)
     if not 0 <= task_index < len(tasks):
         raise InvalidInput(f"--task: job {job_id} has tasks 0..{len(tasks) - 1}, not {task_index}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from squall.cli.context import App
-from squall.errors import ExitCode, NotFound
+from squall.errors import ExitCode, InvalidInput, NotFound
 
 
 def show_result(app: App, result, journal: list | None = None) -> int:
@@ -58,7 +58,15 @@ def _show_text(app: App, data: dict) -> None:
 
 
 def load_job(app: App, job_id: str, store=None):
-    job = (store or app.store).job(job_id)
-    if job is None:
+    """The job ``job_id`` names: its whole id, or a prefix of exactly one job's id."""
+    store = store or app.store
+    job = store.job(job_id)
+    if job is not None:
+        return job
+    matches = store.job_ids_starting(job_id) if job_id else []
+    if len(matches) > 1:
+        raise InvalidInput(f"job id {job_id!r} is ambiguous: it starts {', '.join(matches[:4])}"
+                           f"{' and more' if len(matches) > 4 else ''}", hint="give more of the id")
+    if not matches:
         raise NotFound(f"no job with id {job_id!r}", hint="'squall job list' shows the known jobs")
-    return job
+    return store.job(matches[0])

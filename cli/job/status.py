@@ -17,5 +17,5 @@ def status_cmd(ctx: click.Context, app: App, job_id: str) -> None:
     """Show a job, its tasks, and every lifecycle transition with its time."""
     from squall.jobs import JobResult
 
-    load_job(app, job_id, app.reader)
+    job_id = load_job(app, job_id, app.reader).id  # a unique prefix names the job too
     ctx.exit(show_result(app, JobResult.load(app.reader, job_id), journal=app.reader.journal(job_id)))

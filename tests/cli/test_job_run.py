@@ -315,3 +315,14 @@ def test_detached_job_finishes_on_its_own(squall, wind_example):
     assert code == 0 and final["status"] == "succeeded"
     assert len(list(Path(final["results"]).glob("task-*/*.json"))) == 12
     assert squall.work_areas() == []
+
+
+def test_a_job_is_named_by_a_unique_prefix_of_its_id(squall, make_spec):
+    spec = make_spec({"name": "p", "command": "true"})
+    ids = [squall.json("job", "run", str(spec))[1]["id"] for _ in range(2)]
+    shared = next(i for i in range(len(ids[0])) if ids[0][i] != ids[1][i])  # same day: the ids share a prefix
+    code, report = squall.json("job", "status", ids[0][:shared + 1])
+    assert code == 0 and report["id"] == ids[0]
+    proc = squall.run("job", "status", ids[0][:shared])
+    assert proc.returncode == 2 and "ambiguous" in proc.stderr and ids[0] in proc.stderr and ids[1] in proc.stderr
+    assert squall.run("job", "status", "zz").returncode != 0

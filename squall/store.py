@@ -359,9 +359,13 @@ class Store:
                                 (escaped + "%", limit)).fetchall()
         return [row[0] for row in rows]
 
-    def jobs(self, limit: int = 50) -> list[JobRow]:
+    def jobs(self, limit: int | None = 50, site: str | None = None, project: str | None = None) -> list[JobRow]:
+        """Newest first; only those at ``site`` / of ``project`` when given; all of them when ``limit`` is None."""
+        where = " AND ".join(f"{name} = :{name}" for name, value in (("site", site), ("project", project))
+                             if value is not None)
         rows = self._db.execute(
-            "SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)
+            f"SELECT * FROM jobs {'WHERE ' + where if where else ''} ORDER BY created_at DESC LIMIT :limit",
+            {"site": site, "project": project, "limit": -1 if limit is None else limit},
         ).fetchall()
         return [_job(row) for row in rows]
 

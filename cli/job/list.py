@@ -9,15 +9,25 @@ import click
 from squall.cli.context import App, output_option, pass_app
 
 
+STATUSES = ("pending", "running", "succeeded", "failed", "timeout", "cancelled", "incomplete", "orphaned")
+
+
 @click.command("list")
-@click.option("--limit", default=20, show_default=True, help="How many recent jobs.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many recent jobs.")
+@click.option("--site", help="Only jobs at this site.")
+@click.option("--project", help="Only jobs of this project.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only jobs in this status.")
 @output_option
 @pass_app
-def list_cmd(app: App, limit: int) -> None:
+def list_cmd(app: App, limit: int, site: str | None, project: str | None, status: str | None) -> None:
     """List recent jobs, newest first (``orphaned``: in progress, but no controller drives it)."""
     from squall.jobs import shown_status
 
-    jobs = app.reader.jobs(limit)
+    if status is None:
+        jobs = app.reader.jobs(limit, site=site, project=project)
+    else:  # a shown status (orphaned) is known only job by job
+        jobs = [j for j in app.reader.jobs(None, site=site, project=project) if shown_status(j, app.home) == status]
+        jobs = jobs[:limit]
     if app.json:
         app.emit(
             [
@@ -28,7 +38,7 @@ def list_cmd(app: App, limit: int) -> None:
         )
         return
     if not jobs:
-        app.say("no jobs yet")
+        app.say("no jobs match" if site or project or status else "no jobs yet")
         return
     app.say(f"{'ID':<14} {'STATUS':<10} {'PHASE':<8} {'SITE':<10} {'CREATED':<19} NAME")
     for j in jobs:

@@ -326,3 +326,18 @@ def test_a_job_is_named_by_a_unique_prefix_of_its_id(squall, make_spec):
     proc = squall.run("job", "status", ids[0][:shared])
     assert proc.returncode == 2 and "ambiguous" in proc.stderr and ids[0] in proc.stderr and ids[1] in proc.stderr
     assert squall.run("job", "status", "zz").returncode != 0
+
+
+def test_job_list_filters_and_refuses_a_limit_below_one(squall, make_spec):
+    ok = make_spec({"name": "ok", "command": "true", "project": "alpha"}, folder="ok")
+    bad = make_spec({"name": "bad", "command": "exit 3", "project": "beta"}, folder="bad")
+    squall.json("job", "run", str(ok))
+    squall.json("job", "run", str(bad))
+    assert [j["name"] for j in squall.json("job", "list", "--status", "failed")[1]] == ["bad"]
+    assert [j["name"] for j in squall.json("job", "list", "--project", "alpha")[1]] == ["ok"]
+    assert len(squall.json("job", "list", "--site", "local")[1]) == 2
+    assert squall.json("job", "list", "--site", "elsewhere")[1] == []
+    assert len(squall.json("job", "list", "--limit", "1")[1]) == 1
+    for limit in ("0", "-1"):
+        proc = squall.run("job", "list", "--limit", limit)
+        assert proc.returncode == 2 and "--limit" in proc.stderr

@@ -16,11 +16,11 @@ from squall.workarea import FINAL
 
 @click.command("logs")
 @click.argument("job_id")
-@click.option("--task", "task_index", type=int, default=0, show_default=True, help="Task index.")
+@click.option("--task", "task", default="0", show_default=True, help="Task index, or 'all' (each in turn).")
 @click.option("--stream", type=click.Choice(["stdout", "stderr"]), default="stdout", show_default=True)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the task ends.")
 @pass_app
-def logs_cmd(app: App, job_id: str, task_index: int, stream: str, follow: bool) -> None:
+def logs_cmd(app: App, job_id: str, task: str, stream: str, follow: bool) -> None:
     """Print a task's output: live from the site while it runs, from the results after."""
     from squall.jobs import plan_from_store
     from squall.sites import open_site
@@ -28,10 +28,23 @@ def logs_cmd(app: App, job_id: str, task_index: int, stream: str, follow: bool) 
     job = load_job(app, job_id)
     job_id = job.id  # a unique prefix names the job too
     tasks = app.store.tasks(job_id)
-    if not 0 <= task_index < len(tasks):
-        raise InvalidInput(f"--task: job {job_id} has tasks 0..{len(tasks) - 1}, not {task_index}")
+    if task == "all":
+        if follow:
+            raise InvalidInput("--follow follows one task: give --task N", hint="or drop --follow for every task")
+        indexes = list(range(len(tasks)))
+    elif task.isdigit() and int(task) < len(tasks):
+        indexes = [int(task)]
+    else:
+        raise InvalidInput(f"--task: job {job_id} has tasks 0..{len(tasks) - 1} (or 'all'), not {task}")
     plan = plan_from_store(job, tasks, app.store.store_id)
     site = open_site(job.site, app.home, app.store)
+    for index in indexes:
+        if len(indexes) > 1:
+            _write(f"==> task-{index} {stream} <==\n".encode())
+        _print_log(app, site, plan, job_id, index, stream, follow)
+
+
+def _print_log(app: App, site, plan, job_id: str, task_index: int, stream: str, follow: bool) -> None:
     offset = 0
     while True:
         job = app.store.job(job_id)

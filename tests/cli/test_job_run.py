@@ -341,3 +341,14 @@ def test_job_list_filters_and_refuses_a_limit_below_one(squall, make_spec):
     for limit in ("0", "-1"):
         proc = squall.run("job", "list", "--limit", limit)
         assert proc.returncode == 2 and "--limit" in proc.stderr
+
+
+def test_logs_of_every_task_in_turn(squall, make_spec):
+    spec = make_spec({"name": "all", "split": 3, "command": 'echo "hello from $SQUALL_TASK_INDEX"'})
+    job_id = squall.json("job", "run", str(spec))[1]["id"]
+    proc = squall.run("job", "logs", job_id, "--task", "all")
+    assert proc.returncode == 0
+    assert proc.stdout == "".join(f"==> task-{i} stdout <==\nhello from {i}\n" for i in range(3))
+    refused = squall.run("job", "logs", job_id, "--task", "all", "--follow")
+    assert refused.returncode == 2 and "--follow follows one task" in refused.stderr
+    assert squall.run("job", "logs", job_id, "--task", "x").returncode == 2

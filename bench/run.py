@@ -186,7 +186,7 @@ def site_enrolment(home: Path) -> dict:
     env = {**os.environ, "SQUALL_HOME": str(home)}
     squall = str(BIN / "squall")
     try:
-        timed([squall, "-q", "site", "unenrol", "testbed"], env)
+        timed([squall, "-q", "site", "unenrol", "testbed", "--yes"], env)
         first = timed([squall, "-q", "site", "enrol", "testbed"], env)
         second = timed([squall, "-q", "site", "enrol", "testbed"], env)
         check = statistics.median(timed([squall, "-q", "site", "check", "testbed"], env) for _ in range(3))

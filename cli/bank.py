@@ -9,7 +9,7 @@ from typing import Callable
 
 import click
 
-from squall.cli.context import App
+from squall.cli.context import App, confirm, yes_option
 from squall.cli.stacks import event_printer, spawn_refill, stack_command
 
 owner_option = click.option("--owner", default=getpass.getuser, show_default="you",
@@ -84,10 +84,12 @@ def claim_cmd(app: App, org: str, bank: str, name: str, owner: str, hours: float
 @bank_command("release")
 @click.argument("vm_id", metavar="ID", type=int)
 @owner_option
-def release_cmd(app: App, org: str, bank: str, name: str, vm_id: int, owner: str) -> None:
+@yes_option
+def release_cmd(app: App, org: str, bank: str, name: str, vm_id: int, owner: str, yes: bool) -> None:
     """Give back a claimed VM: it is destroyed and the bank refilled."""
     from squall.locks import StackLock
 
+    confirm(f"destroy VM {vm_id} of bank {org}/{bank}", yes)
     stack = _stack(org, name)
     with StackLock(app.home, str(stack), wait=True):
         result = _banks(app).release(stack, bank, vm_id, owner, event_printer(app))

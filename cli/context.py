@@ -107,3 +107,24 @@ backend_option = click.option(
     callback=_set_backend,
     help="Pulumi state backend URL (default: file:// under the Squall home; no account needed).",
 )
+
+
+yes_option = click.option("--yes", "-y", is_flag=True,
+                          help="Do it without asking (required when not on a terminal).")
+
+
+def confirm(what: str, yes: bool) -> None:
+    """A destructive command: asked on a terminal (no: exit 1, nothing done); elsewhere only with --yes
+    (else exit 2 with the hint)."""
+    import sys
+
+    from squall.errors import InvalidInput
+
+    if yes:
+        return
+    if sys.stdin.isatty() and sys.stderr.isatty():
+        if not click.confirm(f"{what}?", err=True):
+            click.echo("nothing done", err=True)
+            raise click.exceptions.Exit(1)
+        return
+    raise InvalidInput(f"{what}: asks for confirmation, and this is not a terminal", hint="pass --yes to go ahead")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from squall.cli.context import App, backend_option, output_option, pass_app
+from squall.cli.context import App, backend_option, confirm, output_option, pass_app, yes_option
 from squall.cli.stacks import event_printer
 
 
@@ -46,13 +46,15 @@ def up_cmd(app: App, name: str, config_file: Path, ttl_hours: float) -> None:
 
 @env_group.command("down")
 @click.argument("name")
+@yes_option
 @backend_option
 @output_option
 @pass_app
-def down_cmd(app: App, name: str) -> None:
+def down_cmd(app: App, name: str, yes: bool) -> None:
     """Destroy environment NAME; an environment that is not there is already down (exit 0)."""
     from squall.locks import StackLock
 
+    confirm(f"destroy environment {name}", yes)
     envs = _envs(app)
     stack = envs.find(name)
     if stack is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from squall.cli.context import App, backend_option, output_option, pass_app
+from squall.cli.context import App, backend_option, confirm, output_option, pass_app, yes_option
 
 
 @click.command("gc")
@@ -12,13 +12,17 @@ from squall.cli.context import App, backend_option, output_option, pass_app
 @click.option("--force", is_flag=True, help="Also remove cloud resources tagged managed-by: squall that no stack owns.")
 @click.option("--include-foreign-expired", is_flag=True,
               help="Also remove other stores' job folders, Slurm jobs and job stacks whose owner tags say they expired.")
+@yes_option
 @backend_option
 @output_option
 @pass_app
-def gc_cmd(app: App, dry_run: bool, force: bool, include_foreign_expired: bool) -> None:
+def gc_cmd(app: App, dry_run: bool, force: bool, include_foreign_expired: bool, yes: bool) -> None:
     """Remove what crashed jobs left behind: expired or orphaned work areas, expired job and environment
     stacks, and (with --force) cloud resources no stack owns."""
     from squall.gc.sites import collect_garbage
+
+    if not dry_run:
+        confirm("remove what crashed jobs left behind ('squall gc --dry-run' lists it)", yes)
 
     actions = collect_garbage(app.store, app.home, dry_run=dry_run, include_foreign_expired=include_foreign_expired)
     if _uses_stacks(app):

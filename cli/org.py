@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from squall.cli.context import App
+from squall.cli.context import App, confirm, yes_option
 from squall.cli.stacks import event_printer, stack_command
 
 
@@ -56,10 +56,11 @@ def up_cmd(app: App, org: str, name: str) -> None:
             app.say(f"  {key}: {value}")
 
 
-@stack_command(org_group, "down")
-def down_cmd(app: App, org: str, name: str) -> None:
+@stack_command(org_group, "down", yes_option)
+def down_cmd(app: App, org: str, name: str, yes: bool) -> None:
     """Destroy everything of the organisation's stack."""
     stack = _stack(org, name)
+    confirm(f"destroy every resource of {stack}", yes)
     with _locked(app, stack):
         _orgs(app).down(stack, event_printer(app))
     if app.json:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from squall.cli.context import App, output_option, pass_app
+from squall.cli.context import App, confirm, output_option, pass_app, yes_option
 
 
 def _run(ctx: click.Context, app: App, name: str, action: str, **options) -> None:
@@ -84,9 +84,11 @@ def health_cmd(ctx: click.Context, app: App, name: str) -> None:
 
 @click.command("unenrol")
 @site_argument
+@yes_option
 @output_option
 @pass_app
 @click.pass_context
-def unenrol_cmd(ctx: click.Context, app: App, name: str) -> None:
+def unenrol_cmd(ctx: click.Context, app: App, name: str, yes: bool) -> None:
     """Cancel Squall's jobs at SITE and remove only what Squall installed there."""
+    confirm(f"cancel Squall's jobs at {name} and remove what Squall installed there", yes)
     _run(ctx, app, name, "unenrol")

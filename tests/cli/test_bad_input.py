@@ -3,6 +3,7 @@ file and field, the documented exit code, nothing created, never "internal error
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -225,7 +226,7 @@ def test_one_broken_site_registration_does_not_stop_gc(squall, tmp_path):
     shutil.rmtree(folder)
     stray = squall.work_root / "stray-job"
     stray.mkdir(parents=True)
-    code, report = squall.json("gc")
+    code, report = squall.json("gc", "--yes")
     assert code == 0, report
     by_site = {a["site"]: a for a in report["actions"]}
     assert by_site["gone"]["action"] == "error" and "hosts.yml" in by_site["gone"]["reason"]
@@ -242,7 +243,7 @@ def test_unreachable_sites_are_listed_in_parallel_within_a_time_limit(squall, tm
         hosts = (folder / "hosts.yml").read_text().replace("2222", "1")
         (folder / "hosts.yml").write_text(hosts.replace("/var/tmp/squall-testbed/keys/id_ed25519", str(key)))
         assert squall.run("site", "add", name, "--inventory", str(folder)).returncode == 0
-    code, report = squall.json("gc", env={"SQUALL_GC_SITE_TIMEOUT": "2"})
+    code, report = squall.json("gc", "--yes", env={"SQUALL_GC_SITE_TIMEOUT": "2"})
     assert code == 0
     errors = {a["site"]: a["reason"] for a in report["actions"] if a["action"] == "error"}
     assert sorted(errors) == names
@@ -261,10 +262,10 @@ def test_gc_closes_a_job_whose_controller_stopped_before_up(squall, make_spec):
         job_id = Runner(store, squall.home).submit(load_spec(spec), "local", squall.cwd / "results").job_id
     finally:
         store.close()
-    code, gc = squall.json("gc")
+    code, gc = squall.json("gc", "--yes")
     assert code == 0 and not [a for a in gc["actions"] if a["action"] == "close"]  # too recent to judge
     squall.query("UPDATE jobs SET created_at = created_at - 120 WHERE id = ?", job_id)
-    code, gc = squall.json("gc")
+    code, gc = squall.json("gc", "--yes")
     assert [(a["action"], a["job_id"]) for a in gc["actions"]] == [("close", job_id)]
     code, report = squall.json("job", "status", job_id)
     assert report["status"] == "cancelled" and report["phase"] == "done" and "never started" in report["error"]
@@ -332,3 +333,32 @@ def test_bad_ssh_site_inventory_exits_2_naming_the_field(squall, tmp_path, case_
     folder = _inventory(tmp_path, hosts, group_vars, source=NODES_INVENTORY, name="bad-nodes")
     proc = squall.run("site", "add", "bad-nodes", "--inventory", str(folder))
     assert_clear(proc, 2, *names)
+
+
+DESTRUCTIVE = [("gc",), ("env", "down", "ci-1"), ("org", "down", "zephy"), ("site", "unenrol", "testbed"),
+               ("bank", "release", "zephy", "cfd", "1")]
+
+
+@pytest.mark.parametrize("argv", DESTRUCTIVE, ids=[" ".join(a[:2]) for a in DESTRUCTIVE])
+def test_destructive_commands_need_yes_when_not_on_a_terminal(squall, argv):
+    proc = squall.run(*argv, "--output", "json")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    body = json.loads(proc.stdout)
+    assert "asks for confirmation" in body["error"] and "--yes" in body["hint"]
+
+
+def test_gc_asks_on_a_terminal_and_a_no_changes_nothing(squall):
+    import pty
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(squall.argv("gc"), cwd=squall.cwd, env=squall.env, stdin=secondary,
+                            stdout=subprocess.PIPE, stderr=secondary)
+    os.close(secondary)
+    asked = b""
+    while b"?" not in asked:
+        asked += os.read(primary, 1024)
+    os.write(primary, b"n\n")
+    proc.wait(timeout=60)
+    os.close(primary)
+    assert b"remove what crashed jobs left behind" in asked and proc.returncode == 1
+    assert proc.stdout.read() == b""

@@ -129,24 +129,24 @@ def test_kill_9_of_the_controller_then_attach_completes(squall, make_spec):
 def test_kill_9_then_nobody_attaches_and_gc_cleans_after_expiry(squall, make_spec):
     job_id = run_then_kill_9(squall, str(sleepy_spec(make_spec, 30, walltime="00:00:02")),
                              env={"SQUALL_LEASE_MARGIN": "1"})
-    code, plan = squall.json("gc", "--dry-run")
+    code, plan = squall.json("gc", "--yes", "--dry-run")
     assert [a["action"] for a in plan["actions"]] == ["keep"], plan  # not expired yet
     expires = squall.query("SELECT MAX(expires_at) FROM leases WHERE job_id = ?", job_id)[0][0]
     time.sleep(max(0.0, expires - time.time()) + 0.5)
-    proc = squall.run("gc")
+    proc = squall.run("gc", "--yes")
     assert proc.returncode == 0
     assert f"removed workarea {squall.work_root / job_id} (job {job_id})" in proc.stdout
     assert "lease expired" in proc.stdout
     assert squall.work_areas() == []
     code, report = squall.json("job", "status", job_id)
     assert report["status"] == "failed" and "squall gc" in report["error"]
-    assert squall.run("gc").stdout.strip() == "nothing to collect"
+    assert squall.run("gc", "--yes").stdout.strip() == "nothing to collect"
 
 
 def test_gc_removes_an_area_nobody_leased(squall):
     stray = squall.work_root / "stray-job"
     (stray / "task-0").mkdir(parents=True)
-    code, report = squall.json("gc")
+    code, report = squall.json("gc", "--yes")
     assert code == 0
     assert report["actions"] == [{
         "action": "remove", "job_id": "stray-job", "kind": "workarea", "reason": "orphaned: no lease in the store",

@@ -71,7 +71,7 @@ def test_up_passes_the_stack_backend_and_environment_it_should(squall, stand_in)
 
 def test_backend_and_passphrase_come_from_the_options_and_environment(squall, stand_in):
     env, log = stand_in
-    proc = squall.run("org", "down", "zephy", "--backend", "file:///srv/squall-state",
+    proc = squall.run("org", "down", "zephy", "--yes", "--backend", "file:///srv/squall-state",
                       env={**env, "SQUALL_PULUMI_PASSPHRASE": "correct horse"})
     assert proc.returncode == 0, proc.stderr
     ran = commands(log)

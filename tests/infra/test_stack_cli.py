@@ -43,9 +43,9 @@ def test_env_up_is_idempotent_and_down_twice_is_fine(run):
     graph = run.engine.graphs["zephy.env.ci-42"]
     assert {r.props.get("metadata", {}).get("squall:stack") for r in graph.of_type(
         "openstack:compute/instance:Instance")} == {"zephy.env.ci-42"}
-    assert run("env", "down", "ci-42") == (0, {"env": "ci-42", "stack": "zephy.env.ci-42", "state": "destroyed"})
-    assert run("env", "down", "ci-42") == (0, {"env": "ci-42", "stack": "zephy.env.ci-42", "state": "absent"})
-    assert run("env", "down", "never-made") == (0, {"env": "never-made", "stack": None, "state": "absent"})
+    assert run("env", "down", "--yes", "ci-42") == (0, {"env": "ci-42", "stack": "zephy.env.ci-42", "state": "destroyed"})
+    assert run("env", "down", "--yes", "ci-42") == (0, {"env": "ci-42", "stack": "zephy.env.ci-42", "state": "absent"})
+    assert run("env", "down", "--yes", "never-made") == (0, {"env": "never-made", "stack": None, "state": "absent"})
     assert [op for op, _ in run.engine.calls] == ["up", "up", "destroy"]
 
 

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def clean_site(squall, testbed, remote):
     """Start every test from an unenrolled test bed."""
-    proc = squall.run("site", "unenrol", "testbed")
+    proc = squall.run("site", "unenrol", "testbed", "--yes")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert remote("test -e ~/.squall && echo present || echo absent").stdout.strip() == "absent"
     return squall
@@ -164,7 +164,7 @@ def test_unenrol_removes_only_what_squall_owns(clean_site, testbed, remote):
     squall_job = remote(f"sbatch --parsable -J squall-orphan -o /dev/null --chdir {work} --wrap 'sleep 300'").stdout.strip()
     own_job = remote(f"sbatch --parsable -J my-analysis -o /dev/null --chdir {work} --wrap 'sleep 300'").stdout.strip()
     try:
-        code, report = squall.json("site", "unenrol", "testbed")
+        code, report = squall.json("site", "unenrol", "testbed", "--yes")
         assert code == 0, report
         assert report["unenrol"]["cancelled_jobs"] == [squall_job]
         queue = remote("squeue -h -o '%i %j %T'").stdout

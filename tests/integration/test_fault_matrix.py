@@ -300,7 +300,7 @@ def test_kill_9_during_down_after_a_complete_collect_is_not_abandoned(squall, ma
     assert ("collect", "end") in journal(squall, job_id)
     (expires,) = squall.query("SELECT MAX(expires_at) FROM leases WHERE job_id = ?", job_id)[0]
     time.sleep(max(0.0, expires - time.time()) + 0.5)  # past the lease: gc may act
-    code, gc = squall.json("gc", env=env)
+    code, gc = squall.json("gc", "--yes", env=env)
     assert code == 0, gc
     assert {a["action"] for a in gc["actions"] if a["job_id"] == job_id} <= {"remove", "release"}, gc
     code, report = squall.json("job", "status", job_id)
@@ -319,12 +319,12 @@ def test_gc_of_another_store_on_the_same_account_leaves_a_running_job_alone(hpc,
     controller = start(hpc, spec, "--site", "testbed")
     try:
         job_id = hpc.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=120)[0]
-        code, gc = other.json("gc")
+        code, gc = other.json("gc", "--yes")
         assert code == 0, gc
         mine = [a for a in gc["actions"] if a["site"] == "testbed"]
         assert {a["action"] for a in mine} == {"foreign"}, mine
         assert {a["kind"] for a in mine} == {"jobdir", "slurm"}
-        code, gc = other.json("gc", "--include-foreign-expired")  # not expired: still left alone
+        code, gc = other.json("gc", "--yes", "--include-foreign-expired")  # not expired: still left alone
         assert {a["action"] for a in gc["actions"] if a["site"] == "testbed"} == {"foreign"}
         out, err = controller.communicate(timeout=300)
     finally:
@@ -343,11 +343,11 @@ def test_gc_removes_another_stores_folder_only_past_its_expiry_and_when_asked(hp
     remote(f"mkdir -p {unknown}")
     assert hpc.run("site", "add", "testbed", "--inventory", str(TESTBED_INVENTORY)).returncode == 0
     try:
-        code, gc = hpc.json("gc")
+        code, gc = hpc.json("gc", "--yes")
         found = {a["resource"]: a for a in gc["actions"] if a["site"] == "testbed"}
         assert found[folder]["action"] == "foreign" and "--include-foreign-expired" in found[folder]["reason"]
         assert found[unknown]["action"] == "foreign" and "no expiry" in found[unknown]["reason"]
-        code, gc = hpc.json("gc", "--include-foreign-expired")
+        code, gc = hpc.json("gc", "--yes", "--include-foreign-expired")
         found = {a["resource"]: a for a in gc["actions"] if a["site"] == "testbed"}
         assert found[folder]["action"] == "remove" and found[unknown]["action"] == "foreign"
         remaining = remote(f"ls -A {testbed['work_root']}").stdout.split()

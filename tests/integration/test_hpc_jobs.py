@@ -93,11 +93,11 @@ def test_kill_9_then_gc_after_expiry_cancels_and_removes(hpc, make_spec, remote,
     spec = make_spec({"name": "orphan", "command": "sleep 300", "resources": {"walltime": "00:00:03"}})
     job_id = run_then_kill_9(hpc, str(spec), "--site", "testbed", env={"SQUALL_LEASE_MARGIN": "1"})
     assert leftovers(remote, testbed)[0] == [f"squall-{job_id}"]
-    code, plan = hpc.json("gc", "--dry-run")
+    code, plan = hpc.json("gc", "--yes", "--dry-run")
     assert {a["action"] for a in plan["actions"]} == {"keep"}
     expires = hpc.query("SELECT MAX(expires_at) FROM leases WHERE job_id = ?", job_id)[0][0]
     time.sleep(max(0.0, expires - time.time()) + 0.5)
-    code, done = hpc.json("gc")
+    code, done = hpc.json("gc", "--yes")
     removed = {(a["kind"], a["action"]) for a in done["actions"] if a["job_id"] == job_id}
     assert ("jobdir", "remove") in removed
     assert leftovers(remote, testbed) == ([], [])

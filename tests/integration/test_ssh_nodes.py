@@ -152,11 +152,11 @@ def test_kill_9_then_gc_after_expiry_kills_the_tasks_on_every_node(site, nodes, 
     spec = make_spec({"name": "orphan", "split": 3, "command": "sleep 300", "resources": {"walltime": "00:00:03"}})
     job_id = run_then_kill_9(site, str(spec), "--site", SITE, env={"SQUALL_LEASE_MARGIN": "1"})
     assert sum(1 for held in left(nodes).values() if held) == 3
-    code, plan = site.json("gc", "--dry-run")
+    code, plan = site.json("gc", "--yes", "--dry-run")
     assert {a["action"] for a in plan["actions"]} == {"keep"}, plan
     expires = site.query("SELECT MAX(expires_at) FROM leases WHERE job_id = ?", job_id)[0][0]
     time.sleep(max(0.0, expires - time.time()) + 0.5)
-    code, done = site.json("gc")
+    code, done = site.json("gc", "--yes")
     assert code == 0, done
     removed = [a for a in done["actions"] if a["kind"] == "jobdir" and a["action"] == "remove"]
     assert len(removed) == 3, done

@@ -20,7 +20,7 @@ from squall.inventory import SiteInventory, find_inventory, load_inventory
 from squall.project import project_dir
 from squall.runtime import runtime_path, runtime_sha256, runtime_version
 from squall.sites import check_site_name
-from squall.sites.ssh import check_private_key
+from squall.sites.ssh_session import check_private_key
 from squall.store import Store
 
 ACTIONS = {

@@ -46,7 +46,7 @@ def _open_local(name: str, home: Path, store: Store, config: dict) -> Site:
 def _ssh_hosts(name: str, home: Path, store: Store, inventory) -> list:
     """The inventory's hosts as SSH transports (through its jump host, if any)."""
     from squall.sites.remote_host import RemoteHost
-    from squall.sites.ssh import JumpConnection, SshSession
+    from squall.sites.ssh_session import JumpConnection, SshSession
 
     hop = inventory.vars.squall_jump_host
     jump = JumpConnection(hop.hop, home / "known_hosts") if hop else None  # one connection for every host

@@ -23,7 +23,7 @@ from squall.errors import MissingDependency, OutputsKept, SquallError
 from squall.results import writing_results
 from squall.runtime import runtime_sha256, runtime_version
 from squall.sites.base import Reporter
-from squall.sites.ssh import SshSession
+from squall.sites.ssh_session import SshSession
 from squall.transfer import sha256_file
 
 CHUNK = 1 << 20

@@ -91,6 +91,17 @@ class Resources(StrictModel):
     gpus: int = Field(0, ge=0, le=64, description="GPUs per task")
     walltime: str = Field("01:00:00", description="[D-]HH:MM:SS; the task is killed after it")
 
+    @field_validator("memory", "walltime", mode="before")
+    @classmethod
+    def _units_named(cls, value: object, info) -> object:
+        """A bare number has no unit: say which forms are accepted instead of "should be a string"."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if info.field_name == "memory":
+                raise ValueError(f"{value} has no unit: write a size as a string with K, M, G or T "
+                                 f"(binary, as Slurm reads them), e.g. '{value}M' or '2G'")
+            raise ValueError(f"{value} is a number: write a wall time as '[D-]HH:MM:SS', e.g. '01:00:00'")
+        return value
+
     @field_validator("memory")
     @classmethod
     def _memory(cls, value: str | None) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from squall.cli.context import App, backend_option, confirm, output_option, pass_app, yes_option
+from squall.errors import ExitCode
 
 
 @click.command("gc")
@@ -18,7 +19,8 @@ from squall.cli.context import App, backend_option, confirm, output_option, pass
 @pass_app
 def gc_cmd(app: App, dry_run: bool, force: bool, include_foreign_expired: bool, yes: bool) -> None:
     """Remove what crashed jobs left behind: expired or orphaned work areas, expired job and environment
-    stacks, and (with --force) cloud resources no stack owns."""
+    stacks, and (with --force) cloud resources no stack owns. Exits 5 when a site could not be checked
+    (after collecting at every other one)."""
     from squall.gc.sites import collect_garbage
 
     if not dry_run:
@@ -31,9 +33,17 @@ def gc_cmd(app: App, dry_run: bool, force: bool, include_foreign_expired: bool, 
         actions += collect_stacks(app.store, app.engine, app.home, dry_run=dry_run, force=force,
                                   inventories=inventories_for(app.store, app.home),
                                   include_foreign_expired=include_foreign_expired)
+    unchecked = sorted({a.site for a in actions if a.action == "error"})
     if app.json:
         app.emit({"dry_run": dry_run, "actions": [a.to_dict() for a in actions]})
-        return
+    else:
+        _say_actions(app, actions, dry_run)
+    if unchecked:  # the rest was still collected; say that this part could not be
+        app.say(f"could not check: {', '.join(unchecked)} (run squall gc again once reachable)", err=True)
+        click.get_current_context().exit(int(ExitCode.SITE_UNREACHABLE))
+
+
+def _say_actions(app: App, actions: list, dry_run: bool) -> None:
     if not actions:
         app.say("nothing to collect")
     verb = {"remove": "would remove" if dry_run else "removed", "release": "would release" if dry_run else "released",

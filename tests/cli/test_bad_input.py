@@ -231,7 +231,7 @@ def test_one_broken_site_registration_does_not_stop_gc(squall, tmp_path):
     stray = squall.work_root / "stray-job"
     stray.mkdir(parents=True)
     code, report = squall.json("gc", "--yes")
-    assert code == 0, report
+    assert code == 5, report  # one site could not be checked; the rest was still collected
     by_site = {a["site"]: a for a in report["actions"]}
     assert by_site["gone"]["action"] == "error" and "hosts.yml" in by_site["gone"]["reason"]
     assert by_site["local"]["action"] == "remove" and not stray.exists()
@@ -248,7 +248,7 @@ def test_unreachable_sites_are_listed_in_parallel_within_a_time_limit(squall, tm
         (folder / "hosts.yml").write_text(hosts.replace("/var/tmp/squall-testbed/keys/id_ed25519", str(key)))
         assert squall.run("site", "add", name, "--inventory", str(folder)).returncode == 0
     code, report = squall.json("gc", "--yes", env={"SQUALL_GC_SITE_TIMEOUT": "2"})
-    assert code == 0
+    assert code == 5
     errors = {a["site"]: a["reason"] for a in report["actions"] if a["action"] == "error"}
     assert sorted(errors) == names
     # one deadline for all (in parallel), not one per site after another

@@ -48,7 +48,10 @@ class SlurmExecutor(Executor):
                 reasons.append(f"{partition.name}: not {res.gpus} GPUs")
             else:
                 return partition
-        raise Refused(f"resources: no partition of site {self.site!r} fits ({'; '.join(reasons)})")
+        default = "walltime" not in res.model_fields_set and any("walltime above" in r for r in reasons)
+        raise Refused(f"resources: no partition of site {self.site!r} fits ({'; '.join(reasons)})",
+                      hint=f"the spec gives no walltime, so the default {res.walltime} applies: set "
+                           "resources.walltime" if default else None)
 
     def max_duration(self, plan: JobPlan) -> float:
         return plan.walltime + SLURM_MARGIN + KILL_GRACE

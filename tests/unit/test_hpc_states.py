@@ -31,3 +31,26 @@ def test_queued_running_pending_and_lost():
     assert _task_state(0, None, {"JobState": "RUNNING"}, lost=False).state == "running"
     assert _task_state(0, None, None, lost=False).state == "pending"
     assert _task_state(0, None, None, lost=True).state == "failed"
+
+
+def test_a_refusal_caused_by_the_default_walltime_names_it():
+    from types import SimpleNamespace
+
+    import pytest
+
+    from squall.errors import Refused
+    from squall.inventory import SiteVars
+    from squall.sites.slurm import SlurmExecutor
+    from squall.spec import Resources
+
+    site_vars = SiteVars.model_validate({
+        "squall_kind": "hpc", "squall_scheduler": "slurm", "squall_work_root": "/w",
+        "squall_partitions": [{"name": "short", "max_walltime": "00:30:00", "max_cpus_per_task": 4,
+                               "price": {"per_job": 0.0, "per_core_hour": 0.0}}]})
+    executor = SlurmExecutor("centre", [SimpleNamespace()], site_vars, "svc")
+    with pytest.raises(Refused) as refused:
+        executor.partition_for(SimpleNamespace(spec=SimpleNamespace(resources=Resources())))
+    assert "default 01:00:00" in refused.value.hint and "resources.walltime" in refused.value.hint
+    with pytest.raises(Refused) as explicit:
+        executor.partition_for(SimpleNamespace(spec=SimpleNamespace(resources=Resources(walltime="02:00:00"))))
+    assert explicit.value.hint is None

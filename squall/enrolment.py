@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from squall.ansible import PlaybookFailed, PlaybookResult, TaskOutcome, run_roles
-from squall.errors import ExitCode, InvalidInput, NotFound, SquallError
+from squall.errors import ExitCode, InvalidInput, NotFound, Refused, SquallError
 from squall.inventory import SiteInventory, find_inventory, load_inventory
 from squall.project import project_dir
 from squall.runtime import runtime_path, runtime_sha256, runtime_version
@@ -56,8 +56,9 @@ def inventory_search_path() -> list[Path]:
     return paths + [Path.cwd() / "inventories", project_dir() / "inventories"]
 
 
-def resolve_site(store: Store, name: str) -> SiteInventory:
-    """The inventory of a registered site, or of one found in the inventory search path."""
+def resolve_site(store: Store, name: str, register: bool = True) -> SiteInventory:
+    """The inventory of a registered site, or of one found in the inventory search path (registered
+    then, unless ``register`` is False: looking at a site changes nothing)."""
     registered = {n: (kind, config) for n, kind, config in store.sites()}
     if name in registered and registered[name][1].get("inventory"):
         return load_inventory(name, Path(registered[name][1]["inventory"]))
@@ -68,8 +69,31 @@ def resolve_site(store: Store, name: str) -> SiteInventory:
             hint=f"squall site add {name} --inventory DIR",
         )
     inventory = load_inventory(name, folder)
-    store.set_site(name, inventory.vars.squall_kind, {"inventory": str(inventory.folder)})
+    if register:
+        store.set_site(name, inventory.vars.squall_kind, {"inventory": str(inventory.folder)})
     return inventory
+
+
+def remove_site(store: Store, name: str) -> None:
+    """Forget a registered site; refused while jobs there are not finished (their leases need it)."""
+    if name not in {n for n, _, _ in store.sites()}:
+        raise NotFound(f"site {name!r} is not registered", hint="'squall site list' shows the registered sites")
+    unfinished = [j.id for j in store.jobs(None, site=name) if not j.finished]
+    if unfinished:
+        raise Refused(f"site {name!r} has {len(unfinished)} unfinished job(s): {', '.join(unfinished[:3])}",
+                      hint="wait for them, or 'squall job cancel ID'")
+    store.remove_site(name)
+
+
+def found_inventories() -> dict[str, Path]:
+    """Site inventories in the search path (the first of each name wins), registered or not."""
+    found: dict[str, Path] = {}
+    for root in inventory_search_path():
+        if root.is_dir():
+            for folder in sorted(root.iterdir()):
+                if (folder / "hosts.yml").is_file():
+                    found.setdefault(folder.name, folder)
+    return found
 
 
 def add_site(store: Store, name: str, folder: Path) -> SiteInventory:
@@ -88,8 +112,8 @@ def run_action(
     runtime_file: Path | None = None,
     rollback: bool = False,
 ) -> SiteReport:
-    """Run one site action; never raises for what a report can say."""
-    inventory = resolve_site(store, name)
+    """Run one site action; never raises for what a report can say. A ``check`` registers nothing."""
+    inventory = resolve_site(store, name, register=action != "check")
     report = SiteReport(site=name, action=action)
     started = time.monotonic()
     try:
@@ -146,8 +170,8 @@ def _fill(report: SiteReport, result: PlaybookResult) -> None:
 
 
 def describe_site(store: Store, name: str) -> dict:
-    """What Squall knows of a site: its inventory and what enrolment discovered."""
-    inventory = resolve_site(store, name)
+    """What Squall knows of a site: its inventory and what enrolment discovered (registers nothing)."""
+    inventory = resolve_site(store, name, register=False)
     info = inventory.summary()
     discovered: dict = {}
     for action in ("check", "enrol", "health", "unenrol"):

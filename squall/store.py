@@ -502,6 +502,10 @@ class Store:
         ).fetchall()
         return [_job(row) for row in rows]
 
+    def remove_site(self, name: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM sites WHERE name = ?", (name,))
+
     def sites(self) -> list[tuple[str, str, dict]]:
         rows = self._db.execute("SELECT name, kind, config FROM sites ORDER BY name").fetchall()
         return [(r["name"], r["kind"], json.loads(r["config"])) for r in rows]

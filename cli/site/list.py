@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from squall.cli.context import App, output_option, pass_app
@@ -11,17 +13,36 @@ from squall.cli.context import App, output_option, pass_app
 @output_option
 @pass_app
 def list_cmd(app: App) -> None:
-    """List the sites: the built-in local site and registered HPC sites."""
-    rows = [{"site": "local", "kind": "local", "inventory": None, "last": None}]
+    """List the sites: the built-in ones, the registered ones, and inventories found but not registered."""
+    from squall.enrolment import found_inventories
+    from squall.sites import builtin_sites
+
+    rows = [{"site": name, "kind": kind, "registered": True, "inventory": None, "last": None}
+            for name, kind in sorted(builtin_sites().items())]
+    registered = set()
     for name, kind, config in app.store.sites():
-        if name == "local":
+        if name in builtin_sites():
             continue
+        registered.add(name)
         last = app.store.last_site_report(name, "enrol") or app.store.last_site_report(name, "check")
-        rows.append({"site": name, "kind": kind, "inventory": config.get("inventory"),
+        rows.append({"site": name, "kind": kind, "registered": True,
+                     "inventory": config.get("inventory") or config.get("org_stack"),
                      "last": {"action": last[0]["action"], "status": last[0]["status"], "at": last[1]} if last else None})
+    for name, folder in sorted(found_inventories().items()):
+        if name not in registered:
+            rows.append({"site": name, "kind": None, "registered": False, "inventory": str(folder), "last": None})
     if app.json:
         app.emit(rows)
         return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for header in ("SITE", "KIND", "LAST", "INVENTORY"):
+        table.add_column(header, overflow="fold")
     for row in rows:
         last = f"{row['last']['action']} {row['last']['status']}" if row["last"] else "-"
-        app.say(f"{row['site']:<16} {row['kind']:<6} {last:<16} {row['inventory'] or ''}")
+        kind = row["kind"] or "(found, not registered)"
+        table.add_row(row["site"], kind, last, row["inventory"] or "")
+    if not app.quiet:  # not on a terminal: no width to fit, nothing folded
+        Console(width=None if sys.stdout.isatty() else 10_000).print(table)

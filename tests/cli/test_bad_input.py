@@ -366,3 +366,35 @@ def test_gc_asks_on_a_terminal_and_a_no_changes_nothing(squall):
     os.close(primary)
     assert b"remove what crashed jobs left behind" in asked and proc.returncode == 1
     assert proc.stdout.read() == b""
+
+
+def test_site_show_and_check_register_nothing_and_list_shows_what_was_found(squall):
+    assert squall.run("site", "show", "testbed").returncode == 0
+    squall.run("site", "check", "testbed", "--output", "json")  # whether or not the test bed is up
+    rows = {r["site"]: r for r in squall.json("site", "list")[1]}
+    assert rows["local"]["registered"] and rows["testbed"]["registered"] is False
+    assert rows["testbed"]["inventory"].endswith("inventories/testbed")
+    text = squall.run("site", "list").stdout
+    assert text.split()[:4] == ["SITE", "KIND", "LAST", "INVENTORY"] and "(found, not registered)" in text
+
+
+def test_site_remove_forgets_a_site_but_not_while_it_has_unfinished_jobs(squall, tmp_path):
+    import time as clock
+
+    from squall.store import JobRow, Store
+
+    folder = _inventory(tmp_path, name="old-centre")
+    assert squall.run("site", "add", "old-centre", "--inventory", str(folder)).returncode == 0
+    store = Store(squall.home)
+    now = clock.time()
+    store.create_job(JobRow("261125-aaaaaa", "x", "default", "old-centre", {}, "/s", "/r", "monitor", "running", None,
+                            False, None, now, now, None), [[]])
+    store.close()
+    proc = squall.run("site", "remove", "old-centre")
+    assert_clear(proc, 4, "1 unfinished job", "261125-aaaaaa")
+    store = Store(squall.home)
+    store.update_job("261125-aaaaaa", phase="done", status="failed", finished_at=now)
+    store.close()
+    assert squall.run("site", "remove", "old-centre").returncode == 0
+    assert "old-centre" not in {r["site"] for r in squall.json("site", "list")[1] if r["registered"]}
+    assert_clear(squall.run("site", "remove", "old-centre"), 2, "not registered")

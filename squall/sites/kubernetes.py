@@ -11,7 +11,9 @@ such specs are refused at check time, before anything is created.
 from __future__ import annotations
 
 import shlex
+from functools import cached_property
 from pathlib import Path
+from typing import Callable
 
 from squall.errors import Refused
 from squall.infra import records
@@ -33,10 +35,16 @@ class KubernetesSite(Site):
     shared_poll = True
     poll_interval = 2.0
 
-    def __init__(self, name: str, home: Path, store: Store, org_stack: StackName, engine: Engine, api: JobApi):
+    def __init__(self, name: str, home: Path, store: Store, org_stack: StackName, engine: Engine,
+                 connect: Callable[[], JobApi]):
         super().__init__(name)
-        self.store, self.org_stack, self.api = store, org_stack, api
+        self.store, self.org_stack, self._connect = store, org_stack, connect
         self.job_stacks = JobStacks(store, engine)
+
+    @cached_property
+    def api(self) -> JobApi:
+        """The cluster, reached (credentials looked up) only once a step needs it: after the spec checks."""
+        return self._connect()
 
     def _settings(self):
         from squall.programs.stack_files import load_stack

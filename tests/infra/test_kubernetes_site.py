@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from squall.errors import Refused
+from squall.errors import Refused, SiteUnreachable
 from squall.infra import driver, records
 from squall.runner import Runner
 from squall.sites import kubernetes_api
@@ -108,7 +108,11 @@ def test_past_the_deadline_the_unfinished_indexes_time_out(k8s, make_spec, monke
                                             ({"resources": {"gpus": 8}}, "more than a node of pool gpu")])
 def test_what_the_site_cannot_run_is_refused_before_anything_exists(k8s, make_spec, monkeypatch, engine, fields,
                                                                     problem, tmp_path):
-    use_api(monkeypatch)
+    def no_credentials(context=None):
+        raise SiteUnreachable("no Kubernetes credentials")
+
+    # the spec's own problems come first: no cluster, no credentials needed to say them
+    monkeypatch.setattr(kubernetes_api, "ClusterJobApi", no_credentials)
     (tmp_path / "job").mkdir(exist_ok=True)
     (tmp_path / "job" / "a.csv").write_text("1\n")
     with pytest.raises(Refused, match=problem):

@@ -7,6 +7,7 @@ import time
 import click
 
 from squall.cli.context import App, output_option, pass_app
+from squall.cli.tables import print_table
 
 
 STATUSES = ("pending", "running", "succeeded", "failed", "timeout", "cancelled", "incomplete", "orphaned")
@@ -40,7 +41,6 @@ def list_cmd(app: App, limit: int, site: str | None, project: str | None, status
     if not jobs:
         app.say("no jobs match" if site or project or status else "no jobs yet")
         return
-    app.say(f"{'ID':<14} {'STATUS':<10} {'PHASE':<8} {'SITE':<10} {'CREATED':<19} NAME")
-    for j in jobs:
-        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.created_at))
-        app.say(f"{j.id:<14} {shown_status(j, app.home):<10} {j.phase:<8} {j.site:<10} {created:<19} {j.name!r}")
+    print_table(app, ["ID", "STATUS", "PHASE", "SITE", "CREATED", "NAME"],
+                [[j.id, shown_status(j, app.home), j.phase, j.site,
+                  time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.created_at)), j.name] for j in jobs])

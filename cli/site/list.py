@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from squall.cli.context import App, output_option, pass_app
+from squall.cli.tables import print_table
 
 
 @click.command("list")
@@ -34,15 +33,7 @@ def list_cmd(app: App) -> None:
     if app.json:
         app.emit(rows)
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for header in ("SITE", "KIND", "LAST", "INVENTORY"):
-        table.add_column(header, overflow="fold")
-    for row in rows:
-        last = f"{row['last']['action']} {row['last']['status']}" if row["last"] else "-"
-        kind = row["kind"] or "(found, not registered)"
-        table.add_row(row["site"], kind, last, row["inventory"] or "")
-    if not app.quiet:  # not on a terminal: no width to fit, nothing folded
-        Console(width=None if sys.stdout.isatty() else 10_000).print(table)
+    print_table(app, ["SITE", "KIND", "LAST", "INVENTORY"],
+                [[row["site"], row["kind"] or "(found, not registered)",
+                  f"{row['last']['action']} {row['last']['status']}" if row["last"] else "-", row["inventory"] or ""]
+                 for row in rows])

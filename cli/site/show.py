@@ -40,9 +40,12 @@ def show_cmd(app: App, name: str) -> None:
                    else "not checked yet")
             app.say(f"  machine {host} at {address}: {has}")
     else:
-        app.say(f"  discovered partitions: {found['partitions'] or 'not checked yet'}")
-        app.say(f"  discovered GPUs (gres): {found['gpus'] or '-'}")
-    app.say(f"  container runtimes: {found['container_runtimes'] if found['container_runtimes'] is not None else '-'}")
+        partitions = ", ".join(f"{name} {state}" for name, state in (found["partitions"] or {}).items())
+        app.say(f"  discovered partitions: {partitions or 'not checked yet'}")
+        gres = ", ".join(f"{name}: {', '.join(kinds) or 'none'}" for name, kinds in (found["gpus"] or {}).items())
+        app.say(f"  discovered GPUs (gres): {gres or '-'}")
+    runtimes = found["container_runtimes"]
+    app.say(f"  container runtimes: {', '.join(runtimes) or 'none' if runtimes is not None else '-'}")
     runtime = found["runtime"]
     app.say(f"  runtime: {runtime['version'] + ' at ' + runtime['path'] if runtime else 'not installed by Squall'}")
     health = found["health"]

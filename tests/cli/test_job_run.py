@@ -352,3 +352,12 @@ def test_logs_of_every_task_in_turn(squall, make_spec):
     refused = squall.run("job", "logs", job_id, "--task", "all", "--follow")
     assert refused.returncode == 2 and "--follow follows one task" in refused.stderr
     assert squall.run("job", "logs", job_id, "--task", "x").returncode == 2
+
+
+def test_job_list_is_a_table_with_a_header_and_names_shown_as_text(squall, make_spec):
+    name = "[bold]wind[/bold]\nstats 'q'"
+    squall.json("job", "run", str(make_spec({"name": name, "command": "true"})))
+    lines = squall.run("job", "list").stdout.splitlines()
+    assert lines[0].split() == ["ID", "STATUS", "PHASE", "SITE", "CREATED", "NAME"]
+    assert len(lines) == 2 and "[bold]wind[/bold]\N{REPLACEMENT CHARACTER}stats 'q'" in lines[1]
+    assert lines[1].split()[1:4] == ["succeeded", "done", "local"]

@@ -82,6 +82,8 @@ def test_enrol_passes_and_a_second_run_changes_nothing(clean_site, testbed, remo
     assert found["health"]["status"] == "ok" and found["health"]["at"] <= time.time()
     text = squall.run("site", "show", "testbed").stdout
     assert "runtime: " + runtime_version() in text and "last health: ok" in text
+    assert "discovered partitions: debug up, long up" in text  # words, not Python reprs
+    assert "{" not in text and "[" not in text
 
 
 def test_check_names_missing_slurm_commands_and_installs_nothing(clean_site, tmp_path, testbed, remote):

@@ -78,8 +78,10 @@ class App:
 pass_app = click.make_pass_decorator(App)
 
 
-def _set_output(ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    ctx.find_object(App).output = value
+def _set_output(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """--output given before or after the subcommand; a default never overrides one given."""
+    if ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT:
+        ctx.find_object(App).output = value
     return value
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 
 import click
 
 from squall import __version__
-from squall.cli.context import App
+from squall.cli.context import App, output_option
 from squall.cli.errors import EXIT_CODES_HELP, report_error
+from squall.cli.global_options import argv_or_sys, configure_logging, hoist, verbosity_of, wants_json
 from squall.cli.bank import bank_group
 from squall.cli.env import env_group
 from squall.cli.gc import gc_cmd
@@ -25,10 +25,14 @@ from squall.errors import ExitCode
 @click.option("--home", envvar="SQUALL_HOME", help="State folder (default $XDG_STATE_HOME/squall).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or human text.")
+@click.option("--verbose", "-v", count=True, help="Log lines on stderr: -v warnings, -vv info, -vvv debug.")
+@output_option
 @click.version_option(__version__, prog_name="squall")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, debug: bool, quiet: bool) -> None:
-    """Squall: run jobs as ephemeral stacks on HPC centres, clouds or this machine."""
+def cli(ctx: click.Context, home: str | None, debug: bool, quiet: bool, verbose: int) -> None:
+    """Squall: run jobs as ephemeral stacks on HPC centres, clouds or this machine.
+
+    -q, -v, --debug and --output may also come after the subcommand."""
     app = ctx.ensure_object(App)
     app.home_option, app.debug, app.quiet = home, debug, quiet
 
@@ -42,18 +46,13 @@ def _terminate(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def _configure_logging(debug: bool) -> None:
-    """Library log lines (paramiko's "Socket exception" on a dropped connection) go through logging:
-    shown with --debug, never printed over the command's own output otherwise."""
-    logging.basicConfig(level=logging.WARNING if debug else logging.CRITICAL, format="%(name)s: %(message)s")
-
-
 def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _terminate)
-    _configure_logging("--debug" in (sys.argv[1:] if argv is None else argv))
-    app = App()
+    args = hoist(argv_or_sys(argv))
+    configure_logging(verbosity_of(args), "--debug" in args)
+    app = App(output="json" if wants_json(args) else "text")  # a usage error is JSON too
     try:
-        code = cli.main(args=argv, prog_name="squall", obj=app, standalone_mode=False)
+        code = cli.main(args=args, prog_name="squall", obj=app, standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):
         code = int(ExitCode.INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - every error becomes a message and a code

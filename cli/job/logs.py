@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -36,15 +37,27 @@ def logs_cmd(app: App, job_id: str, task: str, stream: str, follow: bool) -> Non
         indexes = [int(task)]
     else:
         raise InvalidInput(f"--task: job {job_id} has tasks 0..{len(tasks) - 1} (or 'all'), not {task}")
+    if app.json and follow:
+        raise InvalidInput("--follow prints a live log: not with --output json", hint="drop one of them")
     plan = plan_from_store(job, tasks, app.store.store_id)
     site = open_site(job.site, app.home, app.store)
+    if app.json:  # each task's log so far, as text
+        logs = []
+        for index in indexes:
+            chunks: list[bytes] = []
+            _print_log(app, site, plan, job_id, index, stream, False, chunks.append)
+            logs.append({"job": job_id, "task": index, "stream": stream,
+                         "log": b"".join(chunks).decode(errors="replace")})
+        app.emit(logs if task == "all" else logs[0])
+        return
     for index in indexes:
         if len(indexes) > 1:
             _write(f"==> task-{index} {stream} <==\n".encode())
-        _print_log(app, site, plan, job_id, index, stream, follow)
+        _print_log(app, site, plan, job_id, index, stream, follow, _write)
 
 
-def _print_log(app: App, site, plan, job_id: str, task_index: int, stream: str, follow: bool) -> None:
+def _print_log(app: App, site, plan, job_id: str, task_index: int, stream: str, follow: bool,
+               write: Callable[[bytes], object]) -> None:
     offset = 0
     while True:
         job = app.store.job(job_id)
@@ -54,12 +67,12 @@ def _print_log(app: App, site, plan, job_id: str, task_index: int, stream: str, 
             if collected.exists() and job.phase == "done":
                 with open(collected, "rb") as handle:
                     handle.seek(offset)
-                    _write(handle.read())
+                    write(handle.read())
                 return
             if not follow or job.phase == "done":
                 return
         else:
-            _write(chunk)
+            write(chunk)
             offset += len(chunk)
             task = app.store.tasks(job_id)[task_index]
             if not follow or (task.status in FINAL and not chunk):

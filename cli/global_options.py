@@ -1,0 +1,73 @@
+"""Options every command takes, before or after the subcommand: ``-q``, ``-v``, ``--debug``, ``--output``.
+
+click only knows a group's options before its subcommand, so they are moved
+there before parsing (``squall job list -q`` is ``squall -q job list``).
+Nothing after ``--`` is touched. ``--output json`` is noted first of all, so
+that even a usage error is reported as JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+FLAGS = ("-q", "--quiet", "--debug", "-v", "--verbose")
+WITH_VALUE = ("-o", "--output")
+
+
+def hoist(argv: list[str]) -> list[str]:
+    """``argv`` with the global options moved to the front, in their order."""
+    front: list[str] = []
+    rest: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--":
+            rest += [token, *tokens]
+            break
+        if token in FLAGS or (token.startswith("-v") and set(token[1:]) == {"v"}):
+            front.append(token)
+        elif token in WITH_VALUE:
+            front += [token, next(tokens, "")]
+        elif token.startswith("--output="):
+            front.append(token)
+        else:
+            rest.append(token)
+    return front + rest
+
+
+def wants_json(argv: list[str]) -> bool:
+    for index, token in enumerate(argv):
+        if token == "--":
+            return False
+        if token in WITH_VALUE and argv[index + 1:index + 2] == ["json"] or token == "--output=json":
+            return True
+    return False
+
+
+def configure_logging(verbosity: int, debug: bool) -> None:
+    """Library and Squall log lines on stderr through rich, without source paths: nothing by default
+    (paramiko's noise on a dropped connection stays out of the output), warnings at -v, info at -vv,
+    everything at -vvv or --debug."""
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    level = logging.DEBUG if debug or verbosity >= 3 else {0: logging.CRITICAL, 1: logging.WARNING,
+                                                             2: logging.INFO}[verbosity]
+    handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=verbosity >= 2 or debug)
+    logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[handler], force=True)
+
+
+def verbosity_of(argv: list[str]) -> int:
+    count = 0
+    for token in argv:
+        if token == "--":
+            break
+        if token == "--verbose":
+            count += 1
+        elif token.startswith("-v") and set(token[1:]) == {"v"}:
+            count += len(token) - 1
+    return count
+
+
+def argv_or_sys(argv: list[str] | None) -> list[str]:
+    return list(sys.argv[1:] if argv is None else argv)

@@ -1,0 +1,52 @@
+"""-q, -v, --debug and --output before or after the subcommand; with --output json every failure is JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from squall.cli.global_options import hoist
+
+
+def test_global_options_move_in_front_and_nothing_after_a_double_dash():
+    assert hoist(["job", "list", "-q", "--output", "json", "-vv"]) == ["-q", "--output", "json", "-vv", "job", "list"]
+    assert hoist(["job", "run", "s.yaml", "--", "-q"]) == ["job", "run", "s.yaml", "--", "-q"]
+    assert hoist(["version", "--output=json"]) == ["--output=json", "version"]
+
+
+@pytest.mark.parametrize("argv", [["job", "list", "-q"], ["-v", "version"], ["version", "-vv"],
+                                  ["job", "list", "--debug"], ["site", "list", "-q", "-v"]])
+def test_accepted_before_or_after_the_subcommand(squall, argv):
+    proc = squall.run(*argv)
+    assert proc.returncode == 0, proc.stderr
+
+
+# every command, each with a usage error and (where it can) a success; stdout must be JSON either way
+COMMANDS = [
+    (["job", "list"], 0), (["job", "list", "--limit", "0"], 2), (["job", "list", "--sitee", "x"], 2),
+    (["job", "status"], 2), (["job", "status", "nope"], 2), (["job", "logs", "nope"], 2),
+    (["job", "run"], 2), (["job", "run", "missing.yaml"], 2), (["job", "cancel", "nope"], 2),
+    (["job", "attach", "nope"], 2), (["job", "schema"], 0), (["site", "list"], 0), (["site", "show", "nope"], 2),
+    (["site", "add", "x"], 2), (["site", "remove", "nope"], 2), (["site", "check"], 2), (["gc", "--dry-run"], 0),
+    (["gc"], 2), (["version"], 0), (["org", "status", "nope"], 2), (["bank", "status"], 2), (["env", "down"], 2),
+    (["nosuchcommand"], 2),
+]
+
+
+@pytest.mark.parametrize("argv, code", COMMANDS, ids=[" ".join(a) for a, _ in COMMANDS])
+def test_every_command_prints_json_with_output_json(squall, argv, code):
+    for args in ([*argv, "--output", "json"], ["--output", "json", *argv]):
+        proc = squall.run(*args)
+        assert proc.returncode == code, (args, proc.stdout, proc.stderr)
+        body = json.loads(proc.stdout)
+        if code:
+            assert set(body) == {"error", "hint", "exit_code"} and body["exit_code"] == code
+
+
+def test_logs_as_json(squall, make_spec):
+    job_id = squall.json("job", "run", str(make_spec({"name": "j", "split": 2, "command": "echo hi $SQUALL_TASK_INDEX"})))[1]["id"]
+    code, one = squall.json("job", "logs", job_id, "--task", "1")
+    assert code == 0 and one == {"job": job_id, "task": 1, "stream": "stdout", "log": "hi 1\n"}
+    code, every = squall.json("job", "logs", job_id, "--task", "all")
+    assert [entry["log"] for entry in every] == ["hi 0\n", "hi 1\n"]

@@ -48,11 +48,13 @@ def configure_logging(verbosity: int, debug: bool) -> None:
     """Library and Squall log lines on stderr through rich, without source paths: nothing by default
     (paramiko's noise on a dropped connection stays out of the output), warnings at -v, info at -vv,
     everything at -vvv or --debug."""
+    if not verbosity and not debug:  # the common case: no rich import at start-up
+        logging.basicConfig(level=logging.CRITICAL)
+        return
     from rich.console import Console
     from rich.logging import RichHandler
 
-    level = logging.DEBUG if debug or verbosity >= 3 else {0: logging.CRITICAL, 1: logging.WARNING,
-                                                             2: logging.INFO}[verbosity]
+    level = logging.DEBUG if debug or verbosity >= 3 else {1: logging.WARNING, 2: logging.INFO}[verbosity]
     handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=verbosity >= 2 or debug)
     logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[handler], force=True)
 

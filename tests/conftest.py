@@ -94,6 +94,16 @@ def squall(tmp_path: Path) -> Squall:
 
 
 @pytest.fixture
+def store(tmp_path: Path):
+    """A fresh Squall store in the test's own home."""
+    from squall.store import Store
+
+    opened = Store(tmp_path / "home")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
 def wind_example(tmp_path: Path) -> Path:
     """A private copy of the wind-stats example; returns its job.yaml."""
     target = tmp_path / "wind-stats"

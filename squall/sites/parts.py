@@ -40,6 +40,14 @@ class Executor(ABC):
         """What ``launch`` will create at the scheduler, to lease before it exists (kind, name)."""
         return []
 
+    def by_host(self, plan: JobPlan, indexes: list[int] | None = None) -> dict[RemoteHost, list[int]]:
+        """The tasks (all, or ``indexes``) grouped by the host that holds them."""
+        placement = self.placement(plan)
+        hosts: dict[RemoteHost, list[int]] = {}
+        for index in placement if indexes is None else indexes:
+            hosts.setdefault(placement[index], []).append(index)
+        return hosts
+
     def job_files(self, plan: JobPlan, host: RemoteHost, expires: float) -> dict[str, tuple[bytes, int]]:
         """Files besides the task folders that ``host`` needs in the job folder (a batch script)."""
         return {}

@@ -42,18 +42,9 @@ class RemoteSite(Site):
         self.container_runtimes = container_runtimes
         self.capabilities = executor.capabilities
 
-    def _note_retry(self, what: str, error: Exception) -> None:
-        self.store.record(None, "ssh", "retry", site=self.name, action=what, error=repr(error))
-
     def _folder(self, host: RemoteHost, path: str) -> str:
         """A job folder as leases and gc name it: the bare path where the site has one host."""
         return path if len(self.hosts) == 1 else f"{host.name}:{path}"
-
-    def _used(self, plan: JobPlan) -> dict[RemoteHost, list[int]]:
-        hosts: dict[RemoteHost, list[int]] = {}
-        for index, host in self.executor.placement(plan).items():
-            hosts.setdefault(host, []).append(index)
-        return hosts
 
     # planning -----------------------------------------------------------------
 
@@ -78,7 +69,7 @@ class RemoteSite(Site):
 
     def up(self, plan: JobPlan, claim: Claim) -> None:
         self.provisioner.up(plan, claim)
-        used = self._used(plan)
+        used = self.executor.by_host(plan)
         for host in used:
             claim("jobdir", self._folder(host, host.job_dir(plan.job_id)))
         for kind, resource in self.executor.claims(plan):
@@ -99,7 +90,7 @@ class RemoteSite(Site):
 
     def stage(self, plan: JobPlan, reporter: Reporter) -> None:
         """Each host gets its own tasks' folders and inputs, every host at once."""
-        used = self._used(plan)
+        used = self.executor.by_host(plan)
         tasks = {task.index: task for task in plan.tasks}
         digests = cached_sha256(self.store, [item.path for task in plan.tasks for item in task.inputs])
         expires = self._expiry(plan)
@@ -146,12 +137,8 @@ class RemoteSite(Site):
 
     def collect(self, plan: JobPlan, indexes: list[int], reporter: Reporter) -> list[CollectedTask]:
         """Per host: each task's status, manifest and logs in one remote call; then its outputs, verified."""
-        placement = self.executor.placement(plan)
-        by_host: dict[RemoteHost, list[int]] = {}
-        for index in indexes:
-            by_host.setdefault(placement[index], []).append(index)
         collected = []
-        for host, host_indexes in by_host.items():
+        for host, host_indexes in self.executor.by_host(plan, indexes).items():
             if host.name in self.executor.lost:  # nothing to fetch: the task already failed naming the host
                 collected += [CollectedTask(i, 0, 0, error=f"host {host} was lost: its outputs are lost")
                               for i in host_indexes]
@@ -186,7 +173,7 @@ class RemoteSite(Site):
         try:
             self.executor.stop(plan, remove=False)
             owner = self._owner(plan, until)
-            each_host(lambda host, _: host.write_owner(host.job_dir(plan.job_id), owner), self._used(plan))
+            each_host(lambda host, _: host.write_owner(host.job_dir(plan.job_id), owner), self.executor.by_host(plan))
         finally:
             self.provisioner.down(plan)
 

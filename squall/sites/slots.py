@@ -75,15 +75,9 @@ class SlotsExecutor(Executor):
         slots = {"dir": SLOTS_DIR, "count": max(1, declared // cpus)} if declared else {"dir": SLOTS_DIR, "cpus": cpus}
         return {"slots": slots}
 
-    def _by_host(self, plan: JobPlan) -> dict[RemoteHost, list[int]]:
-        hosts: dict[RemoteHost, list[int]] = {}
-        for index, host in self.placement(plan).items():
-            hosts.setdefault(host, []).append(index)
-        return hosts
-
     def launch(self, plan: JobPlan) -> dict:
         started = each_host(lambda host, indexes: host.agent("start", host.job_dir(plan.job_id),
-                                                             *map(str, indexes)), self._by_host(plan))
+                                                             *map(str, indexes)), self.by_host(plan))
         return {host.name: answer["started"] for host, answer in started.items()}
 
     def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
@@ -145,7 +139,7 @@ class SlotsExecutor(Executor):
                 return exc
             return None
 
-        errors = [error for error in each_host(stop_one, self._by_host(plan)).values() if error]
+        errors = [error for error in each_host(stop_one, self.by_host(plan)).values() if error]
         if errors:
             raise errors[0]
 

@@ -7,7 +7,6 @@ import pytest
 from squall.infra.bank import Banks
 from squall.infra.driver import StackName
 from squall.infra.orgs import Orgs
-from squall.store import Store
 from tests.infra.engine_double import RecordingEngine
 
 ZEPHY = StackName("zephy", "org", "main")
@@ -26,13 +25,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def store(tmp_path):
-    opened = Store(tmp_path / "home")
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

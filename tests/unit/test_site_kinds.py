@@ -8,18 +8,10 @@ from squall import sites
 from squall.errors import InvalidInput, Refused
 from squall.sites import SiteKind, check_site_name, open_site, open_sites
 from squall.sites.local import LocalSite
-from squall.store import Store
 
 
 class _Opened(LocalSite):
     kind = "lab-test"
-
-
-@pytest.fixture
-def store(tmp_path):
-    opened = Store(tmp_path / "home")
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

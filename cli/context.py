@@ -62,8 +62,10 @@ class App:
         return self.output == "json"
 
     def emit(self, data: Any) -> None:
-        """The one place JSON reaches stdout."""
-        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+        """The one place JSON reaches stdout; instants (``*_at`` fields) as RFC 3339 strings."""
+        from squall.instants import with_instants
+
+        click.echo(json.dumps(with_instants(data), indent=2, sort_keys=True, default=str))
 
     def say(self, text: str = "", err: bool = False) -> None:
         """Human text: stdout in text mode, stderr in JSON mode (stdout stays JSON)."""

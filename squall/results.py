@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from squall.errors import InvalidInput, OutputsKept
+from squall.instants import with_instants
 
 
 def check_results_root(root: Path, needed_bytes: int, option: str = "--results") -> None:
@@ -54,11 +55,11 @@ def writing_results(path: Path) -> Iterator[None]:
 
 
 def write_report(results_dir: Path, report: dict) -> bool:
-    """``job.json``, complete or not at all; False when the folder cannot take it."""
+    """``job.json`` (instants as RFC 3339), complete or not at all; False when the folder cannot take it."""
     target = results_dir / "job.json"
     partial = target.with_name(".job.json.partial")
     try:
-        partial.write_text(json.dumps(report, indent=2) + "\n")
+        partial.write_text(json.dumps(with_instants(report), indent=2) + "\n")
         os.replace(partial, target)
         return True
     except OSError:

@@ -50,3 +50,26 @@ def test_logs_as_json(squall, make_spec):
     assert code == 0 and one == {"job": job_id, "task": 1, "stream": "stdout", "log": "hi 1\n"}
     code, every = squall.json("job", "logs", job_id, "--task", "all")
     assert [entry["log"] for entry in every] == ["hi 0\n", "hi 1\n"]
+
+
+RFC3339 = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
+
+
+def test_instants_are_rfc3339_strings_in_json_and_in_the_report_file(squall, make_spec):
+    import re
+    from pathlib import Path
+
+    code, report = squall.json("job", "run", str(make_spec({"name": "t", "command": "true"})))
+    assert code == 0
+    assert re.match(RFC3339, report["created_at"]) and re.match(RFC3339, report["finished_at"])
+    (listed,) = squall.json("job", "list")[1]
+    assert listed["created_at"] == report["created_at"]
+    written = json.loads((Path(report["results"]) / "job.json").read_text())
+    assert written["created_at"] == report["created_at"]
+
+
+def test_only_numeric_fields_named_at_are_converted():
+    from squall.instants import with_instants
+
+    assert with_instants({"a": [{"expires_at": 0}], "created_at": None, "seen_at": True, "cat": 5}) == {
+        "a": [{"expires_at": "1970-01-01T00:00:00Z"}], "created_at": None, "seen_at": True, "cat": 5}

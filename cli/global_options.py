@@ -44,12 +44,16 @@ def wants_json(argv: list[str]) -> bool:
     return False
 
 
-def configure_logging(verbosity: int, debug: bool) -> None:
-    """Library and Squall log lines on stderr through rich, without source paths: nothing by default
-    (paramiko's noise on a dropped connection stays out of the output), warnings at -v, info at -vv,
-    everything at -vvv or --debug."""
+def configure_logging(verbosity: int, debug: bool, quiet: bool = False) -> None:
+    """Log lines on stderr. By default only Squall's own warnings (an SSH retry, say), as plain lines;
+    none with -q. Library lines too through rich, without source paths: warnings at -v, info at -vv,
+    everything at -vvv or --debug (paramiko's noise on a dropped connection stays out otherwise)."""
     if not verbosity and not debug:  # the common case: no rich import at start-up
         logging.basicConfig(level=logging.CRITICAL)
+        squall_log = logging.getLogger("squall")
+        squall_log.setLevel(logging.CRITICAL if quiet else logging.WARNING)
+        squall_log.addHandler(_StderrNow())
+        squall_log.propagate = False
         return
     from rich.console import Console
     from rich.logging import RichHandler
@@ -57,6 +61,28 @@ def configure_logging(verbosity: int, debug: bool) -> None:
     level = logging.DEBUG if debug or verbosity >= 3 else {1: logging.WARNING, 2: logging.INFO}[verbosity]
     handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=verbosity >= 2 or debug)
     logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[handler], force=True)
+
+
+class _StderrNow(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is at the time: under live progress bars rich has swapped it for a
+    proxy that prints above the bars."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("squall: %(message)s"))
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def quiet_in(argv: list[str]) -> bool:
+    words = argv[:argv.index("--")] if "--" in argv else argv
+    return "-q" in words or "--quiet" in words
 
 
 def verbosity_of(argv: list[str]) -> int:

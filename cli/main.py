@@ -10,7 +10,7 @@ import click
 from squall import __version__
 from squall.cli.context import App, output_option
 from squall.cli.errors import EXIT_CODES_HELP, report_error
-from squall.cli.global_options import argv_or_sys, configure_logging, hoist, verbosity_of, wants_json
+from squall.cli.global_options import argv_or_sys, configure_logging, hoist, quiet_in, verbosity_of, wants_json
 from squall.cli.bank import bank_group
 from squall.cli.env import env_group
 from squall.cli.gc import gc_cmd
@@ -49,7 +49,7 @@ def _terminate(signum: int, _frame: object) -> None:
 def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _terminate)
     args = hoist(argv_or_sys(argv))
-    configure_logging(verbosity_of(args), "--debug" in args)
+    configure_logging(verbosity_of(args), "--debug" in args, quiet_in(args))
     app = App(output="json" if wants_json(args) else "text")  # a usage error is JSON too
     try:
         code = cli.main(args=args, prog_name="squall", obj=app, standalone_mode=False)

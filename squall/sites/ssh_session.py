@@ -15,6 +15,7 @@ the hop that failed.
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import socket
@@ -29,9 +30,17 @@ from squall.errors import Interrupted, InvalidInput, SiteUnreachable, SquallErro
 from squall.hops import Hop
 
 T = TypeVar("T")
-BACKOFF = (0.5, 1, 2, 4, 8, 8, 8)  # seconds between attempts: ~31 s in all
+ATTEMPTS = 8  # waits of 0.5, 1, 2, 4, 8, 8, 8 s between them: ~31 s in all
+FIRST_WAIT, MAX_WAIT = 0.5, 8
 CONNECT_TIMEOUT = 10
 MASTER_PERSIST = 30  # seconds a jump host's master connection stays after its last channel
+
+
+log = logging.getLogger("squall.ssh")
+
+
+class _Transient(Exception):
+    """Raised from the error a fresh connection may cure (its ``__cause__``): the one thing retried."""
 
 
 class HopUnreachable(OSError):
@@ -102,30 +111,45 @@ class SshSession:
         return self._sftp
 
     def retrying(self, action: Callable[[], T], what: str, retry: bool = True) -> T:
-        """Run ``action`` (which uses this session), reconnecting on transient failures (once only if not ``retry``)."""
+        """Run ``action`` (which uses this session), reconnecting on transient failures (once only if not
+        ``retry``); each retry is logged on ``squall.ssh`` (shown on stderr) and passed to ``on_retry``."""
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
         self.check_key()
-        last: Exception | None = None
-        for delay in (*BACKOFF, None) if retry else (None,):
-            try:
-                return action()
-            except BaseException as exc:
-                if not isinstance(exc, Exception):  # KeyboardInterrupt and the like: the session may be mid-packet
-                    self.close()
-                    raise
-                if isinstance(exc, SquallError):  # Interrupted, or a decision of the action's own
-                    if isinstance(exc, Interrupted):
-                        self.close()
-                    raise
-                last = self._transient(exc, what)
-                if delay is None:
-                    break
-                if self.on_retry:
-                    self.on_retry(what, exc)
-                time.sleep(delay)
+        attempts = Retrying(stop=stop_after_attempt(ATTEMPTS if retry else 1),
+                            wait=wait_exponential(multiplier=FIRST_WAIT, max=MAX_WAIT),
+                            retry=retry_if_exception_type(_Transient), before_sleep=self._announce(what),
+                            reraise=True)
+        try:
+            return attempts(self._once, action, what)
+        except _Transient as transient:
+            last = transient.__cause__
         if isinstance(last, HopUnreachable):
             raise SiteUnreachable(f"{what}: {last}", hint="is the jump host up, and can it reach the login node?")
         raise SiteUnreachable(f"{what}: {self.user}@{self.host}:{self.port} unreachable: {last}",
                               hint="is the login node up and reachable over SSH?")
+
+    def _once(self, action: Callable[[], T], what: str) -> T:
+        try:
+            return action()
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # KeyboardInterrupt and the like: the session may be mid-packet
+                self.close()
+                raise
+            if isinstance(exc, SquallError):  # Interrupted, or a decision of the action's own
+                if isinstance(exc, Interrupted):
+                    self.close()
+                raise
+            raise _Transient() from self._transient(exc, what)
+
+    def _announce(self, what: str) -> Callable:
+        def before_sleep(state) -> None:
+            error = state.outcome.exception().__cause__
+            log.warning("%s on %s@%s:%s failed (%s); retry %d of %d in %.1f s", what, self.user, self.host,
+                        self.port, error, state.attempt_number, ATTEMPTS - 1, state.next_action.sleep)
+            if self.on_retry:
+                self.on_retry(what, error)
+        return before_sleep
 
     def _transient(self, exc: Exception, what: str) -> Exception:
         """Return ``exc`` when a fresh connection may help (the session is closed); raise when it cannot."""

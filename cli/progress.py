@@ -49,7 +49,7 @@ class RichReporter(Reporter):
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.console = Console(stderr=True)
+        self.console = Console(stderr=True, log_path=False)
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -72,8 +72,10 @@ class RichReporter(Reporter):
         self.console.log(f"{job_id} [bold]{phase}[/bold]")
 
     def bytes_staged(self, done: int, total: int) -> None:
+        if not total:  # a job without inputs has nothing to show
+            return
         if self._staging is None:
-            self._staging = self.progress.add_task("staging", total=max(total, 1), detail="")
+            self._staging = self.progress.add_task("staging", total=total, detail="")
         self.progress.update(self._staging, completed=done, detail=f"{_size(done)} / {_size(total)}")
 
     def tasks(self, states: list[TaskState]) -> None:

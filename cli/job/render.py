@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from squall.cli.context import App
+from squall.cli.tables import print_table
 from squall.errors import ExitCode, InvalidInput, NotFound
 
 
@@ -40,13 +41,11 @@ def _show_text(app: App, data: dict) -> None:
     app.say(f"  results: {data['results']}")
     isolated = {True: "yes", False: "no (not permitted here)", None: "unknown"}[data["network_isolated"]]
     app.say(f"  network isolation: {isolated}")
-    app.say(f"  {'task':>4}  {'status':<10} {'exit':>5} {'wall s':>8} {'max RSS':>10} {'outputs':>7}")
-    for t in data["tasks"]:
-        rss = f"{t['max_rss_kb'] // 1024} MiB" if t["max_rss_kb"] else "-"
-        wall = f"{t['wall_time']:.2f}" if t["wall_time"] is not None else "-"
-        exit_code = "-" if t["exit_code"] is None else t["exit_code"]
-        outputs = "-" if t["outputs"] is None else t["outputs"]
-        app.say(f"  {t['index']:>4}  {t['status']:<10} {exit_code:>5} {wall:>8} {rss:>10} {outputs:>7}")
+    rows = [[t["index"], t["status"], _or_dash(t["exit_code"]),
+             "-" if t["wall_time"] is None else f"{t['wall_time']:.2f}",
+             f"{t['max_rss_kb'] // 1024} MiB" if t["max_rss_kb"] else "-", _or_dash(t["outputs"])]
+            for t in data["tasks"]]
+    print_table(app, ["TASK", "STATUS", "EXIT", "WALL S", "MAX RSS", "OUTPUTS"], rows)
     for t in data["tasks"]:
         if t["status"] != "succeeded" and t["stderr_tail"]:
             app.say(f"  --- task {t['index']} stderr (tail) ---")
@@ -55,6 +54,10 @@ def _show_text(app: App, data: dict) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry["ts"]))
         detail = ", ".join(f"{k}={v}" for k, v in entry["detail"].items() if k != "traceback" and v is not None)
         app.say(f"  {stamp}.{int(entry['ts'] * 1000) % 1000:03d}  {entry['phase']:<8} {entry['event']:<10} {detail}")
+
+
+def _or_dash(value: object) -> object:
+    return "-" if value is None else value
 
 
 def load_job(app: App, job_id: str, store=None):

@@ -37,22 +37,23 @@ def run_cmd(
     from squall.spec import load_spec
 
     resolved = load_spec(spec)
-    with reporter_for(app.quiet or detach) as reporter:
+    interrupted = False
+    with reporter_for(app.quiet or detach) as reporter:  # the bars close before any summary prints
         runner = Runner(app.store, app.home, reporter)
         job_id = None
         try:
             job_id = runner.submit(resolved, site, Path(results), keep_remote).job_id
             if detach:
                 _spawn_controller(app, job_id)
-                ctx.exit(show_result(app, JobResult.load(app.store, job_id)))
-            result = runner.drive(job_id)
+            else:
+                runner.drive(job_id)
         except (Interrupted, KeyboardInterrupt):  # down has run (or nothing was created); report, then the code
             if job_id is None:
                 raise Interrupted() from None
             runner.close_unstarted(job_id)
-            show_result(app, JobResult.load(app.store, job_id))
-            ctx.exit(int(ExitCode.INTERRUPTED))
-    ctx.exit(show_result(app, result))
+            interrupted = True
+    code = show_result(app, JobResult.load(app.store, job_id))
+    ctx.exit(int(ExitCode.INTERRUPTED) if interrupted else code)
 
 
 def _spawn_controller(app: App, job_id: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
+from squall.placement import AUTO, Placement
 from squall.sites.base import Reporter, TaskState
 
 
@@ -27,6 +28,10 @@ class PlainReporter(_Managed, Reporter):
 
     def __init__(self) -> None:
         self._finished: set[int] = set()
+
+    def placed(self, placement: Placement) -> None:
+        if placement.requested == AUTO:
+            print(f"{time.strftime('%H:%M:%S')} {_placed(placement)}", file=sys.stderr, flush=True)
 
     def phase(self, job_id: str, phase: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {job_id} {phase}", file=sys.stderr, flush=True)
@@ -68,6 +73,10 @@ class RichReporter(Reporter):
     def __exit__(self, *exc_info: object) -> None:
         self.progress.stop()
 
+    def placed(self, placement: Placement) -> None:
+        if placement.requested == AUTO:
+            self.console.log(_placed(placement), markup=False)
+
     def phase(self, job_id: str, phase: str) -> None:
         self.console.log(f"{job_id} [bold]{phase}[/bold]")
 
@@ -84,6 +93,10 @@ class RichReporter(Reporter):
             self._tasks = self.progress.add_task("tasks", total=len(states), detail="")
         running = sum(s.state == "running" for s in states)
         self.progress.update(self._tasks, completed=done, detail=f"{done}/{len(states)} done, {running} running")
+
+
+def _placed(placement: Placement) -> str:
+    return f"site auto: {placement.site} ({placement.reason})"
 
 
 def _size(count: float) -> str:

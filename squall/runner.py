@@ -21,6 +21,7 @@ from squall.interrupts import SignalGuard
 from squall.jobs import JobResult, cancel_unstarted, close_job, new_job_id, new_plan, plan_from_store
 from squall.locks import ControllerLock, PollLock
 from squall.results import check_results_root, move_collected, write_report
+from squall.placement import place
 from squall.sites import open_site
 from squall.sites.base import JobPlan, Reporter, Site, TaskState
 from squall.spec import ResolvedSpec
@@ -73,8 +74,10 @@ class Runner:
     def submit(
         self, resolved: ResolvedSpec, site_name: str | None, results_root: Path, keep_remote: bool = False
     ) -> JobPlan:
-        """Plan a job and record it; nothing exists anywhere yet."""
-        site = self._site(site_name or resolved.spec.site)
+        """Plan a job and record it (with where it goes and why); nothing exists anywhere yet."""
+        placement = place(site_name, resolved.spec.site)
+        self.reporter.placed(placement)
+        site = self._site(placement.site)
         plan = new_plan(resolved, new_job_id(), results_root, self.store.store_id, keep_remote)
         site.check(plan)
         check_results_root(plan.results_dir.parent, sum(i.size for t in plan.tasks for i in t.inputs))
@@ -107,6 +110,7 @@ class Runner:
             "plan",
             "end",
             site=site.name,
+            placement=placement.to_dict(),
             tasks=len(plan.tasks),
             bytes=sum(i.size for t in plan.tasks for i in t.inputs),
         )

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Callable
 
 from squall.errors import InvalidInput, Refused, SquallError
+from squall.placement import AUTO
 from squall.sites.base import Site
 from squall.store import Store
-
-AUTO = "auto"  # a spec's "let Squall choose"; for now it chooses the built-in local site
 
 Opener = Callable[[str, Path, Store, dict], Site]
 
@@ -133,9 +132,7 @@ def check_site_name(name: str) -> None:
 
 
 def open_site(name: str, home: Path, store: Store) -> Site:
-    """The site called ``name``."""
-    if name == AUTO:
-        name = "local"
+    """The site called ``name`` (``auto`` is decided by ``squall.placement`` before this)."""
     registered = {n: (k, c) for n, k, c in store.sites()}
     builtin = builtin_sites()
     if name in builtin:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 from squall.workarea import FINAL
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; pydantic is slow to load
+    from squall.placement import Placement
     from squall.spec import InputFile, JobSpec
 
 class Capability(enum.Enum):
@@ -94,6 +95,8 @@ Claim = Callable[[str, str], None]
 
 class Reporter:
     """Progress callbacks from the core; the CLI renders them. All optional."""
+
+    def placed(self, placement: Placement) -> None: ...
 
     def phase(self, job_id: str, phase: str) -> None: ...
 

@@ -361,3 +361,16 @@ def test_job_list_is_a_table_with_a_header_and_names_shown_as_text(squall, make_
     assert lines[0].split() == ["ID", "STATUS", "PHASE", "SITE", "CREATED", "NAME"]
     assert len(lines) == 2 and "[bold]wind[/bold]\N{REPLACEMENT CHARACTER}stats 'q'" in lines[1]
     assert lines[1].split()[1:4] == ["succeeded", "done", "local"]
+
+
+def test_site_auto_says_what_it_chose_and_why_and_journals_it(squall, make_spec):
+    spec = make_spec({"name": "anywhere", "site": "auto", "command": "true"})
+    proc = squall.run("job", "run", str(spec), "--output", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert "site auto: local (auto chooses the built-in local site" in proc.stderr
+    job_id = json.loads(proc.stdout)["id"]
+    (detail,) = squall.query("SELECT detail FROM journal WHERE job_id = ? AND phase = 'plan' AND event = 'end'",
+                             job_id)[0]
+    assert json.loads(detail)["placement"]["requested"] == "auto"
+    explicit = squall.run("job", "run", str(spec), "--site", "local", "--output", "json")
+    assert explicit.returncode == 0 and "site auto" not in explicit.stderr

@@ -61,6 +61,7 @@ class PlaybookFailed(SquallError):
 
 
 EventSink = Callable[[TaskOutcome], None]
+OPERATOR_HINT = "pip install 'squall[operator]' (from a clone: pip install -e '.[operator]')"
 
 
 def run_roles(
@@ -75,11 +76,13 @@ def run_roles(
     """Apply ``roles`` to the site's machines (its ``login`` host, or its ``nodes``); raise on failure."""
     try:
         import ansible_runner
-    except ImportError:  # pragma: no cover - a dependency of squall
-        raise MissingDependency("ansible-runner is not installed", hint="pip install ansible-runner") from None
+    except ImportError:
+        raise MissingDependency("ansible-runner is not installed: enrolling sites needs Squall's operator extra",
+                                hint=OPERATOR_HINT) from None
     bin_dir = Path(sys.executable).parent
     if not (bin_dir / "ansible-playbook").exists() and not shutil.which("ansible-playbook"):
-        raise MissingDependency("ansible-playbook is not on PATH", hint="pip install ansible-core")
+        raise MissingDependency("ansible-playbook is not on PATH: enrolling sites needs Squall's operator extra",
+                                hint=OPERATOR_HINT)
     play = [{"name": "Squall", "hosts": "login:nodes", "gather_facts": False, "roles": roles}]
     private = Path(tempfile.mkdtemp(prefix="squall-ansible-"))
     control = private / "cp"

@@ -1,7 +1,9 @@
-"""Where the project's non-Python files live: roles/, inventories/, templates/.
+"""Where Squall's non-Python files live: roles/, templates/, inventories/ and stacks/.
 
-Squall is installed from a clone (``pip install -e .``), so these folders sit
-beside the ``squall`` package; ``$SQUALL_PROJECT_DIR`` points elsewhere.
+Installed from a wheel they are package data under ``squall/share/``; in a
+clone (``pip install -e .``) they sit at the top of the repository, where
+Ansible, ansible-lint and ``Pulumi.yaml`` expect them. ``$SQUALL_PROJECT_DIR``
+points elsewhere (a folder holding the same four).
 """
 
 from __future__ import annotations
@@ -12,13 +14,19 @@ from pathlib import Path
 
 from squall.errors import MissingDependency
 
+PACKAGE = Path(__file__).resolve().parent
+CANDIDATES = (PACKAGE / "share", PACKAGE.parent)  # installed from a wheel; a clone
+
 
 @cache
 def project_dir() -> Path:
-    candidate = Path(os.environ.get("SQUALL_PROJECT_DIR") or Path(__file__).resolve().parent.parent)
-    if not (candidate / "roles").is_dir():
-        raise MissingDependency(
-            f"Squall's roles/ folder is not at {candidate}",
-            hint="install Squall from a clone with 'pip install -e .', or set SQUALL_PROJECT_DIR",
-        )
-    return candidate
+    chosen = os.environ.get("SQUALL_PROJECT_DIR")
+    candidates = (Path(chosen),) if chosen else CANDIDATES
+    for candidate in candidates:
+        if (candidate / "roles").is_dir():
+            return candidate
+    raise MissingDependency(
+        f"Squall's roles/ folder is not in {' or '.join(str(c) for c in candidates)}",
+        hint="reinstall Squall ('pip install squall' or, from a clone, 'pip install -e .'), "
+             "or set SQUALL_PROJECT_DIR to a folder holding roles/, templates/, inventories/ and stacks/",
+    )

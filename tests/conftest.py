@@ -26,14 +26,15 @@ EXAMPLE = REPO / "examples" / "wind-stats"
 class Squall:
     """Runs ``squall`` against one private home, in one working folder."""
 
-    def __init__(self, home: Path, cwd: Path):
+    def __init__(self, home: Path, cwd: Path, command: list[str] | None = None):
         self.home = home
         self.cwd = cwd
+        self.command = command or [sys.executable, "-m", "squall.cli.main"]  # or an installed ``squall``
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SQUALL_")}
         self.env["SQUALL_HOME"] = str(home)
 
     def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "squall.cli.main", *args]
+        return [*self.command, *args]
 
     def run(self, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(

@@ -6,7 +6,6 @@ runtime, the policy pack): it runs the example job on the local site and enrols 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

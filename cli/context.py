@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
+from squall.user_config import Defaults
+
 if TYPE_CHECKING:
     from squall.infra.driver import Engine
     from squall.store import Store
@@ -22,6 +24,7 @@ class App:
     output: str = "text"
     quiet: bool = False
     backend: str | None = None  # Pulumi state backend URL (--backend); default: a file backend in the home
+    defaults: Defaults = field(default_factory=Defaults.builtin)  # main() loads the config file's and environment's
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @cached_property
@@ -55,7 +58,7 @@ class App:
     def engine(self) -> "Engine":
         from squall.infra import driver
 
-        return driver.engine_for(self.home, self.backend)
+        return driver.engine_for(self.home, self.backend or self.defaults["backend"].value)
 
     @property
     def json(self) -> bool:

@@ -1,4 +1,5 @@
-"""Options every command takes, before or after the subcommand: ``-q``, ``-v``, ``--debug``, ``--output``.
+"""Options every command takes, before or after the subcommand: ``-q``, ``-v``, ``--debug``, ``--output``,
+``--config``.
 
 click only knows a group's options before its subcommand, so they are moved
 there before parsing (``squall job list -q`` is ``squall -q job list``).
@@ -12,7 +13,7 @@ import logging
 import sys
 
 FLAGS = ("-q", "--quiet", "--debug", "-v", "--verbose")
-WITH_VALUE = ("-o", "--output")
+WITH_VALUE = ("-o", "--output", "--config")
 
 
 def hoist(argv: list[str]) -> list[str]:
@@ -28,11 +29,24 @@ def hoist(argv: list[str]) -> list[str]:
             front.append(token)
         elif token in WITH_VALUE:
             front += [token, next(tokens, "")]
-        elif token.startswith("--output="):
+        elif token.startswith(("--output=", "--config=")):
             front.append(token)
         else:
             rest.append(token)
     return front + rest
+
+
+def value_of(argv: list[str], *names: str) -> str | None:
+    """The last value given to option ``names`` before ``--`` (``--name V`` or ``--name=V``)."""
+    found = None
+    for index, token in enumerate(argv):
+        if token == "--":
+            break
+        if token in names:
+            found = argv[index + 1] if index + 1 < len(argv) else ""
+        elif token.startswith(tuple(f"{name}=" for name in names if name.startswith("--"))):
+            found = token.split("=", 1)[1]
+    return found
 
 
 def wants_json(argv: list[str]) -> bool:

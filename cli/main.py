@@ -10,7 +10,8 @@ import click
 from squall import __version__
 from squall.cli.context import App, output_option
 from squall.cli.errors import EXIT_CODES_HELP, report_error
-from squall.cli.global_options import argv_or_sys, configure_logging, hoist, quiet_in, verbosity_of, wants_json
+from squall.cli.global_options import (argv_or_sys, configure_logging, hoist, quiet_in, value_of, verbosity_of,
+                                       wants_json)
 from squall.cli.bank import bank_group
 from squall.cli.env import env_group
 from squall.cli.gc import gc_cmd
@@ -19,20 +20,25 @@ from squall.cli.org import org_group, pool_group
 from squall.cli.site import site_group
 from squall.cli.version import version_cmd
 from squall.errors import ExitCode
+from squall.user_config import Defaults
 
 
 @click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", envvar="SQUALL_HOME", help="State folder (default $XDG_STATE_HOME/squall).")
+@click.option("--config", "config_file", envvar="SQUALL_CONFIG", metavar="FILE",
+              help="Config file of defaults (default $XDG_CONFIG_HOME/squall/config.yaml).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or human text.")
 @click.option("--verbose", "-v", count=True, help="Log lines on stderr: -v warnings, -vv info, -vvv debug.")
 @output_option
 @click.version_option(__version__, prog_name="squall")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, debug: bool, quiet: bool, verbose: int) -> None:
+def cli(ctx: click.Context, home: str | None, config_file: str | None, debug: bool, quiet: bool,
+        verbose: int) -> None:
     """Squall: run jobs as ephemeral stacks on HPC centres, clouds or this machine.
 
-    -q, -v, --debug and --output may also come after the subcommand."""
+    -q, -v, --debug, --output and --config may also come after the subcommand (the config file is read
+    before anything else)."""
     app = ctx.ensure_object(App)
     app.home_option, app.debug, app.quiet = home, debug, quiet
 
@@ -52,6 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(verbosity_of(args), "--debug" in args, quiet_in(args))
     app = App(output="json" if wants_json(args) else "text")  # a usage error is JSON too
     try:
+        app.defaults = Defaults.load(value_of(args, "--config"))
+        if value_of(args, "-o", "--output") is None:
+            app.output = app.defaults["output"].value
         code = cli.main(args=args, prog_name="squall", obj=app, standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):
         code = int(ExitCode.INTERRUPTED)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -12,6 +10,7 @@ from pathlib import Path
 from squall.errors import InvalidInput
 from squall.locks import controller_alive
 from squall.results import write_report
+from squall.slugs import SLUG
 from squall.sites.base import JobPlan, TaskPlan
 from squall.spec import InputFile, ResolvedSpec, validate_spec
 from squall.split import split_inputs
@@ -25,16 +24,7 @@ def new_job_id() -> str:
 
 
 # Owner tags reach batch-script directives, remote command lines and cloud tags: every value must match.
-TAG_VALUE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
-def current_org() -> str:
-    """The organisation jobs are tagged with (``$SQUALL_ORG``), checked at the edge."""
-    org = os.environ.get("SQUALL_ORG", "default")
-    if not TAG_VALUE.fullmatch(org):
-        raise InvalidInput(f"SQUALL_ORG: {org!r} is not an organisation name",
-                           hint="lowercase letters, digits and '-', starting with a letter or digit, at most 63")
-    return org
+TAG_VALUE = SLUG
 
 
 def owner_tags(job_id: str, org: str, project: str, store_id: str) -> dict[str, str]:
@@ -53,7 +43,7 @@ def owner_tags(job_id: str, org: str, project: str, store_id: str) -> dict[str, 
 
 
 def new_plan(resolved: ResolvedSpec, job_id: str, results_root: Path, store_id: str,
-             keep_remote: bool = False) -> JobPlan:
+             keep_remote: bool = False, org: str = "default") -> JobPlan:
     spec = resolved.spec
     buckets = split_inputs(resolved.inputs, spec.split)
     return JobPlan(
@@ -63,7 +53,7 @@ def new_plan(resolved: ResolvedSpec, job_id: str, results_root: Path, store_id: 
         script=resolved.script,
         tasks=tuple(TaskPlan(i, tuple(bucket)) for i, bucket in enumerate(buckets)),
         results_dir=results_root.resolve() / job_id,
-        tags=owner_tags(job_id, current_org(), spec.project, store_id),
+        tags=owner_tags(job_id, org, spec.project, store_id),
         keep_remote=keep_remote,
     )
 

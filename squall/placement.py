@@ -17,11 +17,13 @@ class Placement:
         return {"requested": self.requested, "site": self.site, "reason": self.reason}
 
 
-def place(command_line: str | None, spec_site: str) -> Placement:
-    """The site a job goes to: ``--site`` overrides the spec's ``site``; ``auto`` picks one and says why."""
-    requested = command_line or spec_site
+def place(command_line: str | None, spec_site: str | None, default: str = "local",
+          default_source: str = "default") -> Placement:
+    """The site a job goes to: ``--site``, else the spec's ``site``, else the user's default (config file or
+    ``$SQUALL_SITE``); ``auto`` picks one and says why."""
+    requested, source = next((value, source) for value, source in (
+        (command_line, "--site"), (spec_site, "the spec's site"), (default, default_source)) if value)
     if requested != AUTO:
-        source = "--site" if command_line else "the spec's site"
         return Placement(requested, requested, f"named by {source}")
     return Placement(AUTO, "local", "auto chooses the built-in local site: no site has prices or queue "
                                     "estimates to rank by yet; name one with --site to run elsewhere")

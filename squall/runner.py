@@ -13,19 +13,20 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from squall.errors import Interrupted, InvalidInput, OutputsKept, SquallError
 from squall.interrupts import SignalGuard
 from squall.jobs import JobResult, cancel_unstarted, close_job, new_job_id, new_plan, plan_from_store
 from squall.locks import ControllerLock, PollLock
-from squall.results import check_results_root, move_collected, write_report
 from squall.placement import place
+from squall.results import check_results_root, move_collected, write_report
 from squall.sites import open_site
 from squall.sites.base import JobPlan, Reporter, Site, TaskState
 from squall.spec import ResolvedSpec
 from squall.store import JobRow, Store
+from squall.user_config import Defaults
 from squall.workarea import RAN, TaskStatus
 
 PHASES = ("plan", "up", "stage", "launch", "monitor", "collect", "down", "done")
@@ -72,13 +73,24 @@ class Runner:
     # plan -----------------------------------------------------------------
 
     def submit(
-        self, resolved: ResolvedSpec, site_name: str | None, results_root: Path, keep_remote: bool = False
+        self, resolved: ResolvedSpec, site_name: str | None, results_root: Path, keep_remote: bool = False,
+        defaults: Defaults | None = None,
     ) -> JobPlan:
-        """Plan a job and record it (with where it goes and why); nothing exists anywhere yet."""
-        placement = place(site_name, resolved.spec.site)
+        """Plan a job and record it (with where it goes and why); nothing exists anywhere yet.
+
+        ``defaults`` (the user's config file and environment) fill in the site, project and organisation
+        where neither the command line nor the spec says."""
+        defaults = defaults or Defaults.builtin()
+        named = resolved.spec.model_fields_set
+        site_default = defaults["site"]
+        placement = place(site_name, resolved.spec.site if "site" in named else None, site_default.value,
+                          site_default.source)
         self.reporter.placed(placement)
         site = self._site(placement.site)
-        plan = new_plan(resolved, new_job_id(), results_root, self.store.store_id, keep_remote)
+        if "project" not in named:
+            resolved = replace(resolved, spec=resolved.spec.model_copy(update={"project": defaults["project"].value}))
+        plan = new_plan(resolved, new_job_id(), results_root, self.store.store_id, keep_remote,
+                        org=defaults["org"].value)
         site.check(plan)
         check_results_root(plan.results_dir.parent, sum(i.size for t in plan.tasks for i in t.inputs))
         now = time.time()

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from squall.errors import InvalidInput
+from squall.slugs import SLUG_PATTERN
 from squall.validation import StrictModel, validate
 
 _MEMORY = re.compile(r"^(\d{1,12}(?:\.\d{1,6})?)\s*([KMGT]?)(i?B?)$", re.IGNORECASE)
@@ -32,7 +33,7 @@ MAX_WALLTIME = 365 * 24 * 3600  # a year: Slurm's limits, lease expiries and tim
 MAX_SPEC_BYTES = 1 << 20
 
 ContainerRuntime = Literal["auto", "apptainer", "singularity", "podman", "docker", "none"]
-Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 
 
 def parse_memory(text: str) -> int:

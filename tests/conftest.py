@@ -32,6 +32,7 @@ class Squall:
         self.command = command or [sys.executable, "-m", "squall.cli.main"]  # or an installed ``squall``
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SQUALL_")}
         self.env["SQUALL_HOME"] = str(home)
+        self.env["XDG_CONFIG_HOME"] = str(home.parent / "xdg-config")  # never the user's own config file
 
     def argv(self, *args: str) -> list[str]:
         return [*self.command, *args]

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
+from squall.cli.completion import job_ids
 from squall.cli.context import App, output_option, pass_app
 from squall.cli.job.render import load_job, show_result
 from squall.errors import ExitCode, Interrupted
 
 
 @click.command("attach")
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=job_ids)
 @click.option("--results", type=click.Path(file_okay=False),
               help="Collect into this folder instead (when the first one was full or read-only); "
                    "what was already collected is moved there.")

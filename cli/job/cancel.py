@@ -6,13 +6,14 @@ import time
 
 import click
 
+from squall.cli.completion import job_ids
 from squall.cli.context import App, output_option, pass_app
 from squall.errors import ExitCode
 from squall.cli.job.render import load_job, show_result
 
 
 @click.command("cancel")
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=job_ids)
 @click.option("--wait", "wait_seconds", default=60.0, show_default=True, help="Seconds to wait for the job to stop.")
 @output_option
 @pass_app

@@ -6,6 +6,7 @@ import time
 
 import click
 
+from squall.cli.completion import site_names
 from squall.cli.context import App, output_option, pass_app
 from squall.cli.tables import print_table
 
@@ -15,7 +16,7 @@ STATUSES = ("pending", "running", "succeeded", "failed", "timeout", "cancelled",
 
 @click.command("list")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many recent jobs.")
-@click.option("--site", help="Only jobs at this site.")
+@click.option("--site", shell_complete=site_names, help="Only jobs at this site.")
 @click.option("--project", help="Only jobs of this project.")
 @click.option("--status", type=click.Choice(STATUSES), help="Only jobs in this status.")
 @output_option

@@ -9,6 +9,7 @@ from typing import Callable
 
 import click
 
+from squall.cli.completion import job_ids
 from squall.cli.context import App, pass_app
 from squall.cli.job.render import load_job
 from squall.errors import InvalidInput
@@ -16,7 +17,7 @@ from squall.workarea import FINAL
 
 
 @click.command("logs")
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=job_ids)
 @click.option("--task", "task", default="0", show_default=True, help="Task index, or 'all' (each in turn).")
 @click.option("--stream", type=click.Choice(["stdout", "stderr"]), default="stdout", show_default=True)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the task ends.")

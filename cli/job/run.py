@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from squall.cli.completion import site_names
 from squall.cli.context import App, output_option, pass_app
 from squall.cli.job.render import show_result
 from squall.errors import ExitCode, Interrupted
@@ -14,13 +15,11 @@ from squall.errors import ExitCode, Interrupted
 
 @click.command("run")
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--site", help="Site to run on (default: the spec's 'site', else local).")
+@click.option("--site", shell_complete=site_names, help="Site to run on (default: the spec's 'site', else local).")
 @click.option(
     "--results",
     type=click.Path(file_okay=False),
-    default="squall-results",
-    show_default=True,
-    help="Folder that receives <job-id>/task-<i>/.",
+    help="Folder that receives <job-id>/task-<i>/ (default: the config file's 'results', else squall-results).",
 )
 @click.option("--detach", is_flag=True, help="Return at once; a background controller finishes the job.")
 @click.option("--keep-remote", is_flag=True, help="Leave the job folder at the site after the job (debugging).")
@@ -28,7 +27,8 @@ from squall.errors import ExitCode, Interrupted
 @pass_app
 @click.pass_context
 def run_cmd(
-    ctx: click.Context, app: App, spec: str, site: str | None, results: str, detach: bool, keep_remote: bool
+    ctx: click.Context, app: App, spec: str, site: str | None, results: str | None, detach: bool,
+    keep_remote: bool
 ) -> None:
     """Run the job described by SPEC: plan, up, stage, launch, monitor, collect, down."""
     from squall.cli.progress import reporter_for
@@ -42,7 +42,8 @@ def run_cmd(
         runner = Runner(app.store, app.home, reporter)
         job_id = None
         try:
-            job_id = runner.submit(resolved, site, Path(results), keep_remote).job_id
+            results_root = Path(results or app.defaults["results"].value)
+            job_id = runner.submit(resolved, site, results_root, keep_remote, app.defaults).job_id
             if detach:
                 _spawn_controller(app, job_id)
             else:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
+from squall.cli.completion import job_ids
 from squall.cli.context import App, output_option, pass_app
 from squall.cli.job.render import load_job, show_result
 
 
 @click.command("status")
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=job_ids)
 @output_option
 @pass_app
 @click.pass_context

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from squall.cli.completion import site_names
 from squall.cli.context import App, confirm, output_option, pass_app, yes_option
 
 
@@ -46,7 +47,7 @@ def _show(app: App, report) -> None:
         app.say(f"  error: {report.error}")
 
 
-site_argument = click.argument("name", metavar="SITE")
+site_argument = click.argument("name", metavar="SITE", shell_complete=site_names)
 
 
 @click.command("check")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
+from squall.cli.completion import site_names
 from squall.cli.context import App, output_option, pass_app
 
 
 @click.command("remove")
-@click.argument("name", metavar="SITE")
+@click.argument("name", metavar="SITE", shell_complete=site_names)
 @output_option
 @pass_app
 def remove_cmd(app: App, name: str) -> None:

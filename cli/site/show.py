@@ -6,11 +6,12 @@ import time
 
 import click
 
+from squall.cli.completion import site_names
 from squall.cli.context import App, output_option, pass_app
 
 
 @click.command("show")
-@click.argument("name", metavar="SITE")
+@click.argument("name", metavar="SITE", shell_complete=site_names)
 @output_option
 @pass_app
 def show_cmd(app: App, name: str) -> None:

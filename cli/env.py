@@ -23,7 +23,7 @@ def env_group() -> None:
 
 @env_group.command("up")
 @click.argument("name")
-@click.option("--config", "config_file", type=click.Path(path_type=Path), required=True,
+@click.option("--stack-file", "config_file", type=click.Path(path_type=Path), required=True,
               help="A stack file in the stacks/ format (squall:kind: org).")
 @click.option("--ttl", "ttl_hours", type=click.FloatRange(min=0.1, max=24 * 30), default=24.0, show_default=True,
               help="Hours until 'squall gc' may destroy the environment if nobody brings it down.")

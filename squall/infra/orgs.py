@@ -101,6 +101,7 @@ class Orgs:
         return outputs
 
     def down(self, stack: StackName, on_event: OnEvent) -> None:
+        self.settings(stack)  # an organisation without a stack file is the user's mistake: said before the engine
         name = str(stack)
         self.store.record(None, "stack", "down", stack=name)
         records.save_stack(self.store, name, stack.org, stack.kind, "destroying")

@@ -30,8 +30,28 @@ COMMANDS = [
     (["job", "attach", "nope"], 2), (["job", "schema"], 0), (["site", "list"], 0), (["site", "show", "nope"], 2),
     (["site", "add", "x"], 2), (["site", "remove", "nope"], 2), (["site", "check"], 2), (["gc", "--dry-run"], 0),
     (["gc"], 2), (["version"], 0), (["org", "status", "nope"], 2), (["bank", "status"], 2), (["env", "down"], 2),
-    (["nosuchcommand"], 2),
+    (["nosuchcommand"], 2), (["site", "enrol", "nope"], 2), (["site", "health", "nope"], 2),
+    (["site", "unenrol", "nope", "--yes"], 2), (["org", "preview"], 2), (["org", "up", "nope"], 2),
+    (["org", "down", "nope", "--yes"], 2), (["pool", "scale", "nope"], 2), (["bank", "fill", "nope"], 2),
+    (["bank", "claim", "nope"], 2), (["bank", "release", "nope", "x"], 2), (["env", "up"], 2),
 ]
+
+
+def test_the_table_covers_every_command():
+    import click
+
+    from squall.cli.main import cli
+
+    def leaves(command: click.Command, path: tuple[str, ...]):
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                yield from leaves(sub, (*path, name))
+        else:
+            yield " ".join(path)
+
+    covered = {" ".join(argv[:2]) if argv[0] in ("job", "site", "org", "pool", "bank", "env") else argv[0]
+               for argv, _ in COMMANDS}
+    assert set(leaves(cli, ())) <= covered
 
 
 @pytest.mark.parametrize("argv, code", COMMANDS, ids=[" ".join(a) for a, _ in COMMANDS])

@@ -43,7 +43,7 @@ def test_without_the_pulumi_cli_every_stack_command_exits_3_with_the_hint(squall
 
 
 def test_json_mode_reports_the_missing_cli_as_json(squall):
-    code, body = squall.json("env", "up", "ci-1", "--config", str(Path(squall.cwd) / "missing.yaml"),
+    code, body = squall.json("env", "up", "ci-1", "--stack-file", str(Path(squall.cwd) / "missing.yaml"),
                              env={"PATH": NO_PULUMI_PATH})
     assert code == 2 and "missing.yaml" in body["error"]  # bad input is refused before the CLI is looked for
 
@@ -87,10 +87,10 @@ def test_secret_config_without_a_passphrase_is_refused_by_name(squall, stand_in,
     config = tmp_path / "ci.yaml"
     config.write_text((Path(__file__).resolve().parents[2] / "stacks" / "Pulumi.zephy.org.main.yaml").read_text()
                       + "  openstack:password: {secret_env: OS_PASSWORD}\n")
-    proc = squall.run("env", "up", "ci-1", "--config", str(config), env={**env, "OS_PASSWORD": "s3cr3t-value"})
+    proc = squall.run("env", "up", "ci-1", "--stack-file", str(config), env={**env, "OS_PASSWORD": "s3cr3t-value"})
     assert proc.returncode == 3 and "SQUALL_PULUMI_PASSPHRASE" in proc.stderr
     assert "openstack:password" in proc.stderr and "s3cr3t-value" not in proc.stderr
-    proc = squall.run("env", "up", "ci-1", "--config", str(config),
+    proc = squall.run("env", "up", "ci-1", "--stack-file", str(config),
                       env={**env, "OS_PASSWORD": "s3cr3t-value", "SQUALL_PULUMI_PASSPHRASE": "pp"})
     assert proc.returncode == 0, proc.stderr
     secret_set = next(c for c in commands(log) if c[:2] == ["config", "set-all"])

@@ -35,10 +35,10 @@ def run(tmp_path, monkeypatch, capsys):
 
 def test_env_up_is_idempotent_and_down_twice_is_fine(run):
     config = str(STACKS / "Pulumi.zephy.org.main.yaml")
-    code, first = run("env", "up", "ci-42", "--config", config)
+    code, first = run("env", "up", "ci-42", "--stack-file", config)
     assert code == 0 and first["stack"] == "zephy.env.ci-42" and first["state"] == "up"
     assert set(first) == {"env", "stack", "state", "outputs", "expires_at"}
-    code, second = run("env", "up", "ci-42", "--config", config)
+    code, second = run("env", "up", "ci-42", "--stack-file", config)
     assert code == 0 and second["outputs"] == first["outputs"]
     graph = run.engine.graphs["zephy.env.ci-42"]
     assert {r.props.get("metadata", {}).get("squall:stack") for r in graph.of_type(
@@ -51,7 +51,7 @@ def test_env_up_is_idempotent_and_down_twice_is_fine(run):
 
 def test_a_concurrent_run_on_the_same_env_is_refused_with_exit_4(run):
     with StackLock(run.home, "zephy.env.ci-1"):
-        code, body = run("env", "up", "ci-1", "--config", str(STACKS / "Pulumi.zephy.org.main.yaml"))
+        code, body = run("env", "up", "ci-1", "--stack-file", str(STACKS / "Pulumi.zephy.org.main.yaml"))
     assert code == 4 and "zephy.env.ci-1 is being changed by pid" in body["error"]
     assert run.engine.calls == []
 
@@ -64,14 +64,14 @@ def test_a_concurrent_run_on_the_same_env_is_refused_with_exit_4(run):
 def test_bad_config_exits_2_naming_the_problem_and_creates_nothing(run, tmp_path, content, message):
     bad = tmp_path / "bad.yaml"
     bad.write_text(content)
-    code, body = run("env", "up", "ci-1", "--config", str(bad))
+    code, body = run("env", "up", "ci-1", "--stack-file", str(bad))
     assert code == 2 and message in body["error"], body
     assert run.engine.calls == [] and not (run.home / "envs").exists()
 
 
 def test_an_env_name_belongs_to_one_organisation(run):
-    run("env", "up", "shared", "--config", str(STACKS / "Pulumi.zephy.org.main.yaml"))
-    code, body = run("env", "up", "shared", "--config", str(STACKS / "Pulumi.lab.org.main.yaml"))
+    run("env", "up", "shared", "--stack-file", str(STACKS / "Pulumi.zephy.org.main.yaml"))
+    code, body = run("env", "up", "shared", "--stack-file", str(STACKS / "Pulumi.lab.org.main.yaml"))
     assert code == 2 and "already belongs to zephy.env.shared" in body["error"]
 
 

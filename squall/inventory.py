@@ -14,14 +14,18 @@ import difflib
 import os
 import re
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from squall.errors import InvalidInput
 from squall.hops import Hop
+from squall.money.amounts import decimal
+from squall.money.slurm_billing import parse_weights
 from squall.project import project_dir
 from squall.spec import parse_walltime
 from squall.validation import StrictModel, describe_errors
@@ -42,16 +46,69 @@ def _walltime(value: str) -> str:
     return value
 
 
+def _weights(value: str) -> str:
+    parse_weights(value)
+    return value
+
+
+def _date(value: str) -> str:
+    date.fromisoformat(value)
+    return value
+
+
 def _probe(value: str) -> str:
     if value and not re.match(r"^[A-Za-z0-9.-]+:\d{1,5}$", value):
         raise ValueError(f"{value!r} is not host:port")
     return value
 
 
+def _decimal(value: object) -> object:
+    """YAML numbers become Decimals through their text (0.1 stays 0.1); anything else is left to fail."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return decimal(value)
+    return value
+
+
+Amount = Annotated[Decimal, BeforeValidator(_decimal), Field(ge=0)]
+
+
 class Price(StrictModel):
-    per_job: float = Field(ge=0)
-    per_core_hour: float = Field(ge=0)
-    per_gpu_hour: float = Field(0.0, ge=0)
+    """A fixed charge per job plus rates per task-hour ("A·x + B"), in the site's ``squall_pricing`` currency."""
+
+    per_job: Amount
+    per_core_hour: Amount
+    per_gpu_hour: Amount = Decimal(0)
+    per_gb_hour: Amount = Decimal(0)  # of memory
+
+
+class SlurmBillingPricing(StrictModel):
+    """The centre bills Slurm's ``billing`` TRES: its TRESBillingWeights per partition, as in slurm.conf."""
+
+    per_billing_hour: Amount
+    per_job: Amount = Decimal(0)
+    priority_flags: list[Literal["MAX_TRES"]] = Field(default_factory=list)
+    weights: dict[str, Annotated[str, AfterValidator(_weights)]]
+
+
+class Pricing(StrictModel):
+    """Where the site's prices come from. Without it the site is unpriced (shown so, never as 0)."""
+
+    currency: Annotated[str, Field(pattern=r"^([A-Z]{3}|credits)$")]
+    source: str = Field(min_length=1)
+    as_of: Annotated[str, AfterValidator(_date)]
+    rates: Price | None = None  # for every partition without its own price, and for ssh sites
+    slurm_billing: SlurmBillingPricing | None = None
+
+
+class Energy(StrictModel):
+    """What the site's machines draw and how clean its grid is (Green Algorithms; defaults in squall.money.energy)."""
+
+    watts_per_core: Amount | None = None
+    watts_per_gpu: Amount | None = None
+    watts_per_gb: Amount | None = None
+    pue: Annotated[Decimal, BeforeValidator(_decimal), Field(ge=1)] | None = None
+    grid_gco2_per_kwh: Amount | None = None
+    source: str = Field(min_length=1)
 
 
 class Partition(StrictModel):
@@ -59,7 +116,7 @@ class Partition(StrictModel):
     max_walltime: Annotated[str, AfterValidator(_walltime)]
     max_cpus_per_task: int = Field(ge=1)
     gpus_per_node: int = Field(0, ge=0)
-    price: Price
+    price: Price | None = None  # in squall_pricing's currency; else squall_pricing.rates
 
 
 class JumpHost(StrictModel):
@@ -101,6 +158,8 @@ class SiteVars(BaseModel):
     squall_network_probe: Annotated[str, AfterValidator(_probe)] = ""
     squall_remote_path: str = ""
     squall_jump_host: JumpHost | None = None
+    squall_pricing: Pricing | None = None
+    squall_energy: Energy | None = None
 
     @model_validator(mode="after")
     def _org_stack_for_clouds(self) -> "SiteVars":
@@ -121,6 +180,20 @@ class SiteVars(BaseModel):
                 raise ValueError(f"squall_scheduler: a {self.squall_kind} site runs Slurm (squall_scheduler: slurm)")
             if not self.squall_partitions:
                 raise ValueError("squall_partitions: give at least one partition")
+        return self
+
+    @model_validator(mode="after")
+    def _prices_have_a_currency(self) -> "SiteVars":
+        pricing = self.squall_pricing
+        for index, partition in enumerate(self.squall_partitions):
+            if partition.price is not None and pricing is None:
+                raise ValueError(f"squall_partitions[{index}].price: give squall_pricing (currency, source, as_of) "
+                                 "for the site's prices")
+        if pricing and pricing.slurm_billing:
+            names = {p.name for p in self.squall_partitions}
+            unknown = sorted(set(pricing.slurm_billing.weights) - names)
+            if unknown:
+                raise ValueError(f"squall_pricing.slurm_billing.weights: {', '.join(unknown)} not in squall_partitions")
         return self
 
     @model_validator(mode="after")
@@ -191,6 +264,7 @@ class SiteInventory:
             "gpu_partitions": self.vars.squall_gpu_partitions,
             "container_runtimes": self.vars.squall_container_runtimes,
             "max_concurrent_jobs": self.vars.squall_max_concurrent_jobs,
+            "pricing": self.vars.squall_pricing.model_dump(mode="json") if self.vars.squall_pricing else None,
         }
 
 

@@ -26,11 +26,14 @@ def show_cmd(app: App, name: str) -> None:
     app.say(f"site {info['site']} ({info['kind']}, {info['scheduler']}) at {info['login']}")
     app.say(f"  inventory: {info['inventory']}")
     app.say(f"  work root: {info['work_root']}")
+    pricing = info["pricing"]
+    app.say(f"  prices: {pricing['currency']}, {pricing['source']} (as of {pricing['as_of']})" if pricing
+            else "  prices: unpriced (no squall_pricing in the inventory)")
     for p in info["partitions"]:
-        price = p["price"]
         app.say(f"  partition {p['name']:<10} max {p['max_walltime']}, {p['max_cpus_per_task']} cpus/task, "
-                f"{p['gpus_per_node']} gpus/node; {price['per_job']}/job + {price['per_core_hour']}/core-h "
-                f"+ {price['per_gpu_hour']}/gpu-h")
+                f"{p['gpus_per_node']} gpus/node; {info['prices'][p['name']]}")
+    if not info["partitions"]:
+        app.say(f"  machines: {info['prices']['machines']}")
     if info["jump_host"]:
         app.say(f"  jump host: {info['jump_host']}")
     if info["scheduler"] == "none":

@@ -45,8 +45,7 @@ def test_a_refusal_caused_by_the_default_walltime_names_it():
 
     site_vars = SiteVars.model_validate({
         "squall_kind": "hpc", "squall_scheduler": "slurm", "squall_work_root": "/w",
-        "squall_partitions": [{"name": "short", "max_walltime": "00:30:00", "max_cpus_per_task": 4,
-                               "price": {"per_job": 0.0, "per_core_hour": 0.0}}]})
+        "squall_partitions": [{"name": "short", "max_walltime": "00:30:00", "max_cpus_per_task": 4}]})
     executor = SlurmExecutor("centre", [SimpleNamespace()], site_vars, "svc")
     with pytest.raises(Refused) as refused:
         executor.partition_for(SimpleNamespace(spec=SimpleNamespace(resources=Resources())))

@@ -93,12 +93,13 @@ def _set_output(ctx: click.Context, param: click.Parameter, value: str) -> str:
 output_option = click.option(
     "--output",
     "-o",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(["text", "json", "csv"]),
     default="text",
     show_default=True,
     expose_value=False,
     callback=_set_output,
-    help="json: print only JSON on stdout (for scripts and CI).",
+    help="json: print only JSON on stdout (for scripts and CI); csv: usage records as CSV (squall usage; "
+         "other commands print text).",
 )
 
 

@@ -13,11 +13,13 @@ from squall.cli.errors import EXIT_CODES_HELP, report_error
 from squall.cli.global_options import (argv_or_sys, configure_logging, hoist, quiet_in, value_of, verbosity_of,
                                        wants_json)
 from squall.cli.bank import bank_group
+from squall.cli.budget import budget_group
 from squall.cli.env import env_group
 from squall.cli.gc import gc_cmd
 from squall.cli.job import job_group
 from squall.cli.org import org_group, pool_group
 from squall.cli.site import site_group
+from squall.cli.usage import usage_cmd
 from squall.cli.version import version_cmd
 from squall.errors import ExitCode
 from squall.user_config import Defaults
@@ -43,7 +45,8 @@ def cli(ctx: click.Context, home: str | None, config_file: str | None, debug: bo
     app.home_option, app.debug, app.quiet = home, debug, quiet
 
 
-for command in (job_group, site_group, org_group, pool_group, bank_group, env_group, gc_cmd, version_cmd):
+for command in (job_group, site_group, org_group, pool_group, bank_group, env_group, budget_group, usage_cmd, gc_cmd,
+                version_cmd):
     cli.add_command(command)
 
 

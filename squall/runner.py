@@ -10,17 +10,21 @@ SIGTERM; signals that arrive during ``down`` are held until it is done.
 
 from __future__ import annotations
 
+import getpass
 import os
 import time
 import traceback
 from dataclasses import asdict, replace
+from decimal import Decimal
 from pathlib import Path
 
+from squall.admission import Admission, admit
 from squall.errors import Interrupted, InvalidInput, OutputsKept, SquallError
 from squall.interrupts import SignalGuard
 from squall.jobs import JobResult, cancel_unstarted, close_job, new_job_id, new_plan, plan_from_store
 from squall.locks import ControllerLock, PollLock
-from squall.placement import place
+from squall.money.ledger import take_holds
+from squall.placement import requested_site
 from squall.results import check_results_root, move_collected, write_report
 from squall.sites import open_site
 from squall.sites.base import JobPlan, Reporter, Site, TaskState
@@ -72,29 +76,41 @@ class Runner:
 
     # plan -----------------------------------------------------------------
 
-    def submit(
+    def admit(
         self, resolved: ResolvedSpec, site_name: str | None, results_root: Path, keep_remote: bool = False,
-        defaults: Defaults | None = None,
-    ) -> JobPlan:
-        """Plan a job and record it (with where it goes and why); nothing exists anywhere yet.
+        defaults: Defaults | None = None, strategy: str = "balanced", weights: dict[str, Decimal] | None = None,
+    ) -> tuple[ResolvedSpec, JobPlan, Admission]:
+        """Plan a job and decide where it runs and what it may cost; nothing is created or written.
 
         ``defaults`` (the user's config file and environment) fill in the site, project and organisation
         where neither the command line nor the spec says."""
         defaults = defaults or Defaults.builtin()
         named = resolved.spec.model_fields_set
         site_default = defaults["site"]
-        placement = place(site_name, resolved.spec.site if "site" in named else None, site_default.value,
-                          site_default.source)
-        self.reporter.placed(placement)
-        site = self._site(placement.site)
+        requested, source = requested_site(site_name, resolved.spec.site if "site" in named else None,
+                                           site_default.value, site_default.source)
         if "project" not in named:
             resolved = replace(resolved, spec=resolved.spec.model_copy(update={"project": defaults["project"].value}))
         plan = new_plan(resolved, new_job_id(), results_root, self.store.store_id, keep_remote,
                         org=defaults["org"].value)
-        site.check(plan)
+        admission = admit(plan, requested, source, self._site, self.store, strategy, weights)
+        self.reporter.placed(admission.placement)
         check_results_root(plan.results_dir.parent, sum(i.size for t in plan.tasks for i in t.inputs))
+        return resolved, plan, admission
+
+    def submit(
+        self, resolved: ResolvedSpec, site_name: str | None, results_root: Path, keep_remote: bool = False,
+        defaults: Defaults | None = None, strategy: str = "balanced", weights: dict[str, Decimal] | None = None,
+    ) -> JobPlan:
+        """Plan, admit and record a job: its budget holds are taken as it is created; nothing exists anywhere
+        yet. A job whose holds do not fit is refused (exit 4) and leaves no trace."""
+        resolved, plan, admission = self.admit(resolved, site_name, results_root, keep_remote, defaults, strategy,
+                                               weights)
+        site = admission.site
         now = time.time()
         spec = resolved.spec
+        user = (defaults or Defaults.builtin())["user"].value or getpass.getuser()
+        org = plan.tags["squall:org"]
         self.store.create_job(
             JobRow(
                 id=plan.job_id,
@@ -113,16 +129,19 @@ class Runner:
                 updated_at=now,
                 finished_at=None,
                 keep_remote=keep_remote,
-                org=plan.tags["squall:org"],
+                org=org,
+                estimate=admission.record(),
+                user=user,
             ),
             [[[i.rel, i.size] for i in task.inputs] for task in plan.tasks],
+            admit=lambda db: take_holds(db, plan.job_id, org, spec.project, site.name, admission.estimate.cost_max),
         )
         self.store.record(
             plan.job_id,
             "plan",
             "end",
             site=site.name,
-            placement=placement.to_dict(),
+            placement=admission.placement.to_dict(),
             tasks=len(plan.tasks),
             bytes=sum(i.size for t in plan.tasks for i in t.inputs),
         )

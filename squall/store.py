@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from squall.errors import HomeUnusable
 from squall.paths import ensure_private_dir
@@ -166,6 +166,43 @@ MIGRATIONS: list[str] = [
     ALTER TABLE site_polls ADD COLUMN calls INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE site_polls ADD COLUMN since REAL;
     """,
+    # 7: money — each job's estimate (with the price model it was admitted with) and user; budgets per
+    #    organisation or project, holds taken at admission and settled at the end, one usage record per job.
+    #    Amounts are Decimal text (never REAL: a float loses cents).
+    """
+    ALTER TABLE jobs ADD COLUMN estimate TEXT;
+    ALTER TABLE jobs ADD COLUMN user TEXT NOT NULL DEFAULT '';
+    CREATE TABLE budgets (
+        scope TEXT PRIMARY KEY,
+        currency TEXT NOT NULL,
+        amount TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE holds (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        held TEXT NOT NULL,
+        settled TEXT,
+        created_at REAL NOT NULL,
+        settled_at REAL,
+        UNIQUE (job_id, scope)
+    );
+    CREATE INDEX holds_open ON holds(scope) WHERE settled IS NULL;
+    CREATE TABLE usage (
+        job_id TEXT PRIMARY KEY,
+        org TEXT NOT NULL,
+        project TEXT NOT NULL,
+        user TEXT NOT NULL,
+        site TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        started_at REAL,
+        ended_at REAL NOT NULL,
+        record TEXT NOT NULL
+    );
+    CREATE INDEX usage_by_time ON usage(ended_at);
+    """,
 ]
 
 
@@ -189,6 +226,8 @@ class JobRow:
     finished_at: float | None
     keep_remote: bool = False
     org: str = "default"
+    estimate: dict | None = None  # the admitted site's estimate and price model (settlement uses it)
+    user: str = ""
 
     @property
     def finished(self) -> bool:
@@ -334,14 +373,21 @@ class Store:
 
     # jobs and tasks -----------------------------------------------------
 
-    def create_job(self, job: JobRow, task_inputs: list[list[str]]) -> None:
-        """Insert a job and its tasks; fails if the id is taken (ids are random)."""
+    def create_job(self, job: JobRow, task_inputs: list[list[str]],
+                   admit: Callable[[sqlite3.Connection], None] | None = None) -> None:
+        """Insert a job and its tasks; fails if the id is taken (ids are random).
+
+        ``admit`` runs first in the same transaction (budget and quota holds): if it raises, nothing is
+        written, so a refused job leaves no trace and two submitters can never both take the last of a budget."""
         with self.transaction() as db:
+            if admit is not None:
+                admit(db)
             db.execute(
                 "INSERT INTO jobs VALUES (:id, :name, :project, :site, :spec, :spec_dir, "
                 ":results_dir, :phase, :status, :error, :cancel_requested, :network_isolated, "
-                ":created_at, :updated_at, :finished_at, :keep_remote, :org)",
-                {**job.__dict__, "spec": json.dumps(job.spec)},
+                ":created_at, :updated_at, :finished_at, :keep_remote, :org, :estimate, :user)",
+                {**job.__dict__, "spec": json.dumps(job.spec),
+                 "estimate": None if job.estimate is None else json.dumps(job.estimate)},
             )
             db.executemany(
                 "INSERT INTO tasks (job_id, idx, status, inputs) VALUES (?, ?, 'pending', ?)",
@@ -562,6 +608,7 @@ def _job(row: sqlite3.Row) -> JobRow:
     data["cancel_requested"] = bool(data["cancel_requested"])
     data["network_isolated"] = _bool(data["network_isolated"])
     data["keep_remote"] = bool(data["keep_remote"])
+    data["estimate"] = json.loads(data["estimate"]) if data["estimate"] else None
     return JobRow(**data)
 
 

@@ -29,7 +29,7 @@ class Setting:
         """The same rules for a value from the environment as from the config file."""
         if not value:
             raise InvalidInput(f"{source}: is set but empty", hint=f"give a {self.key}, or unset it")
-        if self.key in ("org", "project") and not SLUG.fullmatch(value):
+        if self.key in ("org", "project", "user") and not SLUG.fullmatch(value):
             raise InvalidInput(f"{source}: {value!r} is not a valid {self.key} name", hint=SLUG_HINT)
         if self.key == "output" and value not in ("text", "json"):
             raise InvalidInput(f"{source}: {value!r} is not an output format", hint="text or json")
@@ -43,6 +43,7 @@ SETTINGS = (
     Setting("project", "SQUALL_PROJECT", "default"),
     Setting("backend", "SQUALL_PULUMI_BACKEND", None),  # None: a file backend under the Squall home
     Setting("output", "SQUALL_OUTPUT", "text"),
+    Setting("user", "SQUALL_USER", None),  # None: the login name
 )
 
 
@@ -65,6 +66,7 @@ def _user_config_model():
         project: str | None = Field(None, description="project for jobs whose spec names none")
         backend: str | None = Field(None, min_length=1, description="Pulumi state backend URL")
         output: Literal["text", "json"] | None = Field(None, description="text or json")
+        user: str | None = Field(None, description="who submits jobs (usage records, quotas)")
 
     return UserConfig
 

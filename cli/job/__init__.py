@@ -4,6 +4,7 @@ import click
 
 from squall.cli.job.attach import attach_cmd
 from squall.cli.job.cancel import cancel_cmd
+from squall.cli.job.estimate import estimate_cmd
 from squall.cli.job.list import list_cmd
 from squall.cli.job.logs import logs_cmd
 from squall.cli.job.run import run_cmd
@@ -16,5 +17,5 @@ def job_group() -> None:
     """Run jobs and follow them."""
 
 
-for command in (run_cmd, list_cmd, status_cmd, logs_cmd, cancel_cmd, attach_cmd, schema_cmd):
+for command in (run_cmd, estimate_cmd, list_cmd, status_cmd, logs_cmd, cancel_cmd, attach_cmd, schema_cmd):
     job_group.add_command(command)

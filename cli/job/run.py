@@ -9,6 +9,7 @@ import click
 
 from squall.cli.completion import site_names
 from squall.cli.context import App, output_option, pass_app
+from squall.cli.job.placing import print_estimates, strategy_option, weights_option
 from squall.cli.job.render import show_result
 from squall.errors import ExitCode, Interrupted
 
@@ -23,12 +24,16 @@ from squall.errors import ExitCode, Interrupted
 )
 @click.option("--detach", is_flag=True, help="Return at once; a background controller finishes the job.")
 @click.option("--keep-remote", is_flag=True, help="Leave the job folder at the site after the job (debugging).")
+@click.option("--dry-run", is_flag=True, help="Print the plan (site and why, tasks, bytes, batch script, estimate); "
+                                              "create nothing.")
+@strategy_option
+@weights_option
 @output_option
 @pass_app
 @click.pass_context
 def run_cmd(
     ctx: click.Context, app: App, spec: str, site: str | None, results: str | None, detach: bool,
-    keep_remote: bool
+    keep_remote: bool, dry_run: bool, strategy: str, weights
 ) -> None:
     """Run the job described by SPEC: plan, up, stage, launch, monitor, collect, down."""
     from squall.cli.progress import reporter_for
@@ -37,13 +42,17 @@ def run_cmd(
     from squall.spec import load_spec
 
     resolved = load_spec(spec)
+    results_root = Path(results or app.defaults["results"].value)
+    if dry_run:
+        show_dry_run(app, resolved, site, results_root, strategy, weights)
+        return
     interrupted = False
     with reporter_for(app.quiet or detach) as reporter:  # the bars close before any summary prints
         runner = Runner(app.store, app.home, reporter)
         job_id = None
         try:
-            results_root = Path(results or app.defaults["results"].value)
-            job_id = runner.submit(resolved, site, results_root, keep_remote, app.defaults).job_id
+            job_id = runner.submit(resolved, site, results_root, keep_remote, app.defaults, strategy,
+                                   weights).job_id
             if detach:
                 _spawn_controller(app, job_id)
             else:
@@ -55,6 +64,37 @@ def run_cmd(
             interrupted = True
     code = show_result(app, JobResult.load(app.store, job_id))
     ctx.exit(int(ExitCode.INTERRUPTED) if interrupted else code)
+
+
+def show_dry_run(app: App, resolved, site: str | None, results_root: Path, strategy: str, weights) -> None:
+    """The plan ``job run`` would follow, from the same admission step; nothing is created or recorded."""
+    from squall.runner import Runner
+
+    runner = Runner(app.store, app.home)
+    try:
+        _, plan, admission = runner.admit(resolved, site, results_root, False, app.defaults, strategy, weights)
+        script = admission.site.rendered_script(plan)
+    finally:
+        runner.close()
+    placement = admission.placement
+    plan_info = {"site": admission.site.name, "why": placement.reason, "strategy": placement.strategy,
+                 "partition": admission.estimate.quote.partition if admission.estimate.quote else None,
+                 "tasks": [{"index": t.index, "inputs": len(t.inputs), "bytes": sum(i.size for i in t.inputs)}
+                           for t in plan.tasks],
+                 "bytes_to_stage": sum(i.size for t in plan.tasks for i in t.inputs),
+                 "batch_script": script, "estimate": admission.estimate.to_dict(), "sites": placement.table}
+    if app.json:
+        app.emit(plan_info)
+        return
+    app.say(f"dry run: job {resolved.spec.name!r} would run on {plan_info['site']} ({placement.reason})")
+    if plan_info["partition"]:
+        app.say(f"  partition: {plan_info['partition']}")
+    app.say(f"  tasks: {len(plan.tasks)}, {plan_info['bytes_to_stage']} bytes to stage")
+    print_estimates(app, placement.table)
+    if script:
+        app.say("  batch script:")
+        app.say("    " + script.rstrip().replace("\n", "\n    "))
+    app.say("nothing was created")
 
 
 def _spawn_controller(app: App, job_id: str) -> None:

@@ -17,6 +17,7 @@ and, as the controller's agent on an HPC login node (read-only, JSON out):
     python3 squall_runtime.py poll JOB_DIR...                  Slurm states and task statuses, one call
     python3 squall_runtime.py teardown NAME [JOB_DIR]          scancel by name, remove the job folder
     python3 squall_runtime.py inventory WORK_ROOT              Squall's folders and Slurm jobs there
+    python3 squall_runtime.py test-only < job.sh               when Slurm would start it (sbatch --test-only)
 
 and, on a machine with no scheduler (the ``ssh`` executor):
 
@@ -52,7 +53,7 @@ import sys
 import threading
 import time
 
-RUNTIME_VERSION = "0.5.0"
+RUNTIME_VERSION = "0.6.0"
 TASK_FORMAT = 1  # the layout of task.json this runtime reads (squall.workarea.TASK_FORMAT)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Only these variables of the runtime's own environment reach the payload.
@@ -587,6 +588,18 @@ def submit(job_dir, name):
     return {"slurm_job": job}
 
 
+def test_only(script):
+    """When Slurm would start ``script`` (read from stdin): ``sbatch --test-only`` submits nothing."""
+    done = subprocess.run(["sbatch", "--test-only"], input=script, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True)
+    said = (done.stderr + done.stdout).strip()
+    found = re.search(r"to start at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)", said)
+    if done.returncode != 0 or not found:
+        return {"wait_s": None, "message": said}
+    start = time.mktime(time.strptime(found.group(1), "%Y-%m-%dT%H:%M:%S"))  # the login node's local time
+    return {"wait_s": max(0.0, start - time.time()), "message": said}
+
+
 def teardown(name, job_dir=None):
     """Cancel the account's jobs called ``name``; remove ``job_dir`` if given (a squall-* folder)."""
     user = pwd.getpwuid(os.getuid()).pw_name
@@ -746,12 +759,15 @@ def main(argv=None):
     if len(args) in (2, 3) and args[0] == "teardown":
         print(json.dumps(teardown(*args[1:])))
         return 0
+    if args == ["test-only"]:
+        print(json.dumps(test_only(sys.stdin.read())))
+        return 0
     if len(args) == 2 and args[0] == "inventory":
         print(json.dumps(inventory(args[1])))
         return 0
     print("usage: squall_runtime.py run TASK_DIR | version | stage|read JOB_DIR | submit JOB_DIR NAME | "
           "poll [--no-slurm] JOB_DIR... | teardown NAME [JOB_DIR] | inventory ROOT | start JOB_DIR INDEX... | "
-          "stop JOB_DIR [remove]",
+          "stop JOB_DIR [remove] | test-only",
           file=sys.stderr)
     return 2
 

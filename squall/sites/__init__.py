@@ -70,8 +70,7 @@ def _open_remote(name: str, home: Path, store: Store, executor, provisioner=None
     inventory = resolve_site(store, name)
     hosts = _ssh_hosts(name, home, store, inventory)
     return RemoteSite(name, inventory.vars.squall_kind, store, hosts, executor(name, hosts, inventory),
-                      provisioner(inventory) if provisioner else Provisioner(),
-                      list(inventory.vars.squall_container_runtimes))
+                      provisioner(inventory) if provisioner else Provisioner(), inventory.vars)
 
 
 def _slurm(name: str, hosts: list, inventory):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 from squall.workarea import FINAL
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; pydantic is slow to load
+    from squall.money.quotes import Quote
     from squall.placement import Placement
     from squall.spec import InputFile, JobSpec
 
@@ -123,6 +124,17 @@ class Site(ABC):
     @abstractmethod
     def max_duration(self, plan: JobPlan) -> float:
         """Seconds the job may take once launched, at most (for lease expiry)."""
+
+    def quote(self, plan: JobPlan) -> Quote:
+        """Price model, energy figures and likely start of ``plan`` here (after ``check``); by default the site
+        states no price (unpriced) and starts at once."""
+        from squall.money.quotes import Quote
+
+        return Quote(price=None)
+
+    def rendered_script(self, plan: JobPlan) -> str | None:
+        """The batch script ``launch`` would submit, for ``job run --dry-run`` (None: the site has none)."""
+        return None
 
     @abstractmethod
     def up(self, plan: JobPlan, claim: Claim) -> None: ...

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from squall.errors import InvalidInput, MissingDependency, Refused, SquallError
 from squall.interrupts import uninterrupted
+from squall.money.quotes import Quote
 from squall.results import writing_results
 from squall.runtime import runtime_path
 from squall.runtime.squall_runtime import CONTAINER_RUNTIMES
@@ -87,6 +88,11 @@ class LocalSite(Site):
                     f"runtime: no container runtime found on this machine (looked for {', '.join(wanted)})",
                     hint="install apptainer or podman, or drop 'image' to run the command directly",
                 )
+
+    def quote(self, plan: JobPlan) -> Quote:
+        from squall.money.prices import Free
+
+        return Quote(price=Free(), concurrency=self.slots(plan), queue_source="this machine: starts at once")
 
     def slots(self, plan: JobPlan) -> int:
         return max(1, self.cores // plan.spec.resources.cpus)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from squall.inventory import Partition
 from squall.sites.base import Capability, Claim, JobPlan, LiveResource, TaskState
 from squall.sites.remote_host import HostFacts, RemoteHost
 
@@ -47,6 +48,18 @@ class Executor(ABC):
         for index in placement if indexes is None else indexes:
             hosts.setdefault(placement[index], []).append(index)
         return hosts
+
+    def partition(self, plan: JobPlan) -> Partition | None:
+        """The scheduler partition the job would run in (None: no scheduler)."""
+        return None
+
+    def queue_wait(self, plan: JobPlan) -> tuple[float, str]:
+        """Seconds until the job would start, and how that is known."""
+        return 0.0, "runtime slots: tasks start as slots free up"
+
+    def rendered_script(self, plan: JobPlan) -> str | None:
+        """The batch script launch would submit (for a dry run); None without a scheduler."""
+        return None
 
     def job_files(self, plan: JobPlan, host: RemoteHost, expires: float) -> dict[str, tuple[bytes, int]]:
         """Files besides the task folders that ``host`` needs in the job folder (a batch script)."""

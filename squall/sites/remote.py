@@ -14,7 +14,9 @@ import json
 import time
 
 from squall.errors import Refused
+from squall.inventory import SiteVars
 from squall.jobs import TAG_VALUE
+from squall.money.quotes import Quote
 from squall.sites.base import Claim, CollectedTask, JobPlan, LiveResource, Reporter, Site, TaskState
 from squall.sites.parts import Executor, Provisioner
 from squall.sites.remote_host import ByteProgress, RemoteHost, Upload
@@ -32,14 +34,15 @@ class RemoteSite(Site):
     poll_interval = 1.0
 
     def __init__(self, name: str, kind: str, store: Store, hosts: list[RemoteHost], executor: Executor,
-                 provisioner: Provisioner, container_runtimes: list[str]):
+                 provisioner: Provisioner, site_vars: SiteVars):
         super().__init__(name)
         self.kind = kind
         self.store = store
         self.hosts = hosts
         self.executor = executor
         self.provisioner = provisioner
-        self.container_runtimes = container_runtimes
+        self.site_vars = site_vars
+        self.container_runtimes = list(site_vars.squall_container_runtimes)
         self.capabilities = executor.capabilities
 
     def _folder(self, host: RemoteHost, path: str) -> str:
@@ -64,6 +67,17 @@ class RemoteSite(Site):
 
     def max_duration(self, plan: JobPlan) -> float:
         return self.executor.max_duration(plan)
+
+    def quote(self, plan: JobPlan) -> Quote:
+        from squall.money.site_prices import energy_model, price_model
+
+        partition = self.executor.partition(plan)
+        wait, source = self.executor.queue_wait(plan)
+        return Quote(price=price_model(self.site_vars, partition), energy=energy_model(self.site_vars),
+                     partition=partition.name if partition else None, queue_wait_s=wait, queue_source=source)
+
+    def rendered_script(self, plan: JobPlan) -> str | None:
+        return self.executor.rendered_script(plan)
 
     # lifecycle ------------------------------------------------------------------
 

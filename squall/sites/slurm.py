@@ -8,6 +8,8 @@ Slurm before or while it ran). One agent call polls every job at the site.
 
 from __future__ import annotations
 
+import time
+
 from squall.errors import Refused
 from squall.inventory import Partition, SiteVars
 from squall.sites.base import Capability, JobPlan, LiveResource, TaskState
@@ -55,6 +57,19 @@ class SlurmExecutor(Executor):
 
     def max_duration(self, plan: JobPlan) -> float:
         return plan.walltime + SLURM_MARGIN + KILL_GRACE
+
+    def partition(self, plan: JobPlan) -> Partition:
+        return self.partition_for(plan)
+
+    def rendered_script(self, plan: JobPlan) -> str:
+        return self.batch_script(plan, time.time() + self.max_duration(plan))
+
+    def queue_wait(self, plan: JobPlan) -> tuple[float, str]:
+        """Slurm's own answer: the job's batch script through ``sbatch --test-only`` (the agent submits nothing)."""
+        answer = self.login.agent("test-only", stdin=self.rendered_script(plan).encode())
+        if answer["wait_s"] is None:
+            return 0.0, f"sbatch --test-only gave no start time: {answer['message'][:200]}"
+        return float(answer["wait_s"]), f"sbatch --test-only: {answer['message'][:200]}"
 
     def placement(self, plan: JobPlan) -> dict[int, RemoteHost]:
         return {task.index: self.login for task in plan.tasks}

@@ -34,6 +34,9 @@ COMMANDS = [
     (["site", "unenrol", "nope", "--yes"], 2), (["org", "preview"], 2), (["org", "up", "nope"], 2),
     (["org", "down", "nope", "--yes"], 2), (["pool", "scale", "nope"], 2), (["bank", "fill", "nope"], 2),
     (["bank", "claim", "nope"], 2), (["bank", "release", "nope", "x"], 2), (["env", "up"], 2),
+    (["job", "estimate"], 2), (["job", "estimate", "missing.yaml"], 2), (["budget", "show"], 0),
+    (["budget", "show", "org:nobody"], 2), (["budget", "set", "org:x", "12"], 2), (["budget", "set", "org:x"], 2),
+    (["budget", "topup", "bad scope", "1 EUR"], 2), (["usage"], 0), (["usage", "--since", "yesterday"], 2),
 ]
 
 
@@ -49,7 +52,7 @@ def test_the_table_covers_every_command():
         else:
             yield " ".join(path)
 
-    covered = {" ".join(argv[:2]) if argv[0] in ("job", "site", "org", "pool", "bank", "env") else argv[0]
+    covered = {" ".join(argv[:2]) if argv[0] in ("job", "site", "org", "pool", "bank", "env", "budget") else argv[0]
                for argv, _ in COMMANDS}
     assert set(leaves(cli, ())) <= covered
 

@@ -367,7 +367,7 @@ def test_site_auto_says_what_it_chose_and_why_and_journals_it(squall, make_spec)
     spec = make_spec({"name": "anywhere", "site": "auto", "command": "true"})
     proc = squall.run("job", "run", str(spec), "--output", "json")
     assert proc.returncode == 0, proc.stderr
-    assert "site auto: local (auto chooses the built-in local site" in proc.stderr
+    assert "site auto: local (balanced: best of 1 eligible site(s)" in proc.stderr, proc.stderr
     job_id = json.loads(proc.stdout)["id"]
     (detail,) = squall.query("SELECT detail FROM journal WHERE job_id = ? AND phase = 'plan' AND event = 'end'",
                              job_id)[0]

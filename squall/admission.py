@@ -1,0 +1,61 @@
+"""Admission: the step between planning a job and creating it — estimate, place, then hold.
+
+A named site is checked and estimated; ``auto`` estimates every known site (the
+built-in ones and those registered in this store) and lets the strategy choose
+(``squall.placement``). The budget holds are taken by the store in the
+transaction that creates the job (``squall.money.ledger.take_holds``), so a refused
+job leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Callable
+
+from squall.errors import SquallError
+from squall.money.estimate import SiteEstimate, estimate
+from squall.money.settlement import energy_description
+from squall.placement import AUTO, Placement, choose
+from squall.sites import builtin_sites
+from squall.sites.base import JobPlan, Site
+from squall.store import Store
+
+
+@dataclass(frozen=True)
+class Admission:
+    site: Site
+    placement: Placement
+    estimate: SiteEstimate
+
+    def record(self) -> dict:
+        """What the job keeps of its admission: the estimate and the price model it is settled with."""
+        quote = self.estimate.quote
+        return {"site_estimate": self.estimate.to_dict(),
+                "price": quote.price.describe() if quote and quote.price else None,
+                "energy": energy_description(quote.energy) if quote else None}
+
+
+def candidate_sites(store: Store) -> list[str]:
+    return sorted(set(builtin_sites()) | {name for name, _, _ in store.sites()})
+
+
+def admit(plan: JobPlan, requested: str, source: str, open_site: Callable[[str], Site], store: Store,
+          strategy: str = "balanced", weights: dict[str, Decimal] | None = None) -> Admission:
+    """Where ``plan`` runs and what it is expected to cost; raises as the site check does (nothing created)."""
+    if requested != AUTO:
+        site = open_site(requested)
+        site.check(plan)  # a named site's refusal is the user's answer, with its own exit code
+        found = estimate(site, plan, store, checked=True)
+        return Admission(site, Placement(requested, site.name, f"named by {source}", table=[found.to_dict()]), found)
+    estimates: list[SiteEstimate] = []
+    sites: dict[str, Site] = {}
+    for name in candidate_sites(store):
+        try:
+            sites[name] = open_site(name)
+        except SquallError as exc:
+            estimates.append(SiteEstimate(name, False, reason=str(exc)))
+            continue
+        estimates.append(estimate(sites[name], plan, store))
+    placement = choose(estimates, strategy, weights)
+    return Admission(sites[placement.site], placement, next(e for e in estimates if e.site == placement.site))

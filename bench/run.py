@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nodes import nodes_figures  # noqa: E402  (beside this file)
+from money import money_figures  # noqa: E402  (beside this file)
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -448,6 +449,7 @@ def main() -> int:
         results |= program_evaluation(3 if args.quick else 5)
         results |= bank_claim_vs_cold(root, runs)
         results |= gc_reconcile(root)
+        results |= money_figures(args.quick)
         if os.geteuid() == 0:
             was_up = ensure_testbed()
             try:

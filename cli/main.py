@@ -56,11 +56,11 @@ def _terminate(signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    signal.signal(signal.SIGTERM, _terminate)
     args = hoist(argv_or_sys(argv))
-    configure_logging(verbosity_of(args), "--debug" in args, quiet_in(args))
     app = App(output="json" if wants_json(args) else "text")  # a usage error is JSON too
-    try:
+    signal.signal(signal.SIGTERM, _terminate)
+    try:  # from here a signal is an interruption (exit 130), whenever it comes
+        configure_logging(verbosity_of(args), "--debug" in args, quiet_in(args))
         app.defaults = Defaults.load(value_of(args, "--config"))
         if value_of(args, "-o", "--output") is None:
             app.output = app.defaults["output"].value

@@ -168,7 +168,8 @@ MIGRATIONS: list[str] = [
     """,
     # 7: money — each job's estimate (with the price model it was admitted with) and user; budgets per
     #    organisation or project, holds taken at admission and settled at the end, one usage record per job.
-    #    Amounts are Decimal text (never REAL: a float loses cents).
+    #    Budgets are Decimal text; holds are whole cents (INTEGER: exact sums in SQL; never REAL, a float
+    #    loses cents).
     """
     ALTER TABLE jobs ADD COLUMN estimate TEXT;
     ALTER TABLE jobs ADD COLUMN user TEXT NOT NULL DEFAULT '';
@@ -183,13 +184,13 @@ MIGRATIONS: list[str] = [
         job_id TEXT NOT NULL,
         scope TEXT NOT NULL,
         currency TEXT NOT NULL,
-        held TEXT NOT NULL,
-        settled TEXT,
+        held_cents INTEGER NOT NULL,
+        settled_cents INTEGER,
         created_at REAL NOT NULL,
         settled_at REAL,
         UNIQUE (job_id, scope)
     );
-    CREATE INDEX holds_open ON holds(scope) WHERE settled IS NULL;
+    CREATE INDEX holds_by_scope ON holds(scope, settled_cents, held_cents);
     CREATE TABLE usage (
         job_id TEXT PRIMARY KEY,
         org TEXT NOT NULL,

@@ -38,6 +38,11 @@ class BudgetState:
                 "held": self.held.to_json(), "available": self.available.to_json()}
 
 
+def cents(money: Money) -> int:
+    """Whole cents (rounded half up, as shown): what holds count in."""
+    return int(money.rounded().amount * 100)
+
+
 def scopes(org: str, project: str) -> list[str]:
     return [f"org:{org}", f"project:{org}/{project}"]
 
@@ -60,13 +65,10 @@ def budget_state(query: Query, scope: str) -> BudgetState | None:
     if not found:
         return None
     currency, total = found[0]
-    settled = held = Decimal(0)
-    for amount, settled_amount in query("SELECT held, settled FROM holds WHERE scope = ?", (scope,)):
-        if settled_amount is None:
-            held += Decimal(amount)
-        else:
-            settled += Decimal(settled_amount)
-    return BudgetState(scope, Money(Decimal(total), currency), Money(settled, currency), Money(held, currency))
+    ((settled, held),) = query("SELECT COALESCE(SUM(settled_cents), 0), COALESCE(SUM(CASE WHEN settled_cents IS "
+                               "NULL THEN held_cents END), 0) FROM holds WHERE scope = ?", (scope,))
+    return BudgetState(scope, Money(Decimal(total), currency), Money(Decimal(settled) / 100, currency),
+                       Money(Decimal(held) / 100, currency))
 
 
 def in_transaction(db: sqlite3.Connection) -> Query:
@@ -93,19 +95,19 @@ def take_holds(db: sqlite3.Connection, job_id: str, org: str, project: str, site
             raise Refused(f"budget {scope}: {state.available} left of {state.budget} "
                           f"({state.settled} settled, {state.held} held); this job may cost up to {asked}",
                           hint=f"'squall budget topup {scope} AMOUNT', or ask for less (walltime, tasks)")
-        db.execute("INSERT INTO holds (job_id, scope, currency, held, created_at) VALUES (?, ?, ?, ?, ?)",
-                   (job_id, scope, state.budget.currency, str(asked.amount), time.time()))
+        db.execute("INSERT INTO holds (job_id, scope, currency, held_cents, created_at) VALUES (?, ?, ?, ?, ?)",
+                   (job_id, scope, state.budget.currency, cents(asked), time.time()))
         taken.append((scope, asked))
     return taken
 
 
 def settle(db: sqlite3.Connection, job_id: str, cost: Money) -> bool:
     """Charge ``cost`` (capped at each hold) and release the rest; False when already settled."""
-    rows = db.execute("SELECT id, held FROM holds WHERE job_id = ? AND settled IS NULL", (job_id,)).fetchall()
+    rows = db.execute("SELECT id, held_cents FROM holds WHERE job_id = ? AND settled_cents IS NULL",
+                      (job_id,)).fetchall()
     for hold_id, held in rows:
-        charged = min(Decimal(held), cost.rounded().amount)
-        db.execute("UPDATE holds SET settled = ?, settled_at = ? WHERE id = ? AND settled IS NULL",
-                   (str(charged), time.time(), hold_id))
+        db.execute("UPDATE holds SET settled_cents = ?, settled_at = ? WHERE id = ? AND settled_cents IS NULL",
+                   (min(held, cents(cost)), time.time(), hold_id))
     return bool(rows)
 
 

@@ -1,0 +1,63 @@
+"""Estimates, dry runs, budgets and usage through the CLI, on the built-in local site."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+
+def test_dry_run_prints_the_plan_and_creates_nothing(squall, make_spec):
+    spec = make_spec({"name": "dry", "split": 2, "inputs": ["data"], "command": "true"},
+                     files={"data/a.txt": "a" * 10, "data/b.txt": "b" * 20})
+    code, plan = squall.json("job", "run", str(spec), "--dry-run")
+    assert code == 0, plan
+    assert plan["site"] == "local" and plan["why"] == "named by default" and plan["bytes_to_stage"] == 30
+    assert [t["bytes"] for t in plan["tasks"]] == [20, 10] and plan["batch_script"] is None
+    assert plan["estimate"]["cost"]["max"] == {"amount": "0.00", "currency": None}
+    assert squall.job_count() == 0 and squall.work_areas() == []
+    assert squall.query("SELECT COUNT(*) FROM leases")[0][0] == 0
+    text = squall.run("job", "run", str(spec), "--dry-run", "--site", "auto", "--strategy", "greenest")
+    assert text.returncode == 0 and "would run on local (greenest: best of 1" in text.stdout
+    assert squall.job_count() == 0
+
+
+def test_estimate_learns_the_likely_run_time_from_history(squall, make_spec):
+    spec = make_spec({"name": "hist", "command": "sleep 0.3", "resources": {"walltime": "00:10:00"}})
+    before = squall.json("job", "estimate", str(spec))[1]["sites"][0]
+    assert before["run_time_s"] == {"bound": 600, "likely": 600,
+                                    "likely_source": "no history of this job: the walltime bound"}
+    assert squall.json("job", "run", str(spec))[0] == 0
+    after = squall.json("job", "estimate", str(spec), "--all")[1]
+    (row,) = after["sites"]
+    assert row["run_time_s"]["likely"] < 5 and "history: 1 succeeded task" in row["run_time_s"]["likely_source"]
+    assert after["choice"] is None  # one site: nothing to choose between
+
+
+def test_budgets_show_set_and_topup(squall):
+    assert squall.json("budget", "set", "org:acme", "10 EUR") == (0, [{
+        "scope": "org:acme", "budget": {"amount": "10.00", "currency": "EUR"},
+        "settled": {"amount": "0.00", "currency": "EUR"}, "held": {"amount": "0.00", "currency": "EUR"},
+        "available": {"amount": "10.00", "currency": "EUR"}}])
+    code, (state,) = squall.json("budget", "topup", "org:acme", "2.5 EUR")
+    assert code == 0 and state["budget"]["amount"] == "12.50"
+    code, error = squall.json("budget", "topup", "org:acme", "1 USD")
+    assert code == 2 and "is in EUR" in error["error"]
+    proc = squall.run("--output", "json", "budget", "set", "org:acme", "--", "-1 EUR")
+    assert proc.returncode == 2 and "below 0" in json.loads(proc.stdout)["error"]
+    assert [s["scope"] for s in squall.json("budget", "show")[1]] == ["org:acme"]
+
+
+def test_one_usage_record_per_job_in_json_and_csv(squall, make_spec):
+    ok = make_spec({"name": "ok", "command": "true"}, folder="ok")
+    bad = make_spec({"name": "bad", "command": "exit 3"}, folder="bad")
+    ids = [squall.json("job", "run", str(ok))[1]["id"], squall.json("job", "run", str(bad))[1]["id"]]
+    code, records = squall.json("usage")
+    assert code == 0 and [r["job"] for r in records] == ids
+    assert [r["outcome"] for r in records] == ["succeeded", "failed"]
+    assert records[0]["cost"]["actual"] == {"amount": "0.00", "currency": None}
+    assert records[0]["intensity_source"].startswith("Green Algorithms")
+    rows = list(csv.DictReader(io.StringIO(squall.run("usage", "--output", "csv").stdout)))
+    assert [r["job"] for r in rows] == ids and rows[1]["outcome"] == "failed"
+    assert squall.json("usage", "--project", "nobody")[1] == []
+    assert json.loads(squall.run("usage", "--since", "2999-01-01", "-o", "json").stdout) == []

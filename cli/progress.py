@@ -29,9 +29,9 @@ class PlainReporter(_Managed, Reporter):
     def __init__(self) -> None:
         self._finished: set[int] = set()
 
-    def placed(self, placement: Placement) -> None:
-        if placement.requested == AUTO:
-            print(f"{time.strftime('%H:%M:%S')} {_placed(placement)}", file=sys.stderr, flush=True)
+    def admitted(self, placement: Placement, estimate: dict) -> None:
+        for line in _admitted(placement, estimate):
+            print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
 
     def phase(self, job_id: str, phase: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {job_id} {phase}", file=sys.stderr, flush=True)
@@ -73,9 +73,9 @@ class RichReporter(Reporter):
     def __exit__(self, *exc_info: object) -> None:
         self.progress.stop()
 
-    def placed(self, placement: Placement) -> None:
-        if placement.requested == AUTO:
-            self.console.log(_placed(placement), markup=False)
+    def admitted(self, placement: Placement, estimate: dict) -> None:
+        for line in _admitted(placement, estimate):
+            self.console.log(line, markup=False)
 
     def phase(self, job_id: str, phase: str) -> None:
         self.console.log(f"{job_id} [bold]{phase}[/bold]")
@@ -95,8 +95,22 @@ class RichReporter(Reporter):
         self.progress.update(self._tasks, completed=done, detail=f"{done}/{len(states)} done, {running} running")
 
 
-def _placed(placement: Placement) -> str:
-    return f"site auto: {placement.site} ({placement.reason})"
+def _admitted(placement: Placement, estimate: dict) -> list[str]:
+    lines = [f"site auto: {placement.site} ({placement.reason})"] if placement.requested == AUTO else []
+    return lines + [f"estimate: {describe_estimate(estimate)}"]
+
+
+def describe_estimate(estimate: dict) -> str:
+    """``likely 0.04 credits (at most 0.10), 120 s (at most 600 s), 3.2 gCO2e`` for people."""
+    cost = estimate["cost"]
+    if cost == "unpriced":
+        money = "unpriced"
+    else:
+        likely, most = cost["likely"], cost["max"]
+        money = "free" if likely["currency"] is None else \
+            f"{likely['amount']} {likely['currency']} (at most {most['amount']})"
+    run = estimate["run_time_s"]
+    return f"{money}, {run['likely']} s (at most {run['bound']} s), {estimate['emissions_gco2e']} gCO2e"
 
 
 def _size(count: float) -> str:

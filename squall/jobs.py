@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import secrets
 import time
 from dataclasses import dataclass
@@ -142,12 +144,23 @@ def shown_status(job: JobRow, home: Path) -> str:
 class JobResult:
     job: JobRow
     tasks: list[TaskRow]
+    usage: dict | None = None  # the usage record, once the job is settled
 
     @classmethod
     def load(cls, store: Store, job_id: str) -> "JobResult":
         job = store.job(job_id)
         assert job is not None, job_id
-        return cls(job, store.tasks(job_id))
+        usage = store.rows("SELECT record FROM usage WHERE job_id = ?", (job_id,))
+        return cls(job, store.tasks(job_id), json.loads(usage[0][0]) if usage else None)
+
+    def cost(self) -> dict:
+        """The estimate the job was admitted with, and what it cost (once settled)."""
+        estimate = (self.job.estimate or {}).get("site_estimate") or {}
+        estimated = estimate.get("cost")
+        return {"estimated": {k: estimated[k] for k in ("likely", "max")} if isinstance(estimated, dict)
+                else estimated,
+                "actual": self.usage["cost"]["actual"] if self.usage else None,
+                "emissions_gco2e": self.usage["emissions_gco2e"] if self.usage else None}
 
     def to_dict(self) -> dict:
         """The stable machine-readable report of ``job run`` and ``job status``."""
@@ -164,6 +177,7 @@ class JobResult:
             "network_isolated": job.network_isolated,
             "created_at": job.created_at,
             "finished_at": job.finished_at,
+            "cost": self.cost(),
             "tasks": [
                 {
                     "index": t.idx,

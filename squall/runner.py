@@ -94,7 +94,7 @@ class Runner:
         plan = new_plan(resolved, new_job_id(), results_root, self.store.store_id, keep_remote,
                         org=defaults["org"].value)
         admission = admit(plan, requested, source, self._site, self.store, strategy, weights)
-        self.reporter.placed(admission.placement)
+        self.reporter.admitted(admission.placement, admission.estimate.to_dict())
         check_results_root(plan.results_dir.parent, sum(i.size for t in plan.tasks for i in t.inputs))
         return resolved, plan, admission
 

@@ -39,6 +39,7 @@ def _show_text(app: App, data: dict) -> None:
     if data.get("hint"):
         app.say(f"  hint: {data['hint']}")
     app.say(f"  results: {data['results']}")
+    app.say(f"  cost: {_cost(data['cost'])}")
     isolated = {True: "yes", False: "no (not permitted here)", None: "unknown"}[data["network_isolated"]]
     app.say(f"  network isolation: {isolated}")
     rows = [[t["index"], t["status"], _or_dash(t["exit_code"]),
@@ -54,6 +55,21 @@ def _show_text(app: App, data: dict) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry["ts"]))
         detail = ", ".join(f"{k}={v}" for k, v in entry["detail"].items() if k != "traceback" and v is not None)
         app.say(f"  {stamp}.{int(entry['ts'] * 1000) % 1000:03d}  {entry['phase']:<8} {entry['event']:<10} {detail}")
+
+
+def _cost(cost: dict) -> str:
+    def money(value: dict | str | None) -> str:
+        if value is None:
+            return "not settled yet"
+        if isinstance(value, str):
+            return value
+        return "free" if value["currency"] is None else f"{value['amount']} {value['currency']}"
+
+    estimated = cost["estimated"]
+    before = money(estimated) if not isinstance(estimated, dict) else \
+        f"{money(estimated['likely'])} likely, {money(estimated['max'])} at most"
+    after = money(cost["actual"]) + (f", {cost['emissions_gco2e']} gCO2e" if cost["emissions_gco2e"] else "")
+    return f"{after} (estimated {before})"
 
 
 def _or_dash(value: object) -> object:

@@ -97,7 +97,8 @@ Claim = Callable[[str, str], None]
 class Reporter:
     """Progress callbacks from the core; the CLI renders them. All optional."""
 
-    def placed(self, placement: Placement) -> None: ...
+    def admitted(self, placement: Placement, estimate: dict) -> None:
+        """Where the job goes and why, and its estimate (``SiteEstimate.to_dict``), before anything is created."""
 
     def phase(self, job_id: str, phase: str) -> None: ...
 

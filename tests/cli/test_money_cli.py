@@ -66,7 +66,7 @@ def test_one_usage_record_per_job_in_json_and_csv(squall, make_spec):
 def test_the_summary_shows_the_estimate_before_and_the_cost_after(squall, make_spec):
     proc = squall.run("job", "run", str(make_spec({"name": "sum", "command": "true"})))
     assert proc.returncode == 0
-    assert "estimate: free, 600 s (at most 600 s)" in proc.stderr  # before anything was created
+    assert "estimate: free, 3600 s (at most 3600 s)" in proc.stderr  # before anything was created (default walltime)
     assert "  cost: free, " in proc.stdout and "(estimated free likely, free at most)" in proc.stdout
     code, report = squall.json("job", "status", squall.query("SELECT id FROM jobs")[0][0])
     assert report["cost"]["actual"] == {"amount": "0.00", "currency": None}

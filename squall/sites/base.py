@@ -113,6 +113,7 @@ class Site(ABC):
     kind: str
     capabilities: frozenset[Capability] = frozenset()
     poll_interval = 0.2  # seconds between status polls while monitoring
+    max_concurrent_jobs: int | None = None  # the site's own cap on unfinished jobs (None: none)
     shared_poll = False  # True: polling costs a remote call, share one per interval across controllers
 
     def __init__(self, name: str):

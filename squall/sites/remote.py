@@ -42,6 +42,7 @@ class RemoteSite(Site):
         self.executor = executor
         self.provisioner = provisioner
         self.site_vars = site_vars
+        self.max_concurrent_jobs = site_vars.squall_max_concurrent_jobs
         self.container_runtimes = list(site_vars.squall_container_runtimes)
         self.capabilities = executor.capabilities
 

@@ -60,3 +60,20 @@ def test_a_killed_controllers_hold_is_settled_by_attach(hpc, make_spec):
     state = hpc.json("budget", "show", "org:default")[1][0]
     assert Decimal(state["held"]["amount"]) == 0 and Decimal(state["settled"]["amount"]) > 0
     assert [u["job"] for u in hpc.json("usage")[1]] == [job_id]
+
+
+def test_the_sites_concurrent_job_limit_is_enforced(hpc, make_spec, tmp_path):
+    from tests.integration.test_enrol import site_copy
+
+    folder = site_copy(tmp_path, "capped", group_vars={"squall_max_concurrent_jobs": 1})
+    assert hpc.run("site", "add", "capped", "--inventory", str(folder)).returncode == 0
+    slow = make_spec({"name": "slow", "command": "sleep 30", "resources": {"walltime": "00:05:00"}}, folder="slow")
+    first = hpc.start("job", "run", str(slow), "--site", "capped")
+    try:
+        hpc.wait_for("SELECT id FROM jobs WHERE site = 'capped'", timeout=60)
+        code, refused = hpc.json("job", "run", str(slow), "--site", "capped")
+        assert code == 4 and "at its limit of 1 (squall_max_concurrent_jobs)" in refused["error"], refused
+        assert hpc.query("SELECT COUNT(*) FROM jobs WHERE site = 'capped'")[0][0] == 1
+    finally:
+        hpc.run("job", "cancel", hpc.query("SELECT id FROM jobs WHERE site = 'capped'")[0][0])
+        first.wait(timeout=120)

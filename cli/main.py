@@ -12,6 +12,7 @@ from squall.cli.context import App, output_option
 from squall.cli.errors import EXIT_CODES_HELP, report_error
 from squall.cli.global_options import (argv_or_sys, configure_logging, hoist, quiet_in, value_of, verbosity_of,
                                        wants_json)
+from squall.cli.accounts import member_group, tier_group
 from squall.cli.bank import bank_group
 from squall.cli.budget import budget_group
 from squall.cli.env import env_group
@@ -45,8 +46,8 @@ def cli(ctx: click.Context, home: str | None, config_file: str | None, debug: bo
     app.home_option, app.debug, app.quiet = home, debug, quiet
 
 
-for command in (job_group, site_group, org_group, pool_group, bank_group, env_group, budget_group, usage_cmd, gc_cmd,
-                version_cmd):
+for command in (job_group, site_group, org_group, pool_group, bank_group, env_group, budget_group, usage_cmd,
+                member_group, tier_group, gc_cmd, version_cmd):
     cli.add_command(command)
 
 

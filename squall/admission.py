@@ -9,12 +9,18 @@ job leaves nothing behind.
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Callable
 
 from squall.errors import SquallError
+from squall.money.accounts import split_price, tier_of
+from squall.money.amounts import Money
 from squall.money.estimate import SiteEstimate, estimate
+from squall.money.ledger import take_holds
+from squall.money.quotas import check_site_limit
 from squall.money.settlement import energy_description
 from squall.placement import AUTO, Placement, choose
 from squall.sites import builtin_sites
@@ -27,6 +33,20 @@ class Admission:
     site: Site
     placement: Placement
     estimate: SiteEstimate
+
+    def take(self, db: sqlite3.Connection, plan: JobPlan, user: str) -> None:
+        """Inside the job's creating transaction: the site's job limit, the user's membership and tier,
+        the price split, and the budget holds for the user's maximum price. Raises ``Refused``."""
+        spec, org = plan.spec, plan.tags["squall:org"]
+        check_site_limit(db, self.site.name, self.site.max_concurrent_jobs)
+        tier, multiplier = tier_of(db, org, user)
+        cloud = self.estimate.cost_max
+        service = Money.parse(spec.service.price) if spec.service else None
+        split = split_price(cloud, service, tier, multiplier) if cloud is not None else None
+        take_holds(db, plan.job_id, org, spec.project, self.site.name, split.p_user if split else None)
+        if split is not None:
+            db.execute("INSERT INTO price_splits (job_id, split) VALUES (?, ?)",
+                       (plan.job_id, json.dumps(split.to_dict())))
 
     def record(self) -> dict:
         """What the job keeps of its admission: the estimate and the price model it is settled with."""

@@ -23,8 +23,6 @@ from squall.errors import Interrupted, InvalidInput, OutputsKept, SquallError
 from squall.interrupts import SignalGuard
 from squall.jobs import JobResult, cancel_unstarted, close_job, new_job_id, new_plan, plan_from_store
 from squall.locks import ControllerLock, PollLock
-from squall.money.ledger import take_holds
-from squall.money.quotas import check_site_limit
 from squall.placement import requested_site
 from squall.results import check_results_root, move_collected, write_report
 from squall.sites import open_site
@@ -135,8 +133,7 @@ class Runner:
                 user=user,
             ),
             [[[i.rel, i.size] for i in task.inputs] for task in plan.tasks],
-            admit=lambda db: (check_site_limit(db, site.name, site.max_concurrent_jobs),
-                              take_holds(db, plan.job_id, org, spec.project, site.name, admission.estimate.cost_max)),
+            admit=lambda db: admission.take(db, plan, user),
         )
         self.store.record(
             plan.job_id,

@@ -126,6 +126,20 @@ class Resources(StrictModel):
         return parse_walltime(self.walltime)
 
 
+def _service_price(value: str) -> str:
+    from squall.money.amounts import Money
+
+    Money.parse(value)
+    return value
+
+
+class Service(StrictModel):
+    """A partner's application: its price per job (P_ZOP), paid on top of the resources."""
+
+    partner: Slug
+    price: Annotated[str, AfterValidator(_service_price)] = Field(description="such as '2.50 credits'")
+
+
 class JobSpec(StrictModel):
     """A Squall job: a payload, its inputs split over N tasks, and what to bring back."""
 
@@ -144,6 +158,7 @@ class JobSpec(StrictModel):
     )
     site: str = Field("local", min_length=1, description="site name, or 'auto'")
     project: Slug = "default"
+    service: Service | None = Field(None, description="a partner application's price, paid with the job")
     labels: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/-]{0,62}$")],
                  Annotated[NoNul, StringConstraints(max_length=1024)]] = (
         Field(default_factory=dict)

@@ -203,6 +203,22 @@ MIGRATIONS: list[str] = [
         record TEXT NOT NULL
     );
     CREATE INDEX usage_by_time ON usage(ended_at);
+    CREATE TABLE tiers (
+        name TEXT PRIMARY KEY,
+        multiplier TEXT NOT NULL
+    );
+    INSERT INTO tiers (name, multiplier) VALUES ('gold', '1'), ('free', '5');
+    CREATE TABLE members (
+        org TEXT NOT NULL,
+        user TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+        tier TEXT NOT NULL,
+        PRIMARY KEY (org, user)
+    );
+    CREATE TABLE price_splits (
+        job_id TEXT PRIMARY KEY,
+        split TEXT NOT NULL
+    );
     """,
 ]
 

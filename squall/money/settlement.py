@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict
 from decimal import Decimal
 
+from squall.money.accounts import split_price
 from squall.money.amounts import Money
 from squall.money.energy import EnergyModel
 from squall.money.estimate import shape_of
@@ -68,8 +69,18 @@ def settle_job(store: Store, job_id: str) -> dict | None:
         "energy_kwh": str(round(kwh, 6)), "emissions_gco2e": str(round(energy.gco2e(kwh), 3)),
         "intensity_source": energy.source,
     }
+    charged = cost or Money.zero()  # unpriced: no budget held anything for it
+    split = store.rows("SELECT split FROM price_splits WHERE job_id = ?", (job_id,))
+    if split and cost is not None:
+        admitted = json.loads(split[0][0])
+        ran = any(t.wall_time is not None for t in tasks)  # a service that never ran is not charged
+        service = admitted["p_zop"] if ran and admitted["p_zop"]["currency"] else None
+        actual = split_price(cost, Money(Decimal(service["amount"]), service["currency"]) if service else None,
+                             admitted["tier"], Decimal(admitted["multiplier"]))
+        record["price"] = actual.to_dict()
+        charged = actual.p_user
     with store.transaction() as db:
-        settle(db, job_id, cost or Money.zero())  # unpriced: no budget held anything for it
+        settle(db, job_id, charged)
         db.execute("INSERT OR IGNORE INTO usage (job_id, org, project, user, site, outcome, started_at, ended_at, "
                    "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (job.id, job.org, job.project, job.user, job.site, record["outcome"], job.created_at, ended,

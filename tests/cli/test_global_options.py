@@ -37,6 +37,9 @@ COMMANDS = [
     (["job", "estimate"], 2), (["job", "estimate", "missing.yaml"], 2), (["budget", "show"], 0),
     (["budget", "show", "org:nobody"], 2), (["budget", "set", "org:x", "12"], 2), (["budget", "set", "org:x"], 2),
     (["budget", "topup", "bad scope", "1 EUR"], 2), (["usage"], 0), (["usage", "--since", "yesterday"], 2),
+    (["member", "list"], 0), (["member", "set", "acme", "Bad User"], 2), (["member", "set", "acme", "ana", "--tier",
+                                                                               "platinum"], 2),
+    (["tier", "list"], 0), (["tier", "set", "gold", "zero"], 2),
 ]
 
 
@@ -52,7 +55,7 @@ def test_the_table_covers_every_command():
         else:
             yield " ".join(path)
 
-    covered = {" ".join(argv[:2]) if argv[0] in ("job", "site", "org", "pool", "bank", "env", "budget") else argv[0]
+    covered = {" ".join(argv[:2]) if argv[0] in ("job", "site", "org", "pool", "bank", "env", "budget", "member", "tier") else argv[0]
                for argv, _ in COMMANDS}
     assert set(leaves(cli, ())) <= covered
 

@@ -71,3 +71,28 @@ def test_the_summary_shows_the_estimate_before_and_the_cost_after(squall, make_s
     code, report = squall.json("job", "status", squall.query("SELECT id FROM jobs")[0][0])
     assert report["cost"]["actual"] == {"amount": "0.00", "currency": None}
     assert report["cost"]["estimated"]["max"] == {"amount": "0.00", "currency": None}
+
+
+def test_a_partner_service_price_is_held_and_charged_with_the_platform_share(squall, make_spec):
+    spec = make_spec({"name": "app", "command": "true", "service": {"partner": "cfd-co", "price": "3 credits"}})
+    assert squall.json("budget", "set", "project:default/default", "5 credits")[0] == 0
+    code, report = squall.json("job", "run", str(spec))
+    assert code == 0, report
+    (record,) = squall.json("usage")[1]
+    assert record["price"]["p_user"] == {"amount": "3.20", "currency": "credits"}  # 0 + 3 + max(0.2, 5 %)
+    assert record["price"]["p_zs"] == {"amount": "0.20", "currency": "credits"}
+    (state,) = squall.json("budget", "show")[1]
+    assert state["settled"]["amount"] == "3.20" and state["held"]["amount"] == "0.00"
+    code, refused = squall.json("job", "run", str(spec))
+    assert code == 4 and "1.80 credits left" in refused["error"] and "3.20 credits" in refused["error"]
+    assert squall.job_count() == 1
+
+
+def test_only_members_submit_once_an_organisation_has_them(squall, make_spec):
+    assert squall.json("member", "set", "default", "ana", "--tier", "free")[0] == 0
+    spec = make_spec({"name": "m", "command": "true"})
+    code, refused = squall.json("job", "run", str(spec), env={"SQUALL_USER": "bob"})
+    assert code == 4 and "'bob' is not a member of organisation 'default'" in refused["error"]
+    assert squall.job_count() == 0
+    code, report = squall.json("job", "run", str(spec), env={"SQUALL_USER": "ana"})
+    assert code == 0 and squall.json("usage")[1][0]["user"] == "ana"

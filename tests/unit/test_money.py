@@ -174,3 +174,38 @@ def test_settling_twice_equals_settling_once_and_never_exceeds_the_hold(tmp_path
         assert (once.settled + once.held).amount <= once.budget.amount
     finally:
         store.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(cloud=st.decimals(min_value=0, max_value=10**6, places=4), service=st.decimals(min_value=0, max_value=10**6,
+                                                                                     places=4),
+       multiplier=st.sampled_from([D(1), D(5), D("1.5")]))
+def test_the_price_split_adds_up_exactly_and_the_platform_gets_at_least_0_2(cloud, service, multiplier):
+    from squall.money.accounts import split_price
+
+    split = split_price(Money(cloud, "credits"), Money(service, "credits"), "t", multiplier)
+    assert split.p_user.amount == split.p_cloud.amount + split.p_zs.amount + split.p_zop.amount
+    assert split.p_serv.amount == split.p_zs.amount + split.p_zop.amount
+    assert all(part.amount == part.rounded().amount for part in (split.p_cloud, split.p_zs, split.p_zop))
+    assert split.p_zs.amount >= D("0.2") and split.p_zs.amount >= (split.p_zop.amount * D("0.05")).quantize(D("0.01"))
+    assert split.p_cloud == (Money(cloud, "credits") * multiplier).rounded()
+
+
+def test_a_service_priced_in_another_currency_is_refused_and_a_free_user_pays_five_times():
+    from squall.money.accounts import split_price
+
+    with pytest.raises(Refused, match="service.price is in credits, the site prices in EUR"):
+        split_price(Money.parse("1 EUR"), Money.parse("1 credits"))
+    assert split_price(Money.parse("2 EUR"), None, "free", D(5)).p_user == Money.parse("10 EUR")
+    assert split_price(Money.zero(), Money.parse("10 credits")).p_user == Money.parse("10.50 credits")
+
+
+def test_members_only_once_an_organisation_has_members(ledger):
+    from squall.money.accounts import tier_of
+
+    with ledger.transaction() as db:
+        assert tier_of(db, "acme", "ana") == ("gold", D(1))  # open organisation
+        db.execute("INSERT INTO members VALUES ('acme', 'ana', 'member', 'free')")
+        assert tier_of(db, "acme", "ana") == ("free", D(5))
+        with pytest.raises(Refused, match="'bob' is not a member of organisation 'acme'"):
+            tier_of(db, "acme", "bob")

@@ -23,6 +23,7 @@ from squall.errors import Interrupted, InvalidInput, OutputsKept, SquallError
 from squall.interrupts import SignalGuard
 from squall.jobs import JobResult, cancel_unstarted, close_job, new_job_id, new_plan, plan_from_store
 from squall.locks import ControllerLock, PollLock
+from squall.notify import Notifier
 from squall.placement import requested_site
 from squall.results import check_results_root, move_collected, write_report
 from squall.sites import open_site
@@ -54,10 +55,11 @@ class _CancelRequested(Exception):
 
 
 class Runner:
-    def __init__(self, store: Store, home: Path, reporter: Reporter | None = None):
+    def __init__(self, store: Store, home: Path, reporter: Reporter | None = None, notifier: Notifier | None = None):
         self.store = store
         self.home = home
         self.reporter = reporter or Reporter()
+        self.notifier = notifier
         self._sites: dict[str, Site] = {}
         self._other_plans: dict[str, JobPlan] = {}
 
@@ -72,6 +74,20 @@ class Runner:
         for site in set(self._sites.values()):
             site.close()
         self._sites.clear()
+
+    def _notify(self, job_id: str, event: str) -> None:
+        """Launched: the estimate; finished: the outcome and the cost (never raises)."""
+        if self.notifier is None:
+            return
+        result = JobResult.load(self.store, job_id)
+        payload = {"cost": result.cost()} if event == "finished" else \
+            {"estimate": (result.job.estimate or {}).get("site_estimate")}
+        if event == "finished":
+            payload["status"] = result.job.status
+        try:
+            self.notifier.event(result.job, event, payload)
+        except Exception as exc:  # noqa: BLE001 - a notification never fails a job (its own bug included)
+            self.store.record(job_id, "notify", "error", notification=event, error=type(exc).__name__)
 
     # plan -----------------------------------------------------------------
 
@@ -211,6 +227,7 @@ class Runner:
                     self.store.extend_leases(plan.job_id, self._expiry(plan, site, 0))
                     launched = True
                     self.store.record(plan.job_id, "launch", "end", **site.launch(plan))
+                    self._notify(plan.job_id, "launched")
                 if start <= PHASES.index("monitor"):
                     self._enter(plan, "monitor")
                     self._monitor(plan, site)
@@ -413,6 +430,7 @@ class Runner:
     def _finish(self, plan: JobPlan, error: str | None, interrupted: bool) -> None:
         job = self.store.job(plan.job_id)
         close_job(self.store, plan.job_id, error, cancelled=interrupted or bool(job and job.cancel_requested))
+        self._notify(plan.job_id, "finished")
         self.reporter.phase(plan.job_id, "done")
 
 

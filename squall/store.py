@@ -215,6 +215,13 @@ MIGRATIONS: list[str] = [
         tier TEXT NOT NULL,
         PRIMARY KEY (org, user)
     );
+    CREATE TABLE notifications (
+        event_id TEXT PRIMARY KEY,
+        job_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        sent_at REAL,
+        failed TEXT
+    );
     CREATE TABLE price_splits (
         job_id TEXT PRIMARY KEY,
         split TEXT NOT NULL

@@ -67,6 +67,8 @@ def _user_config_model():
         backend: str | None = Field(None, min_length=1, description="Pulumi state backend URL")
         output: Literal["text", "json"] | None = Field(None, description="text or json")
         user: str | None = Field(None, description="who submits jobs (usage records, quotas)")
+        notify: dict[str, list[str]] | None = Field(None, description="apprise URLs per project ('*': all)")
+        partners: dict[str, list[str]] | None = Field(None, description="apprise URLs per partner")
 
     return UserConfig
 
@@ -110,6 +112,7 @@ class Defaults:
     """Each setting's value for this command, with where it came from."""
 
     def __init__(self, config: dict, path: Path, environ: Mapping[str, str] = os.environ):
+        self.config = config  # the file's own keys, notification targets included
         self.values: dict[str, Value] = {}
         for setting in SETTINGS:
             if setting.env in environ:

@@ -24,10 +24,11 @@ def attach_cmd(ctx: click.Context, app: App, job_id: str, results: str | None) -
     """Resume a job whose controller died or whose outputs could not be collected: monitor, collect, clean up."""
     from squall.cli.progress import reporter_for
     from squall.jobs import JobResult
+    from squall.notify import Notifier
     from squall.runner import Runner
 
     job_id = load_job(app, job_id).id  # a unique prefix names the job too
-    runner = Runner(app.store, app.home)
+    runner = Runner(app.store, app.home, notifier=Notifier(app.store, app.defaults.config))
     if results is not None:
         runner.move_results(job_id, Path(results))
     with reporter_for(app.quiet) as reporter:

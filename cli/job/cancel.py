@@ -27,6 +27,7 @@ def cancel_cmd(ctx: click.Context, app: App, job_id: str, wait_seconds: float) -
     from squall.cli.progress import reporter_for
     from squall.jobs import JobResult
     from squall.locks import controller_alive
+    from squall.notify import Notifier
     from squall.runner import Runner
 
     job = load_job(app, job_id)
@@ -40,7 +41,7 @@ def cancel_cmd(ctx: click.Context, app: App, job_id: str, wait_seconds: float) -
                 time.sleep(0.2)
         else:  # nobody drives the job: do the clean-up here
             with reporter_for(app.quiet) as reporter:
-                Runner(app.store, app.home, reporter).drive(job_id)
+                Runner(app.store, app.home, reporter, Notifier(app.store, app.defaults.config)).drive(job_id)
     result = JobResult.load(app.store, job_id)
     show_result(app, result)
     if not result.job.finished:

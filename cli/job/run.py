@@ -38,6 +38,7 @@ def run_cmd(
     """Run the job described by SPEC: plan, up, stage, launch, monitor, collect, down."""
     from squall.cli.progress import reporter_for
     from squall.jobs import JobResult
+    from squall.notify import Notifier
     from squall.runner import Runner
     from squall.spec import load_spec
 
@@ -48,7 +49,7 @@ def run_cmd(
         return
     interrupted = False
     with reporter_for(app.quiet or detach) as reporter:  # the bars close before any summary prints
-        runner = Runner(app.store, app.home, reporter)
+        runner = Runner(app.store, app.home, reporter, Notifier(app.store, app.defaults.config))
         job_id = None
         try:
             job_id = runner.submit(resolved, site, results_root, keep_remote, app.defaults, strategy,

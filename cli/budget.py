@@ -58,11 +58,7 @@ def show_cmd(app: App, scope: str | None) -> None:
 @pass_app
 def set_cmd(app: App, scope: str, amount: str) -> None:
     """Make SCOPE's budget AMOUNT in all (such as "500 EUR" or "80 credits"); not below what is spent and held."""
-    from squall.money.ledger import set_budget
-
-    with app.store.transaction() as db:
-        state = set_budget(db, scope, _amount(amount))
-    _show(app, [state])
+    _change(app, scope, amount, add=False)
 
 
 @budget_group.command("topup")
@@ -72,8 +68,12 @@ def set_cmd(app: App, scope: str, amount: str) -> None:
 @pass_app
 def topup_cmd(app: App, scope: str, amount: str) -> None:
     """Add AMOUNT to SCOPE's budget (a negative AMOUNT takes back what is not spent or held)."""
+    _change(app, scope, amount, add=True)
+
+
+def _change(app: App, scope: str, amount: str, add: bool) -> None:
     from squall.money.ledger import set_budget
 
     with app.store.transaction() as db:
-        state = set_budget(db, scope, _amount(amount), add=True)
+        state = set_budget(db, scope, _amount(amount), add=add)
     _show(app, [state])

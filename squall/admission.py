@@ -20,7 +20,7 @@ from squall.money.accounts import split_price, tier_of
 from squall.money.amounts import Money
 from squall.money.estimate import SiteEstimate, estimate
 from squall.money.ledger import take_holds
-from squall.money.quotas import check_site_limit
+from squall.money.quotas import check_site_limit, job_amounts, quota_scopes, reserve
 from squall.money.settlement import energy_description
 from squall.placement import AUTO, Placement, choose
 from squall.sites import builtin_sites
@@ -39,6 +39,7 @@ class Admission:
         the price split, and the budget holds for the user's maximum price. Raises ``Refused``."""
         spec, org = plan.spec, plan.tags["squall:org"]
         check_site_limit(db, self.site.name, self.site.max_concurrent_jobs)
+        reserve(db, plan.job_id, quota_scopes(org, spec.project, user), job_amounts(plan))
         tier, multiplier = tier_of(db, org, user)
         cloud = self.estimate.cost_max
         service = Money.parse(spec.service.price) if spec.service else None

@@ -222,6 +222,20 @@ MIGRATIONS: list[str] = [
         sent_at REAL,
         failed TEXT
     );
+    CREATE TABLE quotas (
+        scope TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        PRIMARY KEY (scope, resource)
+    );
+    CREATE TABLE reservations (
+        job_id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        PRIMARY KEY (job_id, scope, resource)
+    );
+    CREATE INDEX reservations_by_scope ON reservations(scope, resource);
     CREATE TABLE price_splits (
         job_id TEXT PRIMARY KEY,
         split TEXT NOT NULL

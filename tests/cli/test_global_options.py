@@ -39,7 +39,8 @@ COMMANDS = [
     (["budget", "topup", "bad scope", "1 EUR"], 2), (["usage"], 0), (["usage", "--since", "yesterday"], 2),
     (["member", "list"], 0), (["member", "set", "acme", "Bad User"], 2), (["member", "set", "acme", "ana", "--tier",
                                                                                "platinum"], 2),
-    (["tier", "list"], 0), (["tier", "set", "gold", "zero"], 2),
+    (["tier", "list"], 0), (["tier", "set", "gold", "zero"], 2), (["quota", "show"], 0),
+    (["quota", "show", "team:x"], 2), (["quota", "set", "user:acme/ana", "cpus", "-3"], 2),
 ]
 
 
@@ -55,7 +56,7 @@ def test_the_table_covers_every_command():
         else:
             yield " ".join(path)
 
-    covered = {" ".join(argv[:2]) if argv[0] in ("job", "site", "org", "pool", "bank", "env", "budget", "member", "tier") else argv[0]
+    covered = {" ".join(argv[:2]) if argv[0] in ("job", "site", "org", "pool", "bank", "env", "budget", "member", "tier", "quota") else argv[0]
                for argv, _ in COMMANDS}
     assert set(leaves(cli, ())) <= covered
 

@@ -96,3 +96,23 @@ def test_only_members_submit_once_an_organisation_has_them(squall, make_spec):
     assert squall.job_count() == 0
     code, report = squall.json("job", "run", str(spec), env={"SQUALL_USER": "ana"})
     assert code == 0 and squall.json("usage")[1][0]["user"] == "ana"
+
+
+def test_quotas_are_reserved_at_submission_and_shown(squall, make_spec):
+    env = {"SQUALL_USER": "ana"}
+    assert squall.json("quota", "set", "user:default/ana", "cpus", "3")[0] == 0
+    slow = make_spec({"name": "slow", "split": 2, "command": "sleep 20", "resources": {"cpus": 1}}, folder="slow")
+    first = squall.start("job", "run", str(slow), env=env)
+    try:
+        squall.wait_for("SELECT id FROM jobs WHERE phase = 'monitor'", timeout=60)
+        code, refused = squall.json("job", "run", str(slow), env=env)
+        assert code == 4, refused
+        assert "quota user:default/ana cpus: 1 available of 3 (2 used, 0 reserved); this job needs 2" in refused["error"]
+        code, states = squall.json("quota", "show", "user:default/ana")
+        cpus = next(s for s in states if s["resource"] == "cpus")
+        assert cpus == {"scope": "user:default/ana", "resource": "cpus", "default": None, "limit": 3, "used": 2,
+                        "reserved": 0, "available": 1}
+    finally:
+        squall.run("job", "cancel", squall.query("SELECT id FROM jobs ORDER BY created_at")[0][0])
+        first.wait(timeout=60)
+    assert squall.json("quota", "set", "user:default/ana", "cpus", "none")[1][0]["limit"] is None

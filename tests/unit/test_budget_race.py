@@ -53,3 +53,42 @@ def test_twenty_concurrent_submitters_never_overspend(tmp_path):
     assert store.rows("SELECT COUNT(*) FROM jobs")[0][0] == 7  # nothing was created for the refused ones
     assert store.rows("SELECT COUNT(*) FROM holds")[0][0] == 7
     store.close()
+
+
+def reserve_gpus(home: str, index: int, start: float, results) -> None:
+    from squall.money.quotas import reserve
+
+    store = Store(Path(home))
+    job_id = f"261201-{index:06x}"
+    row = JobRow(id=job_id, name="gpu", project="wind", site="hpc", spec={}, spec_dir="/s", results_dir="/r",
+                 phase="plan", status="pending", error=None, cancel_requested=False, network_isolated=None,
+                 created_at=time.time(), updated_at=time.time(), finished_at=None, org="acme")
+    time.sleep(max(0.0, start - time.time()))
+    try:
+        store.create_job(row, [[]], admit=lambda db: reserve(db, job_id, ["project:acme/wind"], {"gpus": 1}))
+        results.put(("created", index))
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        results.put((type(exc).__name__, str(exc)))
+    finally:
+        store.close()
+
+
+def test_twenty_concurrent_submitters_never_exceed_a_gpu_quota(tmp_path):
+    home = tmp_path / "home"
+    store = Store(home)
+    with store.transaction() as db:
+        db.execute("INSERT INTO quotas (scope, resource, amount) VALUES ('project:acme/wind', 'gpus', 7)")
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    start = time.time() + 3
+    workers = [context.Process(target=reserve_gpus, args=(str(home), i, start, results)) for i in range(20)]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(30)
+    kinds = sorted(kind for kind, _ in outcomes)
+    assert kinds.count("created") == 7 and kinds.count("Refused") == 13, outcomes
+    assert store.rows("SELECT COUNT(*) FROM jobs")[0][0] == 7
+    assert store.rows("SELECT SUM(amount) FROM reservations")[0][0] == 7
+    store.close()

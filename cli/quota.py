@@ -1,0 +1,76 @@
+"""``squall quota show | set``: limits per user (user:ORG/USER) and project (project:ORG/P)."""
+
+from __future__ import annotations
+
+import click
+
+from squall.cli.context import App, output_option, pass_app
+from squall.cli.tables import print_table
+from squall.money.quotas import RESOURCES
+
+
+@click.group("quota")
+def quota_group() -> None:
+    """Quotas on jobs, machines, CPUs, memory, GPUs and storage: checked and reserved at submission."""
+
+
+def _scope(scope: str) -> str:
+    from squall.errors import InvalidInput
+    from squall.slugs import SLUG
+
+    kind, _, name = scope.partition(":")
+    parts = name.split("/")
+    if kind not in ("user", "project") or len(parts) != 2 or not all(SLUG.fullmatch(p) for p in parts):
+        raise InvalidInput(f"quota {scope!r}: a quota is user:ORG/USER or project:ORG/PROJECT")
+    return scope
+
+
+@quota_group.command("show")
+@click.argument("scope", required=False)
+@output_option
+@pass_app
+def show_cmd(app: App, scope: str | None) -> None:
+    """Each quota: default, limit, used (running jobs), reserved (admitted jobs not running), available."""
+    from squall.money.quotas import quota_state
+
+    store = app.reader
+    pairs = ([(_scope(scope), r) for r in RESOURCES] if scope else
+             [tuple(row) for row in store.rows("SELECT scope, resource FROM quotas ORDER BY scope, resource")])
+    states = [quota_state(store.rows, s, r) for s, r in pairs]
+    if app.json:
+        app.emit([state.to_dict() for state in states])
+    elif not states:
+        app.say("no quotas: nothing is limited ('squall quota set user:ORG/USER cpus 64' sets one)")
+    else:
+        def shown(value):
+            return "-" if value is None else value
+        print_table(app, ["QUOTA", "RESOURCE", "DEFAULT", "LIMIT", "USED", "RESERVED", "AVAILABLE"],
+                    [[s.scope, s.resource, "none", shown(s.limit), s.used, s.reserved, shown(s.available)]
+                     for s in states])
+
+
+@quota_group.command("set")
+@click.argument("scope")
+@click.argument("resource", type=click.Choice(RESOURCES))
+@click.argument("limit")
+@output_option
+@pass_app
+def set_cmd(app: App, scope: str, resource: str, limit: str) -> None:
+    """Limit SCOPE's RESOURCE to LIMIT (a whole number; 'none' removes the limit)."""
+    from squall.errors import InvalidInput
+    from squall.money.quotas import quota_state
+
+    _scope(scope)
+    with app.store.transaction() as db:
+        if limit == "none":
+            db.execute("DELETE FROM quotas WHERE scope = ? AND resource = ?", (scope, resource))
+        elif limit.isdigit():
+            db.execute("INSERT INTO quotas (scope, resource, amount) VALUES (?, ?, ?) ON CONFLICT (scope, resource) "
+                       "DO UPDATE SET amount = excluded.amount", (scope, resource, int(limit)))
+        else:
+            raise InvalidInput(f"LIMIT: {limit!r} is not a whole number of 0 or more (or 'none')")
+    state = quota_state(app.store.rows, scope, resource)
+    if app.json:
+        app.emit([state.to_dict()])
+    else:
+        app.say(f"{scope} {resource}: limit {'none' if state.limit is None else state.limit}")

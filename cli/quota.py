@@ -15,14 +15,9 @@ def quota_group() -> None:
 
 
 def _scope(scope: str) -> str:
-    from squall.errors import InvalidInput
-    from squall.slugs import SLUG
+    from squall.money.ledger import check_scope
 
-    kind, _, name = scope.partition(":")
-    parts = name.split("/")
-    if kind not in ("user", "project") or len(parts) != 2 or not all(SLUG.fullmatch(p) for p in parts):
-        raise InvalidInput(f"quota {scope!r}: a quota is user:ORG/USER or project:ORG/PROJECT")
-    return scope
+    return check_scope(scope, "quota", ("user", "project"))
 
 
 @quota_group.command("show")

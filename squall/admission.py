@@ -61,6 +61,21 @@ def candidate_sites(store: Store) -> list[str]:
     return sorted(set(builtin_sites()) | {name for name, _, _ in store.sites()})
 
 
+def estimate_sites(plan: JobPlan, names: list[str], open_site: Callable[[str], Site],
+                   store: Store) -> list[tuple[SiteEstimate, Site | None]]:
+    """Each named site's estimate (a site that cannot even be opened is ineligible, saying why) and the
+    opened site, for the caller to use or close."""
+    found: list[tuple[SiteEstimate, Site | None]] = []
+    for name in names:
+        try:
+            site = open_site(name)
+        except SquallError as exc:
+            found.append((SiteEstimate(name, False, reason=str(exc)), None))
+            continue
+        found.append((estimate(site, plan, store), site))
+    return found
+
+
 def admit(plan: JobPlan, requested: str, source: str, open_site: Callable[[str], Site], store: Store,
           strategy: str = "balanced", weights: dict[str, Decimal] | None = None) -> Admission:
     """Where ``plan`` runs and what it is expected to cost; raises as the site check does (nothing created)."""
@@ -69,14 +84,8 @@ def admit(plan: JobPlan, requested: str, source: str, open_site: Callable[[str],
         site.check(plan)  # a named site's refusal is the user's answer, with its own exit code
         found = estimate(site, plan, store, checked=True)
         return Admission(site, Placement(requested, site.name, f"named by {source}", table=[found.to_dict()]), found)
-    estimates: list[SiteEstimate] = []
-    sites: dict[str, Site] = {}
-    for name in candidate_sites(store):
-        try:
-            sites[name] = open_site(name)
-        except SquallError as exc:
-            estimates.append(SiteEstimate(name, False, reason=str(exc)))
-            continue
-        estimates.append(estimate(sites[name], plan, store))
-    placement = choose(estimates, strategy, weights)
-    return Admission(sites[placement.site], placement, next(e for e in estimates if e.site == placement.site))
+    found = estimate_sites(plan, candidate_sites(store), open_site, store)
+    placement = choose([e for e, _ in found], strategy, weights)
+    chosen, site = next((e, s) for e, s in found if e.site == placement.site)
+    assert site is not None, placement.site
+    return Admission(site, placement, chosen)

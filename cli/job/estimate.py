@@ -20,10 +20,9 @@ from squall.cli.job.placing import print_estimates, strategy_option, weights_opt
 def estimate_cmd(app: App, spec: str, site: str | None, every: bool, strategy: str, weights) -> None:
     """For each eligible site: when the job would start, how long it runs (likely and at most), what it costs
     (likely and at most), its energy and emissions — and for each other site, why not. Creates nothing."""
-    from squall.admission import candidate_sites
+    from squall.admission import candidate_sites, estimate_sites
     from squall.errors import InvalidInput, SquallError
     from squall.jobs import new_job_id, new_plan
-    from squall.money.estimate import SiteEstimate, estimate
     from squall.placement import AUTO, choose
     from squall.sites import open_site
     from squall.spec import load_spec
@@ -35,17 +34,11 @@ def estimate_cmd(app: App, spec: str, site: str | None, every: bool, strategy: s
     named = site or (resolved.spec.site if "site" in resolved.spec.model_fields_set else defaults["site"].value)
     plan = new_plan(resolved, new_job_id(), app.home / "estimate", app.store.store_id, org=defaults["org"].value)
     names = candidate_sites(app.store) if every or named == AUTO else [named]
-    estimates = []
-    for name in names:
-        try:
-            where = open_site(name, app.home, app.store)
-        except SquallError as exc:
-            estimates.append(SiteEstimate(name, False, reason=str(exc)))
-            continue
-        try:
-            estimates.append(estimate(where, plan, app.store))
-        finally:
-            where.close()
+    found = estimate_sites(plan, names, lambda name: open_site(name, app.home, app.store), app.store)
+    for _, site_opened in found:
+        if site_opened is not None:
+            site_opened.close()
+    estimates = [e for e, _ in found]
     rows = [e.to_dict() for e in sorted(estimates, key=lambda e: e.site)]
     chosen = None
     if len(names) > 1 and any(e.eligible for e in estimates):

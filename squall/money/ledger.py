@@ -47,14 +47,16 @@ def scopes(org: str, project: str) -> list[str]:
     return [f"org:{org}", f"project:{org}/{project}"]
 
 
-def check_scope(scope: str) -> str:
+SCOPE_FORMS = {"org": "org:ORG", "project": "project:ORG/PROJECT", "user": "user:ORG/USER"}
+
+
+def check_scope(scope: str, what: str = "budget", kinds: tuple[str, ...] = ("org", "project")) -> str:
+    """``scope`` if it is one of ``kinds`` (``org:ORG``, ``project:ORG/P``, ``user:ORG/U``); else ``InvalidInput``."""
     kind, _, name = scope.partition(":")
     parts = name.split("/")
-    if kind == "org" and len(parts) == 1 and SLUG.fullmatch(parts[0]):
+    if kind in kinds and len(parts) == (1 if kind == "org" else 2) and all(SLUG.fullmatch(p) for p in parts):
         return scope
-    if kind == "project" and len(parts) == 2 and all(SLUG.fullmatch(p) for p in parts):
-        return scope
-    raise InvalidInput(f"budget {scope!r}: a budget is org:ORG or project:ORG/PROJECT")
+    raise InvalidInput(f"{what} {scope!r}: a {what} is {' or '.join(SCOPE_FORMS[k] for k in kinds)}")
 
 
 Query = Callable[[str, tuple], list]  # a transaction's ``lambda sql, p: db.execute(sql, p).fetchall()``, or Store.rows

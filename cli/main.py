@@ -58,6 +58,14 @@ def _terminate(signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        code = _run(argv)
+    except KeyboardInterrupt:  # a signal that landed while the outcome was being reported or cleaned up
+        code = int(ExitCode.INTERRUPTED)
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None) -> int:
     args = hoist(argv_or_sys(argv))
     app = App(output="json" if wants_json(args) else "text")  # a usage error is JSON too
     signal.signal(signal.SIGTERM, _terminate)
@@ -76,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_IGN)
         app.close()
-    sys.exit(code or 0)
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 """cloud-init user-data for every Squall machine (head nodes, pool and bank nodes, job nodes).
 
-One template serves AWS and OpenStack. Job nodes also get an nftables rule
-set that repeats the cloud's security rule on the machine itself: in, SSH from
-the head node/controller and anything from the job's own network; out, the
-job's own network only. User-data carries no credential, and rendering refuses
-any value that looks like one.
+One template serves AWS and OpenStack. It makes the unprivileged job account
+with the controller's key; the head node also keeps an operator account that
+may sudo (the cloud's default user, or a named one with the operator's key).
+Job nodes also get an nftables rule set that repeats the cloud's security rule
+on the machine itself: in, SSH from the head node/controller and anything from
+the job's own network; out, the job's own network only. The Squall runtime is
+never in user-data (the controller pushes it over SSH when it stages a job);
+the providers' size limits are rules (``squall.programs.rules``). User-data
+carries no credential, and rendering refuses any value that looks like one.
 """
 
 from __future__ import annotations
@@ -13,10 +17,8 @@ import base64
 import ipaddress
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from squall.errors import InvalidInput
-from squall.runtime import runtime_path, runtime_sha256, runtime_version
 from squall.templating import templates
 
 SECRET_PATTERNS = (
@@ -36,8 +38,10 @@ class UserData:
     intra_cidr: str | None = None  # job nodes: the job's own network
     ssh_from: tuple[str, ...] = ()  # job nodes: head node / controller addresses
     job_user: str = "squall"
-    runtime_file: Path | None = None
     nfs_export_to: str | None = None  # head node on OpenStack: export its data volume (/dev/vdb) to this CIDR
+    operator: str | None = None  # head node: an account name, else "default" (the cloud's default user)
+    operator_public_key: str | None = None  # a named operator's key
+    boot_script: str | None = None  # the organisation's own first-boot script (run as root)
 
 
 def firewall_rules(intra_cidr: str, ssh_from: tuple[str, ...]) -> str:
@@ -58,17 +62,23 @@ def render_user_data(data: UserData) -> str:
         if not data.intra_cidr or not data.ssh_from:
             raise InvalidInput("job nodes need intra_cidr and ssh_from for their firewall")
         firewall = firewall_rules(data.intra_cidr, data.ssh_from)
+    operator = data.operator or ("default" if data.role == "head" else None)
+    if operator not in (None, "default"):
+        if not USER.match(operator) or operator in ("root", data.job_user):
+            raise InvalidInput(f"operator.user: {operator!r} is not a valid account name beside the job user")
+        if not PUBLIC_KEY.match((data.operator_public_key or "").strip()):
+            raise InvalidInput("operator.public_key: not an OpenSSH public key")
     export = str(ipaddress.ip_network(data.nfs_export_to, strict=False)) if data.nfs_export_to else None
     if export is not None and ipaddress.ip_network(export).prefixlen == 0:
         raise InvalidInput("nfs_export_to: the shared volume is never exported to 0.0.0.0/0")
-    source = data.runtime_file or runtime_path()
     text = templates().get_template("cloud-init/user-data.yaml.j2").render(
         role=data.role, name=data.name, job_user=data.job_user,
         controller_public_key=data.controller_public_key.strip(),
-        runtime_version=runtime_version(source), runtime_sha256=runtime_sha256(source),
-        runtime_b64=base64.b64encode(source.read_bytes()).decode(),
+        operator=operator, operator_public_key=(data.operator_public_key or "").strip(),
         firewall=firewall is not None, nfs_export_to=export,
         firewall_b64=base64.b64encode(firewall.encode()).decode() if firewall else "",
+        boot_script=bool(data.boot_script),
+        boot_script_b64=base64.b64encode(data.boot_script.encode()).decode() if data.boot_script else "",
     )
     check_no_secrets(text)
     return text

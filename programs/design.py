@@ -116,6 +116,13 @@ class OpenStackSpec(StrictModel):
     root_volume_gb: int = Field(40, ge=10, le=2000)
 
 
+class OperatorSpec(StrictModel):
+    """A named sudo-capable account on the head node, with the operator's key (else the cloud's default user)."""
+
+    user: str = Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    public_key: str = Field(min_length=1)
+
+
 class OrgSpec(StrictModel):
     org: Slug
     project: Slug = "default"
@@ -127,6 +134,9 @@ class OrgSpec(StrictModel):
     network: NetworkSpec | None = None
     shared_fs: SharedFsSpec | None = None
     head_node_flavour: str | None = None
+    operator: OperatorSpec | None = None
+    # The organisation's own first-boot shell script for the head, pool and bank machines (not job nodes).
+    boot_script: str | None = Field(None, min_length=1)
     openstack: OpenStackSpec | None = None
     pools: list[PoolSpec] = Field(default_factory=list)
     banks: list[BankSpec] = Field(default_factory=list)

@@ -299,6 +299,40 @@ def no_secrets_in_user_data(graph: Sequence[Resource]) -> Iterator[Violation]:
             yield Violation("no-secrets-in-user-data", resource.name, exc.message)
 
 
+# Provider limits on user-data: EC2 takes 16 KB before base64 (instances and launch templates alike);
+# Nova takes 65535 bytes once base64-encoded.
+USER_DATA_LIMITS = {"aws": (16 * 1024, False), "openstack": (65535, True)}
+
+
+def user_data_size(text: str, cloud: str) -> tuple[int, int]:
+    """(bytes as the provider counts them, its limit) for user-data on ``cloud``."""
+    limit, encoded = USER_DATA_LIMITS[cloud]
+    raw = text.encode()
+    return (len(base64.b64encode(raw)) if encoded else len(raw)), limit
+
+
+def user_data_within_limits(graph: Sequence[Resource]) -> Iterator[Violation]:
+    for resource in graph:
+        text = _user_data(resource)
+        cloud = resource.type.split(":", 1)[0]
+        if text is None or cloud not in USER_DATA_LIMITS:
+            continue
+        size, limit = user_data_size(text, cloud)
+        if size > limit:
+            yield Violation("user-data-size", resource.name,
+                            f"user-data is {size} bytes; {cloud} accepts at most {limit}")
+
+
+def warm_pool_within_group(graph: Sequence[Resource]) -> Iterator[Violation]:
+    """AWS refuses a warm pool whose min size exceeds its max prepared capacity."""
+    for resource in graph:
+        pool = resource.props.get("warmPool") if resource.type == "aws:autoscaling/group:Group" else None
+        if not isinstance(pool, Mapping) or pool.get("maxGroupPreparedCapacity") is None:
+            continue
+        if float(pool.get("minSize") or 0) > float(pool["maxGroupPreparedCapacity"]):
+            yield Violation("warm-pool-size", resource.name, "warm pool minSize exceeds maxGroupPreparedCapacity")
+
+
 def k8s_no_privileged(graph: Sequence[Resource]) -> Iterator[Violation]:
     for resource in graph:
         spec = _path(resource.props, WORKLOADS.get(resource.type, ()))
@@ -346,6 +380,9 @@ RULES: tuple[Rule, ...] = (
     Rule("owner-tags", "Owner tags or labels on every taggable resource; an expiry on job stacks",
          owner_tags_present),
     Rule("no-secrets-in-user-data", "Nothing credential-like in user-data", no_secrets_in_user_data),
+    Rule("user-data-size", "User-data within the provider's limit (16 KB on AWS, 65535 base64 bytes on OpenStack)",
+         user_data_within_limits),
+    Rule("warm-pool-size", "An AWS warm pool's min size within its max prepared capacity", warm_pool_within_group),
     Rule("k8s-no-privileged", "No privileged containers on Kubernetes", k8s_no_privileged),
     Rule("k8s-egress-denied", "An egress-deny NetworkPolicy for every Kubernetes job", k8s_egress_denied),
 )

@@ -13,7 +13,7 @@ from typing import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from squall.programs.clouds import BuiltCluster, with_role
+from squall.programs.clouds import BuiltCluster, machine_user_data, with_role
 from squall.programs.cloud_init import UserData, render_user_data
 from squall.programs.components import GpuNodePoolArgs, JobStackArgs, OrgClusterArgs, Placement, VmBankArgs
 from squall.programs.design import Subnet as SubnetDesign, fsx_capacity_gb
@@ -25,15 +25,14 @@ IMDS_V2 = aws.ec2.InstanceMetadataOptionsArgs(http_tokens="required", http_endpo
 STORAGE_PORTS = {"efs": [(2049, 2049)], "fsx-lustre": [(988, 988), (1018, 1023)]}
 
 
-def image(name_pattern: str, owner: str, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
-    """The newest AMI matching ``name_pattern``, or ``name_pattern`` itself when it is an AMI id."""
-    if name_pattern.startswith("ami-"):
-        return pulumi.Output.from_input(name_pattern)
-    found = aws.ec2.get_ami_output(
-        most_recent=True, owners=[owner],
-        filters=[aws.ec2.GetAmiFilterArgs(name="name", values=[name_pattern])],
+def image(name_or_id: str, owner: str, opts: pulumi.ResourceOptions) -> pulumi.Output[aws.ec2.GetAmiResult]:
+    """The AMI a stack file names, always looked up: an ``ami-`` id by its id, anything else as a name filter
+    (newest match). The lookup also gives the image's own root device name, which launch templates need."""
+    by = "image-id" if name_or_id.startswith("ami-") else "name"
+    return aws.ec2.get_ami_output(
+        most_recent=True, owners=[owner] if by == "name" else None,
+        filters=[aws.ec2.GetAmiFilterArgs(name=by, values=[name_or_id])],
         opts=pulumi.InvokeOutputOptions(parent=opts.parent))
-    return found.id
 
 
 def ingress(name: str, group: pulumi.Input[str], tags: dict[str, str], opts: pulumi.ResourceOptions, *,
@@ -100,13 +99,13 @@ def org_cluster(name: str, args: OrgClusterArgs, opts: pulumi.ResourceOptions) -
     if spec.shared_fs is not None:
         _shared_filesystem(name, args, vpc.id, private, [head_sg, compute_sg], opts)
 
-    user_data = render_user_data(UserData("head", cluster.name, args.controller_public_key))
+    user_data = machine_user_data("head", cluster.name, spec, args.controller_public_key)
     head = aws.ec2.Instance(
-        f"{name}-head", ami=image(DEBIAN_IMAGES, DEBIAN_OWNER, opts), instance_type=spec.head_node_flavour,
+        f"{name}-head", ami=image(DEBIAN_IMAGES, DEBIAN_OWNER, opts).id, instance_type=spec.head_node_flavour,
         subnet_id=head_subnet.id, vpc_security_group_ids=[head_sg.id],
         associate_public_ip_address=bool(public_subnets), metadata_options=IMDS_V2,
         root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(encrypted=True, volume_size=50, volume_type="gp3"),
-        user_data=user_data, user_data_replace_on_change=True,
+        user_data=user_data,  # a changed boot script must not replace the head (and lose its state)
         tags=with_role({**tags, "Name": f"{name}-head"}, "head"), volume_tags=tags, opts=opts)
     placement = Placement(subnet_ids=[s.id for s in private], security_group_ids=[compute_sg.id], vpc_id=vpc.id,
                           intra_cidr=spec.network.cidr)
@@ -125,7 +124,7 @@ def _public_subnet_and_nat(name: str, vpc: aws.ec2.Vpc, design: SubnetDesign, pr
     aws.ec2.RouteTableAssociation(f"{design.name}-routes", subnet_id=subnet.id, route_table_id=routes.id, opts=opts)
     address = aws.ec2.Eip(f"{name}-nat", domain="vpc", tags=public_tags, opts=opts)
     nat = aws.ec2.NatGateway(f"{name}-nat", subnet_id=subnet.id, allocation_id=address.id, tags=public_tags,
-                             opts=opts)
+                             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[gateway])))
     aws.ec2.Route(f"{name}-private-out", route_table_id=private_routes.id, destination_cidr_block="0.0.0.0/0",
                   nat_gateway_id=nat.id, opts=opts)
     return subnet
@@ -138,12 +137,18 @@ def _shared_filesystem(name: str, args: OrgClusterArgs, vpc_id: pulumi.Input[str
     assert fs is not None and cluster.spec.network is not None
     tags = with_role(cluster.tags, "storage")
     group = security_group(f"{name}-storage", vpc_id, tags, "Squall shared filesystem", opts)
+    rules = []
     for client_index, client in enumerate(clients):
         for port_index, ports in enumerate(STORAGE_PORTS[fs.kind]):
-            ingress(f"{name}-storage-{client_index}-{port_index}", group.id, tags, opts, source_group=client.id,
-                    ports=ports, description=f"{fs.kind} clients")
-    egress(f"{name}-storage-out", group.id, tags, opts, cidr=cluster.spec.network.cidr,
-           description="the cluster network only")
+            rules.append(ingress(f"{name}-storage-{client_index}-{port_index}", group.id, tags, opts,
+                                 source_group=client.id, ports=ports, description=f"{fs.kind} clients"))
+    if fs.kind == "fsx-lustre":  # Lustre servers talk to each other on the same ports; FSx refuses a group without
+        rules += [ingress(f"{name}-storage-self-{port_index}", group.id, tags, opts, source_group=group.id,
+                          ports=ports, description="Lustre servers among themselves")
+                  for port_index, ports in enumerate(STORAGE_PORTS[fs.kind])]
+    rules.append(egress(f"{name}-storage-out", group.id, tags, opts, cidr=cluster.spec.network.cidr,
+                        description="the cluster network only"))
+    after_rules = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=rules))
     if fs.kind == "efs":
         filesystem = aws.efs.FileSystem(f"{name}-shared", encrypted=True, creation_token=f"{name}-shared",
                                         tags={**tags, "Name": f"{name}-shared"}, opts=opts)
@@ -153,22 +158,23 @@ def _shared_filesystem(name: str, args: OrgClusterArgs, vpc_id: pulumi.Input[str
     else:
         aws.fsx.LustreFileSystem(f"{name}-shared", storage_capacity=fsx_capacity_gb(fs.size_gb),
                                  deployment_type="SCRATCH_2", subnet_ids=subnets[0].id,
-                                 security_group_ids=[group.id], tags={**tags, "Name": f"{name}-shared"}, opts=opts)
+                                 security_group_ids=[group.id], tags={**tags, "Name": f"{name}-shared"},
+                                 opts=after_rules)
 
 
-def launch_template(name: str, image_id: pulumi.Input[str], instance_type: str, user_data: str,
+def launch_template(name: str, ami: pulumi.Output[aws.ec2.GetAmiResult], instance_type: str, user_data: str,
                     placement: Placement, tags: dict[str, str], opts: pulumi.ResourceOptions,
                     root_gb: int = 100) -> aws.ec2.LaunchTemplate:
     """Private, encrypted, IMDSv2-only machines; tags reach the instances and their volumes."""
     return aws.ec2.LaunchTemplate(
-        name, image_id=image_id, instance_type=instance_type, update_default_version=True,
+        name, image_id=ami.id, instance_type=instance_type, update_default_version=True,
         user_data=base64.b64encode(user_data.encode()).decode(),
         metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(http_tokens="required", http_endpoint="enabled"),
         network_interfaces=[aws.ec2.LaunchTemplateNetworkInterfaceArgs(
             associate_public_ip_address="false", delete_on_termination="true",
             security_groups=list(placement.security_group_ids))],
         block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-            device_name="/dev/xvda", ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+            device_name=ami.root_device_name, ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
                 encrypted="true", volume_size=root_gb, volume_type="gp3", delete_on_termination="true"))],
         tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=tags)
                             for kind in ("instance", "volume")],
@@ -182,7 +188,7 @@ def propagated(tags: dict[str, str]) -> list[aws.autoscaling.GroupTagArgs]:
 def gpu_node_pool(name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions) -> int:
     pool = args.pool
     tags = with_role(pool.tags, "pool")
-    user_data = render_user_data(UserData("pool", pool.name, args.controller_public_key))
+    user_data = machine_user_data("pool", pool.name, args.cluster.spec, args.controller_public_key)
     template = launch_template(f"{name}-nodes", image(GPU_IMAGES, "amazon", opts), pool.spec.instance_type,
                                user_data, args.placement, tags, opts)
     aws.autoscaling.Group(
@@ -199,15 +205,16 @@ def vm_bank(name: str, args: VmBankArgs, opts: pulumi.ResourceOptions) -> dict[s
     AWS picks which warm instance serves a claim: no per-slot address is known here."""
     bank = args.bank
     tags = with_role({**bank.tags, **bank.metadata}, "bank")
-    user_data = render_user_data(UserData("bank", bank.name, args.controller_public_key))
+    user_data = machine_user_data("bank", bank.name, args.cluster.spec, args.controller_public_key)
     template = launch_template(f"{name}-nodes", image(bank.spec.image, "self", opts), bank.spec.flavour,
                                user_data, args.placement, tags, opts)
     aws.autoscaling.Group(
         f"{name}-nodes", min_size=0, desired_capacity=0, max_size=bank.spec.max_size,
         vpc_zone_identifiers=list(args.placement.subnet_ids),
         launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=template.id, version="$Latest"),
-        warm_pool=aws.autoscaling.GroupWarmPoolArgs(pool_state="Stopped", min_size=len(bank.slots),
-                                                    max_group_prepared_capacity=bank.spec.max_size),
+        warm_pool=aws.autoscaling.GroupWarmPoolArgs(
+            pool_state="Stopped", min_size=len(bank.slots),
+            max_group_prepared_capacity=max(bank.spec.idle_target, len(bank.slots))),
         tags=propagated(tags), opts=opts)
     return {}
 
@@ -226,7 +233,7 @@ def job_stack(name: str, args: JobStackArgs, opts: pulumi.ResourceOptions) -> li
     egress(f"{name}-out", group.id, tags, opts, target_group=group.id, description="within the job only")
     user_data = render_user_data(UserData("job", job.name, args.controller_public_key,
                                           intra_cidr=placement.intra_cidr, ssh_from=placement.ssh_from))
-    ami = image(DEBIAN_IMAGES, DEBIAN_OWNER, opts)
+    ami = image(DEBIAN_IMAGES, DEBIAN_OWNER, opts).id
     return [_job_node(f"{name}-node-{index}", ami, job.flavour, placement.subnet_ids, index, group.id,
                       user_data, tags, opts).private_ip
             for index in range(job.nodes)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_openstack as openstack
 
-from squall.programs.clouds import BuiltCluster, described, with_role
+from squall.programs.clouds import BuiltCluster, described, machine_user_data, with_role
 from squall.programs.cloud_init import UserData, render_user_data
 from squall.programs.components import GpuNodePoolArgs, JobStackArgs, OrgClusterArgs, Placement, VmBankArgs
 from squall.programs.design import ClusterDesign
@@ -105,8 +105,8 @@ def org_cluster(name: str, args: OrgClusterArgs, opts: pulumi.ResourceOptions) -
         devices.append(openstack.compute.InstanceBlockDeviceArgs(
             source_type="volume", uuid=data_volume.id, destination_type="volume", boot_index=-1,
             delete_on_termination=False))
-    user_data = render_user_data(UserData("head", cluster.name, args.controller_public_key,
-                                          nfs_export_to=spec.network.cidr if data_volume is not None else None))
+    user_data = machine_user_data("head", cluster.name, spec, args.controller_public_key,
+                                  nfs_export_to=spec.network.cidr if data_volume is not None else None)
     head = openstack.compute.Instance(
         f"{name}-head", name=f"{name}-head", flavor_name=spec.head_node_flavour, availability_zone=cluster.zones[0],
         key_pair=keypair.name, block_devices=devices, networks=[openstack.compute.InstanceNetworkArgs(port=port.id)],
@@ -153,7 +153,7 @@ def gpu_node_pool(name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions
     cluster, pool = args.cluster, args.pool
     assert cluster.spec.openstack is not None
     group = openstack.compute.ServerGroup(f"{name}-group", name=pool.name, policies="anti-affinity", opts=opts)
-    user_data = render_user_data(UserData("pool", pool.name, args.controller_public_key))
+    user_data = machine_user_data("pool", pool.name, cluster.spec, args.controller_public_key)
     image = image_id(cluster.spec.openstack.gpu_image, opts)
     metadata = with_role(pool.tags, "pool")
     for index in range(pool.spec.desired):
@@ -169,7 +169,7 @@ def vm_bank(name: str, args: VmBankArgs, opts: pulumi.ResourceOptions) -> dict[s
     cluster, bank = args.cluster, args.bank
     group = openstack.compute.ServerGroup(f"{name}-group", name=bank.name, policies="soft-anti-affinity",
                                           opts=opts)
-    user_data = render_user_data(UserData("bank", bank.name, args.controller_public_key))
+    user_data = machine_user_data("bank", bank.name, cluster.spec, args.controller_public_key)
     image = image_id(bank.spec.image, opts)
     metadata = with_role({**bank.tags, **bank.metadata}, "bank")
     claimed = {**metadata, "squall-state": "claimed"}

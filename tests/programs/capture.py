@@ -25,11 +25,14 @@ COMPUTED = {
     "openstack:compute/instance:Instance": {"accessIpV4": "192.168.10.10"},
     "openstack:networking/floatingIp:FloatingIp": {"address": "203.0.113.7"},
 }
+# What a data-source lookup answers besides its id (an AMI's own root device name is not always /dev/xvda).
+LOOKUPS = {"aws:ec2/getAmi:getAmi": {"rootDeviceName": "/dev/sda1"}}
 
 
 class Recorder(pulumi.runtime.Mocks):
     def __init__(self, computed: dict[str, dict] | None = None) -> None:
         self.registered: list[tuple[str, str, dict, bool]] = []
+        self.calls: list[tuple[str, dict]] = []  # data-source lookups (token, arguments)
         self.computed = {**COMPUTED, **(computed or {})}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
@@ -37,7 +40,9 @@ class Recorder(pulumi.runtime.Mocks):
         return f"{args.name}-id", {**args.inputs, **self.computed.get(args.typ, {})}
 
     def call(self, args: pulumi.runtime.MockCallArgs):
-        return {"id": f"looked-up-{args.args.get('name') or args.token.rsplit(':', 1)[-1]}"}, []
+        self.calls.append((args.token, dict(args.args)))
+        found = {"id": f"looked-up-{args.args.get('name') or args.token.rsplit(':', 1)[-1]}"}
+        return {**found, **LOOKUPS.get(args.token, {})}, []
 
 
 class ParentMonitor(mocks.MockMonitor):
@@ -47,10 +52,12 @@ class ParentMonitor(mocks.MockMonitor):
         super().__init__(recorder)
         self.parents: dict[tuple[str, str], str] = {}
         self.urns: dict[tuple[str, str], str] = {}
+        self.dependencies: dict[tuple[str, str], list[str]] = {}
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
         self.parents[(request.type, request.name)] = request.parent
+        self.dependencies[(request.type, request.name)] = list(request.dependencies)
         self.urns[(request.type, request.name)] = response.urn
         return response
 
@@ -60,6 +67,11 @@ class Graph:
     components: list[Resource]
     parents: dict[str, str] = field(default_factory=dict)  # urn -> parent urn
     outputs: dict = field(default_factory=dict)  # the stack's exports
+    dependencies: dict[str, list[str]] = field(default_factory=dict)  # urn -> urns it waits for (depends_on)
+    lookups: list[tuple[str, dict]] = field(default_factory=list)  # data-source calls (token, arguments)
+
+    def depends_on(self, resource: Resource, other: Resource) -> bool:
+        return other.urn in self.dependencies.get(resource.urn, [])
 
     def of_type(self, token: str) -> list[Resource]:
         return [r for r in self.resources if r.type == token]
@@ -92,7 +104,8 @@ def evaluate(program: Callable[[], None], config: dict[str, object] | None = Non
         resource = Resource(typ, name, inputs, monitor.urns.get((typ, name), ""))
         (resources if custom else components).append(resource)
     parents = {monitor.urns[key]: parent for key, parent in monitor.parents.items() if key in monitor.urns}
-    return Graph(resources, components, parents, exported)
+    dependencies = {monitor.urns[key]: deps for key, deps in monitor.dependencies.items() if key in monitor.urns}
+    return Graph(resources, components, parents, exported, dependencies, recorder.calls)
 
 
 def stack_config(stack: str) -> dict[str, object]:

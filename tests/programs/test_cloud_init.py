@@ -11,15 +11,18 @@ import yaml
 
 from squall.errors import InvalidInput
 from squall.programs.cloud_init import UserData, check_no_secrets, firewall_rules, render_user_data
-from squall.runtime import runtime_path, runtime_sha256
+from squall.runtime import runtime_path
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeButWellFormedPublicKey controller@squall"
+OPERATOR_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOperatorsOwnPublicKeyForTheTest ops@acme"
 VARIANTS = {
     "job": UserData("job", "acme-main-job-1", KEY, "10.20.0.0/18", ("10.20.192.10/32", "192.0.2.7/32")),
     "head": UserData("head", "acme-main", KEY),
     "pool": UserData("pool", "acme-main-gpu", KEY, job_user="svc-squall"),
     "bank": UserData("bank", "zephy-main-cfd", KEY),
-    "head-nfs": UserData("head", "zephy-main", KEY, nfs_export_to="192.168.10.0/24"),
+    "head-nfs": UserData("head", "zephy-main", KEY, nfs_export_to="192.168.10.0/24", operator="default"),
+    "head-operator": UserData("head", "acme-main", KEY, operator="ops", operator_public_key=OPERATOR_KEY,
+                              boot_script="#!/bin/sh\napt-get install -y htop\n"),
 }
 
 
@@ -35,12 +38,40 @@ def test_every_variant_is_valid_cloud_config(validators, tmp_path, variant):
     proc = schema_check(tmp_path, text)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = yaml.safe_load(text)
-    runtime = next(f for f in doc["write_files"] if f["path"].endswith("/squall_runtime.py"))
-    assert base64.b64decode(runtime["content"]) == runtime_path().read_bytes()
-    assert runtime_sha256() in text
-    assert doc["users"][0]["lock_passwd"] is True and "sudo" not in doc["users"][0]
-    has_firewall = any(f["path"] == "/etc/squall/firewall.nft" for f in doc["write_files"])
-    assert has_firewall is (variant == "job")
+    job_account = doc["users"][-1]
+    assert job_account["lock_passwd"] is True and "sudo" not in job_account
+    assert job_account["ssh_authorized_keys"] == [KEY]
+    files = {f["path"]: f for f in doc.get("write_files", [])}
+    assert ("/etc/squall/firewall.nft" in files) is (variant == "job")
+    assert "squall_runtime" not in text  # the controller pushes the runtime at staging
+
+
+def test_the_runtime_never_rides_in_user_data():
+    """The whole runtime (tens of KB) made every machine's user-data larger than EC2 accepts."""
+    from squall.programs.rules import user_data_size
+
+    assert runtime_path().stat().st_size > 16 * 1024  # why it cannot be embedded
+    for variant, data in VARIANTS.items():
+        size, limit = user_data_size(render_user_data(data), "aws")
+        assert size < limit // 4, variant
+
+
+def test_the_head_keeps_an_operator_account_that_may_sudo():
+    default = yaml.safe_load(render_user_data(VARIANTS["head"]))
+    assert default["users"][0] == "default"  # the cloud's default user survives (cloud-init drops it otherwise)
+    named = yaml.safe_load(render_user_data(VARIANTS["head-operator"]))
+    operator = named["users"][0]
+    assert operator["name"] == "ops" and operator["sudo"] == "ALL=(ALL) NOPASSWD:ALL"
+    assert operator["ssh_authorized_keys"] == [OPERATOR_KEY]
+    boot = next(f for f in named["write_files"] if f["path"] == "/etc/squall/boot.sh")
+    assert base64.b64decode(boot["content"]).startswith(b"#!/bin/sh")
+    assert ["/etc/squall/boot.sh"] in named["runcmd"]
+    job = yaml.safe_load(render_user_data(VARIANTS["job"]))
+    assert [u["name"] for u in job["users"]] == ["squall"]  # job nodes: the job account only
+    with pytest.raises(InvalidInput, match="operator.user"):
+        render_user_data(UserData("head", "x", KEY, operator="squall", operator_public_key=OPERATOR_KEY))
+    with pytest.raises(InvalidInput, match="operator.public_key"):
+        render_user_data(UserData("head", "x", KEY, operator="ops", operator_public_key="not a key"))
 
 
 def test_the_validator_does_catch_a_broken_document(validators, tmp_path):

@@ -121,7 +121,7 @@ def test_openstack_bank_target_5_idle_servers_with_bank_metadata():
 def test_aws_bank_is_a_warm_pool_of_the_target_size():
     graph = evaluate_stack("acme.org.main", bank_sizes={"cfd": 5})
     bank = next(g for g in graph.of_type(ASG) if "cfd" in g.name)
-    assert bank.props["warmPool"] == {"poolState": "Stopped", "minSize": 5, "maxGroupPreparedCapacity": 10}
+    assert bank.props["warmPool"] == {"poolState": "Stopped", "minSize": 5, "maxGroupPreparedCapacity": 5}  # the idle target, not max_size
     assert bank.props["desiredCapacity"] == 0
     assert {t["key"]: t["value"] for t in bank.props["tags"]}["squall-state"] == "idle"
 
@@ -216,7 +216,7 @@ def test_every_user_data_in_the_graph_is_valid_cloud_config(validators, tmp_path
         path.write_text(text)
         proc = subprocess.run(["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert yaml.safe_load(text)["users"][0]["name"] == "squall"
+        assert yaml.safe_load(text)["users"][-1]["name"] == "squall"
 
 
 def test_a_job_stack_without_its_placement_is_refused_by_name():
@@ -236,3 +236,45 @@ def test_bank_slots_name_the_servers_and_claimed_ones_say_so():
     assert states == {"zephy-main-cfd-vm-2": "idle", "zephy-main-cfd-vm-5": "claimed", "zephy-main-cfd-vm-9": "idle"}
     with pytest.raises(InvalidInput, match=r"bank_claimed.cfd: slots \[7\] are not in the bank"):
         evaluate_stack("zephy.org.main", bank_slots={"cfd": [2]}, bank_claimed={"cfd": [7]})
+
+
+# --- provider fixes: each would be refused (or misbehave) on the real provider ---------------------
+
+def test_the_nat_gateway_waits_for_the_internet_gateway():
+    graph = evaluate_stack("acme.org.main")
+    nat = graph.of_type("aws:ec2/natGateway:NatGateway")[0]
+    assert graph.depends_on(nat, graph.of_type("aws:ec2/internetGateway:InternetGateway")[0])
+
+
+def test_fsx_lustre_storage_group_takes_its_own_ports_from_itself_before_the_filesystem():
+    org = {**stack_config("acme.org.main")["squall:org"], "shared_fs": {"kind": "fsx-lustre", "size_gb": 3000}}
+    graph = evaluate_stack("acme.org.main", org=org)
+    storage = next(r for r in graph.of_type("aws:ec2/securityGroup:SecurityGroup") if r.name.endswith("-storage"))
+    self_rules = [r for r in graph.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+                  if r.props.get("referencedSecurityGroupId") == f"{storage.name}-id"
+                  and r.props.get("securityGroupId") == f"{storage.name}-id"]
+    assert sorted((r.props["fromPort"], r.props["toPort"]) for r in self_rules) == [(988, 988), (1018, 1023)]
+    lustre = graph.of_type("aws:fsx/lustreFileSystem:LustreFileSystem")[0]
+    assert all(graph.depends_on(lustre, rule) for rule in self_rules)
+
+
+def test_launch_templates_take_the_root_device_from_the_image_lookup():
+    graph = evaluate_stack("acme.org.main")
+    templates = graph.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    assert templates
+    for template in templates:
+        assert [m["deviceName"] for m in template.props["blockDeviceMappings"]] == ["/dev/sda1"]
+
+
+def test_image_names_and_ids_are_both_looked_up_never_passed_through():
+    graph = evaluate_stack("acme.org.main")
+    bank = next(t for t in graph.of_type("aws:ec2/launchTemplate:LaunchTemplate") if "cfd" in t.name)
+    assert bank.props["imageId"].startswith("looked-up-")  # the stack file says ami-squall-cfd-2026-10
+    filters = [a["filters"][0] for token, a in graph.lookups if token == "aws:ec2/getAmi:getAmi"]
+    assert {"name": "image-id", "values": ["ami-squall-cfd-2026-10"]} in filters
+    assert {"name": "name", "values": ["debian-12-amd64-*"]} in filters
+
+
+def test_a_changed_boot_script_does_not_replace_the_head_node():
+    head = next(r for r in evaluate_stack("acme.org.main").of_type(AWS_INSTANCE) if r.name.endswith("-head"))
+    assert not head.props.get("userDataReplaceOnChange")

@@ -158,9 +158,33 @@ def test_k8s_egress_denied_catches_a_missing_policy():
     assert "k8s-egress-denied" in fired(resources)
 
 
+SCRIPT_20K = "#!/bin/sh\n" + "echo filling the boot script with twenty kilobytes of shell\n" * 340
+
+
+def test_user_data_larger_than_ec2_takes_is_caught_on_instances_and_launch_templates():
+    on_instance = broken("acme.org.main", is_type(AWS_INSTANCE, "head"),
+                         lambda p: p.update(userData=p["userData"] + SCRIPT_20K))
+    assert fired(on_instance) == {"user-data-size"}
+    on_template = broken("acme.org.main", is_type(TEMPLATE), lambda p: p.update(
+        userData=base64.b64encode(base64.b64decode(p["userData"]) + SCRIPT_20K.encode()).decode()))
+    assert fired(on_template) == {"user-data-size"}
+    # OpenStack takes 64 KB (base64-encoded): the same 20 KB passes there, 60 KB does not
+    assert fired(broken("zephy.org.main", is_type(OS_INSTANCE, "head"),
+                        lambda p: p.update(userData=p["userData"] + SCRIPT_20K))) == set()
+    assert fired(broken("zephy.org.main", is_type(OS_INSTANCE, "head"),
+                        lambda p: p.update(userData=p["userData"] + SCRIPT_20K * 3))) == {"user-data-size"}
+
+
+def test_a_warm_pool_larger_than_its_prepared_capacity_is_caught():
+    bad = broken("acme.org.main", is_type("aws:autoscaling/group:Group", "cfd"),
+                 lambda p: p["warmPool"].update(minSize=7, maxGroupPreparedCapacity=3))
+    assert fired(bad) == {"warm-pool-size"}
+
+
 def test_every_rule_has_a_negative_test_here():
     tested = {"no-open-ingress", "no-internet-egress", "no-public-ips-on-compute", "volumes-encrypted",
-              "owner-tags", "no-secrets-in-user-data", "k8s-no-privileged", "k8s-egress-denied"}
+              "owner-tags", "no-secrets-in-user-data", "k8s-no-privileged", "k8s-egress-denied", "user-data-size",
+              "warm-pool-size"}
     assert {rule.name for rule in RULES} == tested
 
 

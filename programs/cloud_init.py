@@ -26,6 +26,8 @@ SECRET_PATTERNS = (
     re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),  # AWS access key ids
     re.compile(r"(?i)\b(secret|password|passwd|token)\b\s*[:=]\s*\S+"),
 )
+JOB_USER = "squall"  # the unprivileged account jobs run as, on every machine Squall makes
+JOB_WORK_ROOT = f"/home/{JOB_USER}/work"  # job folders on a job node (made by the first job's staging)
 USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( [^\n]*)?$")
 
@@ -37,7 +39,7 @@ class UserData:
     controller_public_key: str
     intra_cidr: str | None = None  # job nodes: the job's own network
     ssh_from: tuple[str, ...] = ()  # job nodes: head node / controller addresses
-    job_user: str = "squall"
+    job_user: str = JOB_USER
     nfs_export_to: str | None = None  # head node on OpenStack: export its data volume (/dev/vdb) to this CIDR
     operator: str | None = None  # head node: an account name, else "default" (the cloud's default user)
     operator_public_key: str | None = None  # a named operator's key

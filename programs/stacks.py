@@ -21,6 +21,7 @@ from squall.programs.components import (
     VmBank,
     VmBankArgs,
 )
+from squall.programs.cloud_init import JOB_USER, JOB_WORK_ROOT
 from squall.programs.design import design, design_job_stack, resize
 from squall.programs.settings import JobStackConfig, OrgStackConfig
 
@@ -77,6 +78,8 @@ def job_program(config: JobStackConfig) -> None:
                           settings.gpus) if cluster.spec.cloud == "kubernetes" else None
     stack = JobStack(job.name, JobStackArgs(cluster, job, config.controller_public_key, placement, work))
     pulumi.export("nodes", stack.nodes)
+    pulumi.export("job_user", JOB_USER)  # made by cloud-init with the controller's key; the runtime comes at staging
+    pulumi.export("work_root", JOB_WORK_ROOT)
     pulumi.export("expires_at", job.expires_at)
     pulumi.export("store", config.job.store)
 

@@ -135,9 +135,10 @@ class JumpHost(StrictModel):
 class SiteVars(BaseModel):
     """Squall's variables of one site (``squall_*``); other keys are Ansible's.
 
-    A ``cloud`` site is an HPC site reached through an organisation's head
-    node: each job first gets an ephemeral job stack of ``squall_org_stack``.
-    An ``ssh`` site is a group of plain machines with no scheduler
+    A ``cloud`` site is an organisation's head node (the ``login`` host, a jump
+    host only): each job gets an ephemeral job stack of ``squall_org_stack``
+    whose nodes run its tasks without a scheduler (``squall_scheduler: none``),
+    reached through the head. An ``ssh`` site is a group of plain machines with no scheduler
     (``squall_scheduler: none``, no partitions: each host's CPUs and memory
     are what it reports)."""
 
@@ -160,6 +161,7 @@ class SiteVars(BaseModel):
     squall_jump_host: JumpHost | None = None
     squall_pricing: Pricing | None = None
     squall_energy: Energy | None = None
+    squall_boot_timeout: float = Field(600, gt=0, le=7200)  # cloud: seconds for a job's nodes to answer SSH
 
     @model_validator(mode="after")
     def _org_stack_for_clouds(self) -> "SiteVars":
@@ -170,11 +172,13 @@ class SiteVars(BaseModel):
 
     @model_validator(mode="after")
     def _scheduler_of_the_kind(self) -> "SiteVars":
-        if self.squall_kind == "ssh":
+        if self.squall_kind in ("ssh", "cloud"):
             if self.squall_scheduler != "none":
-                raise ValueError("squall_scheduler: an ssh site has no scheduler (squall_scheduler: none)")
+                raise ValueError(f"squall_scheduler: a{'n' if self.squall_kind == 'ssh' else ''} "
+                                 f"{self.squall_kind} site has no scheduler (squall_scheduler: none)")
             if self.squall_partitions:
-                raise ValueError("squall_partitions: an ssh site has no partitions (they are Slurm's)")
+                raise ValueError(f"squall_partitions: a{'n' if self.squall_kind == 'ssh' else ''} "
+                                 f"{self.squall_kind} site has no partitions (they are Slurm's)")
         else:
             if self.squall_scheduler != "slurm":
                 raise ValueError(f"squall_scheduler: a {self.squall_kind} site runs Slurm (squall_scheduler: slurm)")

@@ -61,7 +61,7 @@ def _ssh_hosts(name: str, home: Path, store: Store, inventory) -> list:
             for host_name, host in inventory.hosts]
 
 
-def _open_remote(name: str, home: Path, store: Store, executor, provisioner=None) -> Site:
+def _open_remote(name: str, home: Path, store: Store, executor) -> Site:
     """A site of SSH hosts from its inventory: ``executor(name, hosts, inventory)`` starts its tasks."""
     from squall.enrolment import resolve_site
     from squall.sites.parts import Provisioner
@@ -70,7 +70,7 @@ def _open_remote(name: str, home: Path, store: Store, executor, provisioner=None
     inventory = resolve_site(store, name)
     hosts = _ssh_hosts(name, home, store, inventory)
     return RemoteSite(name, inventory.vars.squall_kind, store, hosts, executor(name, hosts, inventory),
-                      provisioner(inventory) if provisioner else Provisioner(), inventory.vars)
+                      Provisioner(), inventory.vars)
 
 
 def _slurm(name: str, hosts: list, inventory):
@@ -94,13 +94,14 @@ def _open_ssh(name: str, home: Path, store: Store, config: dict) -> Site:
 
 
 def _open_cloud(name: str, home: Path, store: Store, config: dict) -> Site:
+    from squall.enrolment import resolve_site
     from squall.infra.driver import StackName, engine_for
+    from squall.sites.cloud import CloudSite
     from squall.sites.job_stack import JobStackProvisioner
 
-    def job_stack(inventory):
-        return JobStackProvisioner(name, store, StackName.parse(inventory.vars.squall_org_stack), engine_for(home))
-
-    return _open_remote(name, home, store, _slurm, job_stack)
+    inventory = resolve_site(store, name)
+    stacks = JobStackProvisioner(name, store, StackName.parse(inventory.vars.squall_org_stack), engine_for(home))
+    return CloudSite(name, home, store, inventory, stacks)
 
 
 def _open_kubernetes(name: str, home: Path, store: Store, config: dict) -> Site:

@@ -3,7 +3,7 @@ organisation, destroyed in every case (the runner calls ``down`` whatever happen
 
 from __future__ import annotations
 
-from squall.errors import Refused
+from squall.errors import Refused, SquallError
 from squall.infra import records
 from squall.infra.driver import Engine, StackName
 from squall.infra.job_stacks import JobStacks
@@ -19,12 +19,33 @@ class JobStackProvisioner(Provisioner):
         self.org_stack = org_stack
         self.job_stacks = JobStacks(store, engine)
 
-    def check(self, plan: JobPlan) -> None:
+    def _org(self):
         from squall.programs.stack_files import load_stack
 
-        if load_stack(str(self.org_stack)).org.cloud == "kubernetes":
-            raise Refused(f"site {self.site!r}: jobs on Kubernetes organisations are not run by this version "
-                          "(the Indexed Job program exists; its runner does not)")
+        return load_stack(str(self.org_stack)).org
+
+    def check(self, plan: JobPlan) -> None:
+        org = self._org()
+        if org.cloud == "kubernetes":
+            raise Refused(f"site {self.site!r}: organisation {org.org} is on Kubernetes; register it as a "
+                          "kubernetes site")
+        if org.job_stack is None:
+            raise Refused(f"site {self.site!r}: organisation {org.org} has no job_stack section: no cloud jobs there")
+
+    def node_count(self, plan: JobPlan) -> int:
+        """As many nodes as tasks, at most the organisation's ``job_stack.nodes``."""
+        org = self._org()
+        return max(1, min(len(plan.tasks), org.job_stack.nodes if org.job_stack else 1))
+
+    def nodes(self, plan: JobPlan) -> dict:
+        """The job's nodes as its stack's outputs say: ``addresses``, ``job_user``, ``work_root``."""
+        record = records.stack(self.store, str(self.job_stacks.name(self.org_stack, plan.job_id)))
+        outputs = record.outputs if record else {}
+        if not outputs.get("nodes"):
+            raise SquallError(f"site {self.site!r}: job {plan.job_id} has no job stack with nodes "
+                              f"(state: {record.state if record else 'never created'})")
+        return {"addresses": list(outputs["nodes"]), "job_user": outputs.get("job_user"),
+                "work_root": outputs.get("work_root")}
 
     def up(self, plan: JobPlan, claim: Claim) -> None:
         stack = self.job_stacks.name(self.org_stack, plan.job_id)

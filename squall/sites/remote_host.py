@@ -21,7 +21,7 @@ from pathlib import Path
 
 from squall.errors import MissingDependency, OutputsKept, SquallError
 from squall.results import writing_results
-from squall.runtime import runtime_sha256, runtime_version
+from squall.runtime import runtime_path, runtime_sha256, runtime_version
 from squall.sites.base import Reporter
 from squall.sites.ssh_session import SshSession
 from squall.transfer import sha256_file
@@ -103,6 +103,25 @@ class RemoteHost:
                 f"this controller needs {runtime_version()} ({runtime_sha256()[:12]})",
                 hint=f"squall site enrol {site}",
             )
+
+    def install_runtime(self) -> bool:
+        """Push this controller's runtime file over SFTP unless the host already has that very file
+        (machines made for one job have none); checked by sha256 before it becomes ``current``.
+        Returns whether it was sent."""
+        facts = self.facts()
+        if facts.runtime_sha256 == runtime_sha256():
+            return False
+        folder = f"{facts.home}/.squall/runtime/{runtime_version()}"
+        part = f"{folder}/squall_runtime.py.part"
+        self.ssh.run(["mkdir", "-p", "-m", "700", folder])
+        self.ssh.retrying(lambda: self.ssh.sftp().put(str(runtime_path()), part), "runtime upload")
+        script = ('[ "$(sha256sum < "$1" | cut -d" " -f1)" = "$2" ] && chmod 755 "$1" '
+                  '&& mv -f -- "$1" "$3/squall_runtime.py" && ln -sfn -- "$3" "$4"')
+        out = self.ssh.run(["sh", "-c", script, "sh", part, runtime_sha256(), folder,
+                            f"{facts.home}/.squall/runtime/current"], check=False)
+        if self.facts().runtime_sha256 != runtime_sha256():
+            raise SquallError(f"host {self}: the runtime arrived damaged (sha256 mismatch) {out.strip()}".rstrip())
+        return True
 
     # the job folder ---------------------------------------------------------
 

@@ -37,6 +37,10 @@ class RecordingEngine:
         self.computed = computed if computed is not None else LOCAL
         self.up_seconds = up_seconds  # a cloud's provisioning time, for benchmarks
         self._lock = threading.Lock()  # Pulumi's mocks are process-wide: one evaluation at a time
+        # Real machines standing in for a job stack's nodes (the multi-host test bed): node i of the program
+        # gets job_node_addresses[i]; job_outputs overrides other outputs (the account, the work root).
+        self.job_node_addresses: list[str] = []
+        self.job_outputs: dict[str, Any] = {}
 
     def _maybe_fail(self, operation: str, stack: StackName) -> None:
         self.calls.append((operation, str(stack)))
@@ -61,8 +65,12 @@ class RecordingEngine:
         graph = self._evaluate(stack, program, config, on_event)
         time.sleep(self.up_seconds)
         self.graphs[str(stack)] = self.applied[str(stack)] = graph
-        self.deployed[str(stack)] = graph.outputs
-        return graph.outputs
+        outputs = dict(graph.outputs)
+        if stack.kind == "job" and self.job_node_addresses:
+            outputs["nodes"] = self.job_node_addresses[:len(outputs.get("nodes") or [])]
+            outputs.update(self.job_outputs)
+        self.deployed[str(stack)] = outputs
+        return outputs
 
     def destroy(self, stack: StackName, on_event: OnEvent) -> None:
         self._maybe_fail("destroy", stack)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,18 @@ def leftovers(remote, testbed) -> tuple[list[str], list[str]]:
 def checksums(results: Path) -> dict[str, str]:
     return {str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(results.glob("task-*/**/*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def nodes(testbed, tmp_path_factory) -> dict:
+    """The head and three job nodes, up and enrolled once per session."""
+    from tests.conftest import Squall
+
+    proc = subprocess.run([sys.executable, str(TESTBED), "up", "--nodes", "3"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    facts = json.loads(proc.stdout)["nodes"]
+    operator = Squall(tmp_path_factory.mktemp("operator") / "home", tmp_path_factory.mktemp("work"))
+    enrol = operator.run("site", "enrol", "testbed-nodes", timeout=600)
+    assert enrol.returncode == 0, enrol.stdout[-3000:] + enrol.stderr[-3000:]
+    return facts

@@ -23,21 +23,6 @@ CANARY = "/tmp/sq-canary"
 EVIL = f"x; touch {CANARY}; $(touch {CANARY}) `touch {CANARY}` 'q' \"dq\" sp ace"
 
 
-@pytest.fixture(scope="session")
-def nodes(testbed, tmp_path_factory) -> dict:
-    """The head and three job nodes, up and enrolled once per session."""
-    from tests.conftest import Squall
-
-    proc = subprocess.run([sys.executable, str(TESTBED), "up", "--nodes", "3"], capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    facts = json.loads(proc.stdout)["nodes"]
-    operator = Squall(tmp_path_factory.mktemp("operator") / "home", tmp_path_factory.mktemp("work"))
-    enrol = operator.run("site", "enrol", SITE, timeout=600)
-    assert enrol.returncode == 0, enrol.stdout[-3000:] + enrol.stderr[-3000:]
-    return facts
-
-
 @pytest.fixture
 def site(squall, nodes):
     """A fresh home using the enrolled nodes; asserts no job folder is left on any node after the test."""

@@ -10,7 +10,9 @@ job-node nftables firewall rendered from the same template cloud-init uses
 (in: SSH from the head and the job network; out: the job network only).
 Each node's sshd runs in its own mount namespace where the service account's
 home and the work root are that node's own folders, so a test can prove what
-each node holds. Everything made is recorded in ``nodes.json``; ``down``
+each node holds, and ``/var/lib/cloud`` is the node's own, holding the mark
+cloud-init leaves when it has finished (``instance/boot-finished``; a test
+removes it to play a node still booting). Everything made is recorded in ``nodes.json``; ``down``
 removes it by that record.
 """
 
@@ -30,6 +32,7 @@ PREFIX = "sqtb"
 HEAD_NS = f"{PREFIX}-head"
 CONTROLLER_ADDR, HEAD_ADDR = "10.250.0.1", "10.250.0.2"
 JOB_NET, HEAD_JOB_ADDR = "10.250.1.0/24", "10.250.1.1"
+CLOUD_STATE = Path("/var/lib/cloud")
 
 
 def node_addr(number: int) -> str:
@@ -77,7 +80,10 @@ def _node_view(state: Path, name: str, user: str, key_pub: str, work_root: Path)
     """The node's own home and work root (bound over the real paths inside its mount namespace)."""
     account = pwd.getpwnam(user)
     root = state / "nodes" / name
-    home, work = root / "home", root / "work"
+    home, work, cloud = root / "home", root / "work", root / "cloud"
+    (cloud / "instance").mkdir(parents=True, exist_ok=True)
+    (cloud / "instance" / "boot-finished").write_text("booted by tests/testbed/nodes.py\n")
+    CLOUD_STATE.mkdir(parents=True, exist_ok=True)  # the mount point (empty on this machine)
     for path, mode in ((root, 0o711), (home, 0o700), (home / ".ssh", 0o700), (work, 0o700)):
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, mode)
@@ -149,7 +155,7 @@ def up(state: Path, count: int, user: str, key: Path, work_root: Path) -> dict:
         config.write_text(_sshd_config(state, name, node_addr(number), user))
         home = pwd.getpwnam(user).pw_dir
         script = (f'mount --bind "$1/home" {home} && mount --bind "$1/work" {work_root} '
-                  f'&& exec /usr/sbin/sshd -D -e -f {config}')
+                  f'&& mount --bind "$1/cloud" {CLOUD_STATE} && exec /usr/sbin/sshd -D -e -f {config}')
         made["argv"][name] = ["nsenter", f"--net=/run/netns/{ns}", "unshare", "--mount", "--propagation", "private",
                               "sh", "-c", script, "sh", str(view)]
         made["pids"][name] = _daemon(state, name, made["argv"][name])

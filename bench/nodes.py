@@ -138,7 +138,7 @@ def nodes_figures(runs: int, total_mib: int, files: int, home: Path, work: Path,
 
     site = open_site(SITE, home, store)
     node = site.hosts[0]
-    runtime, work_root = node.runtime, node.work_root
+    runtime, work_root = node.runtime(), node.work_root
     control = work / "control"
     control.mkdir()
     hand = Hand(facts, testbed["key"], testbed["user"], control)

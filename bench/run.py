@@ -226,7 +226,7 @@ def hpc_figures(runs: int, total_mib: int, files: int, home: Path, work: Path) -
     site = open_site("testbed", home, store)
     if subprocess.run([str(BIN / "squall"), "-q", "site", "health", "testbed"], env=env,
                       capture_output=True).returncode != 0 or not site.hosts[0].ssh.run(
-                          ["sha256sum", site.runtime]).startswith(runtime_sha256()):
+                          ["sha256sum", site.hosts[0].runtime()]).startswith(runtime_sha256()):
         subprocess.run([str(BIN / "squall"), "-q", "site", "enrol", "testbed"], env=env, check=True)
     spec_dir = work / "hpc-noop"
     spec_dir.mkdir()
@@ -255,7 +255,7 @@ def hpc_figures(runs: int, total_mib: int, files: int, home: Path, work: Path) -
                 handle.write(json.dumps({"format": TASK_FORMAT, "job_id": "b", "index": index, "count": 4, "command": ["true"],
                                          "walltime": 60, "outputs": ["**"]}))
         with sftp.open(f"{root}/job.sh", "w") as handle:
-            handle.write(f"#!/bin/bash\nexec python3 {site.runtime} run {root}/task-$SLURM_ARRAY_TASK_ID\n")
+            handle.write(f"#!/bin/bash\nexec python3 {site.hosts[0].runtime()} run {root}/task-$SLURM_ARRAY_TASK_ID\n")
 
         def run(command: str) -> str:
             _, out, _ = client.exec_command(command)

@@ -145,13 +145,16 @@ class JobResult:
     job: JobRow
     tasks: list[TaskRow]
     usage: dict | None = None  # the usage record, once the job is settled
+    site_exit_code: int | None = None  # the job failed because its site could not be reached (exit 5)
 
     @classmethod
     def load(cls, store: Store, job_id: str) -> "JobResult":
         job = store.job(job_id)
         assert job is not None, job_id
         usage = store.rows("SELECT record FROM usage WHERE job_id = ?", (job_id,))
-        return cls(job, store.tasks(job_id), json.loads(usage[0][0]) if usage else None)
+        codes = [e.detail["exit_code"] for e in store.journal(job_id) if e.event == "error" and "exit_code" in e.detail]
+        return cls(job, store.tasks(job_id), json.loads(usage[0][0]) if usage else None,
+                   codes[-1] if codes and job.status == "failed" else None)
 
     def cost(self) -> dict:
         """The estimate the job was admitted with, and what it cost (once settled)."""

@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from squall.admission import Admission, admit
-from squall.errors import Interrupted, InvalidInput, OutputsKept, SquallError
+from squall.errors import Interrupted, InvalidInput, OutputsKept, SiteUnreachable, SquallError
 from squall.interrupts import SignalGuard
 from squall.jobs import JobResult, cancel_unstarted, close_job, new_job_id, new_plan, plan_from_store
 from squall.locks import ControllerLock, PollLock
@@ -252,8 +252,9 @@ class Runner:
             self.store.record(plan.job_id, self._phase(plan), "cancelled")
             return None
         message = exc.message if isinstance(exc, SquallError) else f"internal error: {exc!r}"
+        code = {"exit_code": int(exc.exit_code)} if isinstance(exc, SiteUnreachable) else {}
         self.store.record(
-            plan.job_id, self._phase(plan), "error", message=message, traceback=traceback.format_exc()
+            plan.job_id, self._phase(plan), "error", message=message, traceback=traceback.format_exc(), **code
         )
         return message
 

@@ -29,7 +29,7 @@ def show_result(app: App, result, journal: list | None = None) -> int:
         return int(ExitCode.OK)
     if data["status"] == "incomplete":  # outputs wait at the site for 'job attach'
         return int(ExitCode.OUTPUTS_KEPT)
-    return int(ExitCode.JOB_FAILED)
+    return result.site_exit_code or int(ExitCode.JOB_FAILED)
 
 
 def _show_text(app: App, data: dict) -> None:

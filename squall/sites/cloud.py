@@ -138,7 +138,14 @@ class CloudSite(Site):
         return self._job(plan).read_log(plan, index, stream, offset)
 
     def down(self, plan: JobPlan) -> None:
-        """The nodes go with the stack, so nothing is stopped on them first; the stack goes in every case."""
+        """The stack goes in every case, and its nodes with it. Before, one attempt per node to stop what
+        runs and remove the job folder, so nothing runs on if the destroy fails (a node that does not answer
+        is not waited for)."""
+        try:
+            if plan.job_id in self._jobs or self.provisioner.has_nodes(plan):
+                each_host(_stop_quickly(plan), {host: None for host in self._job(plan).hosts})
+        except SquallError as exc:  # unusable outputs: still destroy
+            self.store.record(plan.job_id, "down", "nodes-not-stopped", error=exc.message)
         try:
             self.provisioner.down(plan)
         finally:
@@ -173,3 +180,12 @@ class CloudSite(Site):
             job.close()
         self._jobs.clear()
 
+
+
+def _stop_quickly(plan: JobPlan):
+    def stop(host: RemoteHost, _item: None) -> None:
+        try:
+            host.agent("stop", host.job_dir(plan.job_id), "remove", retry=False)
+        except SquallError:
+            pass  # the node goes with the stack
+    return stop

@@ -37,6 +37,10 @@ class JobStackProvisioner(Provisioner):
         org = self._org()
         return max(1, min(len(plan.tasks), org.job_stack.nodes if org.job_stack else 1))
 
+    def has_nodes(self, plan: JobPlan) -> bool:
+        record = records.stack(self.store, str(self.job_stacks.name(self.org_stack, plan.job_id)))
+        return bool(record and record.state == "up" and record.outputs.get("nodes"))
+
     def nodes(self, plan: JobPlan) -> dict:
         """The job's nodes as its stack's outputs say: ``addresses``, ``job_user``, ``work_root``."""
         record = records.stack(self.store, str(self.job_stacks.name(self.org_stack, plan.job_id)))

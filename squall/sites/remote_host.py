@@ -73,14 +73,13 @@ class RemoteHost:
             raise SquallError(f"job id {job_id!r} is not a Squall job id")
         return f"{self.work_root}/squall-{job_id}"
 
-    @property
-    def runtime(self) -> str:
+    def runtime(self, retry: bool = True) -> str:
         if self._home is None:
-            self._home = self.ssh.run(["printenv", "HOME"]).strip()
+            self._home = self.ssh.run(["printenv", "HOME"], retry=retry).strip()
         return f"{self._home}/{RUNTIME}"
 
     def agent(self, *args: str, stdin: bytes | None = None, retry: bool = True) -> dict:
-        return json.loads(self.ssh.run(["python3", self.runtime, *args], stdin=stdin, retry=retry))
+        return json.loads(self.ssh.run(["python3", self.runtime(retry), *args], stdin=stdin, retry=retry))
 
     def facts(self) -> HostFacts:
         """Home, CPUs, memory and the installed runtime's sha256, in one round trip (a fixed script)."""
@@ -97,7 +96,7 @@ class RemoteHost:
             raise MissingDependency(f"site {site!r}: host {self} has no Squall runtime installed",
                                     hint=f"squall site enrol {site}")
         if facts.runtime_sha256 != runtime_sha256():
-            version = self.ssh.run(["python3", self.runtime, "version"], check=False).strip()
+            version = self.ssh.run(["python3", self.runtime(), "version"], check=False).strip()
             raise MissingDependency(
                 f"site {site!r}: host {self} runs Squall runtime {version or '?'} ({facts.runtime_sha256[:12]}), "
                 f"this controller needs {runtime_version()} ({runtime_sha256()[:12]})",

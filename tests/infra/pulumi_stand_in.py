@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A stand-in ``pulumi`` executable: records each call (argv, the environment Squall sets) and answers
-the few commands the Automation API reads back. It runs no program and creates nothing."""
+the few commands the Automation API reads back. It runs no program and creates nothing; every stack's
+outputs are ``$STAND_IN_OUTPUTS`` (JSON) when set."""
 
 import json
 import os
@@ -27,7 +28,7 @@ if "--event-log" in args:  # what a real engine reports: one resource step, then
 if args[:1] == ["version"]:
     print("v3.200.0")
 elif args[:2] == ["stack", "output"]:
-    print(json.dumps({"head_address": "10.20.0.10"}))
+    print(os.environ.get("STAND_IN_OUTPUTS") or json.dumps({"head_address": "10.20.0.10"}))
 elif args[:2] == ["stack", "history"]:
     print(json.dumps(HISTORY))
 elif args[:2] == ["stack", "ls"]:

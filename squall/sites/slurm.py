@@ -91,7 +91,7 @@ class SlurmExecutor(Executor):
             partition=self.partition_for(plan).name, cpus=res.cpus,
             memory_mb=(res.memory_bytes or 0) // (1 << 20), gpus=res.gpus,
             slurm_time=f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}",
-            job_dir=self.login.job_dir(plan.job_id), runtime=self.login.runtime,
+            job_dir=self.login.job_dir(plan.job_id), runtime=self.login.runtime(),
         )
 
     def launch(self, plan: JobPlan) -> dict:

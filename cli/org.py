@@ -1,11 +1,11 @@
-"""``squall org preview | up | down | status ORG`` and ``squall pool scale ORG POOL --size N``."""
+"""``squall org preview | up | down | status | validate ORG`` and ``squall pool scale ORG POOL --size N``."""
 
 from __future__ import annotations
 
 import click
 
-from squall.cli.context import App, confirm, yes_option
-from squall.cli.stacks import event_printer, stack_command
+from squall.cli.context import App, confirm, output_option, pass_app, yes_option
+from squall.cli.stacks import event_printer, name_option, stack_command
 
 
 def _orgs(app: App):
@@ -81,6 +81,36 @@ def status_cmd(app: App, org: str, name: str) -> None:
         app.say(f"  pool {pool}: desired {sizes['desired']} (min {sizes['min']}, max {sizes['max']})")
     for bank, info in status["banks"].items():
         app.say(f"  bank {bank}: target {info['target']}, {len(info['slots'])} VM(s)")
+
+
+@org_group.command("validate")
+@click.argument("org")
+@name_option
+@output_option
+@pass_app
+def validate_cmd(app: App, org: str, name: str) -> None:
+    """Check the organisation's stack file offline (no Pulumi CLI, no cloud): the design, the programs under
+    Pulumi's mocks, every security rule and provider limit. Exit 0 clean, 4 on a violation, 2 on an invalid
+    file."""
+    from squall.errors import ExitCode
+    from squall.infra.validation import validate_org
+
+    report = validate_org(_stack(org, name))
+    if app.json:
+        app.emit(report.to_dict())
+    else:
+        app.say(f"{report.stack} ({report.cloud}): {'clean' if report.clean else 'VIOLATIONS'} "
+                f"({report.seconds:.1f} s)")
+        for where, counts in report.resources.items():
+            app.say(f"  {where} stack: {sum(counts.values())} resources")
+            for kind, count in counts.items():
+                app.say(f"    {count:4d}  {kind}")
+        for item in report.user_data:
+            app.say(f"  user-data {item['resource']}: {item['bytes']} of {item['limit']} bytes")
+        for where, violation in report.violations:
+            app.say(f"  violation ({where} stack) {violation}")
+    if not report.clean:
+        click.get_current_context().exit(int(ExitCode.REFUSED))
 
 
 @click.group("pool")

@@ -162,7 +162,7 @@ def _ports(entry: Mapping[str, Any]) -> tuple[float, float] | None:
     return (float(low), float(high)) if low is not None and high is not None else None
 
 
-def _user_data(resource: Resource) -> str | None:
+def user_data_of(resource: Resource) -> str | None:
     props = resource.props
     if resource.type == "aws:ec2/launchTemplate:LaunchTemplate" or "userDataBase64" in props:
         encoded = props.get("userData") or props.get("userDataBase64")
@@ -290,7 +290,7 @@ def owner_tags_present(graph: Sequence[Resource]) -> Iterator[Violation]:
 
 def no_secrets_in_user_data(graph: Sequence[Resource]) -> Iterator[Violation]:
     for resource in graph:
-        text = _user_data(resource)
+        text = user_data_of(resource)
         if text is None:
             continue
         try:
@@ -313,7 +313,7 @@ def user_data_size(text: str, cloud: str) -> tuple[int, int]:
 
 def user_data_within_limits(graph: Sequence[Resource]) -> Iterator[Violation]:
     for resource in graph:
-        text = _user_data(resource)
+        text = user_data_of(resource)
         cloud = resource.type.split(":", 1)[0]
         if text is None or cloud not in USER_DATA_LIMITS:
             continue

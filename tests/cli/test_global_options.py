@@ -29,7 +29,7 @@ COMMANDS = [
     (["job", "run"], 2), (["job", "run", "missing.yaml"], 2), (["job", "cancel", "nope"], 2),
     (["job", "attach", "nope"], 2), (["job", "schema"], 0), (["site", "list"], 0), (["site", "show", "nope"], 2),
     (["site", "add", "x"], 2), (["site", "remove", "nope"], 2), (["site", "check"], 2), (["gc", "--dry-run"], 0),
-    (["gc"], 2), (["version"], 0), (["org", "status", "nope"], 2), (["bank", "status"], 2), (["env", "down"], 2),
+    (["gc"], 2), (["version"], 0), (["org", "status", "nope"], 2), (["org", "validate", "nope"], 2), (["bank", "status"], 2), (["env", "down"], 2),
     (["nosuchcommand"], 2), (["site", "enrol", "nope"], 2), (["site", "health", "nope"], 2),
     (["site", "unenrol", "nope", "--yes"], 2), (["org", "preview"], 2), (["org", "up", "nope"], 2),
     (["org", "down", "nope", "--yes"], 2), (["pool", "scale", "nope"], 2), (["bank", "fill", "nope"], 2),

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from squall.errors import InvalidInput
+from squall.errors import InvalidInput, Refused
 from squall.validation import StrictModel, validate
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")]
@@ -49,7 +49,7 @@ class PoolSpec(StrictModel):
     max: int = Field(ge=0, le=1000)
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[Taint] = Field(default_factory=list)
-    # Kubernetes: what one node of the pool brings to the namespace's quota.
+    # What one node of the pool has: Kubernetes counts it into the namespace quota; GPU cloud jobs are fitted on it.
     cpus_per_node: int = Field(8, ge=1, le=1024)
     memory_gib_per_node: int = Field(64, ge=1, le=16384)
 
@@ -80,6 +80,9 @@ class BankSpec(StrictModel):
 class JobStackSpec(StrictModel):
     nodes: int = Field(1, ge=1, le=1000)
     flavour: str = Field(min_length=1)
+    # What one machine of ``flavour`` has; a job asking more per task is refused before anything is made.
+    cpus: int | None = Field(None, ge=1, le=1024)
+    memory_gib: float | None = Field(None, gt=0, le=16384)
     ttl_hours: float = Field(4, gt=0, le=24 * 14)
     image: str | None = None  # OpenStack image name or Kubernetes container image; AWS looks the AMI up
 
@@ -206,6 +209,15 @@ class ClusterDesign:
 
 
 @dataclass(frozen=True)
+class JobMachine:
+    """What a job's nodes are: the job flavour, or a GPU pool's instance type (and the GPU image)."""
+
+    flavour: str
+    gpus: int = 0
+    pool: str | None = None  # the GPU pool whose instance type this is
+
+
+@dataclass(frozen=True)
 class JobStackDesign:
     name: str  # <org>-<cluster>-job-<job-id>
     nodes: int
@@ -213,6 +225,32 @@ class JobStackDesign:
     tags: dict[str, str]
     expires_at: int
     ttl_seconds: int
+    gpu: bool = False  # the nodes boot the organisation's GPU image
+
+
+def job_machine(spec: OrgSpec, cpus: float, memory_gib: float, gpus: int) -> JobMachine:
+    """The machine one task of this size runs on: the job flavour without GPUs, else the GPU pool with the
+    fewest GPUs that fit. ``Refused`` (exit 4) names what is missing when nothing fits."""
+    template = spec.job_stack
+    if template is None:
+        raise Refused(f"organisation {spec.org}: no job_stack section, so no cloud jobs")
+    if gpus == 0:
+        short = [f"{what} (a task asks {asked:g}, {template.flavour} has {has:g})"
+                 for what, asked, has in (("cpus", cpus, template.cpus), ("memory_gib", memory_gib, template.memory_gib))
+                 if has is not None and asked > has]
+        if short:
+            raise Refused(f"resources: no machine of organisation {spec.org} fits a task: " + "; ".join(short),
+                          hint="ask less per task, or give job_stack a larger flavour (and its cpus/memory_gib)")
+        return JobMachine(template.flavour)
+    fitting = sorted((p for p in spec.pools if p.gpus_per_node >= gpus and p.cpus_per_node >= cpus
+                      and p.memory_gib_per_node >= memory_gib), key=lambda p: (p.gpus_per_node, p.name))
+    if not fitting:
+        offered = ", ".join(f"{p.name}: {p.gpus_per_node} GPUs, {p.cpus_per_node} cpus, {p.memory_gib_per_node} GiB"
+                            for p in spec.pools if p.gpus_per_node) or "none"
+        raise Refused(f"resources: organisation {spec.org} has no GPU machine for a task asking {gpus} GPU(s), "
+                      f"{cpus:g} cpus, {memory_gib:g} GiB (GPU pools: {offered})",
+                      hint="ask fewer GPUs per task, or add a pool with gpus_per_node to the organisation")
+    return JobMachine(fitting[0].instance_type, fitting[0].gpus_per_node, fitting[0].name)
 
 
 def load_org(raw: object, source: str = "organisation") -> OrgSpec:
@@ -248,7 +286,7 @@ def design(spec: OrgSpec, stack: str | None = None) -> ClusterDesign:
 
 
 def design_job_stack(cluster: ClusterDesign, job_id: str, now: float, nodes: int | None = None,
-                     store: str = "") -> JobStackDesign:
+                     store: str = "", machine: JobMachine | None = None) -> JobStackDesign:
     """An ephemeral job stack of the organisation, tagged with its expiry (and the store that made it)."""
     template = cluster.spec.job_stack
     if not JOB_ID.match(job_id):
@@ -262,7 +300,10 @@ def design_job_stack(cluster: ClusterDesign, job_id: str, now: float, nodes: int
     tags = {**cluster.tags, "squall:job": job_id, "squall:expires": str(int(now) + ttl)}
     if store:
         tags["squall:store"] = store
-    return JobStackDesign(f"{cluster.name}-job-{job_id}", count, template.flavour, tags, int(now) + ttl, ttl)
+    if machine is not None and machine.pool:
+        tags["squall:pool"] = machine.pool
+    return JobStackDesign(f"{cluster.name}-job-{job_id}", count, machine.flavour if machine else template.flavour,
+                          tags, int(now) + ttl, ttl, gpu=bool(machine and machine.gpus))
 
 
 def _zones(spec: OrgSpec) -> tuple[str, ...]:

@@ -87,7 +87,7 @@ def evaluate(program: Callable[[], None], config: dict[str, object] | None = Non
     ``computed`` adds outputs a provider would compute, by resource type (addresses …)."""
     recorder = Recorder(computed)
     monitor = ParentMonitor(recorder)
-    pulumi.runtime.settings.set_root_resource(None)  # a fresh root Stack: its exports and URNs are per run
+    pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]  # a fresh root Stack per run
     pulumi.runtime.set_mocks(recorder, project="squall", stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config({key: value if isinstance(value, str) else json.dumps(value)
                                    for key, value in (config or {}).items()})

@@ -35,13 +35,15 @@ class JobSettings(StrictModel):
     # The Squall store that made the stack: in its tags and outputs, so another store's gc leaves it alone.
     store: str = Field("", pattern=r"^([a-z0-9][a-z0-9-]{0,62})?$")
     nodes: int | None = Field(None, ge=1, le=1000)
-    # Kubernetes only: what each indexed pod runs.
     tasks: int = Field(1, ge=1, le=100_000)
-    image: str = "python:3.12-slim"
-    command: list[str] = Field(default_factory=lambda: ["sleep", "1"], min_length=1)
+    # One task's resources: they choose the machine (the job flavour or a GPU pool's) and, on Kubernetes,
+    # each indexed pod's requests.
     cpus: float = Field(1, gt=0)
     memory_gib: float = Field(2, gt=0)
     gpus: int = Field(0, ge=0)
+    # Kubernetes only: what each indexed pod runs.
+    image: str = "python:3.12-slim"
+    command: list[str] = Field(default_factory=lambda: ["sleep", "1"], min_length=1)
 
 
 class PlacementSettings(StrictModel):

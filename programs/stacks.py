@@ -22,7 +22,7 @@ from squall.programs.components import (
     VmBankArgs,
 )
 from squall.programs.cloud_init import JOB_USER, JOB_WORK_ROOT
-from squall.programs.design import design, design_job_stack, resize
+from squall.programs.design import design, design_job_stack, job_machine, resize
 from squall.programs.settings import JobStackConfig, OrgStackConfig
 
 
@@ -68,12 +68,14 @@ def job_program(config: JobStackConfig) -> None:
     """One cloud job's ephemeral stack, tagged with its expiry."""
     tune_collector()
     cluster = design(config.org, pulumi.get_stack())
-    job = design_job_stack(cluster, config.job.id, now=config.job.created_at, nodes=config.job.nodes,
-                           store=config.job.store)
+    settings = config.job
+    machine = job_machine(config.org, settings.cpus, settings.memory_gib, settings.gpus) \
+        if cluster.spec.cloud != "kubernetes" else None
+    job = design_job_stack(cluster, settings.id, now=settings.created_at, nodes=settings.nodes,
+                           store=settings.store, machine=machine)
     where = config.placement
     placement = Placement(subnet_ids=where.subnet_ids, vpc_id=where.vpc_id, network_id=where.network_id,
                           intra_cidr=where.intra_cidr, ssh_from=tuple(where.ssh_from))
-    settings = config.job
     work = KubernetesWork(settings.image, settings.command, settings.tasks, settings.cpus, settings.memory_gib,
                           settings.gpus) if cluster.spec.cloud == "kubernetes" else None
     stack = JobStack(job.name, JobStackArgs(cluster, job, config.controller_public_key, placement, work))

@@ -233,7 +233,7 @@ def job_stack(name: str, args: JobStackArgs, opts: pulumi.ResourceOptions) -> li
     egress(f"{name}-out", group.id, tags, opts, target_group=group.id, description="within the job only")
     user_data = render_user_data(UserData("job", job.name, args.controller_public_key,
                                           intra_cidr=placement.intra_cidr, ssh_from=placement.ssh_from))
-    ami = image(DEBIAN_IMAGES, DEBIAN_OWNER, opts).id
+    ami = (image(GPU_IMAGES, "amazon", opts) if job.gpu else image(DEBIAN_IMAGES, DEBIAN_OWNER, opts)).id
     return [_job_node(f"{name}-node-{index}", ami, job.flavour, placement.subnet_ids, index, group.id,
                       user_data, tags, opts).private_ip
             for index in range(job.nodes)]

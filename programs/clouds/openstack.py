@@ -192,8 +192,9 @@ def job_stack(name: str, args: JobStackArgs, opts: pulumi.ResourceOptions) -> li
     rule(f"{name}-out", group, "job", "egress", "within the job only", opts, remote_group=group.id)
     user_data = render_user_data(UserData("job", job.name, args.controller_public_key,
                                           intra_cidr=placement.intra_cidr, ssh_from=placement.ssh_from))
-    image = image_id(cluster.spec.job_stack.image if cluster.spec.job_stack and cluster.spec.job_stack.image
-                     else cluster.spec.openstack.head_image, opts)
+    template = cluster.spec.job_stack
+    image = image_id(cluster.spec.openstack.gpu_image if job.gpu else
+                     template.image if template and template.image else cluster.spec.openstack.head_image, opts)
     job_placement = Placement(network_id=placement.network_id, security_group_names=[group.name])
     metadata = with_role(job.tags, "job")
     return [server(f"{name}-node-{index}", cluster, job.flavour, image, job_placement, metadata, user_data, opts,

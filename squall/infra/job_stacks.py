@@ -59,7 +59,8 @@ class JobStacks:
                work: dict[str, Any] | None = None) -> dict[str, Any]:
         """Up the job's stack (as many nodes as tasks, at most the organisation's job_stack.nodes).
 
-        ``work`` is what a Kubernetes job's pods run (image, command, cpus, memory_gib, gpus)."""
+        ``work`` holds one task's cpus, memory_gib and gpus (they pick the machine), and on Kubernetes what
+        the pods run (image, command)."""
         org = Orgs(self.store, self.engine, self.stacks_dir).settings(org_stack)
         require_sdks(org.org.cloud)
         if org.org.job_stack is None:

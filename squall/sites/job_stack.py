@@ -25,12 +25,17 @@ class JobStackProvisioner(Provisioner):
         return load_stack(str(self.org_stack)).org
 
     def check(self, plan: JobPlan) -> None:
+        """Refused (exit 4) before anything is made: a Kubernetes organisation, no job stacks, or no machine
+        of the organisation fits one task."""
+        from squall.programs.design import job_machine
+
         org = self._org()
         if org.cloud == "kubernetes":
             raise Refused(f"site {self.site!r}: organisation {org.org} is on Kubernetes; register it as a "
                           "kubernetes site")
         if org.job_stack is None:
             raise Refused(f"site {self.site!r}: organisation {org.org} has no job_stack section: no cloud jobs there")
+        job_machine(org, *task_resources(plan).values())
 
     def node_count(self, plan: JobPlan) -> int:
         """As many nodes as tasks, at most the organisation's ``job_stack.nodes``."""
@@ -54,7 +59,7 @@ class JobStackProvisioner(Provisioner):
     def up(self, plan: JobPlan, claim: Claim) -> None:
         stack = self.job_stacks.name(self.org_stack, plan.job_id)
         claim("stack", str(stack))  # the lease exists before the stack does
-        self.job_stacks.create(self.org_stack, plan.job_id, len(plan.tasks))
+        self.job_stacks.create(self.org_stack, plan.job_id, len(plan.tasks), task_resources(plan))
 
     def down(self, plan: JobPlan) -> None:
         self.job_stacks.destroy(self.job_stacks.name(self.org_stack, plan.job_id), plan.job_id)
@@ -69,3 +74,13 @@ class JobStackProvisioner(Provisioner):
             return False
         self.job_stacks.destroy(StackName.parse(resource.resource), resource.job_id)
         return True
+
+
+DEFAULT_MEMORY_GIB = 2.0  # a task whose spec names no memory is given this on a cloud machine or pod
+
+
+def task_resources(plan: JobPlan) -> dict:
+    """One task's cpus, memory (GiB) and GPUs, as the job stack's settings name them."""
+    res = plan.spec.resources
+    memory = res.memory_bytes / (1 << 30) if res.memory_bytes else DEFAULT_MEMORY_GIB
+    return {"cpus": res.cpus, "memory_gib": round(memory, 3), "gpus": res.gpus}

@@ -21,7 +21,7 @@ from squall.infra.driver import Engine, StackName
 from squall.infra.job_stacks import JobStacks
 from squall.sites.base import Capability, Claim, CollectedTask, JobPlan, LiveResource, Reporter, Site, TaskState
 from squall.sites.kubernetes_api import JobApi, task_states
-from squall.spec import parse_memory
+from squall.sites.job_stack import task_resources
 from squall.store import Store
 
 # The user's command is passed as an argument of a fixed script: it is never pasted into shell text.
@@ -84,10 +84,9 @@ class KubernetesSite(Site):
         claim("stack", str(stack))
         spec = plan.spec
         command = spec.command if isinstance(spec.command, str) else shlex.join(spec.command or [])
-        memory = parse_memory(spec.resources.memory) / (1 << 30) if spec.resources.memory else 2
         self.job_stacks.create(self.org_stack, plan.job_id, len(plan.tasks), work={
             "image": spec.image, "command": ["sh", "-c", TASK_SCRIPT, "squall-task", command],
-            "cpus": spec.resources.cpus, "memory_gib": round(memory, 3), "gpus": spec.resources.gpus})
+            **task_resources(plan)})
 
     def stage(self, plan: JobPlan, reporter: Reporter) -> None:
         """Nothing to stage: check() refused inputs."""

@@ -248,3 +248,14 @@ def test_job_run_through_the_real_cli_and_automation_adapter(squall, nodes, wind
     assert any(c[0] == "destroy" and c[-2:] == ["--stack", stack] for c in ran)
     assert ["stack", "rm", "--yes", stack] in [c[:4] for c in ran]
     assert job_folders(nodes) == []
+
+
+def test_a_job_no_machine_of_the_organisation_fits_is_refused_before_anything_is_made(cloud, make_spec, tmp_path):
+    from squall.errors import Refused
+
+    runner, store, engine, home = cloud
+    spec = make_spec({"name": "big", "command": "nvidia-smi", "resources": {"gpus": 4}})
+    with pytest.raises(Refused, match="no GPU machine for a task asking 4 GPU"):
+        runner.submit(load_spec(spec), "zcloud", tmp_path / "results")
+    assert [c for c in engine.calls if ".job." in c[1]] == []
+    assert store.jobs() == []

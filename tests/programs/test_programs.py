@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -278,3 +279,45 @@ def test_image_names_and_ids_are_both_looked_up_never_passed_through():
 def test_a_changed_boot_script_does_not_replace_the_head_node():
     head = next(r for r in evaluate_stack("acme.org.main").of_type(AWS_INSTANCE) if r.name.endswith("-head"))
     assert not head.props.get("userDataReplaceOnChange")
+
+
+# --- the job's machines follow its resources ----------------------------------------------------------
+
+def job_stack_for(stack: str, **resources: object):
+    job = {**stack_config(stack)["squall:job"], **resources}
+    return evaluate_stack(stack, job=job)
+
+
+def test_a_gpu_job_on_aws_gets_the_gpu_pool_instance_type_and_the_gpu_image():
+    graph = job_stack_for("acme.job.example", gpus=1, cpus=8, memory_gib=64)
+    nodes = graph.of_type(AWS_INSTANCE)
+    assert nodes and {n.props["instanceType"] for n in nodes} == {"p4d.24xlarge"}
+    assert {n.props["tags"]["squall:pool"] for n in nodes} == {"gpu-a100"}
+    names = [a["filters"][0]["values"][0] for token, a in graph.lookups if token == "aws:ec2/getAmi:getAmi"]
+    assert names == ["Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *"]
+    plain = job_stack_for("acme.job.example")
+    assert {n.props["instanceType"] for n in plain.of_type(AWS_INSTANCE)} == {"c6i.4xlarge"}
+
+
+def test_a_gpu_job_on_openstack_gets_the_gpu_flavour_and_image():
+    graph = job_stack_for("zephy.job.example", gpus=2)
+    nodes = graph.of_type("openstack:compute/instance:Instance")
+    assert {n.props["flavorName"] for n in nodes} == {"g1.v100x2"}
+    images = [a["name"] for token, a in graph.lookups if token == "openstack:images/getImage:getImage"]
+    assert images == ["debian-12-nvidia"]
+
+
+@pytest.mark.parametrize("resources, named", [
+    ({"gpus": 4}, "4 GPU(s)"),  # zephy's only GPU pool has 2 per node
+    ({"cpus": 12}, "cpus (a task asks 12, c2.xlarge has 8)"),
+    ({"memory_gib": 48}, "memory_gib (a task asks 48, c2.xlarge has 32)"),
+])
+def test_a_job_no_machine_fits_is_refused_naming_what_is_missing(resources, named):
+    from squall.errors import Refused
+    from squall.programs.design import job_machine
+    from squall.programs.stack_files import load_stack
+
+    org = load_stack("zephy.org.main").org
+    asked = {"cpus": 1, "memory_gib": 2, "gpus": 0, **resources}
+    with pytest.raises(Refused, match=re.escape(named)):
+        job_machine(org, asked["cpus"], asked["memory_gib"], asked["gpus"])

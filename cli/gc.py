@@ -34,13 +34,18 @@ def gc_cmd(app: App, dry_run: bool, force: bool, include_foreign_expired: bool, 
                                   inventories=inventories_for(app.store, app.home),
                                   include_foreign_expired=include_foreign_expired)
     unchecked = sorted({a.site for a in actions if a.action == "error"})
+    by_hand = [a for a in actions if a.action == "by-hand"]
     if app.json:
         app.emit({"dry_run": dry_run, "actions": [a.to_dict() for a in actions]})
     else:
         _say_actions(app, actions, dry_run)
+    if by_hand:
+        app.say(f"{len(by_hand)} resource(s) to remove by hand: {', '.join(a.resource for a in by_hand)}", err=True)
     if unchecked:  # the rest was still collected; say that this part could not be
         app.say(f"could not check: {', '.join(unchecked)} (run squall gc again once reachable)", err=True)
         click.get_current_context().exit(int(ExitCode.SITE_UNREACHABLE))
+    if by_hand:
+        click.get_current_context().exit(int(ExitCode.JOB_FAILED))
 
 
 def _say_actions(app: App, actions: list, dry_run: bool) -> None:
@@ -48,7 +53,8 @@ def _say_actions(app: App, actions: list, dry_run: bool) -> None:
         app.say("nothing to collect")
     verb = {"remove": "would remove" if dry_run else "removed", "release": "would release" if dry_run else "released",
             "keep": "kept", "error": "could not list", "orphan": "found (not removed without --force)",
-            "foreign": "left alone", "close": "would close" if dry_run else "closed"}
+            "foreign": "left alone", "close": "would close" if dry_run else "closed",
+            "by-hand": "REMOVE BY HAND"}
     for a in actions:
         owner = f" (job {a.job_id})" if a.job_id else ""
         app.say(f"{verb[a.action]} {a.kind} {a.resource}{owner} on {a.site}: {a.reason}")

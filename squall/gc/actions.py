@@ -12,7 +12,8 @@ class GcAction:
     resource: str
     job_id: str | None
     # remove, keep, release (lease of a resource already gone), foreign (another store's: reported), orphan
-    # (a cloud leftover: reported unless --force), close (a job that never started), error (not listed)
+    # (a cloud leftover: reported unless --force), close (a job that never started), error (not listed),
+    # by-hand (removal was tried and refused: the reason says why; the id is in ``resource``)
     action: str
     reason: str
 

@@ -5,7 +5,10 @@ stack's ``expires_at`` output for stacks the store does not know); past it,
 and with no controller driving the job, they are destroyed. Resources tagged
 ``managed-by: squall`` whose ``squall:stack`` tag names no stack in the backend
 are leftovers (a stack removed by hand, state lost): reported, and removed only
-with ``--force``. Every action is journaled.
+with ``--force``, in each cloud's dependency order (instances before the
+volumes, interfaces and groups they use, networks last); one that cannot be
+removed is reported ``by-hand`` with its id and why, and the rest still goes.
+Every action is journaled.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class TaggedInventory(Protocol):
     """Lists what carries ``managed-by: squall`` at one cloud site, and removes one of them."""
 
     name: str
+    removal_order: tuple[str, ...]  # the kinds it can remove, in the order they must go
 
     def tagged(self) -> list[TaggedResource]:
         ...
@@ -109,22 +113,39 @@ def collect_stacks(store: Store, engine: Engine, home: Path, *, dry_run: bool = 
                    include_foreign_expired: bool = False) -> list[GcAction]:
     """Destroy expired ephemeral stacks; report leftovers, removing them only with ``force``."""
     actions = []
-    for action, stack, leftover in plan_stack_gc(store, engine, home, time.time() if now is None else now,
-                                                 inventories or [], include_foreign_expired):
+    planned = plan_stack_gc(store, engine, home, time.time() if now is None else now, inventories or [],
+                            include_foreign_expired)
+    for action, stack, leftover in sorted(planned, key=_removal_rank):
         if action.action == "orphan" and force:
             action = replace(action, action="remove")
-        actions.append(action)
         if dry_run or action.action in ("keep", "error", "orphan", "foreign"):
+            actions.append(action)
             continue
         store.record(action.job_id, "gc", action.action, site=action.site, kind=action.kind,
                      resource=action.resource, reason=action.reason)
-        if stack is not None:
-            engine.destroy(stack, lambda _message: None)
-            records.save_stack(store, str(stack), stack.org, stack.kind, "destroyed", outputs={})
-        elif leftover is not None:
-            inventory, resource = leftover
-            inventory.remove(resource)
+        try:
+            if stack is not None:
+                engine.destroy(stack, lambda _message: None)
+                records.save_stack(store, str(stack), stack.org, stack.kind, "destroyed", outputs={})
+            elif leftover is not None:
+                inventory, resource = leftover
+                inventory.remove(resource)
+        except SquallError as exc:  # never abort halfway: this one is the operator's, the rest still goes
+            action = replace(action, action="by-hand", reason=exc.message)
+            store.record(action.job_id, "gc", "by-hand", site=action.site, kind=action.kind,
+                         resource=action.resource, reason=exc.message)
+        actions.append(action)
     return actions
+
+
+def _removal_rank(planned: tuple[GcAction, StackName | None, object]) -> tuple[int, int]:
+    """Stacks first (their engine knows the order), then leftovers in their cloud's dependency order."""
+    action, stack, leftover = planned
+    if leftover is None:
+        return (0, 0)
+    inventory, resource = leftover  # type: ignore[misc]
+    order = inventory.removal_order
+    return (1, order.index(resource.kind) if resource.kind in order else len(order))
 
 
 def inventories_for(store: Store, home: Path) -> list[TaggedInventory]:

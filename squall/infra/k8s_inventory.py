@@ -7,7 +7,7 @@ dynamic API.
 
 from __future__ import annotations
 
-from squall.errors import MissingDependency, SiteUnreachable
+from squall.errors import MissingDependency, Refused, SiteUnreachable
 from squall.gc.stacks import TaggedResource
 from squall.programs.rules import Resource, owner_tags
 
@@ -19,6 +19,9 @@ KINDS = (  # (apiVersion, kind), as the programs create them
 
 
 class KubernetesTaggedInventory:
+    # Namespaced objects before the namespace (deleting it first would leave them terminating with it).
+    removal_order = tuple(f"k8s:{api_version}:{kind}" for api_version, kind in KINDS)
+
     def __init__(self, name: str, context: str | None = None, client=None):
         self.name, self.context, self._client = f"kubernetes:{name}", context, client
 
@@ -57,5 +60,10 @@ class KubernetesTaggedInventory:
     def remove(self, resource: TaggedResource) -> None:
         _, api_version, kind = resource.kind.split(":", 2)
         namespace, _, name = resource.id.rpartition("/")
-        api = self._dynamic().resources.get(api_version=api_version, kind=kind)
-        api.delete(name=name, namespace=namespace or None)
+        try:
+            api = self._dynamic().resources.get(api_version=api_version, kind=kind)
+            api.delete(name=name, namespace=namespace or None)
+        except SiteUnreachable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the client raises many types; the operator gets the id and why
+            raise Refused(f"{kind} {resource.id}: remove by hand ({exc})") from None

@@ -17,6 +17,8 @@ def _tags(strings: list[str] | None) -> dict[str, str]:
 
 
 class OpenStackTaggedInventory:
+    removal_order = ("server", "volume", "security-group", "network")  # a router keeps its interfaces: by hand
+
     def __init__(self, cloud: str | None, connection=None):
         self.name = f"openstack:{cloud or 'OS_* environment'}"
         self.cloud, self._connection = cloud, connection
@@ -50,10 +52,20 @@ class OpenStackTaggedInventory:
         return found
 
     def remove(self, resource: TaggedResource) -> None:
+        if resource.kind not in self.removal_order:
+            raise Refused(f"{resource.kind} {resource.id}: remove by hand (gc removes "
+                          f"{', '.join(self.removal_order)})")
         conn = self._conn()
-        if resource.kind == "server":
-            conn.compute.delete_server(resource.id)
-        elif resource.kind == "volume":
-            conn.block_storage.delete_volume(resource.id)
-        else:
-            raise Refused(f"{resource.kind} {resource.id}: remove by hand (gc removes servers and volumes only)")
+        try:
+            if resource.kind == "server":
+                server = conn.compute.get_server(resource.id)
+                conn.compute.delete_server(server)
+                conn.compute.wait_for_delete(server)  # its volume and ports can go next
+            elif resource.kind == "volume":
+                conn.block_storage.delete_volume(resource.id)
+            elif resource.kind == "security-group":
+                conn.network.delete_security_group(resource.id)
+            else:
+                conn.network.delete_network(resource.id)
+        except Exception as exc:  # noqa: BLE001 - the SDK raises many types; the operator gets the id and why
+            raise Refused(f"{resource.kind} {resource.id}: remove by hand ({exc})") from None

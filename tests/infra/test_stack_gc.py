@@ -17,14 +17,17 @@ NOW = 1_800_000_000.0
 
 class FakeInventory:
     name = "aws:eu-west-1"
+    removal_order = ("ec2:instance", "ec2:volume", "ec2:vpc")
 
-    def __init__(self, resources):
-        self.resources, self.removed = list(resources), []
+    def __init__(self, resources, refuse=()):
+        self.resources, self.removed, self.refuse = list(resources), [], set(refuse)
 
     def tagged(self):
         return self.resources
 
     def remove(self, resource):
+        if resource.id in self.refuse:
+            raise SquallError(f"{resource.id}: remove by hand (DependencyViolation)")
         self.removed.append(resource.id)
 
 
@@ -162,30 +165,32 @@ def test_kubernetes_inventory_maps_labels_back_to_squall_tags_and_deletes():
     assert client.deleted == [("Job", "squall-lab", "lab-main-job-gone")]
 
 
-def test_openstack_inventory_reads_metadata_and_tags_and_removes_servers_only():
+def test_openstack_inventory_reads_metadata_and_tags_and_removes_in_order():
     from types import SimpleNamespace as NS
 
     from squall.errors import Refused
     from squall.infra.openstack_inventory import OpenStackTaggedInventory
 
-    deleted = []
+    deleted, waited = [], []
     owned = {"managed-by": "squall", "squall:stack": "zephy.job.gone"}
+    owned_tags = ["managed-by=squall", "squall:stack=zephy.org.main"]
     conn = NS(
         compute=NS(servers=lambda details: [NS(id="srv-1", metadata=owned), NS(id="srv-2", metadata={})],
-                   delete_server=deleted.append),
+                   get_server=lambda ident: NS(id=ident), delete_server=lambda server: deleted.append(server.id),
+                   wait_for_delete=lambda server: waited.append(server.id)),
         block_storage=NS(volumes=lambda details: [NS(id="vol-1", metadata=owned)], delete_volume=deleted.append),
-        network=NS(networks=lambda tags: [NS(id="net-1", tags=["managed-by=squall", "squall:stack=zephy.org.main"])]
-                   if tags == "managed-by=squall" else [],
-                   routers=lambda tags: [], security_groups=lambda tags: []))
+        network=NS(networks=lambda tags: [NS(id="net-1", tags=owned_tags)] if tags == "managed-by=squall" else [],
+                   routers=lambda tags: [NS(id="rtr-1", tags=owned_tags)], security_groups=lambda tags: [],
+                   delete_network=deleted.append))
     inventory = OpenStackTaggedInventory("zephy", connection=conn)
     found = {r.id: r for r in inventory.tagged()}
-    assert sorted(found) == ["net-1", "srv-1", "vol-1"]
+    assert sorted(found) == ["net-1", "rtr-1", "srv-1", "vol-1"]
     assert found["net-1"].tags["squall:stack"] == "zephy.org.main"
-    inventory.remove(found["srv-1"])
-    inventory.remove(found["vol-1"])
-    assert deleted == ["srv-1", "vol-1"]
+    for ident in ("srv-1", "vol-1", "net-1"):
+        inventory.remove(found[ident])
+    assert deleted == ["srv-1", "vol-1", "net-1"] and waited == ["srv-1"]  # the server is gone before its volume
     with pytest.raises(Refused, match="remove by hand"):
-        inventory.remove(found["net-1"])
+        inventory.remove(found["rtr-1"])
 
 
 def test_inventories_follow_the_stacks_and_sites_squall_knows(store, tmp_path):
@@ -198,3 +203,16 @@ def test_inventories_follow_the_stacks_and_sites_squall_knows(store, tmp_path):
     add_kubernetes_site(store, "labk8s", "lab.org.main", "prod")
     assert [i.name for i in inventories_for(store, tmp_path)] == [
         "aws:eu-west-1", "openstack:OS_* environment", "kubernetes:labk8s"]
+
+
+def test_force_removes_in_dependency_order_and_one_refusal_does_not_stop_the_rest(engine, store, tmp_path):
+    gone = {"managed-by": "squall", "squall:stack": "acme.job.gone"}
+    inventory = FakeInventory([TaggedResource("ec2:vpc", "vpc-1", gone), TaggedResource("ec2:volume", "vol-1", gone),
+                               TaggedResource("ec2:instance", "i-1", gone),
+                               TaggedResource("ec2:volume", "vol-2", gone),
+                               TaggedResource("ec2:key-pair", "key-1", gone)], refuse={"vol-1"})
+    actions = collect_stacks(store, engine, tmp_path, now=NOW, force=True, inventories=[inventory])
+    assert inventory.removed == ["i-1", "vol-2", "vpc-1", "key-1"]  # instances, volumes, the network; unknown last
+    outcome = by_resource(actions)
+    assert outcome["vol-1"] == ("by-hand", "vol-1: remove by hand (DependencyViolation)")
+    assert [e.event for e in store.journal() if e.detail.get("resource") == "vol-1"] == ["remove", "by-hand"]

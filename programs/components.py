@@ -65,6 +65,7 @@ class KubernetesWork:
     cpus: float = 1
     memory_gib: float = 2
     gpus: int = 0
+    walltime: int = 3600  # seconds: each pod's deadline, and with the waves of pods the Job's
 
 
 @dataclass(frozen=True)

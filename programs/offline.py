@@ -33,10 +33,13 @@ class Recorder(pulumi.runtime.Mocks):
     def __init__(self, computed: dict[str, dict] | None = None) -> None:
         self.registered: list[tuple[str, str, dict, bool]] = []
         self.calls: list[tuple[str, dict]] = []  # data-source lookups (token, arguments)
+        self.providers: dict[str, str] = {}  # resource name -> the explicit provider it was given
         self.computed = {**COMPUTED, **(computed or {})}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         self.registered.append((args.typ, args.name, dict(args.inputs), bool(args.custom)))
+        if args.provider:
+            self.providers[args.name] = args.provider
         return f"{args.name}-id", {**args.inputs, **self.computed.get(args.typ, {})}
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -69,6 +72,7 @@ class Graph:
     outputs: dict = field(default_factory=dict)  # the stack's exports
     dependencies: dict[str, list[str]] = field(default_factory=dict)  # urn -> urns it waits for (depends_on)
     lookups: list[tuple[str, dict]] = field(default_factory=list)  # data-source calls (token, arguments)
+    providers: dict[str, str] = field(default_factory=dict)  # resource name -> explicit provider reference
 
     def depends_on(self, resource: Resource, other: Resource) -> bool:
         return other.urn in self.dependencies.get(resource.urn, [])
@@ -105,4 +109,4 @@ def evaluate(program: Callable[[], None], config: dict[str, object] | None = Non
         (resources if custom else components).append(resource)
     parents = {monitor.urns[key]: parent for key, parent in monitor.parents.items() if key in monitor.urns}
     dependencies = {monitor.urns[key]: deps for key, deps in monitor.dependencies.items() if key in monitor.urns}
-    return Graph(resources, components, parents, exported, dependencies, recorder.calls)
+    return Graph(resources, components, parents, exported, dependencies, recorder.calls, recorder.providers)

@@ -41,9 +41,12 @@ class JobSettings(StrictModel):
     cpus: float = Field(1, gt=0)
     memory_gib: float = Field(2, gt=0)
     gpus: int = Field(0, ge=0)
-    # Kubernetes only: what each indexed pod runs.
+    walltime: int = Field(3600, ge=1, le=365 * 86400)  # seconds one task may run
+    # Kubernetes only: what each indexed pod runs, and the kubeconfig context the site watches the Job in
+    # (the program's provider is pinned to it, so both talk to the same cluster).
     image: str = "python:3.12-slim"
     command: list[str] = Field(default_factory=lambda: ["sleep", "1"], min_length=1)
+    kube_context: str | None = Field(None, min_length=1, max_length=253)
 
 
 class PlacementSettings(StrictModel):

@@ -76,9 +76,16 @@ def job_program(config: JobStackConfig) -> None:
     where = config.placement
     placement = Placement(subnet_ids=where.subnet_ids, vpc_id=where.vpc_id, network_id=where.network_id,
                           intra_cidr=where.intra_cidr, ssh_from=tuple(where.ssh_from))
-    work = KubernetesWork(settings.image, settings.command, settings.tasks, settings.cpus, settings.memory_gib,
-                          settings.gpus) if cluster.spec.cloud == "kubernetes" else None
-    stack = JobStack(job.name, JobStackArgs(cluster, job, config.controller_public_key, placement, work))
+    work, opts = None, None
+    if cluster.spec.cloud == "kubernetes":
+        work = KubernetesWork(settings.image, settings.command, settings.tasks, settings.cpus, settings.memory_gib,
+                              settings.gpus, settings.walltime)
+        if settings.kube_context:
+            import pulumi_kubernetes as k8s
+
+            cluster_provider = k8s.Provider(f"{job.name}-cluster", context=settings.kube_context)
+            opts = pulumi.ResourceOptions(providers=[cluster_provider])
+    stack = JobStack(job.name, JobStackArgs(cluster, job, config.controller_public_key, placement, work), opts)
     pulumi.export("nodes", stack.nodes)
     pulumi.export("job_user", JOB_USER)  # made by cloud-init with the controller's key; the runtime comes at staging
     pulumi.export("work_root", JOB_WORK_ROOT)

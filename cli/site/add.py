@@ -15,10 +15,14 @@ from squall.cli.context import App, output_option, pass_app
               help="HPC or cloud site: folder with hosts.yml and group_vars/ (see inventories/example-hpc).")
 @click.option("--kubernetes", "org_stack", metavar="ORG_STACK",
               help="Kubernetes site: the organisation stack (<org>.org.<name>) whose namespace jobs run in.")
-@click.option("--context", help="Kubernetes site: kubeconfig context (default: the current one).")
+@click.option("--context", help="Kubernetes site: kubeconfig context (default: the stack file's, else the current).")
+@click.option("--network-policy-cni", metavar="CNI",
+              help="Kubernetes site: the CNI that enforces NetworkPolicies there (calico, cilium...); without it, "
+                   "jobs are not reported network-isolated.")
 @output_option
 @pass_app
-def add_cmd(app: App, name: str, inventory: Path | None, org_stack: str | None, context: str | None) -> None:
+def add_cmd(app: App, name: str, inventory: Path | None, org_stack: str | None, context: str | None,
+            network_policy_cni: str | None) -> None:
     """Register SITE from its inventory folder, or as a Kubernetes site (validated; nothing is contacted)."""
     from squall.enrolment import add_site
     from squall.errors import InvalidInput
@@ -28,7 +32,7 @@ def add_cmd(app: App, name: str, inventory: Path | None, org_stack: str | None, 
     if org_stack is not None:
         from squall.sites.kubernetes import add_kubernetes_site
 
-        summary = add_kubernetes_site(app.store, name, org_stack, context)
+        summary = add_kubernetes_site(app.store, name, org_stack, context, network_policy_cni)
         if app.json:
             app.emit(summary)
         else:

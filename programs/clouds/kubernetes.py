@@ -30,14 +30,21 @@ from squall.runtime import runtime_path, runtime_version
 
 DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"
 GPU = "nvidia.com/gpu"
+GPU_NODES = {"nvidia.com/gpu.present": "true"}  # the label NVIDIA's GPU feature discovery puts on GPU nodes
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}  # `up` returns once the Job exists; the site watches it
+TASK_UID = 10001
+PULL_ALLOWANCE = 120  # seconds per wave of pods for scheduling and pulling the image, on top of the walltime
 RESTRICTED: SecurityContextArgsDict = {"allow_privilege_escalation": False, "privileged": False,
                                         "capabilities": {"drop": ["ALL"]}}
 
 
-def metadata(name: str, labels: dict[str, str], namespace: str | None = None) -> ObjectMetaArgsDict:
+def metadata(name: str, labels: dict[str, str], namespace: str | None = None,
+             annotations: dict[str, str] | None = None) -> ObjectMetaArgsDict:
     meta: ObjectMetaArgsDict = {"name": name, "labels": labels}
     if namespace:
         meta["namespace"] = namespace
+    if annotations:
+        meta["annotations"] = annotations
     return meta
 
 
@@ -76,23 +83,35 @@ def gpu_node_pool(name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions
                                     value=1000, global_default=False, preemption_policy="Never",
                                     description=f"Squall jobs of {cluster.spec.org}", opts=opts)
     plugin_labels = {**labels, "app.kubernetes.io/name": "nvidia-device-plugin"}
+    small = {"cpu": "50m", "memory": "64Mi"}
     plugin_pod: PodSpecArgsDict = {
         "priority_class_name": priority_class_name(cluster, pool),
         "tolerations": tolerations(pool),
+        # only where GPUs are: the pool's own labels, else the label GPU feature discovery sets
+        "node_selector": dict(spec.labels) or dict(GPU_NODES),
+        "automount_service_account_token": False,
+        "security_context": {"seccomp_profile": {"type": "RuntimeDefault"}},
         "containers": [{
-            "name": "nvidia-device-plugin", "image": DEVICE_PLUGIN_IMAGE, "security_context": RESTRICTED,
+            "name": "nvidia-device-plugin", "image": DEVICE_PLUGIN_IMAGE, "image_pull_policy": "Always",
+            "security_context": {**RESTRICTED, "read_only_root_filesystem": True},
+            # a node without a working driver must not crash-loop the plugin (NVIDIA's documented setting)
+            "env": [{"name": "FAIL_ON_INIT_ERROR", "value": "false"}],
+            "resources": {"requests": small, "limits": {"cpu": "100m", "memory": "128Mi"}},
             "volume_mounts": [{"name": "device-plugins", "mount_path": "/var/lib/kubelet/device-plugins"}],
         }],
         "volumes": [{"name": "device-plugins", "host_path": {"path": "/var/lib/kubelet/device-plugins"}}],
     }
-    if spec.labels:
-        plugin_pod["node_selector"] = dict(spec.labels)
     plugin: DaemonSetSpecArgsDict = {
         "selector": {"match_labels": {"app.kubernetes.io/name": "nvidia-device-plugin", "squall.io/pool": spec.name}},
         "template": {"metadata": {"labels": plugin_labels}, "spec": plugin_pod},
     }
     k8s.apps.v1.DaemonSet(f"{name}-device-plugin", metadata=metadata(f"{pool.name}-device-plugin", labels, namespace),
                           spec=plugin, opts=opts)
+    no_network: NetworkPolicySpecArgsDict = {  # it talks to the kubelet over a socket on the node, nothing else
+        "pod_selector": {"match_labels": plugin["selector"]["match_labels"]}, "policy_types": ["Ingress", "Egress"]}
+    k8s.networking.v1.NetworkPolicy(f"{name}-device-plugin-isolation",
+                                    metadata=metadata(f"{pool.name}-device-plugin-isolation", labels, namespace),
+                                    spec=no_network, opts=opts)
     return nodes
 
 
@@ -111,18 +130,24 @@ def job_stack(name: str, args: JobStackArgs, opts: pulumi.ResourceOptions) -> li
     pool = cluster.pools[0] if cluster.pools else None
     amounts = {"cpu": str(work.cpus), "memory": f"{work.memory_gib}Gi", **({GPU: str(work.gpus)} if work.gpus else {})}
     resources: ResourceRequirementsArgsDict = {"requests": amounts, "limits": amounts}
+    waves = -(-work.tasks // min(job.nodes, work.tasks))
     pod_spec: PodSpecArgsDict = {
         "restart_policy": "Never",
+        "active_deadline_seconds": work.walltime,  # each task is killed at its walltime
         "automount_service_account_token": False,
-        "security_context": {"run_as_non_root": True, "run_as_user": 1000,
+        # a high UID that no host account has; the image's own files are read-only, /tmp is the pod's own
+        "security_context": {"run_as_non_root": True, "run_as_user": TASK_UID, "run_as_group": TASK_UID,
                              "seccomp_profile": {"type": "RuntimeDefault"}},
         "containers": [{
-            "name": "task", "image": work.image, "command": list(work.command),
+            "name": "task", "image": work.image, "command": list(work.command), "image_pull_policy": "Always",
             "env": [{"name": "SQUALL_RUNTIME", "value": f"/opt/squall/runtime/{version}/squall_runtime.py"}],
-            "resources": resources, "security_context": RESTRICTED,
-            "volume_mounts": [{"name": "runtime", "mount_path": f"/opt/squall/runtime/{version}", "read_only": True}],
+            "resources": resources,
+            "security_context": {**RESTRICTED, "read_only_root_filesystem": True, "run_as_user": TASK_UID},
+            "volume_mounts": [{"name": "runtime", "mount_path": f"/opt/squall/runtime/{version}", "read_only": True},
+                              {"name": "scratch", "mount_path": "/tmp"}],
         }],
-        "volumes": [{"name": "runtime", "config_map": {"name": runtime.metadata.name}}],
+        "volumes": [{"name": "runtime", "config_map": {"name": runtime.metadata.name}},
+                    {"name": "scratch", "empty_dir": {}}],
     }
     if pool is not None:
         pod_spec["priority_class_name"] = priority_class_name(cluster, pool)
@@ -130,11 +155,12 @@ def job_stack(name: str, args: JobStackArgs, opts: pulumi.ResourceOptions) -> li
     indexed_spec: JobSpecArgsDict = {
         "completion_mode": "Indexed", "completions": work.tasks, "parallelism": min(job.nodes, work.tasks),
         # each index is tried once and fails alone; the others still run (status.failedIndexes says which)
-        "backoff_limit_per_index": 0, "ttl_seconds_after_finished": 600, "active_deadline_seconds": job.ttl_seconds,
+        "backoff_limit_per_index": 0, "ttl_seconds_after_finished": 600,
+        "active_deadline_seconds": min(job.ttl_seconds, waves * (work.walltime + PULL_ALLOWANCE)),
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
     }
-    indexed = k8s.batch.v1.Job(f"{name}-tasks", metadata=metadata(job.name, labels, namespace), spec=indexed_spec,
-                               opts=opts)
+    indexed = k8s.batch.v1.Job(f"{name}-tasks", metadata=metadata(job.name, labels, namespace, SKIP_AWAIT),
+                               spec=indexed_spec, opts=opts)
     within_job: list[NetworkPolicyPeerArgsDict] = [{"pod_selector": {"match_labels": selector}}]
     isolation: NetworkPolicySpecArgsDict = {"pod_selector": {"match_labels": selector},
                                             "policy_types": ["Ingress", "Egress"],

@@ -110,7 +110,8 @@ def _open_kubernetes(name: str, home: Path, store: Store, config: dict) -> Site:
     from squall.sites.kubernetes_api import ClusterJobApi
 
     return KubernetesSite(name, home, store, StackName.parse(config["org_stack"]), engine_for(home),
-                          lambda: ClusterJobApi(config.get("context")))
+                          lambda: ClusterJobApi(config.get("context")), config.get("context"),
+                          config.get("network_policy_cni"))
 
 
 register(SiteKind("local", _open_local, builtin_site="local"))

@@ -4,12 +4,18 @@ Kubernetes API, and destroyed in every case.
 Each task is one completion index; the pod runs the spec's command in the
 spec's image with ``SQUALL_TASK_INDEX`` set, no network but its own job's pods
 (the stack's NetworkPolicy), and what it prints is collected as the task's log.
+A NetworkPolicy is only enforced by some CNIs: tasks are reported network
+isolated only when the site was registered with the CNI that enforces it
+(``--network-policy-cni``), otherwise not, and the launch journal says why.
+The job stack's provider is pinned to the site's kubeconfig context, so the
+program and the site's watcher talk to the same cluster.
 Staged inputs and output files need a volume this version does not manage:
 such specs are refused at check time, before anything is created.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from functools import cached_property
 from pathlib import Path
@@ -36,9 +42,10 @@ class KubernetesSite(Site):
     poll_interval = 2.0
 
     def __init__(self, name: str, home: Path, store: Store, org_stack: StackName, engine: Engine,
-                 connect: Callable[[], JobApi]):
+                 connect: Callable[[], JobApi], context: str | None = None, network_policy_cni: str | None = None):
         super().__init__(name)
         self.store, self.org_stack, self._connect = store, org_stack, connect
+        self.context, self.network_policy_cni = context, network_policy_cni
         self.job_stacks = JobStacks(store, engine)
 
     @cached_property
@@ -86,17 +93,23 @@ class KubernetesSite(Site):
         command = spec.command if isinstance(spec.command, str) else shlex.join(spec.command or [])
         self.job_stacks.create(self.org_stack, plan.job_id, len(plan.tasks), work={
             "image": spec.image, "command": ["sh", "-c", TASK_SCRIPT, "squall-task", command],
-            **task_resources(plan)})
+            "walltime": plan.walltime, "kube_context": self.context, **task_resources(plan)})
 
     def stage(self, plan: JobPlan, reporter: Reporter) -> None:
         """Nothing to stage: check() refused inputs."""
 
     def launch(self, plan: JobPlan) -> dict:
         """The Indexed Job started when the stack created it."""
-        return {"kubernetes_job": f"{self.namespace()}/{self.job_name(plan)}"}
+        isolation = (f"NetworkPolicy enforced by {self.network_policy_cni}" if self.network_policy_cni else
+                     f"site {self.name!r} names no NetworkPolicy-enforcing CNI (site add --network-policy-cni): "
+                     "the job's NetworkPolicy may not be enforced")
+        return {"kubernetes_job": f"{self.namespace()}/{self.job_name(plan)}",
+                "network_isolated": self.network_policy_cni is not None, "network_isolation": isolation}
 
     def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
-        return {plan.job_id: task_states(self.api.job_status(self.namespace(), self.job_name(plan)), len(plan.tasks))
+        isolated = self.network_policy_cni is not None
+        return {plan.job_id: task_states(self.api.job_status(self.namespace(), self.job_name(plan)), len(plan.tasks),
+                                         isolated)
                 for plan in plans}
 
     def cancel(self, plan: JobPlan) -> None:
@@ -131,8 +144,10 @@ class KubernetesSite(Site):
         return None if log is None else log[offset:]
 
 
-def add_kubernetes_site(store: Store, name: str, org_stack: str, context: str | None) -> dict:
-    """Register a Kubernetes site: which organisation stack's namespace it runs in, which kubeconfig context."""
+def add_kubernetes_site(store: Store, name: str, org_stack: str, context: str | None,
+                        network_policy_cni: str | None = None) -> dict:
+    """Register a Kubernetes site: which organisation stack's namespace it runs in, which kubeconfig context
+    (it must agree with the stack file's ``kubernetes:context``), and which CNI enforces NetworkPolicies."""
     from squall.errors import InvalidInput
     from squall.programs.stack_files import load_stack
     from squall.sites import check_site_name
@@ -142,6 +157,14 @@ def add_kubernetes_site(store: Store, name: str, org_stack: str, context: str | 
     cloud = load_stack(str(stack)).org.cloud
     if cloud != "kubernetes":
         raise InvalidInput(f"--org-stack {org_stack}: a {cloud} organisation; a kubernetes site needs a kubernetes one")
-    config = {"org_stack": str(stack), "context": context}
+    from squall.infra.orgs import provider_config
+
+    pinned = provider_config(stack).values.get("kubernetes:context")
+    if context and pinned and context != pinned:
+        raise InvalidInput(f"--context {context}: the stack file of {org_stack} pins kubernetes:context {pinned}; "
+                           "the site and its jobs' stacks must use the same cluster")
+    if network_policy_cni is not None and not re.fullmatch(r"[a-z0-9][a-z0-9.-]{0,62}", network_policy_cni):
+        raise InvalidInput(f"--network-policy-cni {network_policy_cni!r}: a CNI name like calico or cilium")
+    config = {"org_stack": str(stack), "context": context or pinned, "network_policy_cni": network_policy_cni}
     store.set_site(name, "kubernetes", config)
     return {"site": name, "kind": "kubernetes", **config}

@@ -42,14 +42,15 @@ def parse_indexes(text: str | None) -> frozenset[int]:
     return frozenset(found)
 
 
-def task_states(status: IndexedJobStatus, tasks: int) -> list[TaskState]:
-    """One state per index: succeeded/failed as the Job says; past its deadline, the rest timed out."""
+def task_states(status: IndexedJobStatus, tasks: int, isolated: bool) -> list[TaskState]:
+    """One state per index: succeeded/failed as the Job says; past its deadline, the rest timed out.
+    ``isolated``: whether the site's CNI enforces the job's NetworkPolicy."""
     states = []
     for index in range(tasks):
         if index in status.completed:
-            states.append(TaskState(index, TaskStatus.SUCCEEDED, exit_code=0, network_isolated=True))
+            states.append(TaskState(index, TaskStatus.SUCCEEDED, exit_code=0, network_isolated=isolated))
         elif index in status.failed:
-            states.append(TaskState(index, TaskStatus.FAILED, network_isolated=True))
+            states.append(TaskState(index, TaskStatus.FAILED, network_isolated=isolated))
         elif status.deadline_exceeded or not status.exists:
             states.append(TaskState(index, TaskStatus.TIMEOUT if status.exists else TaskStatus.FAILED,
                                     error=None if status.exists else "the Kubernetes Job is gone"))

@@ -81,7 +81,15 @@ def test_an_indexed_job_runs_is_watched_collected_and_its_stack_destroyed(k8s, m
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == [
         "sh", "-c", TASK_SCRIPT, "squall-task", "echo hello $SQUALL_TASK_INDEX"]
     assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "python:3.12-slim"
+    assert job["spec"]["template"]["spec"]["activeDeadlineSeconds"] == plan.walltime
+    assert job["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    providers = engine.applied[stack].of_type("pulumi:providers:kubernetes")
+    assert [p.props["context"] for p in providers] == ["lab-prod"]  # the cluster the site watches
     assert engine.applied[stack].count("kubernetes:networking.k8s.io/v1:NetworkPolicy") == 1
+    launched = next(e.detail for e in store.journal(plan.job_id) if (e.phase, e.event) == ("launch", "end"))
+    assert launched["network_isolated"] is False and "names no NetworkPolicy-enforcing CNI" in \
+        launched["network_isolation"]
+    assert result.job.network_isolated is False
     api = FakeIndexedJob.instances[-1]
     assert set(api.asked) == {("squall-lab", f"lab-main-job-{plan.job_id}")}
     logs = sorted((tmp_path / "results").glob("*/task-*/log.txt"))
@@ -122,9 +130,12 @@ def test_what_the_site_cannot_run_is_refused_before_anything_exists(k8s, make_sp
 
 def test_index_lists_and_states():
     assert parse_indexes("0-2,5,7-8") == {0, 1, 2, 5, 7, 8} and parse_indexes(None) == frozenset()
-    states = task_states(IndexedJobStatus(frozenset({0}), frozenset({2}), 1, False), 4)
+    states = task_states(IndexedJobStatus(frozenset({0}), frozenset({2}), 1, False), 4, True)
     assert [s.state for s in states] == ["succeeded", "running", "failed", "running"]
-    gone = task_states(IndexedJobStatus(frozenset(), frozenset(), 0, False, exists=False), 1)
+    assert states[0].network_isolated is True
+    unenforced = task_states(IndexedJobStatus(frozenset({0}), frozenset(), 0, False), 1, False)
+    assert unenforced[0].network_isolated is False  # a NetworkPolicy no CNI enforces isolates nothing
+    gone = task_states(IndexedJobStatus(frozenset(), frozenset(), 0, False, exists=False), 1, False)
     assert gone[0].state == "failed" and "gone" in gone[0].error
 
 
@@ -133,3 +144,13 @@ def test_a_kubernetes_site_needs_a_kubernetes_organisation(store):
 
     with pytest.raises(InvalidInput, match="a openstack organisation"):
         add_kubernetes_site(store, "wrong", "zephy.org.main", None)
+
+
+def test_the_sites_context_must_be_the_one_the_stack_file_pins(store):
+    from squall.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="pins kubernetes:context lab-prod"):
+        add_kubernetes_site(store, "other", "lab.org.main", "somewhere-else")
+    assert add_kubernetes_site(store, "labk8s2", "lab.org.main", None)["context"] == "lab-prod"
+    with pytest.raises(InvalidInput, match="--network-policy-cni"):
+        add_kubernetes_site(store, "labk8s3", "lab.org.main", None, "Calico; rm -rf /")

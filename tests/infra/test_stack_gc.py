@@ -200,7 +200,7 @@ def test_inventories_follow_the_stacks_and_sites_squall_knows(store, tmp_path):
     records.save_stack(store, "acme.org.main", "acme", "org", "up")
     records.save_stack(store, "zephy.org.main", "zephy", "org", "up")
     records.save_stack(store, "lab.org.main", "lab", "org", "destroyed")
-    add_kubernetes_site(store, "labk8s", "lab.org.main", "prod")
+    add_kubernetes_site(store, "labk8s", "lab.org.main", "lab-prod")
     assert [i.name for i in inventories_for(store, tmp_path)] == [
         "aws:eu-west-1", "openstack:OS_* environment", "kubernetes:labk8s"]
 

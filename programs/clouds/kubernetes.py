@@ -101,14 +101,15 @@ def gpu_node_pool(name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions
         }],
         "volumes": [{"name": "device-plugins", "host_path": {"path": "/var/lib/kubelet/device-plugins"}}],
     }
+    plugin_selector = {"app.kubernetes.io/name": "nvidia-device-plugin", "squall.io/pool": spec.name}
     plugin: DaemonSetSpecArgsDict = {
-        "selector": {"match_labels": {"app.kubernetes.io/name": "nvidia-device-plugin", "squall.io/pool": spec.name}},
+        "selector": {"match_labels": plugin_selector},
         "template": {"metadata": {"labels": plugin_labels}, "spec": plugin_pod},
     }
     k8s.apps.v1.DaemonSet(f"{name}-device-plugin", metadata=metadata(f"{pool.name}-device-plugin", labels, namespace),
                           spec=plugin, opts=opts)
     no_network: NetworkPolicySpecArgsDict = {  # it talks to the kubelet over a socket on the node, nothing else
-        "pod_selector": {"match_labels": plugin["selector"]["match_labels"]}, "policy_types": ["Ingress", "Egress"]}
+        "pod_selector": {"match_labels": plugin_selector}, "policy_types": ["Ingress", "Egress"]}
     k8s.networking.v1.NetworkPolicy(f"{name}-device-plugin-isolation",
                                     metadata=metadata(f"{pool.name}-device-plugin-isolation", labels, namespace),
                                     spec=no_network, opts=opts)

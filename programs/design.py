@@ -69,6 +69,8 @@ class BankSpec(StrictModel):
     max_age_hours: float = Field(24, gt=0)
     per_user_quota: int = Field(2, ge=1)  # VMs one user may hold claimed at once
     claim_hours: float = Field(8, gt=0, le=24 * 7)  # how long a claim lasts unless released
+    # What happens to a VM a cloud site's job ran on: destroyed and replaced, or back to idle (job folder gone).
+    after_job: Literal["release", "recycle"] = "release"
 
     @model_validator(mode="after")
     def _target(self) -> "BankSpec":

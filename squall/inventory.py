@@ -162,12 +162,20 @@ class SiteVars(BaseModel):
     squall_pricing: Pricing | None = None
     squall_energy: Energy | None = None
     squall_boot_timeout: float = Field(600, gt=0, le=7200)  # cloud: seconds for a job's nodes to answer SSH
+    # cloud: run each job on a VM claimed from this bank of the organisation instead of a job stack
+    squall_bank: Annotated[str, Field(pattern=r"^([a-z0-9][a-z0-9-]{0,62})?$")] = ""
+    # cloud: the account and work root on machines Squall did not make for the job (bank VMs); a job stack
+    # says its own in its outputs
+    squall_node_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] = "squall"
+    squall_node_work_root: Annotated[str, AfterValidator(_absolute)] = "/home/squall/work"
 
     @model_validator(mode="after")
     def _org_stack_for_clouds(self) -> "SiteVars":
         if (self.squall_kind == "cloud") != bool(self.squall_org_stack):
             raise ValueError("squall_org_stack: a cloud site names its organisation's stack (<org>.org.<name>), "
                              "and only a cloud site does")
+        if self.squall_bank and self.squall_kind != "cloud":
+            raise ValueError("squall_bank: only a cloud site runs its jobs on bank VMs")
         return self
 
     @model_validator(mode="after")

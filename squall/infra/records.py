@@ -110,6 +110,13 @@ def highest_slot(store: Store, org: str, bank: str) -> int:
     return -1 if rows[0]["top"] is None else int(rows[0]["top"])
 
 
+def recycle_bank_vm(store: Store, vm_id: int) -> None:
+    """A claimed VM back to idle (its job's folder removed): the bank's ``after_job: recycle``."""
+    with store.transaction() as db:
+        db.execute("UPDATE bank_vms SET state = 'idle', owner = NULL, claimed_at = NULL, expires_at = NULL "
+                   "WHERE id = ? AND state = 'claimed'", (vm_id,))
+
+
 def retire_bank_vms(store: Store, ids: list[int]) -> None:
     with store.transaction() as db:
         db.executemany("UPDATE bank_vms SET state = 'retired', retired_at = ? WHERE id = ?",

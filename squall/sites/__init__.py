@@ -100,8 +100,19 @@ def _open_cloud(name: str, home: Path, store: Store, config: dict) -> Site:
     from squall.sites.job_stack import JobStackProvisioner
 
     inventory = resolve_site(store, name)
-    stacks = JobStackProvisioner(name, store, StackName.parse(inventory.vars.squall_org_stack), engine_for(home))
-    return CloudSite(name, home, store, inventory, stacks)
+    org_stack, engine, site_vars = StackName.parse(inventory.vars.squall_org_stack), engine_for(home), inventory.vars
+
+    def provisioner_for(probe):
+        if not site_vars.squall_bank:
+            return JobStackProvisioner(name, store, org_stack, engine)
+        from squall.infra.bank import Banks
+        from squall.infra.orgs import Orgs
+        from squall.sites.bank_host import BankProvisioner
+
+        return BankProvisioner(name, store, org_stack, site_vars.squall_bank, Banks(store, Orgs(store, engine), probe),
+                               site_vars.squall_node_user, site_vars.squall_node_work_root)
+
+    return CloudSite(name, home, store, inventory, provisioner_for)
 
 
 def _open_kubernetes(name: str, home: Path, store: Store, config: dict) -> Site:

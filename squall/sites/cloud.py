@@ -1,6 +1,7 @@
 """A cloud site: each job gets an ephemeral job stack of its organisation, and that stack's nodes run it.
 
-The parts: provisioner = the job stack (``JobStackProvisioner``); transport =
+The parts: provisioner = the job stack (``JobStackProvisioner``), or a VM
+claimed from the organisation's bank (``BankProvisioner``); transport =
 SSH to the job's nodes through the organisation's head node (the inventory's
 ``login`` host) as jump host; executor = runtime slots on the nodes, no
 scheduler. The nodes exist only after ``up``, so each job is its own
@@ -21,11 +22,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
+from typing import Callable
 
 from squall.errors import Refused, SquallError
 from squall.inventory import SiteInventory
 from squall.money.quotes import Quote
 from squall.sites.base import Claim, CollectedTask, JobPlan, LiveResource, Reporter, Site, TaskState
+from squall.sites.bank_host import BankProvisioner
 from squall.sites.boot_wait import wait_for_boot
 from squall.sites.job_stack import JobStackProvisioner
 from squall.sites.parts import Provisioner
@@ -48,11 +51,11 @@ class CloudSite(Site):
     capabilities = SlotsExecutor.capabilities
 
     def __init__(self, name: str, home: Path, store: Store, inventory: SiteInventory,
-                 provisioner: JobStackProvisioner):
+                 provisioner_for: Callable[[Callable[[str], bool]], JobStackProvisioner | BankProvisioner]):
+        """``provisioner_for(probe)``: the job stack, or the bank (which probes VMs through this site's head)."""
         super().__init__(name)
         self.home, self.store, self.inventory = home, store, inventory
         self.site_vars = inventory.vars
-        self.provisioner = provisioner
         self.max_concurrent_jobs = self.site_vars.squall_max_concurrent_jobs
         head = inventory.login
         self.head_key = inventory.key_of(head)
@@ -61,6 +64,22 @@ class CloudSite(Site):
         self.jump = JumpConnection(Hop(head.ansible_host, head.ansible_port, head.ansible_user, self.head_key),
                                    home / "known_hosts")
         self._jobs: dict[str, RemoteSite] = {}
+        self.provisioner = provisioner_for(self.reachable)
+
+    def reachable(self, address: str) -> bool:
+        """Whether a private machine answers SSH as the job account, asked through the head node."""
+        known_hosts = self.home / "known_hosts.d" / f"probe-{ipaddress.ip_address(address)}"
+        known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        session = SshSession(str(ipaddress.ip_address(address)), 22, self.site_vars.squall_node_user, self.head_key,
+                             known_hosts, jump=self.jump)
+        try:
+            session.run(["true"], retry=False, timeout=30)
+            return True
+        except SquallError:
+            return False
+        finally:
+            session.close()
+            known_hosts.unlink(missing_ok=True)
 
     # the job's own site over its nodes -------------------------------------------
 

@@ -43,7 +43,7 @@ NODE_ADDRESSES = ["10.250.1.11", "10.250.1.12"]
 NOWHERE = "10.250.1.99"  # on the job network, but no machine answers there
 
 
-def cloud_inventory(folder: Path, boot_timeout: float = 120) -> Path:
+def cloud_inventory(folder: Path, boot_timeout: float = 120, **more: object) -> Path:
     """A cloud site whose head node (the jump host) is the test bed's head host."""
     (folder / "group_vars").mkdir(parents=True)
     (folder / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"login": {"hosts": {
@@ -51,7 +51,7 @@ def cloud_inventory(folder: Path, boot_timeout: float = 120) -> Path:
     (folder / "group_vars" / "all.yml").write_text(yaml.safe_dump({
         "squall_kind": "cloud", "squall_scheduler": "none", "squall_org_stack": str(ORG),
         "squall_work_root": WORK_ROOT, "ansible_user": "squall-svc", "ansible_ssh_private_key_file": KEY,
-        "squall_boot_timeout": boot_timeout}))
+        "squall_boot_timeout": boot_timeout, **more}))
     return folder
 
 
@@ -259,3 +259,24 @@ def test_a_job_no_machine_of_the_organisation_fits_is_refused_before_anything_is
         runner.submit(load_spec(spec), "zcloud", tmp_path / "results")
     assert [c for c in engine.calls if ".job." in c[1]] == []
     assert store.jobs() == []
+
+
+def test_a_bank_vm_is_claimed_through_the_head_runs_the_job_and_is_released(cloud, nodes, wind_example, tmp_path):
+    """Two idle VMs in zephy's bank: the first does not answer (probed through the head, it is retired), the
+    second is a test bed node; the job runs there with no job stack, then the VM is released (destroyed,
+    the bank refilled)."""
+    runner, store, engine, home = cloud
+    records.add_bank_vms(store, "zephy", "cfd", [100, 101], {100: NOWHERE, 101: "10.250.1.13"})
+    add_site(store, "zbank", cloud_inventory(tmp_path / "zbank", squall_bank="cfd", squall_node_user="squall-svc",
+                                             squall_node_work_root=WORK_ROOT))
+    plan = runner.submit(load_spec(wind_example), "zbank", tmp_path / "results")
+    result = runner.drive(plan.job_id)
+    assert result.job.status == "succeeded", result.job.error
+    assert checksums(tmp_path / "results" / plan.job_id) == local_checksums(tmp_path, wind_example)
+    assert [c for c in engine.calls if ".job." in c[1]] == []  # no job stack
+    vms = {vm.slot: vm for vm in records.bank_vms(store, "zephy", "cfd", ("idle", "claimed", "retired"))}
+    assert vms[100].state == "retired" and vms[101].state == "retired"  # unreachable; released after the job
+    journal = [(e.phase, e.event) for e in store.journal(plan.job_id)]
+    assert ("bank", "claimed") in journal and ("bank", "released") in journal
+    assert engine.calls[-1] == ("up", "zephy.org.main")  # the release refilled the bank
+    assert any(e.event == "unreachable" and e.detail["vm"] == vms[100].id for e in store.journal())

@@ -321,3 +321,34 @@ def test_a_job_no_machine_fits_is_refused_naming_what_is_missing(resources, name
     asked = {"cpus": 1, "memory_gib": 2, "gpus": 0, **resources}
     with pytest.raises(Refused, match=re.escape(named)):
         job_machine(org, asked["cpus"], asked["memory_gib"], asked["gpus"])
+
+
+@pytest.mark.parametrize("stack", ["acme.job.example", "zephy.job.example"])
+def test_the_security_groups_and_the_job_node_firewall_agree(stack):
+    """In: SSH from the head only, anything from the job's peers; out: the job's peers only. The group says
+    peers by group, the firewall (written before any address is known) by the job network: never wider."""
+    graph = evaluate_stack(stack)
+    placement = stack_config(stack)["squall:placement"]
+    node = graph.of_type(AWS_INSTANCE if stack.startswith("acme") else "openstack:compute/instance:Instance")[0]
+    document = yaml.safe_load(node.props["userData"])
+    rules = base64.b64decode(next(f["content"] for f in document["write_files"]
+                                  if f["path"] == "/etc/squall/firewall.nft")).decode()
+    inbound, outbound = rules.split("chain output")
+    assert re.findall(r"ip saddr (\S+) tcp dport 22 accept", inbound) == placement["ssh_from"]
+    assert re.findall(r"ip saddr (\S+) accept", inbound) == [placement["intra_cidr"]]
+    assert re.findall(r"ip daddr (\S+) accept", outbound) == [placement["intra_cidr"]]
+    assert len(re.findall(r"\baccept\b", rules)) == 6 + len(placement["ssh_from"])  # lo, established: both ways
+    if stack.startswith("acme"):
+        ingress = [r.props for r in graph.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")]
+        egress = [r.props for r in graph.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")]
+        ssh = [r["cidrIpv4"] for r in ingress if r.get("fromPort") == 22]
+        peers_in = [r for r in ingress if r.get("referencedSecurityGroupId") == r["securityGroupId"]]
+        assert all(r.get("referencedSecurityGroupId") == r["securityGroupId"] and not r.get("cidrIpv4")
+                   for r in egress)
+    else:
+        os_rules = [r.props for r in graph.of_type("openstack:networking/secGroupRule:SecGroupRule")]
+        ssh = [r["remoteIpPrefix"] for r in os_rules if r["direction"] == "ingress" and r.get("portRangeMin") == 22]
+        peers_in = [r for r in os_rules if r["direction"] == "ingress" and r.get("remoteGroupId")]
+        assert all(r.get("remoteGroupId") and not r.get("remoteIpPrefix")
+                   for r in os_rules if r["direction"] == "egress")
+    assert ssh == placement["ssh_from"] and len(peers_in) == 1

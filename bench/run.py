@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cloud import cloud_figures, validate_figures  # noqa: E402  (beside this file)
 from nodes import nodes_figures  # noqa: E402  (beside this file)
 from money import money_figures  # noqa: E402  (beside this file)
 
@@ -206,6 +207,13 @@ def ensure_testbed() -> bool:
     was_up = subprocess.run([str(testbed), "status"], capture_output=True).returncode == 0
     subprocess.run([str(testbed), "up"], capture_output=True, check=True)
     return was_up
+
+
+def testbed_facts() -> dict:
+    """The multi-host test bed's facts (``up --nodes 3`` keeps a running one as it is)."""
+    up = subprocess.run([sys.executable, str(REPO / "tests" / "testbed" / "testbed"), "up", "--nodes", "3"],
+                        capture_output=True, text=True, check=True)
+    return json.loads(up.stdout)
 
 
 def hpc_figures(runs: int, total_mib: int, files: int, home: Path, work: Path) -> dict:
@@ -447,6 +455,8 @@ def main() -> int:
             results |= staging(1024, 1000, root / "home-stage", root)
         results |= site_enrolment(root / "home-site")
         results |= program_evaluation(3 if args.quick else 5)
+        if os.geteuid() != 0:
+            results |= validate_figures()
         results |= bank_claim_vs_cold(root, runs)
         results |= gc_reconcile(root)
         results |= money_figures(args.quick)
@@ -456,6 +466,7 @@ def main() -> int:
                 mib, count = (128, 128) if args.quick else (1024, 1000)
                 results |= hpc_figures(3 if args.quick else 5, mib, count, root / "home-hpc", root)
                 results |= nodes_figures(3 if args.quick else 5, mib, count, root / "home-nodes", root, stage_twice)
+                results |= cloud_figures(3 if args.quick else 5, root / "home-cloud", root, testbed_facts())
             finally:
                 if not was_up:
                     subprocess.run([str(REPO / "tests" / "testbed" / "testbed"), "down"], capture_output=True)

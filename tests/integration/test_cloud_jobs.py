@@ -137,6 +137,12 @@ def test_a_node_still_booting_is_waited_for(cloud, nodes, make_spec, tmp_path):
     assert runner.drive(plan.job_id).job.status == "succeeded"
     waited = next(e.detail["seconds"] for e in store.journal(plan.job_id) if (e.phase, e.event) == ("boot", "end"))
     assert waited >= 4
+    from squall.sites import open_site
+
+    site = open_site("zcloud", home, store)
+    wait, source = site.boot_time()  # what the next estimate says: this site's history, not the default
+    assert source == "cloud boot: median of this site's last 1" and waited <= wait < waited + 30
+    site.close()
 
 
 def test_a_node_that_never_answers_fails_the_job_by_name_and_the_stack_is_destroyed(squall, nodes, tmp_path,

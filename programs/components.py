@@ -66,6 +66,7 @@ class KubernetesWork:
     memory_gib: float = 2
     gpus: int = 0
     walltime: int = 3600  # seconds: each pod's deadline, and with the waves of pods the Job's
+    volume_gib: int = 0  # a per-job volume staged through a stager pod; the Job starts suspended
 
 
 @dataclass(frozen=True)

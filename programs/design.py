@@ -87,6 +87,9 @@ class JobStackSpec(StrictModel):
     memory_gib: float | None = Field(None, gt=0, le=16384)
     ttl_hours: float = Field(4, gt=0, le=24 * 14)
     image: str | None = None  # OpenStack image name or Kubernetes container image; AWS looks the AMI up
+    # Kubernetes: the storage class (ReadWriteMany) of the per-job volume inputs are staged to and outputs
+    # collected from; without it, jobs with input files or a script are refused there.
+    volume_class: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.-]{0,252}$")
 
 
 class NetworkSpec(StrictModel):

@@ -47,6 +47,7 @@ class JobSettings(StrictModel):
     image: str = "python:3.12-slim"
     command: list[str] = Field(default_factory=lambda: ["sleep", "1"], min_length=1)
     kube_context: str | None = Field(None, min_length=1, max_length=253)
+    volume_gib: int = Field(0, ge=0, le=100_000)  # the per-job volume's size (0: no volume, nothing staged)
 
 
 class PlacementSettings(StrictModel):

@@ -79,7 +79,7 @@ def job_program(config: JobStackConfig) -> None:
     work, opts = None, None
     if cluster.spec.cloud == "kubernetes":
         work = KubernetesWork(settings.image, settings.command, settings.tasks, settings.cpus, settings.memory_gib,
-                              settings.gpus, settings.walltime)
+                              settings.gpus, settings.walltime, settings.volume_gib)
         if settings.kube_context:
             import pulumi_kubernetes as k8s
 

@@ -24,7 +24,7 @@ from pulumi_kubernetes.core.v1 import (
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
 from pulumi_kubernetes.networking.v1 import NetworkPolicyPeerArgsDict, NetworkPolicySpecArgsDict
 
-from squall.programs.components import GpuNodePoolArgs, JobStackArgs
+from squall.programs.components import GpuNodePoolArgs, JobStackArgs, KubernetesWork
 from squall.programs.design import ClusterDesign, PoolDesign, k8s_labels
 from squall.runtime import runtime_path, runtime_version
 
@@ -33,6 +33,8 @@ GPU = "nvidia.com/gpu"
 GPU_NODES = {"nvidia.com/gpu.present": "true"}  # the label NVIDIA's GPU feature discovery puts on GPU nodes
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}  # `up` returns once the Job exists; the site watches it
 TASK_UID = 10001
+TASK_MOUNT = "/squall-task"  # a task's own folder of the job volume, in its pod
+VOLUME_MOUNT = "/work"  # the whole job volume, in the stager pod
 PULL_ALLOWANCE = 120  # seconds per wave of pods for scheduling and pulling the image, on top of the walltime
 RESTRICTED: SecurityContextArgsDict = {"allow_privilege_escalation": False, "privileged": False,
                                         "capabilities": {"drop": ["ALL"]}}
@@ -129,6 +131,8 @@ def job_stack(name: str, args: JobStackArgs, opts: pulumi.ResourceOptions) -> li
     runtime = k8s.core.v1.ConfigMap(f"{name}-runtime", metadata=metadata(f"{job.name}-runtime", labels, namespace),
                                     data={"squall_runtime.py": runtime_path().read_text()}, opts=opts)
     pool = cluster.pools[0] if cluster.pools else None
+    volume = _job_volume(name, job.name, labels, namespace, work, cluster, job.ttl_seconds, opts) \
+        if work.volume_gib else None
     amounts = {"cpu": str(work.cpus), "memory": f"{work.memory_gib}Gi", **({GPU: str(work.gpus)} if work.gpus else {})}
     resources: ResourceRequirementsArgsDict = {"requests": amounts, "limits": amounts}
     waves = -(-work.tasks // min(job.nodes, work.tasks))
@@ -145,10 +149,13 @@ def job_stack(name: str, args: JobStackArgs, opts: pulumi.ResourceOptions) -> li
             "resources": resources,
             "security_context": {**RESTRICTED, "read_only_root_filesystem": True, "run_as_user": TASK_UID},
             "volume_mounts": [{"name": "runtime", "mount_path": f"/opt/squall/runtime/{version}", "read_only": True},
-                              {"name": "scratch", "mount_path": "/tmp"}],
+                              {"name": "scratch", "mount_path": "/tmp"},
+                              *([{"name": "work", "mount_path": TASK_MOUNT,
+                                  "sub_path_expr": "task-$(JOB_COMPLETION_INDEX)"}] if volume else [])],
         }],
         "volumes": [{"name": "runtime", "config_map": {"name": runtime.metadata.name}},
-                    {"name": "scratch", "empty_dir": {}}],
+                    {"name": "scratch", "empty_dir": {}},
+                    *([{"name": "work", "persistent_volume_claim": {"claim_name": volume}}] if volume else [])],
     }
     if pool is not None:
         pod_spec["priority_class_name"] = priority_class_name(cluster, pool)
@@ -157,6 +164,7 @@ def job_stack(name: str, args: JobStackArgs, opts: pulumi.ResourceOptions) -> li
         "completion_mode": "Indexed", "completions": work.tasks, "parallelism": min(job.nodes, work.tasks),
         # each index is tried once and fails alone; the others still run (status.failedIndexes says which)
         "backoff_limit_per_index": 0, "ttl_seconds_after_finished": 600,
+        "suspend": bool(volume),  # with a volume, the site resumes it once the inputs are staged
         "active_deadline_seconds": min(job.ttl_seconds, waves * (work.walltime + PULL_ALLOWANCE)),
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
     }
@@ -169,3 +177,32 @@ def job_stack(name: str, args: JobStackArgs, opts: pulumi.ResourceOptions) -> li
     k8s.networking.v1.NetworkPolicy(f"{name}-isolation", metadata=metadata(f"{job.name}-isolation", labels, namespace),
                                     spec=isolation, opts=opts)
     return [indexed.metadata.name]
+
+
+def _job_volume(name: str, job_name: str, labels: dict[str, str], namespace: str, work: KubernetesWork,
+                cluster: ClusterDesign, ttl: int, opts: pulumi.ResourceOptions) -> str:
+    """The job's volume (ReadWriteMany) and the stager pod the site execs into to stage and collect files."""
+    template = cluster.spec.job_stack
+    if template is None or not template.volume_class:
+        raise ValueError("a Kubernetes job volume needs job_stack.volume_class")
+    claim = f"{job_name}-work"
+    k8s.core.v1.PersistentVolumeClaim(
+        f"{name}-work", metadata=metadata(claim, labels, namespace),
+        spec={"access_modes": ["ReadWriteMany"], "storage_class_name": template.volume_class,
+              "resources": {"requests": {"storage": f"{work.volume_gib}Gi"}}}, opts=opts)
+    small = {"cpu": "100m", "memory": "128Mi"}
+    stager: PodSpecArgsDict = {
+        "restart_policy": "Never", "automount_service_account_token": False, "active_deadline_seconds": ttl,
+        "security_context": {"run_as_non_root": True, "run_as_user": TASK_UID, "run_as_group": TASK_UID,
+                             "fs_group": TASK_UID, "seccomp_profile": {"type": "RuntimeDefault"}},
+        "containers": [{
+            "name": "stager", "image": work.image, "image_pull_policy": "Always", "command": ["sleep", str(ttl)],
+            "security_context": {**RESTRICTED, "read_only_root_filesystem": True, "run_as_user": TASK_UID},
+            "resources": {"requests": small, "limits": small},
+            "volume_mounts": [{"name": "work", "mount_path": VOLUME_MOUNT}],
+        }],
+        "volumes": [{"name": "work", "persistent_volume_claim": {"claim_name": claim}}],
+    }
+    k8s.core.v1.Pod(f"{name}-stager", metadata=metadata(f"{job_name}-stager", labels, namespace), spec=stager,
+                    opts=opts)
+    return claim

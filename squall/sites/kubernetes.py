@@ -4,32 +4,42 @@ Kubernetes API, and destroyed in every case.
 Each task is one completion index; the pod runs the spec's command in the
 spec's image with ``SQUALL_TASK_INDEX`` set, no network but its own job's pods
 (the stack's NetworkPolicy), and what it prints is collected as the task's log.
+A job with input files or a script gets a volume (the organisation's
+``job_stack.volume_class``) and a stager pod: each task's folder is staged
+there through the API (``squall.sites.kubernetes_files``), the Job, created
+suspended, is resumed, the runtime (from the stack's ConfigMap; the image
+needs python3) runs each task in its folder as on every other site, and the
+outputs come back checked against the runtime's manifest.
 A NetworkPolicy is only enforced by some CNIs: tasks are reported network
 isolated only when the site was registered with the CNI that enforces it
 (``--network-policy-cni``), otherwise not, and the launch journal says why.
 The job stack's provider is pinned to the site's kubeconfig context, so the
 program and the site's watcher talk to the same cluster.
-Staged inputs and output files need a volume this version does not manage:
-such specs are refused at check time, before anything is created.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
+import time
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
-from squall.errors import Refused
+from squall.errors import Refused, SiteUnreachable
+from squall.runtime import runtime_version
 from squall.infra import records
 from squall.infra.driver import Engine, StackName
 from squall.infra.job_stacks import JobStacks
 from squall.sites.base import Capability, Claim, CollectedTask, JobPlan, LiveResource, Reporter, Site, TaskState
 from squall.sites.kubernetes_api import JobApi, task_states
 from squall.sites.job_stack import task_resources
+from squall.sites.kubernetes_files import TASK_MOUNT, collect_task, stage_task
 from squall.store import Store
 
+STAGER_WAIT = 300  # seconds for the stager pod to run (volume bound, image pulled)
+RUNTIME_IN_POD = f"/opt/squall/runtime/{runtime_version()}/squall_runtime.py"  # the job stack's ConfigMap
 # The user's command is passed as an argument of a fixed script: it is never pasted into shell text.
 TASK_SCRIPT = ('export SQUALL_TASK_INDEX="$JOB_COMPLETION_INDEX" SQUALL_OUTPUT_DIR=/tmp/squall-output; '
                'mkdir -p "$SQUALL_OUTPUT_DIR"; exec sh -c "$1"')
@@ -72,9 +82,10 @@ class KubernetesSite(Site):
         problems = []
         if not spec.image:
             problems.append("image: a Kubernetes job runs in a container image; set one")
-        if spec.inputs or spec.script:
-            problems.append("inputs/script: Kubernetes sites do not stage files in this version")
-        if not spec.command:
+        if self._staged(plan) and not (org.job_stack and org.job_stack.volume_class):
+            problems.append(f"inputs/script: staging files needs a job volume; organisation {org.org} names no "
+                            "job_stack.volume_class (a ReadWriteMany storage class)")
+        if not spec.command and not spec.script:
             problems.append("command: required on Kubernetes sites")
         pool = org.pools[0]
         if spec.resources.gpus > pool.gpus_per_node or spec.resources.cpus > pool.cpus_per_node:
@@ -86,20 +97,47 @@ class KubernetesSite(Site):
     def max_duration(self, plan: JobPlan) -> float:
         return plan.walltime + 60
 
+    @staticmethod
+    def _staged(plan: JobPlan) -> bool:
+        """Whether the job has files to stage (then it gets a volume and the runtime runs each task)."""
+        return bool(plan.spec.inputs or plan.spec.script)
+
     def up(self, plan: JobPlan, claim: Claim) -> None:
         stack = self.job_stacks.name(self.org_stack, plan.job_id)
         claim("stack", str(stack))
         spec = plan.spec
-        command = spec.command if isinstance(spec.command, str) else shlex.join(spec.command or [])
+        if self._staged(plan):  # the runtime runs the task in its folder of the job volume, as on every site
+            command = ["python3", RUNTIME_IN_POD, "run", TASK_MOUNT]
+            staged = sum(item.size for task in plan.tasks for item in task.inputs)
+            volume = {"volume_gib": max(1, math.ceil(3 * staged / (1 << 30)))}  # inputs, outputs, room
+        else:
+            shown = spec.command if isinstance(spec.command, str) else shlex.join(spec.command or [])
+            command, volume = ["sh", "-c", TASK_SCRIPT, "squall-task", shown], {}
         self.job_stacks.create(self.org_stack, plan.job_id, len(plan.tasks), work={
-            "image": spec.image, "command": ["sh", "-c", TASK_SCRIPT, "squall-task", command],
-            "walltime": plan.walltime, "kube_context": self.context, **task_resources(plan)})
+            "image": spec.image, "command": command, "walltime": plan.walltime, "kube_context": self.context,
+            **volume, **task_resources(plan)})
 
     def stage(self, plan: JobPlan, reporter: Reporter) -> None:
-        """Nothing to stage: check() refused inputs."""
+        """Each task's folder into the job volume through the stager pod (nothing for a job without files)."""
+        if not self._staged(plan):
+            return
+        pod = f"{self.job_name(plan)}-stager"
+        deadline = time.monotonic() + STAGER_WAIT
+        while not self.api.pod_running(self.namespace(), pod):
+            if time.monotonic() > deadline:
+                raise SiteUnreachable(f"site {self.name!r}: the stager pod {self.namespace()}/{pod} did not run "
+                                      f"within {STAGER_WAIT} s", hint="is the volume's storage class ReadWriteMany?")
+            time.sleep(2)
+        total = sum(item.size for task in plan.tasks for item in task.inputs)
+        sent = 0
+        for task in plan.tasks:
+            sent += stage_task(self.api, self.namespace(), pod, plan, task.index)
+            reporter.bytes_staged(min(sent, total), total)
 
     def launch(self, plan: JobPlan) -> dict:
-        """The Indexed Job started when the stack created it."""
+        """The Indexed Job started when the stack created it, or (files staged) now."""
+        if self._staged(plan):
+            self.api.resume(self.namespace(), self.job_name(plan))
         isolation = (f"NetworkPolicy enforced by {self.network_policy_cni}" if self.network_policy_cni else
                      f"site {self.name!r} names no NetworkPolicy-enforcing CNI (site add --network-policy-cni): "
                      "the job's NetworkPolicy may not be enforced")
@@ -117,6 +155,9 @@ class KubernetesSite(Site):
         self.down(plan)
 
     def collect(self, plan: JobPlan, indexes: list[int], reporter: Reporter) -> list[CollectedTask]:
+        if self._staged(plan):
+            pod = f"{self.job_name(plan)}-stager"
+            return [collect_task(self.api, self.namespace(), pod, plan, index) for index in indexes]
         collected = []
         for index in indexes:
             log = self.api.pod_log(self.namespace(), self.job_name(plan), index)

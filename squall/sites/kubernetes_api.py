@@ -1,4 +1,5 @@
-"""What the Kubernetes site asks the cluster's API: one Indexed Job's status, and one index's pod log.
+"""What the Kubernetes site asks the cluster's API: one Indexed Job's status, one index's pod log, and
+commands in the job's stager pod (its files travel base64-encoded over exec's text streams).
 
 ``JobApi`` is the boundary (tests stand a fake in here); ``ClusterJobApi`` is
 the real one over the official ``kubernetes`` client, with the kubeconfig
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from squall.errors import MissingDependency, SiteUnreachable
+from squall.errors import MissingDependency, SiteUnreachable, SquallError
 from squall.sites.base import TaskState
 from squall.workarea import TaskStatus
 
@@ -29,6 +30,16 @@ class JobApi(Protocol):
     def job_status(self, namespace: str, name: str) -> IndexedJobStatus: ...
 
     def pod_log(self, namespace: str, job: str, index: int) -> bytes | None: ...
+
+    def pod_running(self, namespace: str, pod: str) -> bool: ...
+
+    def exec(self, namespace: str, pod: str, argv: list[str], stdin: bytes | None = None) -> bytes:
+        """``argv`` in the pod's container; its stdout. ``stdin`` must be text (base64): exec's streams are."""
+        ...
+
+    def resume(self, namespace: str, job: str) -> None:
+        """Unsuspend the Job (its inputs are staged)."""
+        ...
 
 
 def parse_indexes(text: str | None) -> frozenset[int]:
@@ -98,3 +109,40 @@ class ClusterJobApi:
             return self.core.read_namespaced_pod_log(newest.metadata.name, namespace).encode()
         except self._errors as exc:
             raise SiteUnreachable(f"kubernetes: logs of {namespace}/{job}[{index}]: {exc}") from None
+
+    def pod_running(self, namespace: str, pod: str) -> bool:
+        try:
+            return self.core.read_namespaced_pod_status(pod, namespace).status.phase == "Running"
+        except self._errors as exc:
+            if getattr(exc, "status", None) == 404:
+                return False
+            raise SiteUnreachable(f"kubernetes: pod {namespace}/{pod}: {exc}") from None
+
+    def exec(self, namespace: str, pod: str, argv: list[str], stdin: bytes | None = None) -> bytes:
+        from kubernetes.stream import stream
+
+        try:
+            channel = stream(self.core.connect_get_namespaced_pod_exec, pod, namespace, command=argv,
+                             stdin=stdin is not None, stdout=True, stderr=True, tty=False, _preload_content=False)
+            if stdin is not None:
+                channel.write_stdin(stdin.decode("ascii"))
+            out, err = [], []
+            while channel.is_open():
+                channel.update(timeout=1)
+                if channel.peek_stdout():
+                    out.append(channel.read_stdout())
+                if channel.peek_stderr():
+                    err.append(channel.read_stderr())
+            channel.close()
+        except self._errors as exc:
+            raise SiteUnreachable(f"kubernetes: exec in {namespace}/{pod}: {exc}") from None
+        if channel.returncode:
+            raise SquallError(f"kubernetes: {argv[0]} in {namespace}/{pod} exited {channel.returncode}: "
+                              f"{''.join(err)[-500:]}")
+        return "".join(out).encode()
+
+    def resume(self, namespace: str, job: str) -> None:
+        try:
+            self.batch.patch_namespaced_job(job, namespace, {"spec": {"suspend": False}})
+        except self._errors as exc:
+            raise SiteUnreachable(f"kubernetes: resume {namespace}/{job}: {exc}") from None

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from squall.errors import Refused, SiteUnreachable
+from pathlib import Path
+
+from squall.errors import Refused, SiteUnreachable, SquallError
 from squall.infra import driver, records
 from squall.runner import Runner
 from squall.sites import kubernetes_api
 from squall.sites.kubernetes import TASK_SCRIPT, add_kubernetes_site
+from squall.sites.kubernetes_files import TASK_MOUNT
 from squall.sites.kubernetes_api import IndexedJobStatus, parse_indexes, task_states
 from squall.spec import load_spec
 from tests.infra.conftest import silent
@@ -112,7 +115,6 @@ def test_past_the_deadline_the_unfinished_indexes_time_out(k8s, make_spec, monke
 
 
 @pytest.mark.parametrize("fields,problem", [({"image": None, "runtime": "none"}, "image:"),
-                                            ({"inputs": ["*.csv"]}, "inputs/script"),
                                             ({"resources": {"gpus": 8}}, "more than a node of pool gpu")])
 def test_what_the_site_cannot_run_is_refused_before_anything_exists(k8s, make_spec, monkeypatch, engine, fields,
                                                                     problem, tmp_path):
@@ -154,3 +156,110 @@ def test_the_sites_context_must_be_the_one_the_stack_file_pins(store):
     assert add_kubernetes_site(store, "labk8s2", "lab.org.main", None)["context"] == "lab-prod"
     with pytest.raises(InvalidInput, match="--network-policy-cni"):
         add_kubernetes_site(store, "labk8s3", "lab.org.main", None, "Calico; rm -rf /")
+
+
+class VolumeCluster(FakeIndexedJob):
+    """A fake cluster whose stager pod is a local folder (the job volume): exec runs the command here with
+    ``/work`` pointing at it, and resuming the Job runs the real runtime on each task's folder, bound at the
+    pod's mount point in a mount namespace of its own (root only), as a pod would see it."""
+
+    def __init__(self, volume, tasks):
+        super().__init__()
+        self.volume, self.tasks, self.ran, self.execs = volume, tasks, {}, []
+
+    def pod_running(self, namespace, pod):
+        return True
+
+    def exec(self, namespace, pod, argv, stdin=None):
+        import subprocess
+
+        self.execs.append(argv[2][:20])
+        local = [str(self.volume) + a[len("/work"):] if a.startswith("/work") else a for a in argv]
+        proc = subprocess.run(local, input=stdin, capture_output=True)
+        if proc.returncode:
+            raise SquallError(f"exec {argv[0]}: {proc.stderr.decode()[-300:]}")
+        return proc.stdout
+
+    def resume(self, namespace, job):
+        import subprocess
+
+        from squall.runtime import runtime_path
+
+        Path(TASK_MOUNT).mkdir(exist_ok=True)
+        for index in range(self.tasks):
+            script = 'mount --bind "$1" "$2" && exec python3 "$3" run "$2"'
+            self.ran[index] = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                                              "sh", str(self.volume / f"task-{index}"), TASK_MOUNT,
+                                              str(runtime_path())], capture_output=True).returncode
+
+    def job_status(self, namespace, name):
+        done = frozenset(i for i, code in self.ran.items() if code == 0)
+        return IndexedJobStatus(done, frozenset(self.ran) - done, 0, False)
+
+
+def test_files_are_staged_into_the_job_volume_and_outputs_collected_verified(k8s, monkeypatch, engine, store,
+                                                                           wind_example, tmp_path):
+    import yaml
+
+    from tests.integration.conftest import checksums
+
+    document = yaml.safe_load(wind_example.read_text())
+    wind_example.write_text(yaml.safe_dump({**document, "image": "python:3.12-slim", "runtime": "auto"}))
+    cluster = VolumeCluster(tmp_path / "volume", tasks=4)
+    monkeypatch.setattr(kubernetes_api, "ClusterJobApi", lambda context=None: cluster)
+    plan = k8s.submit(load_spec(wind_example), "labk8s", tmp_path / "results")
+    result = k8s.drive(plan.job_id)
+    assert result.job.status == "succeeded", result.job.error
+    stack = f"lab.job.{plan.job_id}"
+    graph = engine.applied[stack]
+    job = graph.of_type("kubernetes:batch/v1:Job")[0].props
+    assert job["spec"]["suspend"] is True  # resumed by the site once staged
+    assert graph.of_type("kubernetes:core/v1:PersistentVolumeClaim")[0].props["spec"]["storageClassName"] == "nfs-rwx"
+    assert cluster.ran == {0: 0, 1: 0, 2: 0, 3: 0}
+    outputs = checksums(tmp_path / "results" / plan.job_id)
+    assert len([k for k in outputs if k.endswith("summary.csv")]) == 4
+    wind_example.write_text(yaml.safe_dump(document))  # the example as it is, on the local site
+    local = Runner(store, store.home)
+    again = local.submit(load_spec(wind_example), "local", tmp_path / "local")
+    assert local.drive(again.job_id).job.status == "succeeded"
+    assert checksums(tmp_path / "local" / again.job_id) == outputs  # the same results as the local site
+
+
+def test_a_damaged_transfer_is_caught(k8s, monkeypatch, wind_example, tmp_path):
+    import yaml
+
+    document = yaml.safe_load(wind_example.read_text())
+    wind_example.write_text(yaml.safe_dump({**document, "image": "python:3.12-slim", "runtime": "auto"}))
+    cluster = VolumeCluster(tmp_path / "volume", tasks=4)
+    real_exec = cluster.exec
+
+    def corrupting(namespace, pod, argv, stdin=None):
+        out = real_exec(namespace, pod, argv, stdin)
+        if "sha256sum" in argv[2]:  # the pod's listing after the unpack: one file's digest is not what was sent
+            return out.replace(out[:8], b"00000000", 1)
+        return out
+    cluster.exec = corrupting
+    monkeypatch.setattr(kubernetes_api, "ClusterJobApi", lambda context=None: cluster)
+    plan = k8s.submit(load_spec(wind_example), "labk8s", tmp_path / "results")
+    result = k8s.drive(plan.job_id)
+    assert result.job.status == "failed" and "arrived damaged" in result.job.error
+    assert cluster.ran == {}  # nothing ran on damaged inputs
+
+
+def test_files_without_a_volume_class_are_refused_naming_it(k8s, make_spec, monkeypatch, engine, tmp_path):
+    import yaml
+
+    from squall.programs import stack_files
+
+    copy = tmp_path / "stacks"
+    copy.mkdir()
+    for path in stack_files.stacks_dir().glob("Pulumi.lab.*.yaml"):
+        (copy / path.name).write_text(path.read_text().replace(", volume_class: nfs-rwx", ""))
+    assert "volume_class" not in yaml.safe_load((copy / "Pulumi.lab.org.main.yaml").read_text())["config"][
+        "squall:org"]["job_stack"]
+    monkeypatch.setattr(stack_files, "stacks_dir", lambda: copy)
+    (tmp_path / "job").mkdir(exist_ok=True)
+    (tmp_path / "job" / "a.csv").write_text("1\n")
+    with pytest.raises(Refused, match="names no job_stack.volume_class"):
+        k8s.submit(spec(make_spec, inputs=["*.csv"]), "labk8s", tmp_path / "results")
+    assert [c for c in engine.calls if c[0] == "up" and ".job." in c[1]] == []

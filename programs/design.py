@@ -12,11 +12,13 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from squall.errors import InvalidInput, Refused
+from squall.inventory import Amount
 from squall.validation import StrictModel, validate
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")]
@@ -124,6 +126,25 @@ class OpenStackSpec(StrictModel):
     root_volume_gb: int = Field(40, ge=10, le=2000)
 
 
+class FlavourPrice(StrictModel):
+    """What one machine of a flavour (instance type) costs, in the organisation's ``prices.currency``."""
+
+    per_node_hour: Amount
+    spin_up_per_node: Amount = Decimal(0)
+    storage_per_gb_week: Amount = Decimal(0)
+    data_in_per_gb: Amount = Decimal(0)
+    data_out_per_gb: Amount = Decimal(0)
+
+
+class CloudPrices(StrictModel):
+    """The organisation's prices per flavour, with where they come from; a flavour not listed is unpriced."""
+
+    currency: str = Field(pattern=r"^([A-Z]{3}|credits)$")
+    source: str = Field(min_length=1)
+    as_of: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    flavours: dict[str, FlavourPrice] = Field(default_factory=dict)
+
+
 class OperatorSpec(StrictModel):
     """A named sudo-capable account on the head node, with the operator's key (else the cloud's default user)."""
 
@@ -149,6 +170,7 @@ class OrgSpec(StrictModel):
     pools: list[PoolSpec] = Field(default_factory=list)
     banks: list[BankSpec] = Field(default_factory=list)
     job_stack: JobStackSpec | None = None
+    prices: CloudPrices | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> "OrgSpec":

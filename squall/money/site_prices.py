@@ -46,3 +46,14 @@ def describe_rates(model: PriceModel | None) -> str:
         return (f"{model.per_job} + {model.per_core_hour}/core-h + {model.per_gpu_hour}/GPU-h + "
                 f"{model.per_gb_hour}/GB-h {model.currency}")
     return model.kind
+
+
+def flavour_price(org, flavour: str) -> PriceModel | None:
+    """A cloud machine's price from its organisation's ``prices`` (``None``: that flavour is unpriced)."""
+    from squall.money.prices import NodeRates
+
+    prices = org.prices
+    if prices is None or flavour not in prices.flavours:
+        return None
+    return NodeRates(currency=prices.currency, source=prices.source, as_of=prices.as_of,
+                     **prices.flavours[flavour].model_dump())

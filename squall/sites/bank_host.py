@@ -35,6 +35,12 @@ class BankProvisioner(Provisioner):
         if self.banks.orgs.settings(self.org_stack).org.cloud == "aws":
             raise Refused(f"site {self.site!r}: AWS banks are warm pools; a job cannot be given one of their VMs")
 
+    def price(self, plan: JobPlan):
+        """The bank's flavour, as the organisation prices it (unpriced: None)."""
+        from squall.money.site_prices import flavour_price
+
+        return flavour_price(self.banks.orgs.settings(self.org_stack).org, self._spec().flavour)
+
     def node_count(self, plan: JobPlan) -> int:
         return 1
 

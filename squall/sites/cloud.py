@@ -120,8 +120,8 @@ class CloudSite(Site):
         from squall.money.site_prices import energy_model, price_model
 
         wait, source = self.boot_time()
-        return Quote(price=price_model(self.site_vars, None), energy=energy_model(self.site_vars),
-                     queue_wait_s=wait, queue_source=source)
+        price = self.provisioner.price(plan) or price_model(self.site_vars, None)  # the org's, else the site's
+        return Quote(price=price, energy=energy_model(self.site_vars), queue_wait_s=wait, queue_source=source)
 
     def boot_time(self) -> tuple[float, str]:
         """Seconds from creating the machines to all of them answering: the median of this site's last 20

@@ -37,6 +37,14 @@ class JobStackProvisioner(Provisioner):
             raise Refused(f"site {self.site!r}: organisation {org.org} has no job_stack section: no cloud jobs there")
         job_machine(org, *task_resources(plan).values())
 
+    def price(self, plan: JobPlan):
+        """The price of the machine the job's tasks get (unpriced: None)."""
+        from squall.money.site_prices import flavour_price
+        from squall.programs.design import job_machine
+
+        org = self._org()
+        return flavour_price(org, job_machine(org, *task_resources(plan).values()).flavour)
+
     def node_count(self, plan: JobPlan) -> int:
         """As many nodes as tasks, at most the organisation's ``job_stack.nodes``."""
         org = self._org()

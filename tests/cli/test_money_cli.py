@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from decimal import Decimal
 
 
 def test_dry_run_prints_the_plan_and_creates_nothing(squall, make_spec):
@@ -116,3 +117,32 @@ def test_quotas_are_reserved_at_submission_and_shown(squall, make_spec):
         squall.run("job", "cancel", squall.query("SELECT id FROM jobs ORDER BY created_at")[0][0])
         first.wait(timeout=60)
     assert squall.json("quota", "set", "user:default/ana", "cpus", "none")[1][0]["limit"] is None
+
+
+def cloud_site(squall, name: str, org: str) -> None:
+    """A cloud site (its head is never contacted for an estimate)."""
+    folder = squall.cwd / name
+    (folder / "group_vars").mkdir(parents=True)
+    (folder / "hosts.yml").write_text("all:\n  children:\n    login:\n      hosts:\n        head: {ansible_host: "
+                                      "10.250.0.2}\n")
+    (folder / "group_vars" / "all.yml").write_text(
+        f"squall_kind: cloud\nsquall_scheduler: none\nsquall_org_stack: {org}.org.main\nsquall_work_root: /var/tmp/x\n"
+        "ansible_user: squall-svc\nansible_ssh_private_key_file: /etc/hostname\n")
+    assert squall.run("site", "add", name, "--inventory", str(folder)).returncode == 0
+
+
+def test_cloud_jobs_are_priced_by_the_machine_they_get(squall, make_spec):
+    cloud_site(squall, "zc", "zephy")
+    cloud_site(squall, "ac", "acme")
+    plain = make_spec({"name": "p", "command": "true", "split": 4, "resources": {"walltime": "01:00:00"}})
+    row = squall.json("job", "estimate", str(plain), "--site", "zc")[1]["sites"][0]
+    price = row["cost"]["price"]
+    assert (price["kind"], price["per_node_hour"], price["currency"]) == ("nodes", "0.12", "EUR")
+    assert "example figures" in price["source"] and price["as_of"] == "2026-11-01"
+    gpu = make_spec({"name": "g", "command": "true", "split": 4, "resources": {"walltime": "01:00:00", "gpus": 1}},
+                    folder="gpu-job")
+    gpu_row = squall.json("job", "estimate", str(gpu), "--site", "zc")[1]["sites"][0]
+    assert Decimal(gpu_row["cost"]["price"]["per_node_hour"]) == Decimal("2.40")  # the GPU pool's flavour
+    assert Decimal(gpu_row["cost"]["max"]["amount"]) > 10 * Decimal(row["cost"]["max"]["amount"])
+    unpriced = squall.json("job", "estimate", str(plain), "--site", "ac")[1]["sites"][0]
+    assert unpriced["cost"] == "unpriced"  # acme prices no flavour: never a silent 0

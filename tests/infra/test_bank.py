@@ -147,3 +147,32 @@ def test_an_empty_bank_says_try_again_only_when_a_refill_can_run(filled, engine)
     with pytest.raises(MissingDependency, match="no refill can run here: the pulumi CLI is not installed") as raised:
         filled.claim(ZEPHY, "cfd", "late", no_refill)
     assert raised.value.exit_code == ExitCode.MISSING_DEPENDENCY
+
+
+@pytest.mark.parametrize("after_job, state_after", [("release", "retired"), ("recycle", "idle")])
+def test_a_job_on_a_bank_vm_hands_it_back_as_the_bank_says(filled, store, engine, make_spec, tmp_path, monkeypatch,
+                                                            after_job, state_after):
+    import time
+
+    from squall.jobs import new_plan
+    from squall.sites.bank_host import BankProvisioner
+    from squall.spec import load_spec
+
+    provisioner = BankProvisioner("zbank", store, ZEPHY, "cfd", filled, "squall", "/home/squall/work")
+    spec = filled.spec(ZEPHY, "cfd").model_copy(update={"after_job": after_job})
+    monkeypatch.setattr(provisioner, "_spec", lambda: spec)
+    plan = new_plan(load_spec(make_spec({"name": "b", "command": "true"})), "261201-bank01", tmp_path, store.store_id)
+    monkeypatch.setattr(store, "job", lambda job_id: None)  # no job row needed: the owner defaults
+
+    def claim(kind, resource):
+        store.add_lease(plan.job_id, "zbank", kind, resource, {}, time.time() + 3600)
+    provisioner.up(plan, claim)
+    held = provisioner.nodes(plan)
+    assert held["addresses"] == ["127.0.0.1"] and held["job_user"] == "squall"
+    vm_id = int(store.leases(job_id=plan.job_id)[0].resource.rsplit("/", 1)[1])
+    provisioner.up(plan, claim)  # a resumed controller keeps the VM it holds
+    assert len(store.leases(job_id=plan.job_id)) == 1
+    provisioner.down(plan)
+    states = {vm.id: vm.state for vm in records.bank_vms(store, "zephy", "cfd", ("idle", "claimed", "retired"))}
+    assert states[vm_id] == state_after
+    assert provisioner.has_nodes(plan) is False

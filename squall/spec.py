@@ -26,7 +26,10 @@ from squall.slugs import SLUG_PATTERN
 from squall.validation import StrictModel, validate
 
 _MEMORY = re.compile(r"^(\d{1,12}(?:\.\d{1,6})?)\s*([KMGT]?)(i?B?)$", re.IGNORECASE)
-_WALLTIME = re.compile(r"^(?:(\d{1,4})-)?(\d{1,6}):([0-5]\d):([0-5]\d)$")
+# Slurm's wall-time forms: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
+_WALLTIME_DAYS = re.compile(r"^(\d{1,4})-(\d{1,2})(?::(\d{1,2})(?::(\d{1,2}))?)?$")
+_WALLTIME_CLOCK = re.compile(r"^(\d{1,7})(?::(\d{1,2})(?::(\d{1,2}))?)?$")
+WALLTIME_FORMS = "'MM', 'MM:SS', 'HH:MM:SS', 'D-HH', 'D-HH:MM' or 'D-HH:MM:SS' (Slurm's forms)"
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 MAX_MEMORY = 1 << 50  # 1 PiB per task: beyond any node, and far inside what every site's tools can hold
 MAX_WALLTIME = 365 * 24 * 3600  # a year: Slurm's limits, lease expiries and timestamps all hold it
@@ -49,11 +52,22 @@ def parse_memory(text: str) -> int:
 
 
 def parse_walltime(text: str) -> int:
-    """``"[D-]HH:MM:SS"`` -> seconds."""
-    match = _WALLTIME.match(text.strip())
-    if not match:
-        raise ValueError(f"{text!r} is not a wall time like '00:10:00' or '1-00:00:00'")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    """A wall time in any of Slurm's forms -> seconds; a field out of range (``25:61:00``) is refused."""
+    text = text.strip()
+    days_form, clock_form = _WALLTIME_DAYS.match(text), _WALLTIME_CLOCK.match(text)
+    if days_form:
+        days, hours, minutes, seconds = (int(g or 0) for g in days_form.groups())
+        limits = (("hours", hours, 24), ("minutes", minutes, 60), ("seconds", seconds, 60))
+    elif clock_form:
+        fields = [int(g) for g in clock_form.groups() if g is not None]
+        # MM or MM:SS: the first field counts minutes, as Slurm reads it
+        days, hours, minutes, seconds = (0, *fields) if len(fields) == 3 else (0, 0, fields[0], (fields + [0])[1])
+        limits = (("minutes", minutes, 60 if len(fields) == 3 else None), ("seconds", seconds, 60))
+    else:
+        raise ValueError(f"{text!r} is not a wall time like '00:10:00' or '1-00:00:00'; write {WALLTIME_FORMS}")
+    for name, value, limit in limits:
+        if limit is not None and value >= limit:
+            raise ValueError(f"{text!r}: {value} {name} is out of range (below {limit})")
     total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
     if total > MAX_WALLTIME:
         raise ValueError(f"{text!r} is more than 365 days")
@@ -90,7 +104,8 @@ class Resources(StrictModel):
     cpus: int = Field(1, ge=1, le=1024, description="CPU cores per task")
     memory: str | None = Field(None, description="memory per task, e.g. '512M', '2G'")
     gpus: int = Field(0, ge=0, le=64, description="GPUs per task")
-    walltime: str = Field("01:00:00", description="[D-]HH:MM:SS; the task is killed after it")
+    walltime: str = Field("01:00:00", description="Slurm's forms: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, "
+                                                  "D-HH:MM:SS; the task is killed after it")
 
     @field_validator("memory", "walltime", mode="before")
     @classmethod
@@ -100,7 +115,8 @@ class Resources(StrictModel):
             if info.field_name == "memory":
                 raise ValueError(f"{value} has no unit: write a size as a string with K, M, G or T "
                                  f"(binary, as Slurm reads them), e.g. '{value}M' or '2G'")
-            raise ValueError(f"{value} is a number: write a wall time as '[D-]HH:MM:SS', e.g. '01:00:00'")
+            raise ValueError(f"{value} is a number: write a wall time as a string, {WALLTIME_FORMS}, "
+                             "e.g. '01:00:00'")
         return value
 
     @field_validator("memory")

@@ -50,7 +50,9 @@ def _spec_cases(tmp: Path) -> list[tuple[str, str, dict[str, bytes | None], list
         ("over-1-mib", ok + "# " + "x" * (1 << 20) + "\n", {}, ["larger than 1 MiB"]),
         ("memory-without-unit", ok + "resources: {memory: 1024}\n", {},
          ["resources.memory", "K, M, G or T", "'1024M'"]),
-        ("walltime-a-number", ok + "resources: {walltime: 600}\n", {}, ["resources.walltime", "[D-]HH:MM:SS"]),
+        ("walltime-a-number", ok + "resources: {walltime: 600}\n", {}, ["resources.walltime", "D-HH:MM:SS"]),
+        ("walltime-out-of-range", ok + "resources: {walltime: '25:61:00'}\n", {}, ["resources.walltime", "61 minutes"]),
+        ("walltime-zero", ok + "resources: {walltime: '0'}\n", {}, ["resources.walltime", "positive"]),
         ("yaml-syntax", "name: x\ncommand: [true\n  bad: : :\n", {}, ["job.yaml", "line 2, column 10"]),
     ]
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import os
 
 import pytest
@@ -105,6 +107,19 @@ def test_sizes_and_walltimes():
     assert "resources.memory" in error_of({**BASE, "resources": {"memory": "lots"}})
     assert "resources.walltime" in error_of({**BASE, "resources": {"walltime": "10 minutes"}})
     assert "resources.walltime" in error_of({**BASE, "resources": {"walltime": "00:00:00"}})
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 5400), ("90:30", 5430), ("25:30:00", 91800), ("1-12", 129600),
+                                           ("1-12:30", 131400), ("1-12:30:15", 131415)])
+def test_every_slurm_walltime_form(text, seconds):
+    assert parse_walltime(text) == seconds
+
+
+@pytest.mark.parametrize("text, named", [("25:61:00", "61 minutes"), ("1-25", "25 hours"), ("61:61", "61 seconds"),
+                                         ("1-2:3:4:5", "Slurm's forms"), ("1:2:3:4", "Slurm's forms")])
+def test_walltime_fields_out_of_range_are_named(text, named):
+    with pytest.raises(ValueError, match=re.escape(named)):
+        parse_walltime(text)
 
 
 def test_defaults():

@@ -186,6 +186,7 @@ def describe_site(store: Store, name: str) -> dict:
     info["discovered"] = {
         "partitions": latest_check.get("partitions"),
         "gpus": latest_check.get("gres"),
+        "slurm_associations": latest_check.get("slurm_associations"),
         "container_runtimes": latest_check.get("container_runtimes"),
         "hosts": latest_check.get("hosts"),
         "python": {"login": latest_check.get("python_login"), "compute": latest_check.get("python_compute")},

@@ -27,6 +27,7 @@ from squall.hops import Hop
 from squall.money.amounts import decimal
 from squall.money.slurm_billing import parse_weights
 from squall.project import project_dir
+from squall.slurm_options import SetupLine, SiteSlurm
 from squall.spec import parse_walltime
 from squall.validation import StrictModel, describe_errors
 
@@ -117,6 +118,7 @@ class Partition(StrictModel):
     max_cpus_per_task: int = Field(ge=1)
     gpus_per_node: int = Field(0, ge=0)
     price: Price | None = None  # in squall_pricing's currency; else squall_pricing.rates
+    setup: list[SetupLine] = Field(default_factory=list, max_length=32)  # after the site's, in the batch script
 
 
 class JumpHost(StrictModel):
@@ -159,6 +161,7 @@ class SiteVars(BaseModel):
     squall_network_probe: Annotated[str, AfterValidator(_probe)] = ""
     squall_remote_path: str = ""
     squall_jump_host: JumpHost | None = None
+    squall_slurm: SiteSlurm | None = None  # account, qos, ... set-up lines and kept variables for every job
     squall_pricing: Pricing | None = None
     squall_energy: Energy | None = None
     squall_boot_timeout: float = Field(600, gt=0, le=7200)  # cloud: seconds for a job's nodes to answer SSH

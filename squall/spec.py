@@ -23,6 +23,7 @@ from pydantic import (
 
 from squall.errors import InvalidInput
 from squall.slugs import SLUG_PATTERN
+from squall.slurm_options import SlurmOptions
 from squall.validation import StrictModel, validate
 
 _MEMORY = re.compile(r"^(\d{1,12}(?:\.\d{1,6})?)\s*([KMGT]?)(i?B?)$", re.IGNORECASE)
@@ -175,6 +176,8 @@ class JobSpec(StrictModel):
     site: str = Field("local", min_length=1, description="site name, or 'auto'")
     project: Slug = "default"
     service: Service | None = Field(None, description="a partner application's price, paid with the job")
+    slurm: SlurmOptions | None = Field(None, description="Slurm sites: account, qos, constraint, reservation and "
+                                                         "allowed extra sbatch options (ignored elsewhere)")
     labels: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/-]{0,62}$")],
                  Annotated[NoNul, StringConstraints(max_length=1024)]] = (
         Field(default_factory=dict)

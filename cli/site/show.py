@@ -48,6 +48,7 @@ def show_cmd(app: App, name: str) -> None:
         app.say(f"  discovered partitions: {partitions or 'not checked yet'}")
         gres = ", ".join(f"{name}: {', '.join(kinds) or 'none'}" for name, kinds in (found["gpus"] or {}).items())
         app.say(f"  discovered GPUs (gres): {gres or '-'}")
+        app.say(f"  slurm associations: {_associations(found['slurm_associations'])}")
     runtimes = found["container_runtimes"]
     app.say(f"  container runtimes: {', '.join(runtimes) or 'none' if runtimes is not None else '-'}")
     runtime = found["runtime"]
@@ -58,3 +59,12 @@ def show_cmd(app: App, name: str) -> None:
         app.say(f"  last health: {health['status']} at {when} (scheduling latency {health['latency_s']} s)")
     else:
         app.say("  last health: never")
+
+
+def _associations(found: dict | None) -> str:
+    if not found:
+        return "not checked yet"
+    if not found.get("available"):
+        return f"unknown ({found.get('reason') or 'sacctmgr gave none'})"
+    rows = found.get("associations") or []
+    return "; ".join(", ".join(f"{k} {v}" for k, v in row.items()) for row in rows) or "none for this account"

@@ -53,7 +53,7 @@ import sys
 import threading
 import time
 
-RUNTIME_VERSION = "0.6.0"
+RUNTIME_VERSION = "0.7.0"
 TASK_FORMAT = 1  # the layout of task.json this runtime reads (squall.workarea.TASK_FORMAT)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Only these variables of the runtime's own environment reach the payload.
@@ -256,7 +256,9 @@ class Task(object):
 
     def environment(self):
         env = {}
-        for key in ENV_ALLOW:
+        # the site's set-up lines (module load ...) may set more that the payload needs: the site names them
+        kept = [k for k in self.spec.get("keep_env") or [] if isinstance(k, str) and k.isupper()]
+        for key in ENV_ALLOW + tuple(kept):
             if key in os.environ:
                 env[key] = os.environ[key]
         env.setdefault("PATH", DEFAULT_PATH)

@@ -15,6 +15,7 @@ from squall.inventory import Partition, SiteVars
 from squall.sites.base import Capability, JobPlan, LiveResource, TaskState
 from squall.sites.parts import Executor
 from squall.sites.remote_host import HostFacts, RemoteHost
+from squall.slurm_options import merged, quoted_setup
 from squall.spec import parse_walltime
 from squall.templating import templates
 from squall.workarea import KILL_GRACE, TaskStatus
@@ -86,13 +87,22 @@ class SlurmExecutor(Executor):
         comment = (f"squall-job={plan.job_id},org={tags['squall:org']},project={tags['squall:project']},"
                    f"store={tags['squall:store']},expires={int(expires)}")
         seconds = plan.walltime + SLURM_MARGIN
+        partition = self.partition_for(plan)
+        site = self.site_vars.squall_slurm
         return templates().get_template("slurm/array.sh.j2").render(
             job_id=plan.job_id, slurm_name=f"squall-{plan.job_id}", comment=comment, tasks=len(plan.tasks),
-            partition=self.partition_for(plan).name, cpus=res.cpus,
+            partition=partition.name, cpus=res.cpus,
             memory_mb=(res.memory_bytes or 0) // (1 << 20), gpus=res.gpus,
             slurm_time=f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}",
             job_dir=self.login.job_dir(plan.job_id), runtime=self.login.runtime(),
+            slurm=merged(site, plan.spec.slurm),
+            setup=quoted_setup([*(site.setup if site else []), *partition.setup]),
         )
+
+    def task_fields(self, plan: JobPlan, host: RemoteHost) -> dict:
+        """The variables the site's set-up lines set that the payload needs (the runtime passes them on)."""
+        site = self.site_vars.squall_slurm
+        return {"keep_env": list(site.keep_env)} if site and site.keep_env else {}
 
     def launch(self, plan: JobPlan) -> dict:
         """One array for every task; a job already submitted under this name is never submitted again."""

@@ -53,6 +53,11 @@ def _spec_cases(tmp: Path) -> list[tuple[str, str, dict[str, bytes | None], list
         ("walltime-a-number", ok + "resources: {walltime: 600}\n", {}, ["resources.walltime", "D-HH:MM:SS"]),
         ("walltime-out-of-range", ok + "resources: {walltime: '25:61:00'}\n", {}, ["resources.walltime", "61 minutes"]),
         ("walltime-zero", ok + "resources: {walltime: '0'}\n", {}, ["resources.walltime", "positive"]),
+        ("sbatch-option-not-allowed", ok + "slurm: {options: ['--output=/etc/passwd']}\n", {},
+         ["slurm.options[0]", "'--output' is not an sbatch option"]),
+        ("sbatch-flag-with-value", ok + "slurm: {options: ['--exclusive=user']}\n", {},
+         ["slurm.options[0]", "takes no value"]),
+        ("account-injection", ok + "slurm: {account: 'a\\n#SBATCH --uid=0'}\n", {}, ["slurm.account"]),
         ("yaml-syntax", "name: x\ncommand: [true\n  bad: : :\n", {}, ["job.yaml", "line 2, column 10"]),
     ]
 
@@ -124,6 +129,13 @@ INVENTORIES = [
     ("integer-key", None, GOOD_VARS + b"42: answer\n", ["all.yml", "42", "keys must be names"]),
     ("integer-host-name", "all: {children: {login: {hosts: {7: {ansible_host: x}}}}}\n", None,
      ["hosts.yml", "keys must be names"]),
+    ("qos-with-a-space", None, GOOD_VARS + b"squall_slurm: {qos: 'normal; rm -rf ~'}\n",
+     ["squall_slurm.qos", "should match pattern"]),
+    ("sbatch-option-not-allowed", None, GOOD_VARS + b"squall_slurm: {options: ['--export=ALL']}\n",
+     ["squall_slurm.options[0]", "'--export' is not an sbatch option"]),
+    ("unknown-slurm-field", None, GOOD_VARS + b"squall_slurm: {qoss: normal}\n", ["squall_slurm.qoss"]),
+    ("setup-not-a-command", None, GOOD_VARS + b"squall_slurm: {setup: ['$(reboot)']}\n",
+     ["squall_slurm.setup[0]", "starting with a command name"]),
 ]
 
 

@@ -101,6 +101,21 @@ def check_partitions(report, wanted):
     return ok
 
 
+def discover_associations(report):
+    """The account's Slurm associations (accounts, partitions, QoS, limits), as sacctmgr lists them; a centre
+    without accounting (no slurmdbd) has none to list, and the report says why."""
+    fields = ("Account", "Partition", "QOS", "DefaultQOS", "GrpTRES", "MaxTRES", "MaxWall", "MaxJobs")
+    user = os.environ.get("USER") or str(os.getuid())
+    rc, out, err = run(["sacctmgr", "--noheader", "--parsable2", "show", "associations", "user=" + user,
+                        "format=" + ",".join(fields)], timeout=30)
+    if rc != 0:
+        report.facts["slurm_associations"] = {"available": False, "reason": (err or out).strip()[-300:]}
+        return
+    rows = [dict(zip(fields, line.split("|"))) for line in out.splitlines() if line.strip()]
+    report.facts["slurm_associations"] = {"available": True, "associations": [
+        {key.lower(): value for key, value in row.items() if value} for row in rows]}
+
+
 def describe_machine(report):
     """CPUs, memory and GPUs of a machine with no scheduler (shown by ``squall site show``)."""
     report.facts["cpus"] = os.cpu_count() or 1
@@ -198,6 +213,8 @@ def main():
     slurm = config.get("scheduler", "slurm") == "slurm"  # else a plain machine: what it has is what tasks get
     commands_ok = slurm and check_commands(report)
     partitions_ok = commands_ok and check_partitions(report, config["partitions"])
+    if commands_ok:
+        discover_associations(report)
     check_python_login(report)
     work_root_ok = check_work_root(report, config["work_root"], config["min_free_gb"], config["min_free_inodes"])
     check_runtimes(report, config["container_runtimes"])

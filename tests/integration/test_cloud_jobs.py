@@ -69,10 +69,7 @@ def job_folders(nodes: dict) -> list[str]:
 
 @pytest.fixture
 def cloud(tmp_path, nodes, monkeypatch):
-    """A home with the zephy organisation up (under the double) and a cloud site whose head is the test bed's;
-    the job nodes have no runtime until a job stages (as fresh cloud machines)."""
-    for number in (1, 2):
-        shutil.rmtree(node_home(nodes, number) / ".squall" / "runtime", ignore_errors=True)
+    """A home with the zephy organisation up (under the double) and a cloud site whose head is the test bed's."""
     engine = RecordingEngine()
     engine.job_node_addresses = list(NODE_ADDRESSES)
     engine.job_outputs = {"job_user": "squall-svc", "work_root": WORK_ROOT}
@@ -105,6 +102,8 @@ def local_checksums(tmp_path: Path, spec: Path) -> dict[str, str]:
 def test_a_cloud_job_runs_on_its_stacks_nodes_through_the_head_and_the_stack_is_destroyed(cloud, nodes,
                                                                                        wind_example, tmp_path):
     runner, store, engine, home = cloud
+    for number in (1, 2):  # fresh cloud machines: no runtime until the job stages (it leaves it installed)
+        shutil.rmtree(node_home(nodes, number) / ".squall" / "runtime", ignore_errors=True)
     plan = runner.submit(load_spec(wind_example), "zcloud", tmp_path / "results")
     stack = f"zephy.job.{plan.job_id}"
     result = runner.drive(plan.job_id)

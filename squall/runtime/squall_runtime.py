@@ -18,6 +18,8 @@ and, as the controller's agent on an HPC login node (read-only, JSON out):
     python3 squall_runtime.py teardown NAME [JOB_DIR]          scancel by name, remove the job folder
     python3 squall_runtime.py inventory WORK_ROOT              Squall's folders and Slurm jobs there
     python3 squall_runtime.py test-only < job.sh               when Slurm would start it (sbatch --test-only)
+    python3 squall_runtime.py limits                           the account's association records, with their
+                                                               parent accounts' (scontrol show assoc_mgr)
 
 and, on a machine with no scheduler (the ``ssh`` executor):
 
@@ -53,7 +55,7 @@ import sys
 import threading
 import time
 
-RUNTIME_VERSION = "0.7.0"
+RUNTIME_VERSION = "0.8.0"
 TASK_FORMAT = 1  # the layout of task.json this runtime reads (squall.workarea.TASK_FORMAT)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Only these variables of the runtime's own environment reach the payload.
@@ -602,6 +604,37 @@ def test_only(script):
     return {"wait_s": max(0.0, start - time.time()), "message": said}
 
 
+ASSOC_ACCOUNT = re.compile(r"^ClusterName=\S* Account=(\S+) UserName=(\S*)")
+ASSOC_PARENT = re.compile(r"\bParentAccount=([^\s(]+)")  # "root(1)": the name before the id
+
+
+def association_limits():
+    """This account's Slurm association records and those of every account above them, as
+    ``scontrol show assoc_mgr`` prints them (limits with what is used now). A cluster without accounting
+    (no slurmdbd) has none: ``records`` is None and ``message`` says why."""
+    user = pwd.getpwuid(os.getuid()).pw_name
+    records, have, needed, ask = {}, set(), set(), "users=" + user
+    while ask:
+        done = subprocess.run(["scontrol", "show", "assoc_mgr", "flags=assoc", ask], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True)
+        if done.returncode != 0:
+            return {"records": None, "message": (done.stderr + done.stdout).strip()[-300:]}
+        for record in re.split(r"\n(?=ClusterName=)", done.stdout):
+            head = ASSOC_ACCOUNT.search(record.strip())
+            if not head or head.group(2).split("(")[0] not in ("", user):  # UserName=NAME(UID), or an account's
+                continue
+            records[record.strip()] = True
+            parent = ASSOC_PARENT.search(record)
+            needed.update(a for a in (head.group(1), parent and parent.group(1)) if a)
+            if not head.group(2):
+                have.add(head.group(1))
+        missing = sorted(needed - have)
+        ask = "accounts=" + ",".join(missing) if missing and ask != "accounts=" + ",".join(missing) else None
+    if not records:
+        return {"records": None, "message": "no association for %s (is accounting enabled?)" % user}
+    return {"records": list(records), "message": ""}
+
+
 def teardown(name, job_dir=None):
     """Cancel the account's jobs called ``name``; remove ``job_dir`` if given (a squall-* folder)."""
     user = pwd.getpwuid(os.getuid()).pw_name
@@ -764,12 +797,15 @@ def main(argv=None):
     if args == ["test-only"]:
         print(json.dumps(test_only(sys.stdin.read())))
         return 0
+    if args == ["limits"]:
+        print(json.dumps(association_limits()))
+        return 0
     if len(args) == 2 and args[0] == "inventory":
         print(json.dumps(inventory(args[1])))
         return 0
     print("usage: squall_runtime.py run TASK_DIR | version | stage|read JOB_DIR | submit JOB_DIR NAME | "
           "poll [--no-slurm] JOB_DIR... | teardown NAME [JOB_DIR] | inventory ROOT | start JOB_DIR INDEX... | "
-          "stop JOB_DIR [remove] | test-only",
+          "stop JOB_DIR [remove] | test-only | limits",
           file=sys.stderr)
     return 2
 

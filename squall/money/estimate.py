@@ -20,6 +20,7 @@ from squall.errors import SquallError
 from squall.money.amounts import Money
 from squall.money.prices import TaskShape
 from squall.money.quotes import Quote
+from squall.money.site_limits import check_task_fits, task_demand
 from squall.sites.base import JobPlan, Site
 from squall.spec import Resources
 from squall.store import Store
@@ -60,6 +61,9 @@ class SiteEstimate:
                      if self.cost_max is not None and self.cost_likely is not None else "unpriced"),
             "energy_kwh": str(round(self.kwh_likely, 4)), "emissions_gco2e": str(round(self.gco2e_likely, 1)),
             "energy_source": quote.energy.source,
+            "site_limits": {"source": quote.site_limits_source,
+                            "limits": [limit.to_dict() for limit in quote.site_limits],
+                            "tasks_at_once": quote.concurrency},
         }
 
 
@@ -86,14 +90,15 @@ def history_rate(store: Store, name: str, project: str) -> tuple[float | None, f
 def estimate(site: Site, plan: JobPlan, store: Store, checked: bool = False) -> SiteEstimate:
     """The estimate for ``plan`` at ``site``; an ineligible site says why (nothing is created either way).
     ``checked``: ``site.check`` has passed already, and a failure to quote is raised, not reported."""
-    if checked:
-        quote = site.quote(plan)
-    else:
-        try:
+    try:
+        if not checked:
             site.check(plan)
-            quote = site.quote(plan)
-        except SquallError as exc:
-            return SiteEstimate(site.name, False, reason=str(exc))
+        quote = site.quote(plan)
+        check_task_fits(site.name, list(quote.site_limits), task_demand(plan.spec.resources))
+    except SquallError as exc:
+        if checked:
+            raise
+        return SiteEstimate(site.name, False, reason=str(exc))
     walltime = float(plan.walltime)
     concurrency = quote.concurrency or len(plan.tasks)
     waves = math.ceil(len(plan.tasks) / max(1, concurrency))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from squall.money.energy import EnergyModel
 from squall.money.prices import PriceModel
+from squall.money.site_limits import SiteLimit
 
 
 @dataclass(frozen=True)
@@ -16,3 +17,5 @@ class Quote:
     concurrency: int | None = None  # tasks that run at once; None: all of them
     queue_wait_s: float = 0.0
     queue_source: str = "starts at once"
+    site_limits: tuple[SiteLimit, ...] = ()  # the site's own limits on this job (a Slurm association's)
+    site_limits_source: str = "the site states no limits of its own"

@@ -17,6 +17,7 @@ from squall.workarea import FINAL
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; pydantic is slow to load
     from squall.money.quotes import Quote
+    from squall.money.site_limits import SiteLimit
     from squall.placement import Placement
     from squall.spec import InputFile, JobSpec
 
@@ -133,6 +134,11 @@ class Site(ABC):
         from squall.money.quotes import Quote
 
         return Quote(price=None)
+
+    def own_limits(self) -> tuple[list[SiteLimit], str]:
+        """The site's own limits on a job with its defaults (``squall quota show --site``), and their source
+        or why there are none."""
+        return [], f"a {self.kind} site states no limits of its own"
 
     def rendered_script(self, plan: JobPlan) -> str | None:
         """The batch script ``launch`` would submit, for ``job run --dry-run`` (None: the site has none)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from squall.inventory import Partition
+from squall.money.site_limits import SiteLimit
 from squall.sites.base import Capability, Claim, JobPlan, LiveResource, TaskState
 from squall.sites.remote_host import HostFacts, RemoteHost
 
@@ -60,6 +61,11 @@ class Executor(ABC):
     def rendered_script(self, plan: JobPlan) -> str | None:
         """The batch script launch would submit (for a dry run); None without a scheduler."""
         return None
+
+    def site_limits(self, plan: JobPlan | None) -> tuple[list[SiteLimit], str]:
+        """The scheduler's own limits on this job (``None``: on a job with the site's defaults), and where
+        they come from or why there are none."""
+        return [], "no scheduler: no limits of its own"
 
     def job_files(self, plan: JobPlan, host: RemoteHost, expires: float) -> dict[str, tuple[bytes, int]]:
         """Files besides the task folders that ``host`` needs in the job folder (a batch script)."""

@@ -17,6 +17,7 @@ from squall.errors import Refused
 from squall.inventory import SiteVars
 from squall.jobs import TAG_VALUE
 from squall.money.quotes import Quote
+from squall.money.site_limits import SiteLimit, concurrency, task_demand
 from squall.sites.base import Claim, CollectedTask, JobPlan, LiveResource, Reporter, Site, TaskState
 from squall.sites.parts import Executor, Provisioner
 from squall.sites.remote_host import ByteProgress, RemoteHost, Upload
@@ -74,8 +75,14 @@ class RemoteSite(Site):
 
         partition = self.executor.partition(plan)
         wait, source = self.executor.queue_wait(plan)
+        limits, limits_source = self.executor.site_limits(plan)
         return Quote(price=price_model(self.site_vars, partition), energy=energy_model(self.site_vars),
-                     partition=partition.name if partition else None, queue_wait_s=wait, queue_source=source)
+                     partition=partition.name if partition else None, queue_wait_s=wait, queue_source=source,
+                     concurrency=concurrency(limits, task_demand(plan.spec.resources)),
+                     site_limits=tuple(limits), site_limits_source=limits_source)
+
+    def own_limits(self) -> tuple[list[SiteLimit], str]:
+        return self.executor.site_limits(None)
 
     def rendered_script(self, plan: JobPlan) -> str | None:
         return self.executor.rendered_script(plan)

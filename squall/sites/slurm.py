@@ -15,6 +15,8 @@ from squall.inventory import Partition, SiteVars
 from squall.sites.base import Capability, JobPlan, LiveResource, TaskState
 from squall.sites.parts import Executor
 from squall.sites.remote_host import HostFacts, RemoteHost
+from squall.money.site_limits import SiteLimit
+from squall.sites.slurm_limits import parse_associations, site_limits
 from squall.slurm_options import merged, quoted_setup
 from squall.spec import parse_walltime
 from squall.templating import templates
@@ -71,6 +73,17 @@ class SlurmExecutor(Executor):
         if answer["wait_s"] is None:
             return 0.0, f"sbatch --test-only gave no start time: {answer['message'][:200]}"
         return float(answer["wait_s"]), f"sbatch --test-only: {answer['message'][:200]}"
+
+    def site_limits(self, plan: JobPlan | None) -> tuple[list[SiteLimit], str]:
+        """The association's limits the job would run under (its account and partition, else the site's
+        default account and first partition), read through the agent."""
+        answer = self.login.agent("limits")
+        if answer["records"] is None:
+            return [], f"no Slurm association limits: {answer['message'][:200]}"
+        options = merged(self.site_vars.squall_slurm, plan.spec.slurm if plan else None)
+        partition = self.partition_for(plan) if plan else self.site_vars.squall_partitions[0]
+        limits = site_limits(parse_associations(answer["records"]), options.account, partition.name)
+        return limits, "scontrol show assoc_mgr (Slurm associations)"
 
     def placement(self, plan: JobPlan) -> dict[int, RemoteHost]:
         return {task.index: self.login for task in plan.tasks}

@@ -48,6 +48,34 @@ def remote(testbed):
     return run
 
 
+class SlurmAccounting:
+    """``sacctmgr -i`` as root on the test bed; every change made through ``change`` is undone after the test."""
+
+    def __init__(self, testbed: dict):
+        self.env = {**os.environ, "SLURM_CONF": testbed["slurm_conf"]}
+        self.undo: list[tuple[str, ...]] = []
+
+    def run(self, *words: str) -> str:
+        proc = subprocess.run(["sacctmgr", "-i", *words], capture_output=True, text=True, env=self.env, timeout=60)
+        assert proc.returncode == 0 or "Nothing new added" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+        return proc.stdout
+
+    def change(self, words: tuple[str, ...], undo: tuple[str, ...]) -> None:
+        self.run(*words)
+        self.undo.append(undo)
+
+    def close(self) -> None:
+        for words in reversed(self.undo):
+            self.run(*words)
+
+
+@pytest.fixture
+def slurm_accounting(testbed):
+    accounting = SlurmAccounting(testbed)
+    yield accounting
+    accounting.close()
+
+
 @pytest.fixture
 def hpc(squall, testbed, remote):
     """A Squall home that can run jobs on the enrolled test bed; checks nothing is left after."""

@@ -180,7 +180,8 @@ def wait_catching_sigterm(pid: int, timeout: float = 60) -> None:
 
 
 def test_sigterm_in_the_first_moments_exits_130_and_leaves_no_pending_job(squall, make_spec):
-    spec = payload_spec(make_spec, "early", size=1024, inputs=3000, split=50)
+    # the tasks sleep so that every delay lands before the job could end (a signal after the outcome is ignored)
+    spec = payload_spec(make_spec, "early", size=1024, inputs=3000, split=50, before="sleep 3; ")
     for delay in (0.0, 0.1, 0.3, 0.5, 0.7, 0.9):
         controller = start(squall, spec)
         try:

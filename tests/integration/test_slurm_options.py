@@ -1,6 +1,7 @@
-"""What centres require of a job, on the real Slurm test bed: account, QoS, extra sbatch options from the
-allow-list, set-up lines per site and partition (every word quoted: injection strings stay text), the
-variables they set kept for the payload, and the account's associations discovered by the site check."""
+"""What centres require of a job, on the real Slurm test bed (which enforces associations): account, QoS, extra
+sbatch options from the allow-list, set-up lines per site and partition (every word quoted: injection strings
+stay text), the variables they set kept for the payload, and the account's associations discovered by the
+site check."""
 
 from __future__ import annotations
 
@@ -31,8 +32,19 @@ def centre(tmp_path: Path) -> Path:
     return folder
 
 
+def add_accounts(accounting, testbed, *accounts: str) -> None:
+    """Slurm accounts the service account may charge (the test bed enforces associations)."""
+    for account in accounts:
+        accounting.change(("add", "account", account, "Cluster=squall-testbed"),
+                          ("delete", "account", f"name={account}"))
+        accounting.change(("add", "user", testbed["user"], f"Account={account}", "Cluster=squall-testbed"),
+                          ("delete", "user", f"name={testbed['user']}", f"account={account}"))
+
+
 def test_account_qos_options_and_setup_lines_reach_the_batch_script_and_the_payload(hpc, make_spec, tmp_path,
-                                                                                     remote):
+                                                                                     remote, slurm_accounting,
+                                                                                     testbed):
+    add_accounts(slurm_accounting, testbed, "centre-default", "job-own-account")
     subprocess.run(["rm", "-f", CANARY], check=True)
     remote(f"rm -f {CANARY}", check=False)
     assert hpc.run("site", "add", "centre", "--inventory", str(centre(tmp_path))).returncode == 0
@@ -57,12 +69,20 @@ def test_account_qos_options_and_setup_lines_reach_the_batch_script_and_the_payl
     assert remote(f"test -e {CANARY} && echo found || true").stdout.strip() == ""
 
 
-def test_the_site_check_discovers_the_accounts_associations(hpc, tmp_path):
+def test_the_site_check_discovers_the_accounts_associations(hpc, tmp_path, slurm_accounting, testbed):
+    add_accounts(slurm_accounting, testbed, "centre-default")
+    slurm_accounting.change(("modify", "user", testbed["user"], "where", "account=centre-default", "set",
+                             "GrpTRES=cpu=3", "MaxJobs=4"),
+                            ("modify", "user", testbed["user"], "where", "account=centre-default", "set",
+                             "GrpTRES=cpu=-1", "MaxJobs=-1"))
     assert hpc.run("site", "add", "centre", "--inventory", str(centre(tmp_path))).returncode == 0
     assert hpc.run("site", "check", "centre").returncode == 0
     code, info = hpc.json("site", "show", "centre")
     found = info["discovered"]["slurm_associations"]
-    # the test bed runs no slurmdbd: sacctmgr cannot list associations, and the report says why
-    assert found["available"] is False and found["reason"]
+    assert found["available"] is True, found
+    by_account = {row["account"]: row for row in found["associations"]}
+    assert set(by_account) == {"squall", "centre-default"}
+    assert by_account["centre-default"]["grptres"] == "cpu=3" and by_account["centre-default"]["maxjobs"] == "4"
+    assert "grptres" not in by_account["squall"]  # no limit: the field is left out, not shown empty
     text = hpc.run("site", "show", "centre").stdout
-    assert f"slurm associations: unknown ({found['reason'][:40]}" in text
+    assert "account centre-default" in text and "grptres cpu=3" in text

@@ -1,8 +1,10 @@
-"""A site's own limits (a Slurm association's GrpTRES, a cloud project's quota), beside Squall's quotas.
+"""A site's own limits (a Slurm association's GrpTRES, a cloud project's Nova limits), beside Squall's quotas.
 
-Squall compares one task with them: a task larger than a limit could never start (Slurm would keep it
-pending for ever), so the job is refused before anything is created; a limit that is merely used up now
-does not refuse a job that would run in turns, but caps how many of its tasks run at once in the estimate.
+On a scheduler Squall compares one task with them: a task larger than a limit could never start (Slurm
+would keep it pending for ever), so the job is refused before anything is created; a limit that is merely
+used up now does not refuse a job that would run in turns, but caps how many of its tasks run at once in
+the estimate. A cloud job stack creates all its machines at once, so there the whole job must fit in what
+is available now (``check_job_fits_now``).
 ``squall quota show --site`` shows them, and a quota's available is the smaller of its own and the site's.
 """
 
@@ -50,3 +52,14 @@ def concurrency(limits: list[SiteLimit], demand: dict[str, int]) -> int | None:
     starts when others free it; None: no limit applies)."""
     counts = [limit.available // demand[limit.resource] for limit in limits if demand.get(limit.resource)]
     return max(1, min(counts)) if counts else None
+
+
+def check_job_fits_now(site: str, limits: list[SiteLimit], demand: dict[str, int]) -> None:
+    """Refuse a job whose machines, all made at once, need more than the site has available now."""
+    for limit in limits:
+        if demand.get(limit.resource, 0) > limit.available:
+            raise Refused(f"quota: site {site!r}: the job's machines need {demand[limit.resource]} "
+                          f"{limit.resource}, {limit.available} available of {limit.limit} ({limit.source}); "
+                          "creating them would fail",
+                          hint="run fewer or smaller tasks at once, wait for other machines to go, or ask for a "
+                               "larger project quota")

@@ -28,6 +28,7 @@ from typing import Callable
 from squall.errors import Refused, SquallError
 from squall.inventory import SiteInventory
 from squall.money.quotes import Quote
+from squall.money.site_limits import SiteLimit
 from squall.sites.base import Claim, CollectedTask, JobPlan, LiveResource, Reporter, Site, TaskState
 from squall.sites.bank_host import BankProvisioner
 from squall.sites.boot_wait import wait_for_boot
@@ -121,7 +122,12 @@ class CloudSite(Site):
 
         wait, source = self.boot_time()
         price = self.provisioner.price(plan) or price_model(self.site_vars, None)  # the org's, else the site's
-        return Quote(price=price, energy=energy_model(self.site_vars), queue_wait_s=wait, queue_source=source)
+        limits, limits_source = self.provisioner.site_limits(plan)
+        return Quote(price=price, energy=energy_model(self.site_vars), queue_wait_s=wait, queue_source=source,
+                     site_limits=tuple(limits), site_limits_source=limits_source)
+
+    def own_limits(self) -> tuple[list[SiteLimit], str]:
+        return self.provisioner.site_limits(None)
 
     def boot_time(self) -> tuple[float, str]:
         """Seconds from creating the machines to all of them answering: the median of this site's last 20

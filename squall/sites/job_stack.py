@@ -3,13 +3,18 @@ organisation, destroyed in every case (the runner calls ``down`` whatever happen
 
 from __future__ import annotations
 
+import time
+
 from squall.errors import Refused, SquallError
 from squall.infra import records
 from squall.infra.driver import Engine, StackName
 from squall.infra.job_stacks import JobStacks
+from squall.money.site_limits import SiteLimit, check_job_fits_now
 from squall.sites.base import Claim, JobPlan, LiveResource
 from squall.sites.parts import Provisioner
 from squall.store import Store
+
+LIMITS_FRESH_S = 30.0
 
 
 class JobStackProvisioner(Provisioner):
@@ -18,6 +23,7 @@ class JobStackProvisioner(Provisioner):
         self.store = store
         self.org_stack = org_stack
         self.job_stacks = JobStacks(store, engine)
+        self._limits: tuple[float, tuple[list[SiteLimit], str]] | None = None
 
     def _org(self):
         from squall.programs.stack_files import load_stack
@@ -25,8 +31,8 @@ class JobStackProvisioner(Provisioner):
         return load_stack(str(self.org_stack)).org
 
     def check(self, plan: JobPlan) -> None:
-        """Refused (exit 4) before anything is made: a Kubernetes organisation, no job stacks, or no machine
-        of the organisation fits one task."""
+        """Refused (exit 4) before anything is made: a Kubernetes organisation, no job stacks, no machine
+        of the organisation fits one task, or the project's own limits cannot take the job's machines now."""
         from squall.programs.design import job_machine
 
         org = self._org()
@@ -36,6 +42,47 @@ class JobStackProvisioner(Provisioner):
         if org.job_stack is None:
             raise Refused(f"site {self.site!r}: organisation {org.org} has no job_stack section: no cloud jobs there")
         job_machine(org, *task_resources(plan).values())
+        check_job_fits_now(self.site, self.site_limits(plan)[0], self.job_demand(plan))
+
+    def site_limits(self, plan: JobPlan | None) -> tuple[list[SiteLimit], str]:
+        """The OpenStack project's Nova limits (other clouds' are not read, and that is said). Limits that
+        cannot be read refuse nothing: the source says why, and creating the stack would tell more. Read
+        once per ``LIMITS_FRESH_S`` (a check and a quote of one command ask twice)."""
+        if self._limits is None or time.monotonic() - self._limits[0] > LIMITS_FRESH_S:
+            self._limits = (time.monotonic(), self._read_limits())
+        return self._limits[1]
+
+    def _read_limits(self) -> tuple[list[SiteLimit], str]:
+        org = self._org()
+        if org.cloud != "openstack":
+            return [], f"{org.cloud}: the account's own limits are not read (OpenStack Nova limits only)"
+        from squall.infra.nova_limits import nova_limits
+        from squall.infra.orgs import provider_config
+
+        try:
+            cloud = provider_config(self.org_stack).values.get("openstack:cloud")
+            return nova_limits(cloud), f"OpenStack Nova limits ({cloud or 'OS_* environment'})"
+        except SquallError as exc:
+            return [], f"OpenStack Nova limits not read: {exc}"
+
+    def job_demand(self, plan: JobPlan) -> dict[str, int]:
+        """What the job's machines take from the project's limits, all made at once."""
+        from squall.programs.design import job_machine
+
+        org = self._org()
+        machine = job_machine(org, *task_resources(plan).values())
+        nodes = self.node_count(plan)
+        if machine.pool is None:
+            cpus, memory_gib = org.job_stack.cpus, org.job_stack.memory_gib
+        else:
+            pool = next(p for p in org.pools if p.name == machine.pool)
+            cpus, memory_gib = pool.cpus_per_node, pool.memory_gib_per_node
+        demand = {"machines": nodes}
+        if cpus:
+            demand["cpus"] = nodes * cpus
+        if memory_gib:
+            demand["memory_mb"] = nodes * round(memory_gib * 1024)
+        return demand
 
     def price(self, plan: JobPlan):
         """The price of the machine the job's tasks get (unpriced: None)."""

@@ -104,6 +104,10 @@ class Provisioner:
     def check(self, plan: JobPlan) -> None:
         """Raise a ``SquallError`` if nothing can be created for ``plan``."""
 
+    def site_limits(self, plan: JobPlan | None) -> tuple[list[SiteLimit], str]:
+        """The limits of whatever this provisioner creates in (a cloud project's), and their source."""
+        return [], "creates nothing: no limits of its own"
+
     def up(self, plan: JobPlan, claim: Claim) -> None:
         """Create what the job needs, each thing claimed (leased) before it exists."""
 

@@ -95,6 +95,9 @@ def _check_relative(pattern: str, what: str) -> str:
     return pattern
 
 
+# An image shipped as a file next to the spec (no registry needed): loaded once per site, cached by digest.
+IMAGE_ARCHIVE = re.compile(r"^(oci-archive|docker-archive):(.+)$")
+
 InputPattern = Annotated[str, AfterValidator(lambda v: _check_relative(v, "an input"))]
 OutputGlob = Annotated[str, AfterValidator(lambda v: _check_relative(v, "an output glob"))]
 
@@ -202,6 +205,20 @@ class JobSpec(StrictModel):
     def _script(cls, value: str | None) -> str | None:
         return value if value is None else _check_relative(value, "script")
 
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        archive = IMAGE_ARCHIVE.match(value or "")
+        if archive:
+            _check_relative(archive.group(2), "an image archive")
+        return value
+
+    @property
+    def image_archive(self) -> str | None:
+        """The archive file an ``oci-archive:``/``docker-archive:`` image comes from, relative to the spec."""
+        archive = IMAGE_ARCHIVE.match(self.image or "")
+        return archive.group(2) if archive else None
+
     @model_validator(mode="after")
     def _payload(self) -> "JobSpec":
         if (self.command is None) == (self.script is None):
@@ -213,6 +230,9 @@ class JobSpec(StrictModel):
             )
         if self.runtime != "none" and not self.image:
             raise ValueError(f"'runtime' is {self.runtime} but no 'image' is given")
+        if self.image_archive and self.runtime not in ("auto", "podman", "docker"):
+            raise ValueError(f"'image' is an archive, which {self.runtime} does not load: set runtime to podman, "
+                             "docker or auto")
         return self
 
 
@@ -255,12 +275,22 @@ def load_spec(path: str | os.PathLike) -> ResolvedSpec:
         raise InvalidInput(f"cannot read spec {str(spec_path)!r}: {exc}") from None
     spec = validate_spec(raw, source=str(spec_path))
     spec_dir = spec_path.resolve().parent
+    _check_archive(spec, spec_dir, str(spec_path))
     return ResolvedSpec(
         spec=spec,
         spec_dir=spec_dir,
         inputs=tuple(_resolve_inputs(spec.inputs, spec_dir, str(spec_path))),
         script=_resolve_script(spec.script, spec_dir, str(spec_path)),
     )
+
+
+def _check_archive(spec: JobSpec, spec_dir: Path, source: str) -> None:
+    """An image archive must be a file inside the spec's folder."""
+    if spec.image_archive:
+        path = (spec_dir / spec.image_archive).resolve()
+        if not _inside(path, spec_dir) or not path.is_file():
+            raise InvalidInput(f"{source}: image: archive {spec.image_archive!r} is not a file in the spec's folder",
+                               hint="build it first (podman save --format oci-archive -o FILE IMAGE)")
 
 
 class _StrictLoader(yaml.SafeLoader):

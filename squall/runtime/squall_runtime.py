@@ -20,6 +20,8 @@ and, as the controller's agent on an HPC login node (read-only, JSON out):
     python3 squall_runtime.py test-only < job.sh               when Slurm would start it (sbatch --test-only)
     python3 squall_runtime.py limits                           the account's association records, with their
                                                                parent accounts' (scontrol show assoc_mgr)
+    python3 squall_runtime.py image ENGINE CACHE ARCHIVE SHA256 load a job's image archive once (podman/docker
+                                                               load), cached by digest: its image id
 
 and, on a machine with no scheduler (the ``ssh`` executor):
 
@@ -55,7 +57,7 @@ import sys
 import threading
 import time
 
-RUNTIME_VERSION = "0.8.0"
+RUNTIME_VERSION = "0.9.0"
 TASK_FORMAT = 1  # the layout of task.json this runtime reads (squall.workarea.TASK_FORMAT)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Only these variables of the runtime's own environment reach the payload.
@@ -223,6 +225,7 @@ class Task(object):
         self.lock = threading.RLock()  # the signal handler may run inside save()
         self.reason = None  # "timeout" or "cancelled" once decided
         self.pgid = None
+        self.container_name = None  # a podman/docker container the payload runs in
         self.done = threading.Event()
 
     def save(self, **changes):
@@ -246,6 +249,12 @@ class Task(object):
         timer = threading.Timer(grace, _killpg, (pgid, signal.SIGKILL))
         timer.daemon = True
         timer.start()
+        if self.container_name:  # the container's processes are the engine's (conmon), not in our group
+            stopper = threading.Thread(target=stop_container,
+                                       args=(self.spec["container"]["runtime"], self.container_name,
+                                             self.spec["container"].get("conf"), grace))
+            stopper.daemon = True
+            stopper.start()
 
     def on_signal(self, signum, frame):
         self.stop("cancelled")
@@ -287,16 +296,24 @@ class Task(object):
         return env
 
     def argv(self, env):
+        """The payload's command line and the environment of the process started (for a podman or docker
+        container: the engine's own, while the payload's goes in an env file)."""
         command = list(self.spec["command"])
         container = self.spec.get("container")
         if not container:
-            return command
+            return command, env
         runtime = container["runtime"]
         if runtime == "auto":
             runtime = next((r for r in CONTAINER_RUNTIMES if shutil.which(r, path=env["PATH"])), None)
             if runtime is None:
                 raise RuntimeError("no container runtime found (tried %s)" % ", ".join(CONTAINER_RUNTIMES))
-        return container_argv(runtime, container["image"], self.dir, env, command)
+        if runtime not in ENGINES:
+            return container_argv(runtime, container["image"], self.dir, env, command), env
+        self.container_name = container_name(self.dir)
+        env_file = os.path.join(self.dir, "tmp", ".container.env")
+        write_env_file(env_file, env)
+        argv = engine_argv(runtime, container["image"], self.dir, env_file, self.container_name, command)
+        return argv, engine_env(container.get("conf"), env["PATH"])
 
     def acquire_slot(self):
         """Wait for one of the machine's slots; return its lock file.
@@ -341,14 +358,17 @@ class Task(object):
         slot = self.acquire_slot()
         if self.reason is not None:
             return self.finish(None, 0.0, 0, "cancelled while queued")
-        isolated, note = False, "not requested"
-        if self.spec.get("isolate_network", True):
-            isolated, note = can_isolate_network()
         env = self.environment()
         try:
-            argv = self.argv(env)
-        except RuntimeError as exc:
+            argv, process_env = self.argv(env)
+        except (RuntimeError, ValueError) as exc:
             return self.finish(127, 0.0, 0, str(exc))
+        isolated, note, preexec = False, "not requested", None
+        if self.container_name:  # the engine gives the container no network (the engine itself keeps its own)
+            isolated, note = True, "container with --network none"
+        elif self.spec.get("isolate_network", True):
+            isolated, note = can_isolate_network()
+            preexec = isolate_network if isolated else None
         stdout = open(os.path.join(self.dir, "stdout.log"), "ab")
         stderr = open(os.path.join(self.dir, "stderr.log"), "ab")
         started = now()
@@ -356,12 +376,12 @@ class Task(object):
             proc = subprocess.Popen(
                 argv,
                 cwd=self.dir,
-                env=env,
+                env=process_env,
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,
                 start_new_session=True,
-                preexec_fn=isolate_network if isolated else None,
+                preexec_fn=preexec,
             )
         except OSError as exc:
             stderr.write(("squall-runtime: cannot start payload: %s\n" % exc).encode())
@@ -387,6 +407,8 @@ class Task(object):
         limit.cancel()
         wall = now() - started
         _killpg(proc.pid, signal.SIGKILL)  # anything the payload left running
+        if self.container_name:  # an engine killed before it could remove its container
+            remove_container(self.spec["container"]["runtime"], self.container_name, self.spec["container"].get("conf"))
         stdout.close()
         stderr.close()
         if slot is not None:
@@ -416,21 +438,108 @@ class Task(object):
 
 
 def container_argv(runtime, image, task_dir, env, command):
-    """The command line that runs ``command`` in ``image``, task folder bound in place."""
+    """Apptainer/Singularity: the command line that runs ``command`` in ``image``, task folder bound in
+    place (no package on the test machines: tested as a command line only)."""
     if runtime in ("apptainer", "singularity"):
         argv = [runtime, "exec", "--containall", "--cleanenv", "--bind", "%s:%s" % (task_dir, task_dir)]
         argv += ["--pwd", task_dir]
         for key in sorted(env):
             argv += ["--env", "%s=%s" % (key, env[key])]
         return argv + [image] + command
-    if runtime in ("podman", "docker"):
-        argv = [runtime, "run", "--rm", "--network", "none", "--user", "%d:%d" % (os.getuid(), os.getgid())]
-        argv += ["--volume", "%s:%s" % (task_dir, task_dir), "--workdir", task_dir]
-        for key in sorted(env):
-            if key != "PATH":
-                argv += ["--env", key]
-        return argv + [image] + command
     raise RuntimeError("unknown container runtime %r" % runtime)
+
+
+# podman and docker -------------------------------------------------------------------------------
+
+ENGINES = ("podman", "docker")
+IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+def container_name(task_dir):
+    """One name per task folder, so that a stop finds the container."""
+    return "squall-" + hashlib.sha256(os.path.realpath(task_dir).encode()).hexdigest()[:24]
+
+
+def engine_env(conf, path):
+    """The engine's own environment: the account's home (rootless storage lives there), its runtime
+    folder, and the site's containers.conf (hosts where the engine's defaults fail)."""
+    env = {"PATH": path or DEFAULT_PATH, "LANG": "C.UTF-8"}
+    try:
+        env["HOME"] = pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        env["HOME"] = "/tmp"
+    for key in ("XDG_RUNTIME_DIR", "CONTAINERS_CONF"):
+        if os.environ.get(key):
+            env[key] = os.environ[key]
+    if conf:
+        env["CONTAINERS_CONF"] = conf
+    return env
+
+
+def write_env_file(path, env):
+    """The payload's scrubbed environment for ``--env-file`` (0600, never on a command line)."""
+    lines = []
+    for key in sorted(env):
+        if "\n" in env[key] or "\0" in env[key]:
+            raise ValueError("environment variable %s holds a newline: cannot pass it to a container" % key)
+        lines.append("%s=%s\n" % (key, env[key]))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("".join(lines))
+
+
+def engine_argv(engine, image, task_dir, env_file, name, command):
+    """``podman run``: no network, the task folder bound in place as the working folder, the account's own
+    uid inside (rootless: ``--userns keep-id``), the payload's environment from ``env_file``."""
+    argv = [engine, "run", "--rm", "--name", name, "--network", "none", "--env-file", env_file]
+    if os.getuid() == 0 or engine == "docker":
+        argv += ["--user", "%d:%d" % (os.getuid(), os.getgid())]
+    else:
+        argv += ["--userns", "keep-id"]
+    argv += ["--volume", "%s:%s" % (task_dir, task_dir), "--workdir", task_dir]
+    return argv + [image] + command
+
+
+def stop_container(engine, name, conf, grace):
+    """TERM the container, KILL it after ``grace`` (its PID 1 may ignore TERM)."""
+    subprocess.call([engine, "stop", "--time", str(int(max(1, grace))), name], env=engine_env(conf, None),
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def remove_container(engine, name, conf):
+    subprocess.call([engine, "rm", "--force", "--ignore", name] if engine == "podman" else
+                    [engine, "rm", "--force", name], env=engine_env(conf, None),
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def load_image(engine, cache, archive, digest, conf=None):
+    """Load ``archive`` (an oci-archive or docker-archive) once per digest: its image id is kept in
+    ``CACHE/sha256-DIGEST.id`` and reused while the engine still has that image. One loader at a time."""
+    if engine not in ENGINES or not re.match(r"^[0-9a-f]{64}$", digest):
+        return {"error": "bad engine or digest"}
+    env = engine_env(conf, os.environ.get("PATH"))
+    os.makedirs(cache, mode=0o700, exist_ok=True)
+    record = os.path.join(cache, "sha256-%s.id" % digest)
+    with open(os.path.join(cache, ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        known = read_json(record, {}).get("image_id")
+        if known and subprocess.call([engine, "image", "exists" if engine == "podman" else "inspect", known],
+                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0:
+            return {"image_id": known, "loaded": False}
+        if sha256_file(archive) != digest:
+            return {"error": "%s: sha256 differs from %s" % (archive, digest)}
+        loaded = subprocess.run([engine, "load", "--input", archive], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, universal_newlines=True)
+        if loaded.returncode != 0:
+            return {"error": "%s load: %s" % (engine, (loaded.stderr or loaded.stdout).strip()[-500:])}
+        reference = loaded.stdout.strip().splitlines()[-1].split(": ", 1)[-1].split(",")[0].strip()
+        found = subprocess.run([engine, "image", "inspect", "--format", "{{.Id}}", reference], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+        image_id = found.stdout.strip().replace("sha256:", "")
+        if found.returncode != 0 or not IMAGE_ID.match(image_id):
+            return {"error": "%s load gave no image id for %r: %s" % (engine, reference, found.stderr.strip()[-300:])}
+        write_json(record, {"image_id": image_id, "reference": reference})
+        return {"image_id": image_id, "loaded": True}
 
 
 def _killpg(pgid, signum):
@@ -800,12 +909,15 @@ def main(argv=None):
     if args == ["limits"]:
         print(json.dumps(association_limits()))
         return 0
+    if len(args) in (5, 6) and args[0] == "image":
+        print(json.dumps(load_image(*args[1:])))
+        return 0
     if len(args) == 2 and args[0] == "inventory":
         print(json.dumps(inventory(args[1])))
         return 0
     print("usage: squall_runtime.py run TASK_DIR | version | stage|read JOB_DIR | submit JOB_DIR NAME | "
           "poll [--no-slurm] JOB_DIR... | teardown NAME [JOB_DIR] | inventory ROOT | start JOB_DIR INDEX... | "
-          "stop JOB_DIR [remove] | test-only | limits",
+          "stop JOB_DIR [remove] | test-only | limits | image ENGINE CACHE ARCHIVE SHA256 [CONF]",
           file=sys.stderr)
     return 2
 

@@ -37,6 +37,7 @@ from squall.sites.base import (
     Site,
     TaskState,
 )
+from squall.sites.images import archive_engine, image_archive, loaded_image
 from squall.store import Store
 from squall.transfer import copy_with_digest, identity, sha256_file
 from squall.workarea import (
@@ -53,7 +54,9 @@ from squall.workarea import (
 STAGE_RECORD = "staged.json"
 LAUNCH_RECORD = "launch.json"
 # The runtime process gets these from the controller's environment, nothing else.
-RUNTIME_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+# what the runtime gets from the controller's environment (the container engine's settings included; the
+# payload's own environment is scrubbed by the runtime)
+RUNTIME_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "CONTAINERS_CONF", "XDG_RUNTIME_DIR")
 
 
 class LocalSite(Site):
@@ -88,6 +91,11 @@ class LocalSite(Site):
                     f"runtime: no container runtime found on this machine (looked for {', '.join(wanted)})",
                     hint="install apptainer or podman, or drop 'image' to run the command directly",
                 )
+            if plan.spec.image_archive:
+                archive_engine(self.name, plan.spec.runtime, self._engines())
+
+    def _engines(self) -> list[str]:
+        return [tool for tool in CONTAINER_RUNTIMES if shutil.which(tool)]
 
     def quote(self, plan: JobPlan) -> Quote:
         from squall.money.prices import Free
@@ -151,10 +159,31 @@ class LocalSite(Site):
             pool.shutdown(wait=True, cancel_futures=True)
             _write_json(record_path, staged)
             self.store.remember_digests(digests)
+        container = self._container(plan)
         for task in plan.tasks:
-            self._write_task(plan, task.index, [item.rel for item in task.inputs])
+            self._write_task(plan, task.index, [item.rel for item in task.inputs], container)
 
-    def _write_task(self, plan: JobPlan, index: int, inputs: list[str]) -> None:
+    def _container(self, plan: JobPlan) -> dict | None:
+        """The task's container: an archive is loaded here first (once per digest) and run by its id."""
+        spec = plan.spec
+        if not spec.image:
+            return None
+        archive = image_archive(plan, self.store)
+        if archive is None:
+            return {"runtime": spec.runtime, "image": spec.image}
+        engine = archive_engine(self.name, spec.runtime, self._engines())
+        images = self.root.parent / "images"
+        loading = subprocess.run(
+            [sys.executable, str(runtime_path()), "image", engine, str(images), str(archive.path), archive.digest],
+            env={key: os.environ[key] for key in RUNTIME_ENV if key in os.environ},
+            capture_output=True, text=True)
+        try:
+            answer = json.loads(loading.stdout)
+        except ValueError:
+            answer = {"error": (loading.stderr or loading.stdout).strip()[-500:]}
+        return {"runtime": engine, "image": loaded_image(answer, f"site {self.name!r}")}
+
+    def _write_task(self, plan: JobPlan, index: int, inputs: list[str], container: dict | None) -> None:
         folder = self.task_dir(plan, index)
         (folder / "inputs.txt").write_bytes(input_list(inputs))
         if plan.script is not None:
@@ -162,10 +191,8 @@ class LocalSite(Site):
             target.parent.mkdir(exist_ok=True)
             shutil.copyfile(plan.script, target)
             target.chmod(0o700)
-        spec = plan.spec
         task = task_document(
-            plan, index, str(folder), heartbeat=2,
-            container={"runtime": spec.runtime, "image": spec.image} if spec.image else None,
+            plan, index, str(folder), heartbeat=2, container=container,
             slots={"dir": str(self.area(plan.job_id) / "slots"), "count": self.slots(plan)},
         )
         _write_json(folder / "task.json", task)

@@ -170,7 +170,7 @@ def test_container_command_keeps_the_task_folder_and_no_network(runtime):
 def test_runtime_is_stdlib_only_and_versioned():
     source = runtime_path().read_text()
     assert "import squall" not in source and "from squall" not in source
-    assert runtime_version() == "0.8.0"
+    assert runtime_version() == "0.9.0"
     out = subprocess.run([sys.executable, "-I", "-S", str(runtime_path()), "version"], capture_output=True, text=True)
     assert out.stdout.strip() == runtime_version()
 

@@ -155,6 +155,8 @@ class SiteVars(BaseModel):
     squall_container_runtimes: list[Literal["apptainer", "singularity", "podman", "docker"]] = Field(
         default_factory=list
     )
+    # a containers.conf for podman on the site's hosts, where its defaults fail (podman inside a container)
+    squall_containers_conf: Annotated[str, Field(pattern=r"^(/[A-Za-z0-9._-]+)*$")] = ""
     squall_max_concurrent_jobs: int = Field(20, ge=1)
     squall_min_free_gb: float = Field(1, ge=0)
     squall_min_free_inodes: int = Field(10000, ge=0)

@@ -24,6 +24,7 @@ python=$(readlink -f /usr/bin/python3)  # the system's python3 (Debian's), not a
 version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 stdlib=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
 root=$(mktemp -d)
+chmod 755 "$root"  # the image's / (mktemp makes it 0700: only root could enter it)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/usr/bin" "$root/usr/lib/x86_64-linux-gnu" "$root/usr/lib64" "$root/tmp" "$root/$stdlib"
 chmod 1777 "$root/tmp"

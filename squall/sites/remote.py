@@ -19,6 +19,7 @@ from squall.jobs import TAG_VALUE
 from squall.money.quotes import Quote
 from squall.money.site_limits import SiteLimit, concurrency, task_demand
 from squall.sites.base import Claim, CollectedTask, JobPlan, LiveResource, Reporter, Site, TaskState
+from squall.sites.images import archive_engine, image_archive, loaded_image
 from squall.sites.parts import Executor, Provisioner
 from squall.sites.remote_host import ByteProgress, RemoteHost, Upload
 from squall.sites.slots import each_host
@@ -60,6 +61,8 @@ class RemoteSite(Site):
             if not allowed or (spec.runtime != "auto" and spec.runtime not in allowed):
                 raise Refused(f"runtime: site {self.name!r} allows {allowed or 'no container runtime'}, "
                               f"not {spec.runtime}")
+            if spec.image_archive:
+                archive_engine(self.name, spec.runtime, allowed)
         self.provisioner.check(plan)
         facts = {host.name: fact for host, fact in each_host(lambda h, _: h.facts(),
                                                              {h: None for h in self.hosts}).items()}
@@ -113,6 +116,7 @@ class RemoteSite(Site):
     def stage(self, plan: JobPlan, reporter: Reporter) -> None:
         """Each host gets its own tasks' folders and inputs, every host at once."""
         used = self.executor.by_host(plan)
+        containers = self._containers(plan, list(used), reporter)
         tasks = {task.index: task for task in plan.tasks}
         digests = cached_sha256(self.store, [item.path for task in plan.tasks for item in task.inputs])
         expires = self._expiry(plan)
@@ -121,7 +125,7 @@ class RemoteSite(Site):
             files = self.executor.job_files(plan, host, expires)
             uploads = []
             for index in indexes:
-                files.update(self._task_files(plan, host, index))
+                files.update(self._task_files(plan, host, index, containers[host]))
                 uploads += [Upload(f"{task_folder(index)}/in/{item.rel}", item.path, item.size, digests[item.path])
                             for item in tasks[index].inputs]
             work[host] = (files, uploads)
@@ -129,17 +133,38 @@ class RemoteSite(Site):
         each_host(lambda host, item: host.stage(host.job_dir(plan.job_id), *item, progress), work)
         progress.finish()
 
-    def _task_files(self, plan: JobPlan, host: RemoteHost, index: int) -> dict[str, tuple[bytes, int]]:
+    def _containers(self, plan: JobPlan, hosts: list[RemoteHost], reporter: Reporter) -> dict[RemoteHost, dict | None]:
+        """Each host's task container. An image archive goes to the host's image folder unless an exact copy
+        is there already, and is loaded there once per digest; tasks then run it by its image id."""
+        spec = plan.spec
+        if not spec.image:
+            return {host: None for host in hosts}
+        conf = {"conf": self.site_vars.squall_containers_conf} if self.site_vars.squall_containers_conf else {}
+        archive = image_archive(plan, self.store)
+        if archive is None:
+            runtime = self.container_runtimes[0] if spec.runtime == "auto" else spec.runtime
+            return {host: {"runtime": runtime, "image": spec.image, **conf} for host in hosts}
+        engine = archive_engine(self.name, spec.runtime, self.container_runtimes)
+        progress = ByteProgress(reporter, archive.size * len(hosts))
+
+        def load(host: RemoteHost, _item: None) -> dict:
+            images = f"{host.work_root}/images"
+            host.stage(images, {}, [Upload(archive.file_name, archive.path, archive.size, archive.digest)], progress)
+            answer = host.agent("image", engine, images, f"{images}/{archive.file_name}", archive.digest,
+                                *conf.values())
+            return {"runtime": engine, "image": loaded_image(answer, str(host)), **conf}
+
+        containers = each_host(load, {host: None for host in hosts})
+        progress.finish()
+        return containers
+
+    def _task_files(self, plan: JobPlan, host: RemoteHost, index: int,
+                    container: dict | None) -> dict[str, tuple[bytes, int]]:
         """``task-<i>/`` files other than inputs: task.json, inputs.txt, the script."""
         name = task_folder(index)
         files: dict[str, tuple[bytes, int]] = {}
         if plan.script is not None:
             files[f"{name}/script/{plan.script.name}"] = (plan.script.read_bytes(), 0o700)
-        spec = plan.spec
-        container = None
-        if spec.image:
-            runtime = self.container_runtimes[0] if spec.runtime == "auto" else spec.runtime
-            container = {"runtime": runtime, "image": spec.image}
         task = task_document(plan, index, f"{host.job_dir(plan.job_id)}/{name}", container=container,
                              heartbeat=self.executor.heartbeat)
         task.update(self.executor.task_fields(plan, host))

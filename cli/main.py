@@ -24,6 +24,7 @@ from squall.cli.site import site_group
 from squall.cli.usage import usage_cmd
 from squall.cli.version import version_cmd
 from squall.errors import ExitCode
+from squall.interrupts import note_signal
 from squall.user_config import Defaults
 
 
@@ -53,7 +54,9 @@ for command in (job_group, site_group, org_group, pool_group, bank_group, env_gr
 
 
 def _terminate(signum: int, _frame: object) -> None:
-    """SIGTERM outside a job's own handler stops the command as Ctrl-C does (exit 130)."""
+    """SIGINT or SIGTERM outside a job's own handler stops the command (exit 130); the signal is also noted,
+    in case its exception is swallowed before it reaches the command."""
+    note_signal(signum)
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
@@ -68,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
 def _run(argv: list[str] | None) -> int:
     args = hoist(argv_or_sys(argv))
     app = App(output="json" if wants_json(args) else "text")  # a usage error is JSON too
-    signal.signal(signal.SIGTERM, _terminate)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _terminate)
     try:  # from here a signal is an interruption (exit 130), whenever it comes
         configure_logging(verbosity_of(args), "--debug" in args, quiet_in(args))
         app.defaults = Defaults.load(value_of(args, "--config"))

@@ -24,6 +24,14 @@ from typing import ContextManager, Iterator
 from squall.errors import Interrupted
 
 _current: "SignalGuard | None" = None
+_noted: str | None = None  # a signal that came before any guard
+
+
+def note_signal(signum: int) -> None:
+    """Remember a signal that came before a guard: its ``KeyboardInterrupt`` may be swallowed on its way
+    (a library's ``except BaseException``, a finaliser), and the guard must still act on it."""
+    global _noted
+    _noted = _noted or signal.Signals(signum).name
 
 
 class SignalGuard:
@@ -37,11 +45,13 @@ class SignalGuard:
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> "SignalGuard":
+        """Installs the handlers; ``received`` already holds a signal noted before (see ``note_signal``)."""
         global _current
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._handle)
             _current = self
+            self.received = _noted
         return self
 
     def __exit__(self, *exc_info: object) -> None:

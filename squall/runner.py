@@ -201,6 +201,8 @@ class Runner:
             site = self._site(job.site)
             try:
                 with SignalGuard() as guard:
+                    if guard.received:  # a signal came before and was lost on its way: nothing has started
+                        raise Interrupted(guard.received)
                     self._lifecycle(job, plan, site, guard)
             finally:
                 self.close()

@@ -154,3 +154,16 @@ def test_rootless_on_the_test_bed_the_archive_is_sent_and_loaded_once(hpc, job_i
     assert probe["uid"] == uid != 0  # rootless, as the service account (--userns keep-id)
     assert probe["reached_host"] is False and probe["os_release"] is False
     assert remote("podman ps --all --format '{{.Names}}' | grep -c ^squall- || true").stdout.strip() == "0"
+
+
+def test_rootless_on_plain_ssh_machines_behind_a_jump_host(squall, nodes, job_image, make_spec):
+    server = listener()
+    try:
+        spec = probe_spec(make_spec, job_image, server.getsockname()[1], "testbed-nodes")
+        code, report = squall.json("job", "run", str(spec), "--results", str(spec.parent / "r"))
+    finally:
+        server.close()
+    assert code == 0, report
+    for index in (0, 1):
+        probe = json.loads((spec.parent / "r" / report["id"] / f"task-{index}" / "probe.json").read_text())
+        assert probe["uid"] != 0 and probe["os_release"] is False and probe["reached_host"] is False

@@ -73,6 +73,9 @@ MaxStartups 100:30:200
 MaxSessions 50
 AllowTcpForwarding yes
 Subsystem sftp internal-sftp
+# each node its own runtime folder: rootless podman keeps its pause process (and so the mount namespace
+# it loads and runs images in) there, and the nodes share this machine's /tmp
+SetEnv XDG_RUNTIME_DIR={state}/nodes/{name}/run
 """
 
 
@@ -80,11 +83,11 @@ def _node_view(state: Path, name: str, user: str, key_pub: str, work_root: Path)
     """The node's own home and work root (bound over the real paths inside its mount namespace)."""
     account = pwd.getpwnam(user)
     root = state / "nodes" / name
-    home, work, cloud = root / "home", root / "work", root / "cloud"
+    home, work, cloud, run = root / "home", root / "work", root / "cloud", root / "run"
     (cloud / "instance").mkdir(parents=True, exist_ok=True)
     (cloud / "instance" / "boot-finished").write_text("booted by tests/testbed/nodes.py\n")
     CLOUD_STATE.mkdir(parents=True, exist_ok=True)  # the mount point (empty on this machine)
-    for path, mode in ((root, 0o711), (home, 0o700), (home / ".ssh", 0o700), (work, 0o700)):
+    for path, mode in ((root, 0o711), (home, 0o700), (home / ".ssh", 0o700), (work, 0o700), (run, 0o700)):
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, mode)
         os.chown(path, account.pw_uid, account.pw_gid) if path != root else None

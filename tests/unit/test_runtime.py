@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from squall.runtime import runtime_path, runtime_version
-from squall.runtime.squall_runtime import build_manifest, can_isolate_network, container_argv, glob_regex
+from squall.runtime.squall_runtime import (build_manifest, can_isolate_network, container_argv, engine_argv, glob_regex,
+                                          write_env_file)
 from squall.workarea import TASK_FORMAT
 
 from tests.conftest import pid_alive
@@ -158,13 +159,26 @@ def test_manifest_filters_by_output_globs(tmp_path):
     assert [f["path"] for f in build_manifest(str(tmp_path), ["*.json"])["files"]] == ["a.json"]
 
 
-@pytest.mark.parametrize("runtime", ["podman", "docker", "apptainer", "singularity"])
-def test_container_command_keeps_the_task_folder_and_no_network(runtime):
+@pytest.mark.parametrize("runtime", ["apptainer", "singularity"])
+def test_container_command_keeps_the_task_folder(runtime):
     argv = container_argv(runtime, "img:1", "/w/task-0", {"PATH": "/bin", "SQUALL_TASK_INDEX": "0"}, ["run", "x"])
     assert argv[0] == runtime and argv[-3:] == ["img:1", "run", "x"]
     assert "/w/task-0:/w/task-0" in argv
-    if runtime in ("podman", "docker"):
-        assert argv[argv.index("--network") + 1] == "none"
+
+
+@pytest.mark.parametrize("engine", ["podman", "docker"])
+def test_engine_command_has_no_network_a_name_and_the_environment_only_in_a_file(engine, tmp_path):
+    env_file = tmp_path / "env"
+    write_env_file(str(env_file), {"PATH": "/bin", "SQUALL_TASK_INDEX": "0", "SPACED": "a b"})
+    argv = engine_argv(engine, "img:1", "/w/task-0", str(env_file), "squall-x", ["run", "x"])
+    assert argv[:2] == [engine, "run"] and argv[-3:] == ["img:1", "run", "x"]
+    assert argv[argv.index("--network") + 1] == "none" and argv[argv.index("--name") + 1] == "squall-x"
+    assert "/w/task-0:/w/task-0" in argv and argv[argv.index("--env-file") + 1] == str(env_file)
+    assert not any("SQUALL_TASK_INDEX" in word for word in argv)
+    assert env_file.read_text() == "PATH=/bin\nSPACED=a b\nSQUALL_TASK_INDEX=0\n"
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(ValueError, match="BAD holds a newline"):
+        write_env_file(str(env_file), {"BAD": "x\ny"})
 
 
 def test_runtime_is_stdlib_only_and_versioned():

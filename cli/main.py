@@ -60,6 +60,13 @@ def _terminate(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def _unraisable(info: "sys.UnraisableHookArgs") -> None:
+    """A signal's ``KeyboardInterrupt`` that landed where Python cannot raise it (a finaliser, a callback
+    from C) is not printed: ``_terminate`` noted the signal and the command acts on it."""
+    if not isinstance(info.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(info)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         code = _run(argv)
@@ -73,6 +80,7 @@ def _run(argv: list[str] | None) -> int:
     app = App(output="json" if wants_json(args) else "text")  # a usage error is JSON too
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _terminate)
+    sys.unraisablehook = _unraisable
     try:  # from here a signal is an interruption (exit 130), whenever it comes
         configure_logging(verbosity_of(args), "--debug" in args, quiet_in(args))
         app.defaults = Defaults.load(value_of(args, "--config"))

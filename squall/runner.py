@@ -94,11 +94,13 @@ class Runner:
     def admit(
         self, resolved: ResolvedSpec, site_name: str | None, results_root: Path, keep_remote: bool = False,
         defaults: Defaults | None = None, strategy: str = "balanced", weights: dict[str, Decimal] | None = None,
+        job_id: str | None = None,
     ) -> tuple[ResolvedSpec, JobPlan, Admission]:
         """Plan a job and decide where it runs and what it may cost; nothing is created or written.
 
         ``defaults`` (the user's config file and environment) fill in the site, project and organisation
-        where neither the command line nor the spec says."""
+        where neither the command line nor the spec says. ``job_id``: the id the caller chose (so that it
+        can clean up after a signal that lands while the job is being created)."""
         defaults = defaults or Defaults.builtin()
         named = resolved.spec.model_fields_set
         site_default = defaults["site"]
@@ -106,7 +108,7 @@ class Runner:
                                            site_default.value, site_default.source)
         if "project" not in named:
             resolved = replace(resolved, spec=resolved.spec.model_copy(update={"project": defaults["project"].value}))
-        plan = new_plan(resolved, new_job_id(), results_root, self.store.store_id, keep_remote,
+        plan = new_plan(resolved, job_id or new_job_id(), results_root, self.store.store_id, keep_remote,
                         org=defaults["org"].value)
         admission = admit(plan, requested, source, self._site, self.store, strategy, weights)
         self.reporter.admitted(admission.placement, admission.estimate.to_dict())
@@ -116,11 +118,12 @@ class Runner:
     def submit(
         self, resolved: ResolvedSpec, site_name: str | None, results_root: Path, keep_remote: bool = False,
         defaults: Defaults | None = None, strategy: str = "balanced", weights: dict[str, Decimal] | None = None,
+        job_id: str | None = None,
     ) -> JobPlan:
         """Plan, admit and record a job: its budget holds are taken as it is created; nothing exists anywhere
         yet. A job whose holds do not fit is refused (exit 4) and leaves no trace."""
         resolved, plan, admission = self.admit(resolved, site_name, results_root, keep_remote, defaults, strategy,
-                                               weights)
+                                               weights, job_id)
         site = admission.site
         now = time.time()
         spec = resolved.spec

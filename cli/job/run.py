@@ -37,7 +37,7 @@ def run_cmd(
 ) -> None:
     """Run the job described by SPEC: plan, up, stage, launch, monitor, collect, down."""
     from squall.cli.progress import reporter_for
-    from squall.jobs import JobResult
+    from squall.jobs import JobResult, new_job_id
     from squall.notify import Notifier
     from squall.runner import Runner
     from squall.spec import load_spec
@@ -50,16 +50,15 @@ def run_cmd(
     interrupted = False
     with reporter_for(app.quiet or detach) as reporter:  # the bars close before any summary prints
         runner = Runner(app.store, app.home, reporter, Notifier(app.store, app.defaults.config))
-        job_id = None
+        job_id = new_job_id()  # known before the job exists: a signal may land while it is being created
         try:
-            job_id = runner.submit(resolved, site, results_root, keep_remote, app.defaults, strategy,
-                                   weights).job_id
+            runner.submit(resolved, site, results_root, keep_remote, app.defaults, strategy, weights, job_id)
             if detach:
                 _spawn_controller(app, job_id)
             else:
                 runner.drive(job_id)
         except (Interrupted, KeyboardInterrupt):  # down has run (or nothing was created); report, then the code
-            if job_id is None:
+            if app.store.job(job_id) is None:
                 raise Interrupted() from None
             runner.close_unstarted(job_id)
             interrupted = True

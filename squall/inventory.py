@@ -117,6 +117,7 @@ class Partition(StrictModel):
     max_walltime: Annotated[str, AfterValidator(_walltime)]
     max_cpus_per_task: int = Field(ge=1)
     gpus_per_node: int = Field(0, ge=0)
+    max_nodes: int = Field(1, ge=1)  # nodes one task (one array element) may span in this partition
     price: Price | None = None  # in squall_pricing's currency; else squall_pricing.rates
     setup: list[SetupLine] = Field(default_factory=list, max_length=32)  # after the site's, in the batch script
 
@@ -155,6 +156,9 @@ class SiteVars(BaseModel):
     squall_container_runtimes: list[Literal["apptainer", "singularity", "podman", "docker"]] = Field(
         default_factory=list
     )
+    # how a Slurm site starts a task's MPI ranks (each word checked; the payload's words follow)
+    squall_mpi_launcher: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_./=:,+-]{1,128}$")]] = Field(
+        default_factory=lambda: ["srun", "--mpi=pmix"], min_length=1, max_length=16)
     # a containers.conf for podman on the site's hosts, where its defaults fail (podman inside a container)
     squall_containers_conf: Annotated[str, Field(pattern=r"^(/[A-Za-z0-9._-]+)*$")] = ""
     squall_max_concurrent_jobs: int = Field(20, ge=1)

@@ -105,11 +105,22 @@ OutputGlob = Annotated[str, AfterValidator(lambda v: _check_relative(v, "an outp
 class Resources(StrictModel):
     """What one task needs."""
 
-    cpus: int = Field(1, ge=1, le=1024, description="CPU cores per task")
-    memory: str | None = Field(None, description="memory per task, e.g. '512M', '2G'")
-    gpus: int = Field(0, ge=0, le=64, description="GPUs per task")
+    cpus: int = Field(1, ge=1, le=1024, description="CPU cores per task (per rank of a multi-rank task)")
+    memory: str | None = Field(None, description="memory per task on each of its nodes, e.g. '512M', '2G'")
+    gpus: int = Field(0, ge=0, le=64, description="GPUs per task on each of its nodes")
+    nodes: int = Field(1, ge=1, le=1024, description="nodes per task (Slurm sites)")
+    tasks_per_node: int = Field(1, ge=1, le=1024, description="processes (MPI ranks) per node of a task")
     walltime: str = Field("01:00:00", description="Slurm's forms: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, "
                                                   "D-HH:MM:SS; the task is killed after it")
+
+    @property
+    def cpus_per_node(self) -> int:
+        return self.cpus * self.tasks_per_node
+
+    @property
+    def multi_rank(self) -> bool:
+        """The task is more than one process: a launcher (srun) starts it."""
+        return self.nodes > 1 or self.tasks_per_node > 1
 
     @field_validator("memory", "walltime", mode="before")
     @classmethod
@@ -173,6 +184,8 @@ class JobSpec(StrictModel):
     inputs: list[InputPattern] = Field(default_factory=list, description="files or globs, relative")
     split: int = Field(1, ge=1, le=10000, description="number of tasks")
     resources: Resources = Field(default_factory=Resources)
+    mpi: bool = Field(False, description="start the task's processes with the site's MPI launcher (Slurm: "
+                                         "srun --mpi=pmix)")
     outputs: list[OutputGlob] = Field(
         default_factory=lambda: ["**/*"], description="globs under each task's output dir"
     )

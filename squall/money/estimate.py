@@ -68,7 +68,7 @@ class SiteEstimate:
 
 
 def shape_of(res: Resources) -> TaskShape:
-    return TaskShape(cpus=res.cpus, memory_mb=(res.memory_bytes or 0) >> 20, gpus=res.gpus)
+    return TaskShape(cpus=res.cpus_per_node, memory_mb=(res.memory_bytes or 0) >> 20, gpus=res.gpus, nodes=res.nodes)
 
 
 def history_rate(store: Store, name: str, project: str) -> tuple[float | None, float | None, int]:

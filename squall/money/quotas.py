@@ -30,9 +30,10 @@ MB = 1 << 20
 
 def job_amounts(plan: JobPlan) -> dict[str, int]:
     """What a job reserves while unfinished: all its tasks at once (the most it can hold), and its inputs."""
-    res, tasks = plan.spec.resources, len(plan.tasks)
-    return {"jobs": 1, "machines": tasks, "cpus": res.cpus * tasks, "memory_mb": ((res.memory_bytes or 0) // MB) * tasks,
-            "gpus": res.gpus * tasks,
+    res = plan.spec.resources
+    nodes = len(plan.tasks) * res.nodes
+    return {"jobs": 1, "machines": nodes, "cpus": res.cpus_per_node * nodes,
+            "memory_mb": ((res.memory_bytes or 0) // MB) * nodes, "gpus": res.gpus * nodes,
             "storage_mb": -(-sum(i.size for t in plan.tasks for i in t.inputs) // MB)}
 
 

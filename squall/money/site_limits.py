@@ -33,9 +33,9 @@ class SiteLimit:
 
 
 def task_demand(res: Resources) -> dict[str, int]:
-    """What one task (one array element on one node) counts against the limits."""
-    return {"cpus": res.cpus, "memory_mb": (res.memory_bytes or 0) >> 20, "gpus": res.gpus, "machines": 1,
-            "jobs": 1}
+    """What one task (one array element, on all its nodes) counts against the limits."""
+    return {"cpus": res.cpus_per_node * res.nodes, "memory_mb": ((res.memory_bytes or 0) >> 20) * res.nodes,
+            "gpus": res.gpus * res.nodes, "machines": res.nodes, "jobs": 1}
 
 
 def check_task_fits(site: str, limits: list[SiteLimit], demand: dict[str, int]) -> None:

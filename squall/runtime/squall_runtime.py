@@ -30,6 +30,9 @@ and, on a machine with no scheduler (the ``ssh`` executor):
     python3 squall_runtime.py poll --no-slurm JOB_DIR...       task statuses; runtimes that died are named
     python3 squall_runtime.py stop JOB_DIR [remove]            kill the job's process groups; remove it
 
+A task of several processes (MPI ranks over nodes) names a ``launcher`` in task.json (``srun --mpi=pmix``):
+the runtime runs in the allocation's first node and starts the payload through it.
+
 TASK_DIR holds ``task.json`` (written by the controller) and receives:
 ``status.json`` (state and heartbeat, replaced atomically), ``stdout.log``,
 ``stderr.log``, ``manifest.json`` (the outputs with size and sha256) and the
@@ -272,6 +275,9 @@ class Task(object):
         for key in ENV_ALLOW + tuple(kept):
             if key in os.environ:
                 env[key] = os.environ[key]
+        if self.spec.get("launcher"):  # srun starts the ranks inside this job's allocation: it needs SLURM_*,
+            env.update((k, v) for k, v in os.environ.items() if k.startswith("SLURM_"))
+            env["SLURM_EXPORT_ENV"] = "ALL"  # and hands the ranks this (scrubbed) environment, not sbatch's NIL
         env.setdefault("PATH", DEFAULT_PATH)
         env.setdefault("LANG", "C.UTF-8")
         try:
@@ -298,7 +304,7 @@ class Task(object):
     def argv(self, env):
         """The payload's command line and the environment of the process started (for a podman or docker
         container: the engine's own, while the payload's goes in an env file)."""
-        command = list(self.spec["command"])
+        command = list(self.spec.get("launcher") or []) + list(self.spec["command"])
         container = self.spec.get("container")
         if not container:
             return command, env
@@ -366,6 +372,8 @@ class Task(object):
         isolated, note, preexec = False, "not requested", None
         if self.container_name:  # the engine gives the container no network (the engine itself keeps its own)
             isolated, note = True, "container with --network none"
+        elif self.spec.get("launcher"):  # the ranks of one task talk to each other (and srun to Slurm)
+            note = "several processes started by %s: they need the nodes' network" % self.spec["launcher"][0]
         elif self.spec.get("isolate_network", True):
             isolated, note = can_isolate_network()
             preexec = isolate_network if isolated else None

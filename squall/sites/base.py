@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from squall.errors import Refused
 from squall.workarea import FINAL
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; pydantic is slow to load
@@ -25,6 +26,7 @@ class Capability(enum.Enum):
     CONTAINERS = "containers"
     GPUS = "gpus"
     NETWORK_ISOLATION = "network-isolation"
+    MULTI_NODE = "multi-node"  # starts a task's processes over several nodes (nodes, tasks_per_node, mpi)
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,15 @@ class Site(ABC):
         from squall.money.quotes import Quote
 
         return Quote(price=None)
+
+    def check_processes(self, plan: JobPlan) -> None:
+        """Refuse (exit 4) a task of several processes where the site starts one process per task."""
+        res = plan.spec.resources
+        if (res.multi_rank or plan.spec.mpi) and Capability.MULTI_NODE not in self.capabilities:
+            raise Refused(f"resources.nodes: site {self.name!r} starts one process per task; this job asks "
+                          f"{res.nodes} node(s) x {res.tasks_per_node} process(es)"
+                          + (" with MPI" if plan.spec.mpi else ""),
+                          hint="run it on a Slurm site with a partition that allows it (max_nodes)")
 
     def own_limits(self) -> tuple[list[SiteLimit], str]:
         """The site's own limits on a job with its defaults (``squall quota show --site``), and their source

@@ -108,6 +108,7 @@ class CloudSite(Site):
     # planning -----------------------------------------------------------------
 
     def check(self, plan: JobPlan) -> None:
+        self.check_processes(plan)
         if plan.spec.image and not self.site_vars.squall_container_runtimes:
             raise Refused(f"runtime: site {self.name!r} allows no container runtime")
         self.provisioner.check(plan)

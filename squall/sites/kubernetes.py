@@ -76,6 +76,7 @@ class KubernetesSite(Site):
         return f"{org.org}-{org.cluster}-job-{plan.job_id}"
 
     def check(self, plan: JobPlan) -> None:
+        self.check_processes(plan)
         spec, org = plan.spec, self._settings().org
         if org.cloud != "kubernetes":
             raise Refused(f"site {self.name!r}: {self.org_stack} is a {org.cloud} organisation, not kubernetes")

@@ -73,6 +73,7 @@ class LocalSite(Site):
     # planning -------------------------------------------------------------
 
     def check(self, plan: JobPlan) -> None:
+        self.check_processes(plan)
         res = plan.spec.resources
         if res.gpus and Capability.GPUS not in self.capabilities:
             raise Refused(

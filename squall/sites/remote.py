@@ -55,6 +55,7 @@ class RemoteSite(Site):
     # planning -----------------------------------------------------------------
 
     def check(self, plan: JobPlan) -> None:
+        self.check_processes(plan)
         spec = plan.spec
         if spec.image:
             allowed = self.container_runtimes

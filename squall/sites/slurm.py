@@ -29,7 +29,7 @@ LOST_AFTER = 120  # seconds after launch with neither a Slurm record nor a runti
 
 
 class SlurmExecutor(Executor):
-    capabilities = frozenset({Capability.CONTAINERS, Capability.GPUS})
+    capabilities = frozenset({Capability.CONTAINERS, Capability.GPUS, Capability.MULTI_NODE})
 
     def __init__(self, site: str, hosts: list[RemoteHost], site_vars: SiteVars, user: str):
         super().__init__(site, hosts)
@@ -38,6 +38,9 @@ class SlurmExecutor(Executor):
         self.user = user
 
     def check(self, plan: JobPlan, facts: dict[str, HostFacts]) -> None:
+        if plan.spec.image and plan.spec.resources.multi_rank:
+            raise Refused(f"image: site {self.site!r} runs a task of several processes without a container "
+                          "(MPI in containers is not supported yet)")
         self.partition_for(plan)
 
     def partition_for(self, plan: JobPlan) -> Partition:
@@ -46,8 +49,10 @@ class SlurmExecutor(Executor):
         for partition in self.site_vars.squall_partitions:
             if res.walltime_seconds > parse_walltime(partition.max_walltime):
                 reasons.append(f"{partition.name}: walltime above {partition.max_walltime}")
-            elif res.cpus > partition.max_cpus_per_task:
+            elif res.cpus_per_node > partition.max_cpus_per_task:
                 reasons.append(f"{partition.name}: more than {partition.max_cpus_per_task} cpus")
+            elif res.nodes > partition.max_nodes:
+                reasons.append(f"{partition.name}: at most {partition.max_nodes} node(s) per task, not {res.nodes}")
             elif res.gpus and (partition.name not in self.site_vars.squall_gpu_partitions
                                or res.gpus > partition.gpus_per_node):
                 reasons.append(f"{partition.name}: not {res.gpus} GPUs")
@@ -104,7 +109,7 @@ class SlurmExecutor(Executor):
         site = self.site_vars.squall_slurm
         return templates().get_template("slurm/array.sh.j2").render(
             job_id=plan.job_id, slurm_name=f"squall-{plan.job_id}", comment=comment, tasks=len(plan.tasks),
-            partition=partition.name, cpus=res.cpus,
+            partition=partition.name, cpus=res.cpus, nodes=res.nodes, tasks_per_node=res.tasks_per_node,
             memory_mb=(res.memory_bytes or 0) // (1 << 20), gpus=res.gpus,
             slurm_time=f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}",
             job_dir=self.login.job_dir(plan.job_id), runtime=self.login.runtime(),
@@ -115,7 +120,12 @@ class SlurmExecutor(Executor):
     def task_fields(self, plan: JobPlan, host: RemoteHost) -> dict:
         """The variables the site's set-up lines set that the payload needs (the runtime passes them on)."""
         site = self.site_vars.squall_slurm
-        return {"keep_env": list(site.keep_env)} if site and site.keep_env else {}
+        fields: dict = {"keep_env": list(site.keep_env)} if site and site.keep_env else {}
+        if plan.spec.mpi:
+            fields["launcher"] = list(self.site_vars.squall_mpi_launcher)
+        elif plan.spec.resources.multi_rank:
+            fields["launcher"] = ["srun"]
+        return fields
 
     def launch(self, plan: JobPlan) -> dict:
         """One array for every task; a job already submitted under this name is never submitted again."""

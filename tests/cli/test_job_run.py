@@ -375,3 +375,13 @@ def test_site_auto_says_what_it_chose_and_why_and_journals_it(squall, make_spec)
     assert json.loads(detail)["placement"]["requested"] == "auto"
     explicit = squall.run("job", "run", str(spec), "--site", "local", "--output", "json")
     assert explicit.returncode == 0 and "site auto" not in explicit.stderr
+
+
+def test_a_task_of_several_processes_is_refused_where_one_process_runs_per_task(squall, make_spec):
+    spec = make_spec({"name": "m", "command": "true", "mpi": True, "resources": {"nodes": 2, "tasks_per_node": 2}},
+                     folder="mpi")
+    proc = squall.run("job", "run", str(spec))
+    assert proc.returncode == 4, proc.stderr
+    assert "resources.nodes: site 'local' starts one process per task; this job asks 2 node(s) x 2 process(es) " \
+           "with MPI" in proc.stderr
+    assert squall.job_count() == 0

@@ -20,6 +20,7 @@ from pathlib import Path
 
 BRIDGE, CONTROLLER_ADDR = "sqsl0", "10.251.0.1"
 PARTITION = "multi"
+BILLING = "CPU=1.0"  # inventories/testbed states the same
 
 
 def node_name(number: int) -> str:
@@ -48,7 +49,8 @@ def node_lines(count: int, memory_mb: int) -> str:
 
 def partition_line(count: int) -> str:
     names = ",".join(node_name(n) for n in range(1, count + 1))
-    return f"PartitionName={PARTITION} Nodes={names} Default=NO MaxTime=00:30:00 State=UP\n" if count else ""
+    return (f"PartitionName={PARTITION} Nodes={names} Default=NO MaxTime=00:30:00 State=UP "
+            f"TRESBillingWeights={BILLING}\n") if count else ""
 
 
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -22,6 +22,8 @@ and, as the controller's agent on an HPC login node (read-only, JSON out):
                                                                parent accounts' (scontrol show assoc_mgr)
     python3 squall_runtime.py image ENGINE CACHE ARCHIVE SHA256 load a job's image archive once (podman/docker
                                                                load), cached by digest: its image id
+    python3 squall_runtime.py peers JOB_ID add|remove < req.json let a multi-node task's first host in with the
+                                                               job's own key (authorized_keys), or drop it
 
 and, on a machine with no scheduler (the ``ssh`` executor):
 
@@ -76,10 +78,14 @@ def now():
 
 def write_json(path, data):
     """Write JSON so that a reader never sees a half-written file."""
+    write_text_atomically(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def write_text_atomically(path, text, mode=0o644):
     tmp = "%s.tmp.%d" % (path, os.getpid())
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True)
-        handle.write("\n")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
     os.replace(tmp, path)
 
 
@@ -304,7 +310,10 @@ class Task(object):
     def argv(self, env):
         """The payload's command line and the environment of the process started (for a podman or docker
         container: the engine's own, while the payload's goes in an env file)."""
-        command = list(self.spec.get("launcher") or []) + list(self.spec["command"])
+        launcher = list(self.spec.get("launcher") or [])
+        if launcher and os.path.basename(launcher[0]) == "mpirun":  # ranks on other hosts get this environment
+            launcher += [word for key in sorted(env) for word in ("-x", key)]
+        command = launcher + list(self.spec["command"])
         container = self.spec.get("container")
         if not container:
             return command, env
@@ -830,7 +839,38 @@ def stop(job_dir, remove=False, grace=5.0):
         _killpg(pid, signal.SIGKILL)
     if remove:
         shutil.rmtree(job_dir, ignore_errors=True)
+        peer_keys(os.path.basename(os.path.normpath(job_dir))[len("squall-"):], "remove")
     return {"stopped": len(runtimes), "removed": job_dir if remove else None}
+
+
+JOB_ID = re.compile(r"^[0-9a-z-]{1,64}$")
+PUBLIC_KEY = re.compile(r"^ssh-ed25519 [A-Za-z0-9+/]{60,100}={0,2}$")
+ADDRESS = re.compile(r"^[0-9a-fA-F.:]{2,45}$")
+
+
+def peer_keys(job_id, action, request=None):
+    """A multi-node task's key on this host: ``add`` lets the task's first host in with the job's own key
+    (``restrict``, only from its addresses); ``remove`` drops it. Lines end with ``squall-job-ID``."""
+    if not JOB_ID.match(job_id) or action not in ("add", "remove"):
+        raise ValueError("bad job id or action")
+    marker = " squall-job-%s" % job_id
+    ssh_dir = os.path.expanduser("~/.ssh")
+    os.makedirs(ssh_dir, mode=0o700, exist_ok=True)
+    path = os.path.join(ssh_dir, "authorized_keys")
+    with open(os.path.join(ssh_dir, ".squall-keys.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with open(path) as handle:
+                lines = [line for line in handle.read().splitlines() if not line.endswith(marker)]
+        except FileNotFoundError:
+            lines = []
+        if action == "add":
+            key, sources = request.get("key", ""), request.get("from") or []
+            if not PUBLIC_KEY.match(key) or not sources or not all(ADDRESS.match(a) for a in sources):
+                raise ValueError("bad peer key request")
+            lines.append('restrict,from="%s" %s%s' % (",".join(sources), key, marker))
+        write_text_atomically(path, "".join(line + "\n" for line in lines), 0o600)
+    return {"keys": 1 if action == "add" else 0}
 
 
 def _kill(pid, signum):
@@ -917,6 +957,9 @@ def main(argv=None):
     if args == ["limits"]:
         print(json.dumps(association_limits()))
         return 0
+    if len(args) == 3 and args[0] == "peers":
+        print(json.dumps(peer_keys(args[1], args[2], json.load(sys.stdin) if args[2] == "add" else None)))
+        return 0
     if len(args) in (5, 6) and args[0] == "image":
         print(json.dumps(load_image(*args[1:])))
         return 0
@@ -925,7 +968,8 @@ def main(argv=None):
         return 0
     print("usage: squall_runtime.py run TASK_DIR | version | stage|read JOB_DIR | submit JOB_DIR NAME | "
           "poll [--no-slurm] JOB_DIR... | teardown NAME [JOB_DIR] | inventory ROOT | start JOB_DIR INDEX... | "
-          "stop JOB_DIR [remove] | test-only | limits | image ENGINE CACHE ARCHIVE SHA256 [CONF]",
+          "stop JOB_DIR [remove] | test-only | limits | image ENGINE CACHE ARCHIVE SHA256 [CONF] | "
+          "peers JOB_ID add|remove",
           file=sys.stderr)
     return 2
 

@@ -29,7 +29,7 @@ from squall.errors import Refused, SquallError
 from squall.inventory import SiteInventory
 from squall.money.quotes import Quote
 from squall.money.site_limits import SiteLimit
-from squall.sites.base import Claim, CollectedTask, JobPlan, LiveResource, Reporter, Site, TaskState
+from squall.sites.base import Capability, Claim, CollectedTask, JobPlan, LiveResource, Reporter, Site, TaskState
 from squall.sites.bank_host import BankProvisioner
 from squall.sites.boot_wait import wait_for_boot
 from squall.sites.job_stack import JobStackProvisioner
@@ -50,7 +50,8 @@ class CloudSite(Site):
     kind = "cloud"
     shared_poll = True
     poll_interval = 1.0
-    capabilities = SlotsExecutor.capabilities
+    # a job stack is sized by its task count, not by tasks spanning several nodes: not yet
+    capabilities = SlotsExecutor.capabilities - {Capability.MULTI_NODE}
 
     def __init__(self, name: str, home: Path, store: Store, inventory: SiteInventory,
                  provisioner_for: Callable[[Callable[[str], bool]], JobStackProvisioner | BankProvisioner]):

@@ -50,6 +50,14 @@ class Executor(ABC):
             hosts.setdefault(placement[index], []).append(index)
         return hosts
 
+    def holders(self, plan: JobPlan) -> dict[RemoteHost, list[int]]:
+        """Every host that holds a folder of each task: its runner (``by_host``) and, for a task spanning
+        several hosts, the others (staged, authorised and removed with it, never started or collected)."""
+        return self.by_host(plan)
+
+    def prepare(self, plan: JobPlan) -> None:
+        """After staging: what the tasks need between hosts (a multi-node task's peers let its runner in)."""
+
     def partition(self, plan: JobPlan) -> Partition | None:
         """The scheduler partition the job would run in (None: no scheduler)."""
         return None
@@ -71,8 +79,8 @@ class Executor(ABC):
         """Files besides the task folders that ``host`` needs in the job folder (a batch script)."""
         return {}
 
-    def task_fields(self, plan: JobPlan, host: RemoteHost) -> dict:
-        """What this executor adds to each ``task.json`` on ``host`` (slot locks)."""
+    def task_fields(self, plan: JobPlan, host: RemoteHost, index: int) -> dict:
+        """What this executor adds to task ``index``'s ``task.json`` on ``host`` (slot locks, a launcher)."""
         return {}
 
     @abstractmethod

@@ -95,7 +95,7 @@ class RemoteSite(Site):
 
     def up(self, plan: JobPlan, claim: Claim) -> None:
         self.provisioner.up(plan, claim)
-        used = self.executor.by_host(plan)
+        used = self.executor.holders(plan)
         for host in used:
             claim("jobdir", self._folder(host, host.job_dir(plan.job_id)))
         for kind, resource in self.executor.claims(plan):
@@ -116,7 +116,7 @@ class RemoteSite(Site):
 
     def stage(self, plan: JobPlan, reporter: Reporter) -> None:
         """Each host gets its own tasks' folders and inputs, every host at once."""
-        used = self.executor.by_host(plan)
+        used = self.executor.holders(plan)
         containers = self._containers(plan, list(used), reporter)
         tasks = {task.index: task for task in plan.tasks}
         digests = cached_sha256(self.store, [item.path for task in plan.tasks for item in task.inputs])
@@ -133,6 +133,7 @@ class RemoteSite(Site):
         progress = ByteProgress(reporter, sum(u.size for _, uploads in work.values() for u in uploads))
         each_host(lambda host, item: host.stage(host.job_dir(plan.job_id), *item, progress), work)
         progress.finish()
+        self.executor.prepare(plan)
 
     def _containers(self, plan: JobPlan, hosts: list[RemoteHost], reporter: Reporter) -> dict[RemoteHost, dict | None]:
         """Each host's task container. An image archive goes to the host's image folder unless an exact copy
@@ -168,7 +169,7 @@ class RemoteSite(Site):
             files[f"{name}/script/{plan.script.name}"] = (plan.script.read_bytes(), 0o700)
         task = task_document(plan, index, f"{host.job_dir(plan.job_id)}/{name}", container=container,
                              heartbeat=self.executor.heartbeat)
-        task.update(self.executor.task_fields(plan, host))
+        task.update(self.executor.task_fields(plan, host, index))
         inputs = [item.rel for item in next(t for t in plan.tasks if t.index == index).inputs]
         files[f"{name}/inputs.txt"] = (input_list(inputs), 0o600)
         files[f"{name}/task.json"] = (json.dumps(task, indent=1).encode(), 0o600)
@@ -221,7 +222,7 @@ class RemoteSite(Site):
         try:
             self.executor.stop(plan, remove=False)
             owner = self._owner(plan, until)
-            each_host(lambda host, _: host.write_owner(host.job_dir(plan.job_id), owner), self.executor.by_host(plan))
+            each_host(lambda host, _: host.write_owner(host.job_dir(plan.job_id), owner), self.executor.holders(plan))
         finally:
             self.provisioner.down(plan)
 

@@ -1,7 +1,9 @@
 """The scheduler-free executor: the runtime starts each host's tasks itself, in slots (SSH + python3 only).
 
 Tasks are spread over the hosts balanced by their input bytes; each host
-gets only its own tasks' folders and inputs. ``start`` launches a host's
+gets only its own tasks' folders and inputs. A task spanning several hosts
+(``resources.nodes``) gets that many distinct hosts; its runtime runs on the
+first and starts the ranks with ``mpirun`` over the others (``mpi_hosts``). ``start`` launches a host's
 tasks detached (they outlive the SSH session); at most ``host CPUs // task
 cpus`` run at once, through slot locks under the account's home shared by
 every job on that host. A poll is one agent call per host, in parallel. A
@@ -11,16 +13,18 @@ with a reason naming the host.
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from squall.errors import Refused, SquallError
 from squall.interrupts import uninterrupted
-from squall.sites.base import JobPlan, TaskState
+from squall.sites import mpi_hosts
+from squall.sites.base import Capability, JobPlan, TaskState
 from squall.sites.parts import Executor
 from squall.sites.remote_host import HostFacts, RemoteHost
 from squall.sites.slurm import status_state, vanished
-from squall.workarea import KILL_GRACE, TaskStatus
+from squall.workarea import KILL_GRACE, TaskStatus, task_folder
 
 SLOTS_DIR = "~/.squall/slots"
 LOST_AFTER = 30.0  # seconds a host may stay silent (its tasks ``lost``) before its tasks are failed
@@ -28,10 +32,12 @@ LOST_AFTER = 30.0  # seconds a host may stay silent (its tasks ``lost``) before 
 
 class SlotsExecutor(Executor):
     heartbeat = 2.0
+    capabilities = frozenset({Capability.MULTI_NODE})
 
     def __init__(self, site: str, hosts: list[RemoteHost]):
         super().__init__(site, hosts)
         self.silent: dict[str, tuple[float, str]] = {}  # host name -> (since, why): not answering, not yet lost
+        self._keys: dict[str, mpi_hosts.JobKey] = {}  # a job's own key pair for mpirun (never stored)
 
     def check(self, plan: JobPlan, facts: dict[str, HostFacts]) -> None:
         """Every host must fit one task (tasks go to any host, balanced by input size).
@@ -40,7 +46,13 @@ class SlotsExecutor(Executor):
         when the inventory declares them.
         """
         res = plan.spec.resources
-        wanted = {"cpus": res.cpus, "memory_mb": (res.memory_bytes or 0) // (1 << 20), "gpus": res.gpus}
+        if res.nodes > len(self.hosts):
+            raise Refused(f"resources.nodes: site {self.site!r} has {len(self.hosts)} host(s); a task asks "
+                          f"{res.nodes}", hint="ask fewer nodes per task, or add hosts to the site")
+        if plan.spec.image and res.multi_rank:
+            raise Refused(f"image: site {self.site!r} runs a task of several processes without a container "
+                          "(MPI in containers is not supported yet)")
+        wanted = {"cpus": res.cpus_per_node, "memory_mb": (res.memory_bytes or 0) // (1 << 20), "gpus": res.gpus}
         for host in self.hosts:
             fact = facts[host.name]
             has = {"cpus": host.declared.get("cpus") or fact.cpus,
@@ -57,23 +69,77 @@ class SlotsExecutor(Executor):
         per_host = -(-len(plan.tasks) // len(self.hosts))
         return per_host * (plan.walltime + KILL_GRACE)
 
-    def placement(self, plan: JobPlan) -> dict[int, RemoteHost]:
-        """Largest inputs first, each to the host with the fewest bytes so far (ties: fewer tasks, then order)."""
+    def task_hosts(self, plan: JobPlan) -> dict[int, list[RemoteHost]]:
+        """Each task's hosts, the first running it: largest inputs first, each task to the hosts with the
+        fewest bytes so far (ties: fewer tasks, then order); a task of N nodes gets N distinct hosts."""
         load = [[0, 0, position] for position in range(len(self.hosts))]
-        chosen: dict[int, RemoteHost] = {}
+        chosen: dict[int, list[RemoteHost]] = {}
         for task in sorted(plan.tasks, key=lambda t: (-sum(i.size for i in t.inputs), t.index)):
-            target = min(load)
-            target[0] += sum(i.size for i in task.inputs)
-            target[1] += 1
-            chosen[task.index] = self.hosts[target[2]]
+            picked = sorted(load)[:plan.spec.resources.nodes]
+            for entry in picked:
+                entry[0] += sum(i.size for i in task.inputs)
+                entry[1] += 1
+            chosen[task.index] = [self.hosts[entry[2]] for entry in picked]
         return dict(sorted(chosen.items()))
 
-    def task_fields(self, plan: JobPlan, host: RemoteHost) -> dict:
-        """Slot locks shared by every job on the host: its CPUs (declared, else counted there) // task cpus."""
-        cpus = plan.spec.resources.cpus
+    def placement(self, plan: JobPlan) -> dict[int, RemoteHost]:
+        return {index: hosts[0] for index, hosts in self.task_hosts(plan).items()}
+
+    def holders(self, plan: JobPlan) -> dict[RemoteHost, list[int]]:
+        held: dict[RemoteHost, list[int]] = {}
+        for index, hosts in self.task_hosts(plan).items():
+            for host in hosts:
+                held.setdefault(host, []).append(index)
+        return held
+
+    def _spanning(self, plan: JobPlan, runner: RemoteHost) -> dict[int, list[RemoteHost]]:
+        """The tasks of several processes that ``runner`` starts, with their hosts."""
+        if not plan.spec.resources.multi_rank:
+            return {}
+        return {index: hosts for index, hosts in self.task_hosts(plan).items() if hosts[0] is runner}
+
+    def _key(self, plan: JobPlan) -> mpi_hosts.JobKey:
+        return self._keys.setdefault(plan.job_id, mpi_hosts.new_job_key())
+
+    def job_files(self, plan: JobPlan, host: RemoteHost, expires: float) -> dict[str, tuple[bytes, int]]:
+        """For the tasks of several processes ``host`` runs: the job's private key, the pinned keys of their
+        hosts, and each task's hostfile."""
+        spanning = self._spanning(plan, host)
+        if not spanning:
+            return {}
+        peers = list({h.name: h for hosts in spanning.values() for h in hosts}.values())
+        files = {f"{mpi_hosts.MPI_DIR}/id_ed25519": (self._key(plan).private_openssh, 0o600),
+                 f"{mpi_hosts.MPI_DIR}/known_hosts": (mpi_hosts.known_hosts(peers), 0o600)}
+        for index, hosts in spanning.items():
+            files[f"{task_folder(index)}/hostfile"] = (mpi_hosts.hostfile(hosts, plan.spec.resources.tasks_per_node),
+                                                       0o600)
+        return files
+
+    def prepare(self, plan: JobPlan) -> None:
+        """Each multi-node task's other hosts let its first host in with the job's key."""
+        sources: dict[RemoteHost, set[str]] = {}
+        for hosts in self.task_hosts(plan).values():
+            if plan.spec.resources.multi_rank:
+                for peer in hosts[1:]:
+                    sources.setdefault(peer, set()).add(hosts[0].ssh.host)
+        public = self._key(plan).public if sources else ""
+        each_host(lambda peer, addresses: peer.agent(
+            "peers", plan.job_id, "add", stdin=json.dumps({"key": public, "from": sorted(addresses)}).encode()),
+            sources)
+
+    def task_fields(self, plan: JobPlan, host: RemoteHost, index: int) -> dict:
+        """Slot locks shared by every job on the host: its CPUs (declared, else counted there) // task cpus;
+        a task of several processes is started by mpirun over its hosts."""
+        res = plan.spec.resources
+        cpus = res.cpus_per_node
         declared = host.declared.get("cpus")
         slots = {"dir": SLOTS_DIR, "count": max(1, declared // cpus)} if declared else {"dir": SLOTS_DIR, "cpus": cpus}
-        return {"slots": slots}
+        fields: dict = {"slots": slots}
+        if res.multi_rank:
+            job_dir = host.job_dir(plan.job_id)
+            fields["launcher"] = mpi_hosts.launcher(job_dir, f"{job_dir}/{task_folder(index)}",
+                                                    res.nodes * res.tasks_per_node)
+        return fields
 
     def launch(self, plan: JobPlan) -> dict:
         started = each_host(lambda host, indexes: host.agent("start", host.job_dir(plan.job_id),
@@ -139,7 +205,7 @@ class SlotsExecutor(Executor):
                 return exc
             return None
 
-        errors = [error for error in each_host(stop_one, self.by_host(plan)).values() if error]
+        errors = [error for error in each_host(stop_one, self.holders(plan)).values() if error]
         if errors:
             raise errors[0]
 

@@ -117,7 +117,7 @@ class SlurmExecutor(Executor):
             setup=quoted_setup([*(site.setup if site else []), *partition.setup]),
         )
 
-    def task_fields(self, plan: JobPlan, host: RemoteHost) -> dict:
+    def task_fields(self, plan: JobPlan, host: RemoteHost, index: int) -> dict:
         """The variables the site's set-up lines set that the payload needs (the runtime passes them on)."""
         site = self.site_vars.squall_slurm
         fields: dict = {"keep_env": list(site.keep_env)} if site and site.keep_env else {}

@@ -105,6 +105,12 @@ class SshSession:
     def transport(self):
         return self._connect().client.get_transport()
 
+    def host_key_line(self) -> str:
+        """This host's key as a ``known_hosts`` line (the key pinned when Squall connected)."""
+        key = self.transport().get_remote_server_key()
+        name = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+        return f"{name} {key.get_name()} {key.get_base64()}"
+
     def sftp(self):
         if self._sftp is None:
             self._sftp = self._connect().sftp()

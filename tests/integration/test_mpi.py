@@ -62,3 +62,22 @@ def test_a_task_wider_than_every_partition_is_refused_before_anything_is_made(hp
     assert proc.returncode == 4, proc.stderr
     assert "multi: at most 2 node(s) per task, not 3" in proc.stderr
     assert hpc.job_count() == 0
+
+
+def test_heat_over_two_plain_ssh_hosts_equals_the_serial_run_and_leaves_no_key(squall, nodes, tmp_path):
+    example = tmp_path / "heat-mpi"
+    shutil.copytree(EXAMPLE, example)
+    code, report = squall.json("job", "run", str(example / "job.yaml"), "--site", "testbed-nodes",
+                               "--results", str(tmp_path / "results"))
+    assert code == 0 and report["status"] == "succeeded", report
+    heat = serial_solver()
+    for result in sorted((tmp_path / "results" / report["id"]).glob("task-*/plate-*.json")):
+        found = json.loads(result.read_text())
+        assert found["ranks"] == 4 and len(found["hosts"]) == 2 and set(found["hosts"]) <= set(nodes["nodes"])
+        reference = heat.solve(json.loads((EXAMPLE / "cases" / f"{found['case']}.json").read_text()))
+        field = [[float(v) for v in line.split(",")] for line in result.with_suffix(".csv").read_text().splitlines()]
+        assert max(abs(a - b) for row, ref in zip(field, reference) for a, b in zip(row, ref)) <= TOLERANCE
+    for name, node in nodes["nodes"].items():  # the job's key and folders are gone from every host
+        keys = Path(node["view"]) / "home" / ".ssh" / "authorized_keys"
+        assert "squall-job-" not in keys.read_text(), name
+        assert list((Path(node["view"]) / "work").glob("squall-*")) == [], name

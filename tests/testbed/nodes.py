@@ -8,7 +8,8 @@ Only the head is reachable from the controller. The head forwards, so without
 a firewall a node could reach the controller's address: each node runs the
 job-node nftables firewall rendered from the same template cloud-init uses
 (in: SSH from the head and the job network; out: the job network only).
-Each node's sshd runs in its own mount namespace where the service account's
+Each node's sshd runs in its own mount and UTS namespaces (its host name is
+``node-N``; MPI tells hosts apart by it) where the service account's
 home and the work root are that node's own folders, so a test can prove what
 each node holds, and ``/var/lib/cloud`` is the node's own, holding the mark
 cloud-init leaves when it has finished (``instance/boot-finished``; a test
@@ -157,10 +158,10 @@ def up(state: Path, count: int, user: str, key: Path, work_root: Path) -> dict:
         config = state / "etc" / f"sshd-{name}.conf"
         config.write_text(_sshd_config(state, name, node_addr(number), user))
         home = pwd.getpwnam(user).pw_dir
-        script = (f'mount --bind "$1/home" {home} && mount --bind "$1/work" {work_root} '
+        script = (f'hostname {name} && mount --bind "$1/home" {home} && mount --bind "$1/work" {work_root} '
                   f'&& mount --bind "$1/cloud" {CLOUD_STATE} && exec /usr/sbin/sshd -D -e -f {config}')
-        made["argv"][name] = ["nsenter", f"--net=/run/netns/{ns}", "unshare", "--mount", "--propagation", "private",
-                              "sh", "-c", script, "sh", str(view)]
+        made["argv"][name] = ["nsenter", f"--net=/run/netns/{ns}", "unshare", "--mount", "--uts", "--propagation",
+                              "private", "sh", "-c", script, "sh", str(view)]
         made["pids"][name] = _daemon(state, name, made["argv"][name])
         save()
     config = state / "etc" / "sshd-head.conf"

@@ -56,7 +56,7 @@ def test_heat_over_two_nodes_and_four_ranks_equals_the_serial_run(hpc, compute_h
 
 
 def test_a_task_wider_than_every_partition_is_refused_before_anything_is_made(hpc, compute_hosts, make_spec):
-    spec = make_spec({"name": "wide", "command": "true", "mpi": True, "site": "testbed",
+    spec = make_spec({"name": "wide", "command": "true", "mpi": True, "site": "testbed-multi",
                       "resources": {"nodes": 3, "walltime": "00:05:00"}})
     proc = hpc.run("job", "run", str(spec))
     assert proc.returncode == 4, proc.stderr

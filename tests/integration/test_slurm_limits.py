@@ -4,6 +4,8 @@ them run in turns, and ``quota show --site`` taking them into each quota's avail
 
 from __future__ import annotations
 
+from tests.integration.conftest import leftovers
+
 
 def limit_user(accounting, testbed, cpus: int, max_jobs: int | None = None) -> None:
     """Limit the service account's association (GrpTRES cpu, MaxJobs) for the test; cleared after."""
@@ -28,7 +30,7 @@ def test_a_task_above_the_associations_limit_is_refused_before_anything_is_made(
     code, report = hpc.json("job", "run", str(spec), "--site", "testbed")
     assert code == 4 and "GrpTRES cpu" in report["error"], report
     assert hpc.job_count() == 0
-    assert remote(f"ls {testbed['work_root']}").stdout.split() == []
+    assert leftovers(remote, testbed) == ([], [])
 
 
 def test_a_job_within_the_limits_runs_in_turns_and_quotas_show_the_sites_limit(hpc, make_spec, testbed,

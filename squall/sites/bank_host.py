@@ -32,6 +32,9 @@ class BankProvisioner(Provisioner):
 
     def check(self, plan: JobPlan) -> None:
         self._spec()  # the bank exists in the organisation (InvalidInput naming it otherwise)
+        if plan.spec.resources.nodes > 1:
+            raise Refused(f"resources.nodes: site {self.site!r} runs each job on one bank VM; a task asks "
+                          f"{plan.spec.resources.nodes} nodes")
         if self.banks.orgs.settings(self.org_stack).org.cloud == "aws":
             raise Refused(f"site {self.site!r}: AWS banks are warm pools; a job cannot be given one of their VMs")
 

@@ -29,7 +29,7 @@ from squall.errors import Refused, SquallError
 from squall.inventory import SiteInventory
 from squall.money.quotes import Quote
 from squall.money.site_limits import SiteLimit
-from squall.sites.base import Capability, Claim, CollectedTask, JobPlan, LiveResource, Reporter, Site, TaskState
+from squall.sites.base import Claim, CollectedTask, JobPlan, LiveResource, Reporter, Site, TaskState
 from squall.sites.bank_host import BankProvisioner
 from squall.sites.boot_wait import wait_for_boot
 from squall.sites.job_stack import JobStackProvisioner
@@ -50,8 +50,7 @@ class CloudSite(Site):
     kind = "cloud"
     shared_poll = True
     poll_interval = 1.0
-    # a job stack is sized by its task count, not by tasks spanning several nodes: not yet
-    capabilities = SlotsExecutor.capabilities - {Capability.MULTI_NODE}
+    capabilities = SlotsExecutor.capabilities
 
     def __init__(self, name: str, home: Path, store: Store, inventory: SiteInventory,
                  provisioner_for: Callable[[Callable[[str], bool]], JobStackProvisioner | BankProvisioner]):
@@ -115,9 +114,9 @@ class CloudSite(Site):
         self.provisioner.check(plan)
 
     def max_duration(self, plan: JobPlan) -> float:
-        """Boot, then waves of tasks on each node (at least one task per node at once)."""
-        nodes = self.provisioner.node_count(plan)
-        return self.site_vars.squall_boot_timeout + -(-len(plan.tasks) // nodes) * (plan.walltime + KILL_GRACE)
+        """Boot, then waves of tasks over the nodes (at least one task at once)."""
+        at_once = max(1, self.provisioner.node_count(plan) // plan.spec.resources.nodes)
+        return self.site_vars.squall_boot_timeout + -(-len(plan.tasks) // at_once) * (plan.walltime + KILL_GRACE)
 
     def quote(self, plan: JobPlan) -> Quote:
         from squall.money.site_prices import energy_model, price_model

@@ -42,6 +42,10 @@ class JobStackProvisioner(Provisioner):
         if org.job_stack is None:
             raise Refused(f"site {self.site!r}: organisation {org.org} has no job_stack section: no cloud jobs there")
         job_machine(org, *task_resources(plan).values())
+        if plan.spec.resources.nodes > org.job_stack.nodes:
+            raise Refused(f"resources.nodes: a task asks {plan.spec.resources.nodes} nodes; organisation {org.org}'s "
+                          f"job stacks have at most {org.job_stack.nodes}",
+                          hint="ask fewer nodes per task, or raise job_stack.nodes in the organisation")
         check_job_fits_now(self.site, self.site_limits(plan)[0], self.job_demand(plan))
 
     def site_limits(self, plan: JobPlan | None) -> tuple[list[SiteLimit], str]:
@@ -93,9 +97,14 @@ class JobStackProvisioner(Provisioner):
         return flavour_price(org, job_machine(org, *task_resources(plan).values()).flavour)
 
     def node_count(self, plan: JobPlan) -> int:
-        """As many nodes as tasks, at most the organisation's ``job_stack.nodes``."""
+        """As many nodes as the tasks span, at most the organisation's ``job_stack.nodes``."""
         org = self._org()
-        return max(1, min(len(plan.tasks), org.job_stack.nodes if org.job_stack else 1))
+        return max(1, min(self._width(plan), org.job_stack.nodes if org.job_stack else 1))
+
+    @staticmethod
+    def _width(plan: JobPlan) -> int:
+        """Nodes all the tasks would span at once."""
+        return len(plan.tasks) * plan.spec.resources.nodes
 
     def has_nodes(self, plan: JobPlan) -> bool:
         record = records.stack(self.store, str(self.job_stacks.name(self.org_stack, plan.job_id)))
@@ -114,7 +123,7 @@ class JobStackProvisioner(Provisioner):
     def up(self, plan: JobPlan, claim: Claim) -> None:
         stack = self.job_stacks.name(self.org_stack, plan.job_id)
         claim("stack", str(stack))  # the lease exists before the stack does
-        self.job_stacks.create(self.org_stack, plan.job_id, len(plan.tasks), task_resources(plan))
+        self.job_stacks.create(self.org_stack, plan.job_id, self._width(plan), task_resources(plan))
 
     def down(self, plan: JobPlan) -> None:
         self.job_stacks.destroy(self.job_stacks.name(self.org_stack, plan.job_id), plan.job_id)

@@ -119,15 +119,15 @@ def test_quotas_are_reserved_at_submission_and_shown(squall, make_spec):
     assert squall.json("quota", "set", "user:default/ana", "cpus", "none")[1][0]["limit"] is None
 
 
-def cloud_site(squall, name: str, org: str) -> None:
-    """A cloud site (its head is never contacted for an estimate)."""
+def cloud_site(squall, name: str, org: str, more: str = "") -> None:
+    """A cloud site (its head is never contacted for an estimate); ``more``: extra inventory lines."""
     folder = squall.cwd / name
     (folder / "group_vars").mkdir(parents=True)
     (folder / "hosts.yml").write_text("all:\n  children:\n    login:\n      hosts:\n        head: {ansible_host: "
                                       "10.250.0.2}\n")
     (folder / "group_vars" / "all.yml").write_text(
         f"squall_kind: cloud\nsquall_scheduler: none\nsquall_org_stack: {org}.org.main\nsquall_work_root: /var/tmp/x\n"
-        "ansible_user: squall-svc\nansible_ssh_private_key_file: /etc/hostname\n")
+        "ansible_user: squall-svc\nansible_ssh_private_key_file: /etc/hostname\n" + more)
     assert squall.run("site", "add", name, "--inventory", str(folder)).returncode == 0
 
 

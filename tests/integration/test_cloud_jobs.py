@@ -285,3 +285,20 @@ def test_a_bank_vm_is_claimed_through_the_head_runs_the_job_and_is_released(clou
     assert ("bank", "claimed") in journal and ("bank", "released") in journal
     assert engine.calls[-1] == ("up", "zephy.org.main")  # the release refilled the bank
     assert any(e.event == "unreachable" and e.detail["vm"] == vms[100].id for e in store.journal())
+
+
+def test_an_mpi_task_spans_the_job_stacks_nodes_and_their_key_goes_with_them(cloud, nodes, tmp_path):
+    runner, store, engine, home = cloud
+    example = tmp_path / "heat-mpi"
+    shutil.copytree(REPO / "examples" / "heat-mpi", example)
+    plan = runner.submit(load_spec(example / "job.yaml"), "zcloud", tmp_path / "results")
+    result = runner.drive(plan.job_id)
+    assert result.job.status == "succeeded", result.job.error
+    up = next(e.detail for e in store.journal(plan.job_id) if (e.phase, e.event) == ("stack", "up"))
+    assert up["nodes"] == 2  # 2 tasks of 2 nodes, at most the organisation's 2 per job stack
+    outputs = sorted((tmp_path / "results" / plan.job_id).glob("task-*/plate-*.json"))
+    assert len(outputs) == 4
+    assert all(json.loads(p.read_text())["hosts"] == ["node-1", "node-2"] for p in outputs)
+    for number in (1, 2):
+        assert "squall-job-" not in (node_home(nodes, number) / ".ssh" / "authorized_keys").read_text()
+    assert job_folders(nodes) == []

@@ -24,7 +24,7 @@ def show_result(app: App, result, journal: list | None = None) -> int:
     if app.json:
         app.emit(data)
     else:
-        _show_text(app, data)
+        _show_text(app, data, _isolation_text(result.job.spec, data["network_isolated"]))
     if data["status"] in ("pending", "running", "succeeded", ORPHANED):
         return int(ExitCode.OK)
     if data["status"] == "incomplete":  # outputs wait at the site for 'job attach'
@@ -32,7 +32,19 @@ def show_result(app: App, result, journal: list | None = None) -> int:
     return result.site_exit_code or int(ExitCode.JOB_FAILED)
 
 
-def _show_text(app: App, data: dict) -> None:
+def _isolation_text(spec: dict, isolated: bool | None) -> str:
+    """Whether the payload was cut off the network, and why not where it was not."""
+    if isolated is None:
+        return "unknown"
+    if isolated:
+        return "yes"
+    resources = spec.get("resources") or {}
+    if spec.get("mpi") or resources.get("nodes", 1) > 1 or resources.get("tasks_per_node", 1) > 1:
+        return "no (the task's processes talk over the network)"
+    return "no (not permitted here)"
+
+
+def _show_text(app: App, data: dict, isolation: str) -> None:
     app.say(f"job {data['id']} ({data['name']}) on {data['site']}: {data['status']}")
     if data["error"]:
         app.say(f"  error: {data['error']}")
@@ -40,8 +52,7 @@ def _show_text(app: App, data: dict) -> None:
         app.say(f"  hint: {data['hint']}")
     app.say(f"  results: {data['results']}")
     app.say(f"  cost: {_cost(data['cost'])}")
-    isolated = {True: "yes", False: "no (not permitted here)", None: "unknown"}[data["network_isolated"]]
-    app.say(f"  network isolation: {isolated}")
+    app.say(f"  network isolation: {isolation}")
     rows = [[t["index"], t["status"], _or_dash(t["exit_code"]),
              "-" if t["wall_time"] is None else f"{t['wall_time']:.2f}",
              f"{t['max_rss_kb'] // 1024} MiB" if t["max_rss_kb"] else "-", _or_dash(t["outputs"])]

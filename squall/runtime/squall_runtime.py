@@ -469,7 +469,7 @@ def container_argv(runtime, image, task_dir, env, command):
 # podman and docker -------------------------------------------------------------------------------
 
 ENGINES = ("podman", "docker")
-IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")  # an archive's digest, an image's id
 
 
 def container_name(task_dir):
@@ -500,9 +500,7 @@ def write_env_file(path, env):
         if "\n" in env[key] or "\0" in env[key]:
             raise ValueError("environment variable %s holds a newline: cannot pass it to a container" % key)
         lines.append("%s=%s\n" % (key, env[key]))
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write("".join(lines))
+    write_text_atomically(path, "".join(lines), 0o600)
 
 
 def engine_argv(engine, image, task_dir, env_file, name, command):
@@ -532,7 +530,7 @@ def remove_container(engine, name, conf):
 def load_image(engine, cache, archive, digest, conf=None):
     """Load ``archive`` (an oci-archive or docker-archive) once per digest: its image id is kept in
     ``CACHE/sha256-DIGEST.id`` and reused while the engine still has that image. One loader at a time."""
-    if engine not in ENGINES or not re.match(r"^[0-9a-f]{64}$", digest):
+    if engine not in ENGINES or not SHA256_HEX.match(digest):
         return {"error": "bad engine or digest"}
     env = engine_env(conf, os.environ.get("PATH"))
     os.makedirs(cache, mode=0o700, exist_ok=True)
@@ -553,7 +551,7 @@ def load_image(engine, cache, archive, digest, conf=None):
         found = subprocess.run([engine, "image", "inspect", "--format", "{{.Id}}", reference], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
         image_id = found.stdout.strip().replace("sha256:", "")
-        if found.returncode != 0 or not IMAGE_ID.match(image_id):
+        if found.returncode != 0 or not SHA256_HEX.match(image_id):
             return {"error": "%s load gave no image id for %r: %s" % (engine, reference, found.stderr.strip()[-300:])}
         write_json(record, {"image_id": image_id, "reference": reference})
         return {"image_id": image_id, "loaded": True}

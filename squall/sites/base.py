@@ -138,13 +138,17 @@ class Site(ABC):
         return Quote(price=None)
 
     def check_processes(self, plan: JobPlan) -> None:
-        """Refuse (exit 4) a task of several processes where the site starts one process per task."""
+        """Refuse (exit 4) a task of several processes where the site starts one process per task, or in a
+        container (not supported yet)."""
         res = plan.spec.resources
         if (res.multi_rank or plan.spec.mpi) and Capability.MULTI_NODE not in self.capabilities:
             raise Refused(f"resources.nodes: site {self.name!r} starts one process per task; this job asks "
                           f"{res.nodes} node(s) x {res.tasks_per_node} process(es)"
                           + (" with MPI" if plan.spec.mpi else ""),
                           hint="run it on a Slurm site with a partition that allows it (max_nodes)")
+        if plan.spec.image and res.multi_rank:
+            raise Refused(f"image: site {self.name!r} runs a task of several processes without a container "
+                          "(MPI in containers is not supported yet)")
 
     def own_limits(self) -> tuple[list[SiteLimit], str]:
         """The site's own limits on a job with its defaults (``squall quota show --site``), and their source

@@ -3,10 +3,10 @@
 Tasks are spread over the hosts balanced by their input bytes; each host
 gets only its own tasks' folders and inputs. A task spanning several hosts
 (``resources.nodes``) gets that many distinct hosts; its runtime runs on the
-first and starts the ranks with ``mpirun`` over the others (``mpi_hosts``). ``start`` launches a host's
-tasks detached (they outlive the SSH session); at most ``host CPUs // task
-cpus`` run at once, through slot locks under the account's home shared by
-every job on that host. A poll is one agent call per host, in parallel. A
+first and starts the ranks with ``mpirun`` over the others (``mpi_hosts``).
+``start`` launches a host's tasks detached (they outlive the SSH session);
+at most ``host CPUs // task cpus`` run at once, through slot locks under the
+account's home shared by every job on that host. A poll is one agent call per host, in parallel. A
 task whose runtime died, or whose host stopped answering, ends ``failed``
 with a reason naming the host.
 """
@@ -49,9 +49,6 @@ class SlotsExecutor(Executor):
         if res.nodes > len(self.hosts):
             raise Refused(f"resources.nodes: site {self.site!r} has {len(self.hosts)} host(s); a task asks "
                           f"{res.nodes}", hint="ask fewer nodes per task, or add hosts to the site")
-        if plan.spec.image and res.multi_rank:
-            raise Refused(f"image: site {self.site!r} runs a task of several processes without a container "
-                          "(MPI in containers is not supported yet)")
         wanted = {"cpus": res.cpus_per_node, "memory_mb": (res.memory_bytes or 0) // (1 << 20), "gpus": res.gpus}
         for host in self.hosts:
             fact = facts[host.name]
@@ -99,7 +96,9 @@ class SlotsExecutor(Executor):
         return {index: hosts for index, hosts in self.task_hosts(plan).items() if hosts[0] is runner}
 
     def _key(self, plan: JobPlan) -> mpi_hosts.JobKey:
-        return self._keys.setdefault(plan.job_id, mpi_hosts.new_job_key())
+        if plan.job_id not in self._keys:
+            self._keys[plan.job_id] = mpi_hosts.new_job_key()
+        return self._keys[plan.job_id]
 
     def job_files(self, plan: JobPlan, host: RemoteHost, expires: float) -> dict[str, tuple[bytes, int]]:
         """For the tasks of several processes ``host`` runs: the job's private key, the pinned keys of their

@@ -38,9 +38,6 @@ class SlurmExecutor(Executor):
         self.user = user
 
     def check(self, plan: JobPlan, facts: dict[str, HostFacts]) -> None:
-        if plan.spec.image and plan.spec.resources.multi_rank:
-            raise Refused(f"image: site {self.site!r} runs a task of several processes without a container "
-                          "(MPI in containers is not supported yet)")
         self.partition_for(plan)
 
     def partition_for(self, plan: JobPlan) -> Partition:

@@ -137,8 +137,9 @@ def stage_twice(site, resolved, work: Path) -> tuple[float, float]:
 
 
 def staging(total_mib: int, files: int, home: Path, work: Path) -> dict:
-    """LocalSite.stage of ``files`` files vs ``cp -r``, and a second, unchanged staging."""
-    from squall.sites.local import LocalSite
+    """The local site's staging of ``files`` files vs ``cp -r``, with the inputs' digests unknown (a new store)
+    and known (inputs used before), and a second, unchanged staging."""
+    from squall.sites.local import open_local
     from squall.spec import load_spec
     from squall.store import Store
 
@@ -162,19 +163,30 @@ def staging(total_mib: int, files: int, home: Path, work: Path) -> dict:
         shutil.rmtree(target)
         return elapsed
 
-    store = Store(home)
-    site = LocalSite("local", home, store)
-    resolved = load_spec(source / "job.yaml")
+    def cold(index: int) -> tuple[float, float]:
+        """A fresh store: no input digest is known, every byte is hashed as it is copied."""
+        store = Store(home / f"cold-{index}")
+        try:
+            return stage_twice(open_local("local", home / f"cold-{index}", store), resolved, work)
+        finally:
+            store.close()
 
+    resolved = load_spec(source / "job.yaml")
     baseline = statistics.median(copy_baseline() for _ in range(3))
+    cold_runs = [cold(i) for i in range(3)]
+    store = Store(home)
+    site = open_local("local", home, store)
+    stage_twice(site, resolved, work)  # the inputs' digests become known, as after a first job on them
     runs = [stage_twice(site, resolved, work) for _ in range(3)]
-    first = statistics.median(r[0] for r in runs)
-    again = statistics.median(r[1] for r in runs)
     store.close()
     label = f"{total_mib}_mib_{files}_files"
+    first = statistics.median(r[0] for r in runs)
     return {
-        f"staging_{label}": figure(first, baseline, "ratio <= 1.3 (baseline: cp -r)"),
-        f"restaging_unchanged_{label}": figure(again, first, "ratio <= 0.05 (baseline: first staging)"),
+        f"staging_{label}_digests_unknown": figure(statistics.median(r[0] for r in cold_runs), baseline,
+                                                   "ratio <= 1.2 (baseline: cp -r)"),
+        f"staging_{label}_digests_known": figure(first, baseline, "ratio <= 1.2 (baseline: cp -r)"),
+        f"restaging_unchanged_{label}": figure(statistics.median(r[1] for r in runs), first,
+                                               "ratio <= 0.05 (baseline: first staging)"),
     }
 
 

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from squall.errors import SquallError
 
 if TYPE_CHECKING:
     from squall.store import Store
@@ -43,19 +47,52 @@ def identity(stat: os.stat_result) -> tuple[int, int, int]:
     return stat.st_size, stat.st_mtime_ns, stat.st_ino
 
 
+class SourceDigests:
+    """sha256 of the controller's input files: from the store's cache while (size, mtime, inode) hold, else
+    computed once (several files at once: hashlib releases the GIL) and saved back with ``save``."""
+
+    def __init__(self, store: "Store", paths: list[Path]):
+        self.store = store
+        self._cached = store.cached_digests([str(p) for p in paths])
+        self._fresh: dict[str, tuple[int, int, int, str]] = {}
+        self._lock = threading.Lock()
+
+    def known(self, path: Path) -> str | None:
+        """The digest if it is known for the file as it is now, without reading it."""
+        with self._lock:
+            hit = self._fresh.get(str(path)) or self._cached.get(str(path))
+        return hit[3] if hit and hit[:3] == identity(path.stat()) else None
+
+    def learn(self, path: Path, ident: tuple[int, int, int], sha256: str) -> None:
+        with self._lock:
+            self._fresh[str(path)] = (*ident, sha256)
+
+    def of(self, path: Path) -> str:
+        if known := self.known(path):
+            return known
+        before = identity(path.stat())
+        digest = sha256_file(path)
+        if identity(path.stat()) != before:
+            raise SquallError(f"input {path} changed while it was being read")
+        self.learn(path, before, digest)
+        return digest
+
+    def all(self, paths: list[Path]) -> dict[Path, str]:
+        """Every file's digest, the unknown ones computed on every core."""
+        with ThreadPoolExecutor(max(1, min(len(paths), os.cpu_count() or 1))) as pool:
+            return dict(zip(paths, pool.map(self.of, paths)))
+
+    def save(self) -> None:
+        with self._lock:
+            fresh, self._fresh = self._fresh, {}
+            self._cached.update(fresh)
+        if fresh:
+            self.store.remember_digests([(path, *value) for path, value in fresh.items()])
+
+
 def cached_sha256(store: "Store", paths: list[Path]) -> dict[Path, str]:
     """sha256 of controller-side files, recomputed only when size, mtime or inode changed."""
-    cached = store.cached_digests([str(p) for p in paths])
-    result: dict[Path, str] = {}
-    fresh = []
-    for path in paths:
-        ident = identity(path.stat())
-        hit = cached.get(str(path))
-        if hit and hit[:3] == ident:
-            result[path] = hit[3]
-        else:
-            result[path] = sha256_file(path)
-            fresh.append((str(path), *ident, result[path]))
-    if fresh:
-        store.remember_digests(fresh)
-    return result
+    digests = SourceDigests(store, paths)
+    found = digests.all(paths)
+    digests.save()
+    return found

@@ -57,8 +57,12 @@ class Squall:
     def work_root(self) -> Path:
         return self.home / "sites" / "local" / "work"
 
+    def job_dir(self, job_id: str) -> Path:
+        return self.work_root / f"squall-{job_id}"
+
     def work_areas(self) -> list[str]:
-        return sorted(p.name for p in self.work_root.iterdir()) if self.work_root.exists() else []
+        """The job folders on the local site."""
+        return sorted(p.name for p in self.work_root.glob("squall-*"))
 
     def job_count(self) -> int:
         """Jobs in the store; 0 when the store was never even created."""

@@ -62,7 +62,7 @@ import sys
 import threading
 import time
 
-RUNTIME_VERSION = "0.9.0"
+RUNTIME_VERSION = "0.9.1"
 TASK_FORMAT = 1  # the layout of task.json this runtime reads (squall.workarea.TASK_FORMAT)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Only these variables of the runtime's own environment reach the payload.
@@ -82,10 +82,15 @@ def write_json(path, data):
 
 
 def write_text_atomically(path, text, mode=0o644):
+    write_bytes_atomically(path, text.encode(), mode)
+
+
+def write_bytes_atomically(path, data, mode=0o644):
     tmp = "%s.tmp.%d" % (path, os.getpid())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(tmp, mode)  # whatever the umask left
     os.replace(tmp, path)
 
 
@@ -567,13 +572,31 @@ def _killpg(pgid, signum):
 # --- the controller's agent on a login node -----------------------------------
 
 
-def inside(root, rel):
-    """The real path of ``rel`` under ``root``; ValueError if it would leave it."""
-    root = os.path.realpath(root)
+def inside(root, rel, resolved=False):
+    """The real path of ``rel`` under ``root`` (``resolved``: ``root`` is a real path already); ValueError if
+    it would leave it."""
+    root = root if resolved else os.path.realpath(root)
     path = os.path.realpath(os.path.join(root, rel))
     if os.path.isabs(rel) or not path.startswith(root + os.sep):
         raise ValueError("%r leaves %s" % (rel, root))
     return path
+
+
+def resolver(root):
+    """``inside`` for many paths under one root, each folder resolved once (a job has thousands of inputs in a
+    few folders); a path that is itself a symbolic link is resolved in full."""
+    root, folders = os.path.realpath(root), {}
+
+    def resolve(rel):
+        folder, name = os.path.split(rel)
+        if name in ("", ".", "..") or os.path.isabs(rel):
+            raise ValueError("%r is not a file under %s" % (rel, root))
+        if folder not in folders:
+            folders[folder] = inside(root, folder, resolved=True) if folder else root
+        path = os.path.join(folders[folder], name)
+        return inside(root, rel, resolved=True) if os.path.islink(path) else path
+
+    return resolve
 
 
 STAGED_RECORD = ".squall-staged.json"
@@ -592,8 +615,9 @@ def verify(job_dir, entries):
     except (OSError, ValueError):
         record = {}
     missing, partial, dirs = [], {}, set()
+    resolve = resolver(job_dir)
     for entry in entries:
-        path = inside(job_dir, entry["path"])
+        path = resolve(entry["path"])
         try:
             info = os.stat(path)
         except OSError:
@@ -618,16 +642,21 @@ def verify(job_dir, entries):
     return {"missing": missing, "partial": partial}
 
 
+def remember_staged(job_dir, copied):
+    """Record digests a local copier computed while copying (``{rel: [size, mtime_ns, sha256]}``), so
+    ``verify`` trusts them while the files' size and mtime hold."""
+    record_path = os.path.join(job_dir, STAGED_RECORD)
+    record = read_json(record_path, {}) or {}
+    record.update(copied)
+    write_json(record_path, record)
+
+
 def write_files(job_dir, files):
     """Write many small files at once: ``{rel: {"data": base64, "mode": int}}``."""
     for rel, item in sorted(files.items()):
         path = inside(job_dir, rel)
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as handle:
-            handle.write(base64.b64decode(item["data"]))
-        os.chmod(tmp, item.get("mode", 0o600))
-        os.replace(tmp, path)
+        write_bytes_atomically(path, base64.b64decode(item["data"]), item.get("mode", 0o600))
     return {"written": len(files)}
 
 
@@ -853,8 +882,10 @@ def peer_keys(job_id, action, request=None):
         raise ValueError("bad job id or action")
     marker = " squall-job-%s" % job_id
     ssh_dir = os.path.expanduser("~/.ssh")
-    os.makedirs(ssh_dir, mode=0o700, exist_ok=True)
     path = os.path.join(ssh_dir, "authorized_keys")
+    if action == "remove" and not os.path.isfile(path):
+        return {"keys": 0}  # nothing was ever let in: the account's ~/.ssh is left as it is
+    os.makedirs(ssh_dir, mode=0o700, exist_ok=True)
     with open(os.path.join(ssh_dir, ".squall-keys.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -888,6 +919,12 @@ def _exists(pid):
 
 
 def inventory(work_root):
+    """This account's job folders under ``work_root`` and its Slurm jobs called squall-*."""
+    return {"folders": job_folders(work_root), "jobs": squall_slurm_jobs()}
+
+
+def job_folders(work_root):
+    """Each squall-* folder under ``work_root`` with its owner marker (None if missing or unreadable)."""
     folders = []
     if os.path.isdir(work_root):
         for name in sorted(os.listdir(work_root)):
@@ -899,6 +936,10 @@ def inventory(work_root):
                 except (OSError, ValueError):
                     owner = None
                 folders.append({"path": path, "name": name, "mtime": os.path.getmtime(path), "owner": owner})
+    return folders
+
+
+def squall_slurm_jobs():
     user = pwd.getpwuid(os.getuid()).pw_name
     try:
         out = subprocess.run(["squeue", "-h", "-u", user, "-o", "%A|%j|%k|%T"], stdout=subprocess.PIPE,
@@ -910,7 +951,7 @@ def inventory(work_root):
         parts = line.split("|")
         if len(parts) == 4 and parts[1].startswith("squall-"):
             jobs.append({"id": parts[0], "name": parts[1], "comment": parts[2], "state": parts[3]})
-    return {"folders": folders, "jobs": jobs}
+    return jobs
 
 
 def main(argv=None):

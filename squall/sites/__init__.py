@@ -36,10 +36,9 @@ def register(kind: SiteKind) -> None:
 
 
 def _open_local(name: str, home: Path, store: Store, config: dict) -> Site:
-    from squall.sites.local import LocalSite
+    from squall.sites.local import open_local
 
-    store.ensure_site(name, "local")
-    return LocalSite(name, home, store)
+    return open_local(name, home, store)
 
 
 def _ssh_hosts(name: str, home: Path, store: Store, inventory) -> list:
@@ -65,12 +64,12 @@ def _open_remote(name: str, home: Path, store: Store, executor) -> Site:
     """A site of SSH hosts from its inventory: ``executor(name, hosts, inventory)`` starts its tasks."""
     from squall.enrolment import resolve_site
     from squall.sites.parts import Provisioner
-    from squall.sites.remote import RemoteSite
+    from squall.sites.assembled import AssembledSite, SiteTerms
 
     inventory = resolve_site(store, name)
     hosts = _ssh_hosts(name, home, store, inventory)
-    return RemoteSite(name, inventory.vars.squall_kind, store, hosts, executor(name, hosts, inventory),
-                      Provisioner(), inventory.vars)
+    return AssembledSite(name, inventory.vars.squall_kind, store, hosts, executor(name, hosts, inventory),
+                         Provisioner(), SiteTerms.of(inventory.vars))
 
 
 def _slurm(name: str, hosts: list, inventory):
@@ -116,13 +115,9 @@ def _open_cloud(name: str, home: Path, store: Store, config: dict) -> Site:
 
 
 def _open_kubernetes(name: str, home: Path, store: Store, config: dict) -> Site:
-    from squall.infra.driver import StackName, engine_for
-    from squall.sites.kubernetes import KubernetesSite
-    from squall.sites.kubernetes_api import ClusterJobApi
+    from squall.sites.kubernetes import open_kubernetes
 
-    return KubernetesSite(name, home, store, StackName.parse(config["org_stack"]), engine_for(home),
-                          lambda: ClusterJobApi(config.get("context")), config.get("context"),
-                          config.get("network_policy_cni"))
+    return open_kubernetes(name, home, store, config)
 
 
 register(SiteKind("local", _open_local, builtin_site="local"))

@@ -5,7 +5,7 @@ claimed from the organisation's bank (``BankProvisioner``); transport =
 SSH to the job's nodes through the organisation's head node (the inventory's
 ``login`` host) as jump host; executor = runtime slots on the nodes, no
 scheduler. The nodes exist only after ``up``, so each job is its own
-``RemoteSite`` over that job's nodes, built from the stack's outputs (kept in
+``AssembledSite`` over that job's nodes, built from the stack's outputs (kept in
 the store, so a resumed controller, ``attach`` and ``logs`` find them again).
 
 After the stack is up every node must answer SSH and have finished
@@ -34,7 +34,7 @@ from squall.sites.bank_host import BankProvisioner
 from squall.sites.boot_wait import wait_for_boot
 from squall.sites.job_stack import JobStackProvisioner
 from squall.sites.parts import Provisioner
-from squall.sites.remote import RemoteSite
+from squall.sites.assembled import AssembledSite, SiteTerms
 from squall.sites.remote_host import RemoteHost
 from squall.sites.slots import SlotsExecutor, each_host
 from squall.sites.ssh_session import JumpConnection, SshSession
@@ -65,7 +65,7 @@ class CloudSite(Site):
 
         self.jump = JumpConnection(Hop(head.ansible_host, head.ansible_port, head.ansible_user, self.head_key),
                                    home / "known_hosts")
-        self._jobs: dict[str, RemoteSite] = {}
+        self._jobs: dict[str, AssembledSite] = {}
         self.provisioner = provisioner_for(self.reachable)
 
     def reachable(self, address: str) -> bool:
@@ -85,7 +85,7 @@ class CloudSite(Site):
 
     # the job's own site over its nodes -------------------------------------------
 
-    def _job(self, plan: JobPlan) -> RemoteSite:
+    def _job(self, plan: JobPlan) -> AssembledSite:
         if plan.job_id not in self._jobs:
             nodes = self.provisioner.nodes(plan)
             user, work_root = nodes.get("job_user", "squall"), nodes.get("work_root", "")
@@ -98,8 +98,9 @@ class CloudSite(Site):
                                                             self.head_key, known_hosts, jump=self.jump),
                                 str(work_root))
                      for index, address in enumerate(nodes["addresses"])]
-            self._jobs[plan.job_id] = RemoteSite(self.name, self.kind, self.store, hosts,
-                                                 SlotsExecutor(self.name, hosts), Provisioner(), self.site_vars)
+            self._jobs[plan.job_id] = AssembledSite(self.name, self.kind, self.store, hosts,
+                                                 SlotsExecutor(self.name, hosts), Provisioner(),
+                                                 SiteTerms.of(self.site_vars))
         return self._jobs[plan.job_id]
 
     def _known_hosts(self, job_id: str) -> Path:

@@ -1,4 +1,5 @@
-"""A Kubernetes job's files: staged into its volume and collected from it through the stager pod.
+"""The Kubernetes transport: a job's files, staged into its volume and collected from it through the stager
+pod (the job stack makes both when the job has files: inputs or a script).
 
 Each task's folder (``task-<i>/``: task.json, inputs.txt, the script, ``in/``)
 travels as one tar stream, base64-encoded (exec's streams are text), read by
@@ -19,9 +20,13 @@ import json
 import tarfile
 from pathlib import Path
 
-from squall.errors import SquallError
+import math
+import time
+from typing import TYPE_CHECKING
+
+from squall.errors import SiteUnreachable, SquallError
 from squall.results import writing_results
-from squall.sites.base import CollectedTask, JobPlan
+from squall.sites.base import CollectedTask, JobPlan, Reporter
 from squall.sites.kubernetes_api import JobApi
 from squall.workarea import META_FILES, collect_outputs, input_list, task_document, task_folder
 
@@ -30,6 +35,60 @@ TASK_MOUNT = "/squall-task"  # a task's own folder, in its pod (programs.clouds.
 UNPACK = 'mkdir -p "$2" && head -c "$1" | base64 -d | tar x -C "$2"'
 DIGESTS = 'cd "$1" && find . -type f -exec sha256sum {} +'
 PACK = 'cd "$1" && tar c $(ls -d status.json manifest.json stdout.log stderr.log out 2>/dev/null) | base64'
+STAGER_WAIT = 300  # seconds for the stager pod to run (volume bound, image pulled)
+
+if TYPE_CHECKING:
+    from squall.sites.indexed_job import Cluster
+
+
+def has_files(plan: JobPlan) -> bool:
+    """Whether the job has files to stage (then it gets a volume and the runtime runs each task)."""
+    return bool(plan.spec.inputs or plan.spec.script)
+
+
+class JobVolume:
+    """The job's volume (the organisation's ``job_stack.volume_class``), reached through its stager pod."""
+
+    def __init__(self, site: str, cluster: "Cluster"):
+        self.site, self.cluster = site, cluster
+
+    def check(self, plan: JobPlan) -> list[str]:
+        org = self.cluster.settings().org
+        if has_files(plan) and not (org.job_stack and org.job_stack.volume_class):
+            return [f"inputs/script: staging files needs a job volume; organisation {org.org} names no "
+                    "job_stack.volume_class (a ReadWriteMany storage class)"]
+        return []
+
+    def work(self, plan: JobPlan) -> dict:
+        """The volume the job stack makes: room for the inputs, the outputs and more (none without files)."""
+        if not has_files(plan):
+            return {}
+        staged = sum(item.size for task in plan.tasks for item in task.inputs)
+        return {"volume_gib": max(1, math.ceil(3 * staged / (1 << 30)))}
+
+    def _stager(self, plan: JobPlan) -> str:
+        return f"{self.cluster.job_name(plan)}-stager"
+
+    def stage(self, plan: JobPlan, reporter: Reporter) -> None:
+        """Each task's folder into the volume through the stager pod (nothing for a job without files)."""
+        if not has_files(plan):
+            return
+        api, namespace, pod = self.cluster.api, self.cluster.namespace, self._stager(plan)
+        deadline = time.monotonic() + STAGER_WAIT
+        while not api.pod_running(namespace, pod):
+            if time.monotonic() > deadline:
+                raise SiteUnreachable(f"site {self.site!r}: the stager pod {namespace}/{pod} did not run "
+                                      f"within {STAGER_WAIT} s", hint="is the volume's storage class ReadWriteMany?")
+            time.sleep(2)
+        total = sum(item.size for task in plan.tasks for item in task.inputs)
+        sent = 0
+        for task in plan.tasks:
+            sent += stage_task(api, namespace, pod, plan, task.index)
+            reporter.bytes_staged(min(sent, total), total)
+
+    def collect(self, plan: JobPlan, indexes: list[int]) -> list[CollectedTask]:
+        return [collect_task(self.cluster.api, self.cluster.namespace, self._stager(plan), plan, index)
+                for index in indexes]
 
 
 def task_files(plan: JobPlan, index: int) -> dict[str, bytes | Path]:

@@ -1,9 +1,12 @@
-"""The parts a remote site is built from: how tasks are started (executor) and what is made around a job
-(provisioner). The third part, how files move, is ``RemoteHost`` (SSH/SFTP, optionally through a jump host).
+"""The parts a site is built from besides its hosts (the transport, ``squall.sites.transport``): how tasks
+are started (executor) and what is made around a job (provisioner).
 
 A site kind is one choice of each, made in the registry (``squall.sites``):
-``hpc`` = login node + Slurm + nothing; ``cloud`` = head node + Slurm + a job
-stack; ``ssh`` = plain machines + runtime slots + nothing.
+``local`` = this machine + runtime slots + nothing; ``hpc`` = login node +
+Slurm + nothing; ``ssh`` = plain machines + runtime slots + nothing;
+``cloud`` = the job's nodes behind a head node + runtime slots + a job stack
+(or a claimed bank VM); ``kubernetes`` = a volume reached through the API +
+an Indexed Job + a job stack.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from abc import ABC, abstractmethod
 from squall.inventory import Partition
 from squall.money.site_limits import SiteLimit
 from squall.sites.base import Capability, Claim, JobPlan, LiveResource, TaskState
-from squall.sites.remote_host import HostFacts, RemoteHost
+from squall.sites.transport import HostFacts, Transport
 
 
 class Executor(ABC):
@@ -22,7 +25,7 @@ class Executor(ABC):
     capabilities: frozenset[Capability] = frozenset()
     heartbeat = 5.0  # seconds between the runtime's status heartbeats
 
-    def __init__(self, site: str, hosts: list[RemoteHost]):
+    def __init__(self, site: str, hosts: list[Transport]):
         self.site = site
         self.hosts = hosts
         self.lost: dict[str, str] = {}  # host name -> why it stopped answering (not asked again by this controller)
@@ -35,22 +38,22 @@ class Executor(ABC):
     def max_duration(self, plan: JobPlan) -> float: ...
 
     @abstractmethod
-    def placement(self, plan: JobPlan) -> dict[int, RemoteHost]:
+    def placement(self, plan: JobPlan) -> dict[int, Transport]:
         """The host that holds each task's folder; deterministic, so a resumed controller finds the same."""
 
     def claims(self, plan: JobPlan) -> list[tuple[str, str]]:
         """What ``launch`` will create at the scheduler, to lease before it exists (kind, name)."""
         return []
 
-    def by_host(self, plan: JobPlan, indexes: list[int] | None = None) -> dict[RemoteHost, list[int]]:
+    def by_host(self, plan: JobPlan, indexes: list[int] | None = None) -> dict[Transport, list[int]]:
         """The tasks (all, or ``indexes``) grouped by the host that holds them."""
         placement = self.placement(plan)
-        hosts: dict[RemoteHost, list[int]] = {}
+        hosts: dict[Transport, list[int]] = {}
         for index in placement if indexes is None else indexes:
             hosts.setdefault(placement[index], []).append(index)
         return hosts
 
-    def holders(self, plan: JobPlan) -> dict[RemoteHost, list[int]]:
+    def holders(self, plan: JobPlan) -> dict[Transport, list[int]]:
         """Every host that holds a folder of each task: its runner (``by_host``) and, for a task spanning
         several hosts, the others (staged, authorised and removed with it, never started or collected)."""
         return self.by_host(plan)
@@ -60,6 +63,10 @@ class Executor(ABC):
 
     def partition(self, plan: JobPlan) -> Partition | None:
         """The scheduler partition the job would run in (None: no scheduler)."""
+        return None
+
+    def concurrency(self, plan: JobPlan) -> int | None:
+        """Tasks of ``plan`` that can run at once here (None: as many as the scheduler's limits allow)."""
         return None
 
     def queue_wait(self, plan: JobPlan) -> tuple[float, str]:
@@ -75,11 +82,11 @@ class Executor(ABC):
         they come from or why there are none."""
         return [], "no scheduler: no limits of its own"
 
-    def job_files(self, plan: JobPlan, host: RemoteHost, expires: float) -> dict[str, tuple[bytes, int]]:
+    def job_files(self, plan: JobPlan, host: Transport, expires: float) -> dict[str, tuple[bytes, int]]:
         """Files besides the task folders that ``host`` needs in the job folder (a batch script)."""
         return {}
 
-    def task_fields(self, plan: JobPlan, host: RemoteHost, index: int) -> dict:
+    def task_fields(self, plan: JobPlan, host: Transport, index: int) -> dict:
         """What this executor adds to task ``index``'s ``task.json`` on ``host`` (slot locks, a launcher)."""
         return {}
 
@@ -98,7 +105,7 @@ class Executor(ABC):
     def stop(self, plan: JobPlan, remove: bool) -> None:
         """Stop what still runs on every host; remove the job folders if ``remove``; try every host."""
 
-    def scheduler_jobs(self, host: RemoteHost, listing: dict) -> list[LiveResource]:
+    def scheduler_jobs(self, host: Transport, listing: dict) -> list[LiveResource]:
         """The scheduler's jobs in a host's agent ``inventory`` answer."""
         return []
 

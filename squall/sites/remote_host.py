@@ -1,4 +1,4 @@
-"""The SSH transport: one machine Squall reaches over SSH (optionally through a jump host), and what moves to it.
+"""The SSH transport (``squall.sites.transport``): one machine Squall reaches over SSH (optionally through a jump host), and what moves to it.
 
 A remote site is a list of these (an HPC login node, a group of plain
 machines, a cloud job's nodes) plus an executor. Each host runs the same
@@ -13,65 +13,31 @@ from __future__ import annotations
 import base64
 import json
 import posixpath
-import re
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from squall.errors import MissingDependency, OutputsKept, SquallError
 from squall.results import writing_results
 from squall.runtime import runtime_path, runtime_sha256, runtime_version
-from squall.sites.base import Reporter
 from squall.sites.ssh_session import SshSession
-from squall.transfer import sha256_file
+from squall.sites.transport import ByteProgress, HostFacts, Transport, Upload
+from squall.transfer import SourceDigests, sha256_file
 
 CHUNK = 1 << 20
 UPLOAD_CHANNELS = 4  # parallel SFTP channels over the one connection (about 2x one channel here)
 RUNTIME = ".squall/runtime/current/squall_runtime.py"  # under the account's home
 
 
-@dataclass(frozen=True)
-class Upload:
-    """One input to send: its path in the job folder, where it comes from, and what it must be."""
-
-    rel: str
-    source: Path
-    size: int
-    sha256: str
-
-    @property
-    def entry(self) -> dict:
-        return {"path": self.rel, "size": self.size, "sha256": self.sha256}
-
-
-@dataclass(frozen=True)
-class HostFacts:
-    """What a host said about itself when the site was checked."""
-
-    home: str
-    cpus: int
-    memory_mb: int
-    runtime_sha256: str | None
-
-
-class RemoteHost:
+class RemoteHost(Transport):
     def __init__(self, name: str, ssh: SshSession, work_root: str, declared: dict[str, int | None] | None = None):
-        self.name = name
+        super().__init__(name, work_root, declared)
         self.ssh = ssh
-        self.work_root = work_root.rstrip("/")
-        self.declared = declared or {}  # cpus, memory_mb, gpus the inventory gives this machine (None: ask it)
         self._home: str | None = None
 
     def __str__(self) -> str:
         return f"{self.name} ({self.ssh.user}@{self.ssh.host}:{self.ssh.port})"
 
     # paths and the agent ------------------------------------------------
-
-    def job_dir(self, job_id: str) -> str:
-        if not re.match(r"^[0-9a-z-]+$", job_id):
-            raise SquallError(f"job id {job_id!r} is not a Squall job id")
-        return f"{self.work_root}/squall-{job_id}"
 
     def runtime(self, retry: bool = True) -> str:
         if self._home is None:
@@ -133,16 +99,10 @@ class RemoteHost:
                   '&& cat > "$1/.owner.json.tmp" && mv -f -- "$1/.owner.json.tmp" "$1/owner.json"')
         self.ssh.run(["sh", "-c", script, "sh", job_dir, "create" if create else ""], stdin=json.dumps(owner).encode())
 
-    def remove_dir(self, path: str) -> None:
-        """Stop whatever the runtime started in a job folder and remove it (never anything else)."""
-        if not re.match(rf"^{re.escape(self.work_root)}/squall-[0-9a-z-]+$", path):
-            raise SquallError(f"refusing to remove {path!r}: not a Squall job folder under {self.work_root}")
-        self.agent("stop", path, "remove")
-
     # staging ------------------------------------------------------------------
 
     def stage(self, job_dir: str, files: dict[str, tuple[bytes, int]], uploads: list[Upload],
-              progress: "ByteProgress") -> None:
+              digests: SourceDigests, progress: ByteProgress) -> None:
         """Write ``files`` and upload every input that is not already an exact copy, resumably.
 
         One agent call writes the small files and says which inputs are missing
@@ -150,7 +110,8 @@ class RemoteHost:
         over parallel SFTP channels. After a dropped connection the agent is
         asked again, so only what is still missing is sent.
         """
-        manifest = [u.entry for u in uploads]
+        digests.all([u.source for u in uploads if not u.sha256])  # every core, before the agent needs them
+        manifest = [u.entry(digests) for u in uploads]
         sources = {u.rel: u.source for u in uploads}
         small = {rel: {"data": base64.b64encode(data).decode(), "mode": mode} for rel, (data, mode) in files.items()}
         todo = self.agent("stage", job_dir, stdin=json.dumps({"files": small, "inputs": manifest}).encode())
@@ -171,7 +132,7 @@ class RemoteHost:
                 raise SquallError(f"staging to {self}: {len(left['missing'])} inputs differ after upload: "
                                   f"{left['missing'][:3]}")
 
-    def _upload_parallel(self, uploads: list[tuple[Path, str, int]], progress: "ByteProgress") -> None:
+    def _upload_parallel(self, uploads: list[tuple[Path, str, int]], progress: ByteProgress) -> None:
         """Send files (appending from the offset given, for a resumed upload) over parallel SFTP channels.
 
         A file is written in place: until the agent has checked its size and
@@ -269,28 +230,3 @@ class RemoteHost:
     def close(self) -> None:
         self.ssh.close()
 
-
-class ByteProgress:
-    """Bytes staged, reported from several upload threads and hosts."""
-
-    def __init__(self, reporter: Reporter, total: int):
-        self.reporter, self.total = reporter, total
-        self.left: dict[str, int] = {}  # host name -> bytes it still lacks
-        self.lock = threading.Lock()
-
-    def _report(self) -> None:
-        self.reporter.bytes_staged(self.total - sum(self.left.values()), self.total)
-
-    def set_missing(self, host: RemoteHost, missing: int) -> None:
-        """``host`` lacks ``missing`` bytes (asked again after a dropped connection)."""
-        with self.lock:
-            self.left[host.name] = missing
-            self._report()
-
-    def add(self, host: RemoteHost, count: int) -> None:
-        with self.lock:
-            self.left[host.name] = max(0, self.left.get(host.name, 0) - count)
-            self._report()
-
-    def finish(self) -> None:
-        self.reporter.bytes_staged(self.total, self.total)

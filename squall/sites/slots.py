@@ -22,11 +22,10 @@ from squall.interrupts import uninterrupted
 from squall.sites import mpi_hosts
 from squall.sites.base import Capability, JobPlan, TaskState
 from squall.sites.parts import Executor
-from squall.sites.remote_host import HostFacts, RemoteHost
+from squall.sites.transport import HostFacts, Transport
 from squall.sites.slurm import status_state, vanished
 from squall.workarea import KILL_GRACE, TaskStatus, task_folder
 
-SLOTS_DIR = "~/.squall/slots"
 LOST_AFTER = 30.0  # seconds a host may stay silent (its tasks ``lost``) before its tasks are failed
 
 
@@ -34,10 +33,11 @@ class SlotsExecutor(Executor):
     heartbeat = 2.0
     capabilities = frozenset({Capability.MULTI_NODE})
 
-    def __init__(self, site: str, hosts: list[RemoteHost]):
+    def __init__(self, site: str, hosts: list[Transport]):
         super().__init__(site, hosts)
         self.silent: dict[str, tuple[float, str]] = {}  # host name -> (since, why): not answering, not yet lost
         self._keys: dict[str, mpi_hosts.JobKey] = {}  # a job's own key pair for mpirun (never stored)
+        self.facts: dict[str, HostFacts] = {}  # what each host said at ``check``
 
     def check(self, plan: JobPlan, facts: dict[str, HostFacts]) -> None:
         """Every host must fit one task (tasks go to any host, balanced by input size).
@@ -50,27 +50,44 @@ class SlotsExecutor(Executor):
             raise Refused(f"resources.nodes: site {self.site!r} has {len(self.hosts)} host(s); a task asks "
                           f"{res.nodes}", hint="ask fewer nodes per task, or add hosts to the site")
         wanted = {"cpus": res.cpus_per_node, "memory_mb": (res.memory_bytes or 0) // (1 << 20), "gpus": res.gpus}
+        self.facts = facts
         for host in self.hosts:
-            fact = facts[host.name]
-            has = {"cpus": host.declared.get("cpus") or fact.cpus,
-                   "memory_mb": host.declared.get("memory_mb") or fact.memory_mb,
-                   "gpus": host.declared.get("gpus") or 0}
-            short = [f"{has[k]} {k.replace('_mb', ' MB')} (a task asks {wanted[k]})"
-                     for k in ("cpus", "memory_mb", "gpus") if wanted[k] > has[k]]
+            has = self._has(host)
+            short = [key for key in ("cpus", "memory_mb", "gpus") if wanted[key] > has[key]]
             if short:
-                raise Refused(f"resources: host {host} of site {self.site!r} has only {', '.join(short)}",
-                              hint="ask less per task, or set squall_cpus/squall_memory_mb/squall_gpus truly")
+                key, unit = short[0], short[0].replace("_mb", " MB")
+                raise Refused(f"resources.{key.removesuffix('_mb')}: host {host} of site {self.site!r} has "
+                              f"{has[key]} {unit}, a task asks {wanted[key]}",
+                              hint="ask less per task, or choose a site whose machines have it"
+                                   + (" (squall_cpus, squall_memory_mb, squall_gpus state a machine's own)"
+                                      if host.remote else ""))
+
+    def _has(self, host: Transport) -> dict[str, int]:
+        fact = self.facts[host.name]
+        return {"cpus": host.declared.get("cpus") or fact.cpus,
+                "memory_mb": host.declared.get("memory_mb") or fact.memory_mb,
+                "gpus": host.declared.get("gpus") or 0}
+
+    def concurrency(self, plan: JobPlan) -> int | None:
+        """Tasks at once: each host's CPUs // task cpus, summed (after ``check``)."""
+        if not self.facts:
+            return None
+        cpus = plan.spec.resources.cpus_per_node
+        return sum(max(1, self._has(host)["cpus"] // cpus) for host in self.hosts) // plan.spec.resources.nodes
 
     def max_duration(self, plan: JobPlan) -> float:
-        """Tasks wait for slots, so waves of them may run one after another on a host."""
-        per_host = -(-len(plan.tasks) // len(self.hosts))
-        return per_host * (plan.walltime + KILL_GRACE)
+        """Tasks wait for slots, so waves of them may run one after another on a host (one task per wave
+        while the hosts' CPUs are not known)."""
+        cpus = plan.spec.resources.cpus_per_node
+        waves = max(-(-len(indexes) // (max(1, self._has(host)["cpus"] // cpus) if self.facts else 1))
+                    for host, indexes in self.by_host(plan).items())
+        return waves * (plan.walltime + KILL_GRACE)
 
-    def task_hosts(self, plan: JobPlan) -> dict[int, list[RemoteHost]]:
+    def task_hosts(self, plan: JobPlan) -> dict[int, list[Transport]]:
         """Each task's hosts, the first running it: largest inputs first, each task to the hosts with the
         fewest bytes so far (ties: fewer tasks, then order); a task of N nodes gets N distinct hosts."""
         load = [[0, 0, position] for position in range(len(self.hosts))]
-        chosen: dict[int, list[RemoteHost]] = {}
+        chosen: dict[int, list[Transport]] = {}
         for task in sorted(plan.tasks, key=lambda t: (-sum(i.size for i in t.inputs), t.index)):
             picked = sorted(load)[:plan.spec.resources.nodes]
             for entry in picked:
@@ -79,17 +96,17 @@ class SlotsExecutor(Executor):
             chosen[task.index] = [self.hosts[entry[2]] for entry in picked]
         return dict(sorted(chosen.items()))
 
-    def placement(self, plan: JobPlan) -> dict[int, RemoteHost]:
+    def placement(self, plan: JobPlan) -> dict[int, Transport]:
         return {index: hosts[0] for index, hosts in self.task_hosts(plan).items()}
 
-    def holders(self, plan: JobPlan) -> dict[RemoteHost, list[int]]:
-        held: dict[RemoteHost, list[int]] = {}
+    def holders(self, plan: JobPlan) -> dict[Transport, list[int]]:
+        held: dict[Transport, list[int]] = {}
         for index, hosts in self.task_hosts(plan).items():
             for host in hosts:
                 held.setdefault(host, []).append(index)
         return held
 
-    def _spanning(self, plan: JobPlan, runner: RemoteHost) -> dict[int, list[RemoteHost]]:
+    def _spanning(self, plan: JobPlan, runner: Transport) -> dict[int, list[Transport]]:
         """The tasks of several processes that ``runner`` starts, with their hosts."""
         if not plan.spec.resources.multi_rank:
             return {}
@@ -100,7 +117,7 @@ class SlotsExecutor(Executor):
             self._keys[plan.job_id] = mpi_hosts.new_job_key()
         return self._keys[plan.job_id]
 
-    def job_files(self, plan: JobPlan, host: RemoteHost, expires: float) -> dict[str, tuple[bytes, int]]:
+    def job_files(self, plan: JobPlan, host: Transport, expires: float) -> dict[str, tuple[bytes, int]]:
         """For the tasks of several processes ``host`` runs: the job's private key, the pinned keys of their
         hosts, and each task's hostfile."""
         spanning = self._spanning(plan, host)
@@ -116,7 +133,7 @@ class SlotsExecutor(Executor):
 
     def prepare(self, plan: JobPlan) -> None:
         """Each multi-node task's other hosts let its first host in with the job's key."""
-        sources: dict[RemoteHost, set[str]] = {}
+        sources: dict[Transport, set[str]] = {}
         for hosts in self.task_hosts(plan).values():
             if plan.spec.resources.multi_rank:
                 for peer in hosts[1:]:
@@ -126,13 +143,14 @@ class SlotsExecutor(Executor):
             "peers", plan.job_id, "add", stdin=json.dumps({"key": public, "from": sorted(addresses)}).encode()),
             sources)
 
-    def task_fields(self, plan: JobPlan, host: RemoteHost, index: int) -> dict:
+    def task_fields(self, plan: JobPlan, host: Transport, index: int) -> dict:
         """Slot locks shared by every job on the host: its CPUs (declared, else counted there) // task cpus;
         a task of several processes is started by mpirun over its hosts."""
         res = plan.spec.resources
         cpus = res.cpus_per_node
         declared = host.declared.get("cpus")
-        slots = {"dir": SLOTS_DIR, "count": max(1, declared // cpus)} if declared else {"dir": SLOTS_DIR, "cpus": cpus}
+        slots = {"dir": host.slots_dir, "count": max(1, declared // cpus)} if declared \
+            else {"dir": host.slots_dir, "cpus": cpus}
         fields: dict = {"slots": slots}
         if res.multi_rank:
             job_dir = host.job_dir(plan.job_id)
@@ -151,7 +169,7 @@ class SlotsExecutor(Executor):
         wanted = {host: [p for p in plans if host in placements[p.job_id].values()] for host in self.hosts}
         wanted = {host: jobs for host, jobs in wanted.items() if jobs and host.name not in self.lost}
 
-        def ask(host: RemoteHost, jobs: list[JobPlan]) -> dict | None:
+        def ask(host: Transport, jobs: list[JobPlan]) -> dict | None:
             """One attempt: a silent host's tasks are ``lost`` at once, and failed after LOST_AFTER seconds."""
             try:
                 answer = host.agent("poll", "--no-slurm", *[host.job_dir(p.job_id) for p in jobs], retry=False)
@@ -169,7 +187,7 @@ class SlotsExecutor(Executor):
                               for t in plan.tasks]
                 for plan in plans}
 
-    def _task_state(self, plan: JobPlan, index: int, host: RemoteHost, answer: dict | None) -> TaskState:
+    def _task_state(self, plan: JobPlan, index: int, host: Transport, answer: dict | None) -> TaskState:
         if answer is None and host.name in self.lost:
             return TaskState(index, TaskStatus.FAILED,
                              error=f"host {host} stopped answering; the task is lost: {self.lost[host.name]}")
@@ -194,7 +212,7 @@ class SlotsExecutor(Executor):
 
     def stop(self, plan: JobPlan, remove: bool) -> None:
         """Every reachable host at once; a lost host keeps its folder (and the job its leases) for gc."""
-        def stop_one(host: RemoteHost, indexes: list[int]) -> SquallError | None:
+        def stop_one(host: Transport, indexes: list[int]) -> SquallError | None:
             if host.name in self.lost:
                 return SquallError(f"host {host} was lost during the job ({self.lost[host.name]}); "
                                    "its job folder is left for squall gc")

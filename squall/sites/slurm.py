@@ -14,7 +14,8 @@ from squall.errors import Refused
 from squall.inventory import Partition, SiteVars
 from squall.sites.base import Capability, JobPlan, LiveResource, TaskState
 from squall.sites.parts import Executor
-from squall.sites.remote_host import HostFacts, RemoteHost
+from squall.sites.remote_host import RemoteHost
+from squall.sites.transport import HostFacts, Transport
 from squall.money.site_limits import SiteLimit
 from squall.sites.slurm_limits import parse_associations, site_limits
 from squall.slurm_options import merged, quoted_setup
@@ -159,7 +160,7 @@ class SlurmExecutor(Executor):
         self.login.agent("teardown", f"squall-{plan.job_id}", *folder)
 
     def scheduler_jobs(self, host: RemoteHost, listing: dict) -> list[LiveResource]:
-        from squall.sites.remote import owner_tags
+        from squall.sites.assembled import owner_tags
 
         live = []
         for j in listing["jobs"]:
@@ -173,7 +174,7 @@ class SlurmExecutor(Executor):
         self.login.ssh.run(["scancel", f"--name={resource.resource}", f"--user={self.user}"])
 
 
-def vanished(host: RemoteHost, plan: JobPlan, site: str) -> str:
+def vanished(host: Transport, plan: JobPlan, site: str) -> str:
     """What ends a job whose folder is gone from a host."""
     return (f"the job folder {host.job_dir(plan.job_id)} vanished at site {site!r} (host {host.name}; "
             "removed by someone else, e.g. another store's gc); its outputs are lost")

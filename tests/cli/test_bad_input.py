@@ -242,7 +242,7 @@ def test_one_broken_site_registration_does_not_stop_gc(squall, tmp_path):
     shutil.copytree(TESTBED_INVENTORY, folder)
     assert squall.run("site", "add", "gone", "--inventory", str(folder)).returncode == 0
     shutil.rmtree(folder)
-    stray = squall.work_root / "stray-job"
+    stray = squall.job_dir("stray-job")
     stray.mkdir(parents=True)
     code, report = squall.json("gc", "--yes")
     assert code == 5, report  # one site could not be checked; the rest was still collected

@@ -114,7 +114,7 @@ def wait_running(squall, count: int) -> str:
 
 def test_kill_9_of_the_controller_then_attach_completes(squall, make_spec):
     job_id = run_then_kill_9(squall, str(sleepy_spec(make_spec, 2)))
-    assert squall.work_areas() == [job_id]  # the tasks outlive their controller
+    assert squall.work_areas() == [f"squall-{job_id}"]  # the tasks outlive their controller
     code, shown = squall.json("job", "status", job_id)
     assert shown["status"] == "orphaned" and f"squall job attach {job_id}" in shown["hint"]
     assert squall.json("job", "list")[1][0]["status"] == "orphaned"
@@ -135,7 +135,7 @@ def test_kill_9_then_nobody_attaches_and_gc_cleans_after_expiry(squall, make_spe
     time.sleep(max(0.0, expires - time.time()) + 0.5)
     proc = squall.run("gc", "--yes")
     assert proc.returncode == 0
-    assert f"removed workarea {squall.work_root / job_id} (job {job_id})" in proc.stdout
+    assert f"removed jobdir {squall.job_dir(job_id)} (job {job_id})" in proc.stdout
     assert "lease expired" in proc.stdout
     assert squall.work_areas() == []
     code, report = squall.json("job", "status", job_id)
@@ -144,12 +144,12 @@ def test_kill_9_then_nobody_attaches_and_gc_cleans_after_expiry(squall, make_spe
 
 
 def test_gc_removes_an_area_nobody_leased(squall):
-    stray = squall.work_root / "stray-job"
+    stray = squall.job_dir("stray-job")
     (stray / "task-0").mkdir(parents=True)
     code, report = squall.json("gc", "--yes")
     assert code == 0
     assert report["actions"] == [{
-        "action": "remove", "job_id": "stray-job", "kind": "workarea", "reason": "orphaned: no lease in the store",
+        "action": "remove", "job_id": "stray-job", "kind": "jobdir", "reason": "orphaned: no lease in the store",
         "resource": str(stray), "site": "local",
     }]
     assert not stray.exists()
@@ -183,7 +183,7 @@ def test_ctrl_c_while_tasks_run_kills_them_and_prints_one_json_report(squall, ma
     controller = squall.start("job", "run", str(spec), "--output", "json")
     try:
         job_id = wait_running(squall, 2)
-        payload_pids = [int((squall.work_root / job_id / f"task-{i}" / "out" / "pid").read_text()) for i in range(2)]
+        payload_pids = [int((squall.job_dir(job_id) / f"task-{i}" / "out" / "pid").read_text()) for i in range(2)]
         controller.send_signal(signal.SIGINT)
         out, err = controller.communicate(timeout=60)
     finally:

@@ -14,7 +14,8 @@ from squall.errors import Refused, SiteUnreachable, SquallError
 from squall.infra import driver, records
 from squall.runner import Runner
 from squall.sites import kubernetes_api
-from squall.sites.kubernetes import TASK_SCRIPT, add_kubernetes_site
+from squall.sites.indexed_job import TASK_SCRIPT
+from squall.sites.kubernetes import add_kubernetes_site
 from squall.sites.kubernetes_files import TASK_MOUNT
 from squall.sites.kubernetes_api import IndexedJobStatus, parse_indexes, task_states
 from squall.spec import load_spec

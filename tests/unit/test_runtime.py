@@ -184,7 +184,7 @@ def test_engine_command_has_no_network_a_name_and_the_environment_only_in_a_file
 def test_runtime_is_stdlib_only_and_versioned():
     source = runtime_path().read_text()
     assert "import squall" not in source and "from squall" not in source
-    assert runtime_version() == "0.9.0"
+    assert runtime_version() == "0.9.1"
     out = subprocess.run([sys.executable, "-I", "-S", str(runtime_path()), "version"], capture_output=True, text=True)
     assert out.stdout.strip() == runtime_version()
 
@@ -193,3 +193,23 @@ def test_runtime_parses_as_python_3_8():
     import ast
 
     ast.parse(runtime_path().read_text(), feature_version=(3, 8))
+
+
+def test_staging_paths_never_leave_the_job_folder(tmp_path):
+    """``verify`` resolves each folder once; a path climbing out, or a symbolic link planted in the job folder
+    pointing out, is refused; a file inside is found."""
+    from squall.runtime.squall_runtime import verify
+
+    job = tmp_path / "squall-j"
+    (job / "task-0" / "in").mkdir(parents=True)
+    (tmp_path / "outside").write_text("x")
+    os.symlink(tmp_path / "outside", job / "task-0" / "in" / "planted")
+    os.symlink(tmp_path, job / "task-0" / "up")
+    entry = {"size": 1, "sha256": hashlib.sha256(b"x").hexdigest()}
+    for rel in ("../outside", "task-0/../../outside", "task-0/in/planted", "task-0/up/outside", "/etc/passwd",
+                "task-0/in/.."):
+        with pytest.raises(ValueError):
+            verify(str(job), [{**entry, "path": rel}])
+    (job / "task-0" / "in" / "a").write_text("x")
+    assert verify(str(job), [{**entry, "path": "task-0/in/a"}, {**entry, "path": "task-0/in/b"}])["missing"] \
+        == ["task-0/in/b"]

@@ -7,16 +7,21 @@ import pytest
 from squall import sites
 from squall.errors import InvalidInput, Refused
 from squall.sites import SiteKind, check_site_name, open_site, open_sites
-from squall.sites.local import LocalSite
+from squall.sites.assembled import AssembledSite, SiteTerms
+from squall.sites.local_host import LocalHost
+from squall.sites.parts import Provisioner
+from squall.sites.slots import SlotsExecutor
 
 
-class _Opened(LocalSite):
-    kind = "lab-test"
+def _open_lab(name, home, store, config):
+    """A kind made of existing parts: this machine's transport, runtime slots, nothing provisioned."""
+    hosts = [LocalHost(name, home / "lab" / name)]
+    return AssembledSite(name, "lab-test", store, hosts, SlotsExecutor(name, hosts), Provisioner(), SiteTerms())
 
 
 @pytest.fixture
 def extra_kind():
-    sites.register(SiteKind("lab-test", lambda name, home, store, config: _Opened(name, home, store)))
+    sites.register(SiteKind("lab-test", _open_lab))
     yield
     del sites.KINDS["lab-test"]
 
@@ -24,7 +29,7 @@ def extra_kind():
 def test_a_registered_kind_is_opened_and_collected_without_any_other_change(store, tmp_path, extra_kind):
     store.set_site("bench-1", "lab-test", {})
     site = open_site("bench-1", tmp_path / "home", store)
-    assert isinstance(site, _Opened) and site.name == "bench-1"
+    assert site.kind == "lab-test" and site.name == "bench-1"
     opened, broken = open_sites(tmp_path / "home", store)
     assert sorted(s.name for s in opened) == ["bench-1", "local"] and broken == []
 

@@ -47,8 +47,8 @@ def test_placement_is_the_same_for_a_resumed_controller_and_spreads_equal_tasks(
 
 def test_slots_come_from_the_declared_cpus_or_the_host_itself():
     plan = SimpleNamespace(spec=SimpleNamespace(resources=Resources(cpus=2)))
-    declared = SimpleNamespace(name="a", declared={"cpus": 7})
-    counted = SimpleNamespace(name="b", declared={})
+    declared = SimpleNamespace(name="a", declared={"cpus": 7}, slots_dir="~/.squall/slots")
+    counted = SimpleNamespace(name="b", declared={}, slots_dir="~/.squall/slots")
     executor = SlotsExecutor("s", [declared, counted])
     assert executor.task_fields(plan, declared, 0)["slots"]["count"] == 3
     assert executor.task_fields(plan, counted, 0) == {"slots": {"dir": "~/.squall/slots", "cpus": 2}}

@@ -1,4 +1,5 @@
-"""A site reached over SSH, built from parts: its hosts (transport), an executor and a provisioner.
+"""A site built from parts: its hosts (the transport: this machine, or machines reached over SSH), an
+executor that starts the tasks there and a provisioner that makes what the job needs around it.
 
 Each job has a folder ``<work_root>/squall-<job-id>/`` on every host that
 holds some of its tasks, laid out as ``squall.workarea`` says, so the one
@@ -12,43 +13,66 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
+from typing import Callable
 
-from squall.errors import Refused
-from squall.inventory import SiteVars
+from squall.errors import MissingDependency, Refused
+from squall.inventory import Partition, SiteVars
 from squall.jobs import TAG_VALUE
+from squall.money.prices import PriceModel
 from squall.money.quotes import Quote
 from squall.money.site_limits import SiteLimit, concurrency, task_demand
-from squall.sites.base import Claim, CollectedTask, JobPlan, LiveResource, Reporter, Site, TaskState
+from squall.money.site_prices import energy_model, price_model
+from squall.money.energy import EnergyModel
+from squall.sites.base import Capability, Claim, CollectedTask, JobPlan, LiveResource, Reporter, Site, TaskState
 from squall.sites.images import archive_engine, image_archive, loaded_image
 from squall.sites.parts import Executor, Provisioner
-from squall.sites.remote_host import ByteProgress, RemoteHost, Upload
 from squall.sites.slots import each_host
+from squall.sites.transport import ByteProgress, Transport, Upload
 from squall.store import Store
 from squall.results import writing_results
-from squall.transfer import cached_sha256
+from squall.transfer import SourceDigests
 from squall.workarea import META_FILES, collect_outputs, input_list, task_document, task_folder
 
 LEASE_ALLOWANCE = 600  # seconds past the expected end, for owner tags of a job without a lease yet
 
 
-class RemoteSite(Site):
-    shared_poll = True
-    poll_interval = 1.0
+@dataclass(frozen=True)
+class SiteTerms:
+    """What a site states besides its parts: from its inventory (``of``), or set by its kind (``local``)."""
 
-    def __init__(self, name: str, kind: str, store: Store, hosts: list[RemoteHost], executor: Executor,
-                 provisioner: Provisioner, site_vars: SiteVars):
+    container_runtimes: tuple[str, ...] = ()
+    runtimes_found: bool = False  # True: the runtimes were looked for on the machine, not stated
+    containers_conf: str = ""
+    max_concurrent_jobs: int | None = None
+    pricing: Callable[[Partition | None], PriceModel | None] = lambda partition: None
+    energy: EnergyModel = EnergyModel()
+    capabilities: frozenset[Capability] | None = None  # None: the executor's
+
+    @classmethod
+    def of(cls, site_vars: SiteVars) -> "SiteTerms":
+        return cls(tuple(site_vars.squall_container_runtimes), False, site_vars.squall_containers_conf,
+                   site_vars.squall_max_concurrent_jobs, lambda partition: price_model(site_vars, partition),
+                   energy_model(site_vars))
+
+
+class AssembledSite(Site):
+    def __init__(self, name: str, kind: str, store: Store, hosts: list[Transport], executor: Executor,
+                 provisioner: Provisioner, terms: SiteTerms):
         super().__init__(name)
         self.kind = kind
         self.store = store
         self.hosts = hosts
         self.executor = executor
         self.provisioner = provisioner
-        self.site_vars = site_vars
-        self.max_concurrent_jobs = site_vars.squall_max_concurrent_jobs
-        self.container_runtimes = list(site_vars.squall_container_runtimes)
-        self.capabilities = executor.capabilities
+        self.terms = terms
+        self.max_concurrent_jobs = terms.max_concurrent_jobs
+        self.container_runtimes = list(terms.container_runtimes)
+        self.capabilities = executor.capabilities if terms.capabilities is None else terms.capabilities
+        self.shared_poll = any(host.remote for host in hosts)  # a poll costs remote calls: share one
+        self.poll_interval = max(host.poll_interval for host in hosts)
 
-    def _folder(self, host: RemoteHost, path: str) -> str:
+    def _folder(self, host: Transport, path: str) -> str:
         """A job folder as leases and gc name it: the bare path where the site has one host."""
         return path if len(self.hosts) == 1 else f"{host.name}:{path}"
 
@@ -59,6 +83,10 @@ class RemoteSite(Site):
         spec = plan.spec
         if spec.image:
             allowed = self.container_runtimes
+            if not allowed and self.terms.runtimes_found:
+                raise MissingDependency(f"runtime: no container runtime found on {self.hosts[0]}",
+                                        hint="install apptainer or podman, or drop 'image' to run the command "
+                                             "directly")
             if not allowed or (spec.runtime != "auto" and spec.runtime not in allowed):
                 raise Refused(f"runtime: site {self.name!r} allows {allowed or 'no container runtime'}, "
                               f"not {spec.runtime}")
@@ -75,14 +103,14 @@ class RemoteSite(Site):
         return self.executor.max_duration(plan)
 
     def quote(self, plan: JobPlan) -> Quote:
-        from squall.money.site_prices import energy_model, price_model
-
         partition = self.executor.partition(plan)
         wait, source = self.executor.queue_wait(plan)
         limits, limits_source = self.executor.site_limits(plan)
-        return Quote(price=price_model(self.site_vars, partition), energy=energy_model(self.site_vars),
+        at_once = [n for n in (concurrency(limits, task_demand(plan.spec.resources)),
+                               self.executor.concurrency(plan)) if n is not None]
+        return Quote(price=self.terms.pricing(partition), energy=self.terms.energy,
                      partition=partition.name if partition else None, queue_wait_s=wait, queue_source=source,
-                     concurrency=concurrency(limits, task_demand(plan.spec.resources)),
+                     concurrency=min(at_once) if at_once else None,
                      site_limits=tuple(limits), site_limits_source=limits_source)
 
     def own_limits(self) -> tuple[list[SiteLimit], str]:
@@ -119,7 +147,7 @@ class RemoteSite(Site):
         used = self.executor.holders(plan)
         containers = self._containers(plan, list(used), reporter)
         tasks = {task.index: task for task in plan.tasks}
-        digests = cached_sha256(self.store, [item.path for task in plan.tasks for item in task.inputs])
+        digests = SourceDigests(self.store, [item.path for task in plan.tasks for item in task.inputs])
         expires = self._expiry(plan)
         work = {}
         for host, indexes in used.items():
@@ -127,21 +155,24 @@ class RemoteSite(Site):
             uploads = []
             for index in indexes:
                 files.update(self._task_files(plan, host, index, containers[host]))
-                uploads += [Upload(f"{task_folder(index)}/in/{item.rel}", item.path, item.size, digests[item.path])
+                uploads += [Upload(f"{task_folder(index)}/in/{item.rel}", item.path, item.size)
                             for item in tasks[index].inputs]
             work[host] = (files, uploads)
         progress = ByteProgress(reporter, sum(u.size for _, uploads in work.values() for u in uploads))
-        each_host(lambda host, item: host.stage(host.job_dir(plan.job_id), *item, progress), work)
+        try:
+            each_host(lambda host, item: host.stage(host.job_dir(plan.job_id), *item, digests, progress), work)
+        finally:  # what was hashed is remembered, even for a staging that was cut
+            digests.save()
         progress.finish()
         self.executor.prepare(plan)
 
-    def _containers(self, plan: JobPlan, hosts: list[RemoteHost], reporter: Reporter) -> dict[RemoteHost, dict | None]:
+    def _containers(self, plan: JobPlan, hosts: list[Transport], reporter: Reporter) -> dict[Transport, dict | None]:
         """Each host's task container. An image archive goes to the host's image folder unless an exact copy
         is there already, and is loaded there once per digest; tasks then run it by its image id."""
         spec = plan.spec
         if not spec.image:
             return {host: None for host in hosts}
-        conf = {"conf": self.site_vars.squall_containers_conf} if self.site_vars.squall_containers_conf else {}
+        conf = {"conf": self.terms.containers_conf} if self.terms.containers_conf else {}
         archive = image_archive(plan, self.store)
         if archive is None:
             runtime = self.container_runtimes[0] if spec.runtime == "auto" else spec.runtime
@@ -149,9 +180,10 @@ class RemoteSite(Site):
         engine = archive_engine(self.name, spec.runtime, self.container_runtimes)
         progress = ByteProgress(reporter, archive.size * len(hosts))
 
-        def load(host: RemoteHost, _item: None) -> dict:
+        def load(host: Transport, _item: None) -> dict:
             images = f"{host.work_root}/images"
-            host.stage(images, {}, [Upload(archive.file_name, archive.path, archive.size, archive.digest)], progress)
+            host.stage(images, {}, [Upload(archive.file_name, archive.path, archive.size, archive.digest)],
+                       SourceDigests(self.store, []), progress)
             answer = host.agent("image", engine, images, f"{images}/{archive.file_name}", archive.digest,
                                 *conf.values())
             return {"runtime": engine, "image": loaded_image(answer, str(host)), **conf}
@@ -160,7 +192,7 @@ class RemoteSite(Site):
         progress.finish()
         return containers
 
-    def _task_files(self, plan: JobPlan, host: RemoteHost, index: int,
+    def _task_files(self, plan: JobPlan, host: Transport, index: int,
                     container: dict | None) -> dict[str, tuple[bytes, int]]:
         """``task-<i>/`` files other than inputs: task.json, inputs.txt, the script."""
         name = task_folder(index)
@@ -180,6 +212,13 @@ class RemoteSite(Site):
 
     def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
         return self.executor.poll(plans)
+
+    def wait(self, plans: list[JobPlan], timeout: float) -> None:
+        """A site of one host waits as its transport can (woken by a runtime's exit on this machine)."""
+        if len(self.hosts) == 1:
+            self.hosts[0].wait([self.hosts[0].job_dir(plan.job_id) for plan in plans], timeout)
+        else:
+            super().wait(plans, timeout)
 
     def cancel(self, plan: JobPlan) -> None:
         self.executor.cancel(plan)
@@ -235,9 +274,10 @@ class RemoteSite(Site):
         for host, listing in listings.items():
             for f in listing["folders"]:
                 owner = f.get("owner") or {}
+                store_id = owner.get("squall:store") or (self.store.store_id if host.owns_work_root else None)
                 live.append(LiveResource(self.name, "jobdir", self._folder(host, f["path"]),
                                          f["name"].removeprefix("squall-"), {"mtime": f["mtime"], "host": host.name},
-                                         *owner_tags(owner.get("squall:store"), owner.get("squall:expires"))))
+                                         *owner_tags(store_id, owner.get("squall:expires"))))
             live += self.executor.scheduler_jobs(host, listing)
         return live + self.provisioner.live_resources()
 

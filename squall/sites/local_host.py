@@ -1,0 +1,215 @@
+"""The local transport (``squall.sites.transport``): this machine, its job folders under the Squall home.
+
+The runtime is the package's own file, so there is nothing to install or
+check. Calls that only read and write files (stage, read, poll, stop, list)
+run the runtime's functions in this process; calls that start processes
+(start, image) run it as a child with a clean environment in its own
+session, under ``uninterrupted()``: a Ctrl-C never cuts a start between
+launching a task and recording it. Inputs whose digest is already known are
+copied by the kernel; the others are copied and hashed in one pass, several
+files at once. Outputs are moved into the results folder (copied across file
+systems), each checked against the runtime's manifest. Waiting for a state
+change is woken by a runtime's exit (a pidfd per runtime).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from squall.errors import SquallError
+from squall.interrupts import uninterrupted
+from squall.results import writing_results
+from squall.runtime import runtime_path, runtime_sha256
+from squall.runtime import squall_runtime as runtime
+from squall.sites.transport import ByteProgress, HostFacts, Transport, Upload
+from squall.transfer import SourceDigests, copy_with_digest, identity, sha256_file
+
+# what a runtime started here gets from the controller's environment (the container engine's settings
+# included); the payload's own environment is scrubbed by the runtime
+RUNTIME_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "CONTAINERS_CONF", "XDG_RUNTIME_DIR")
+COPIERS = 4  # files copied at once (hashing releases the GIL: every core works)
+
+
+class LocalHost(Transport):
+    owns_work_root = True  # the work root is inside this store's home
+    remote = False
+    poll_interval = 0.2  # a poll reads a few files; a runtime's exit wakes the wait anyway
+
+    def __init__(self, name: str, work_root: Path):
+        super().__init__(name, str(work_root))
+        self.slots_dir = str(work_root.parent / "slots")  # every job of the site shares this machine's cores
+
+    def __str__(self) -> str:
+        return f"{self.name} (this machine)"
+
+    def agent(self, *args: str, stdin: bytes | None = None, retry: bool = True) -> dict:
+        command, rest = args[0], list(args[1:])
+        if command == "poll":
+            return runtime.poll([d for d in rest if d != "--no-slurm"], slurm=False)
+        if command == "stop":
+            return runtime.stop(rest[0], remove=rest[1:] == ["remove"])
+        if command == "inventory":
+            return {"folders": runtime.job_folders(rest[0]), "jobs": []}
+        if command == "peers":
+            return runtime.peer_keys(rest[0], rest[1], json.loads(stdin or b"{}"))
+        return self._child(args, stdin)
+
+    def _child(self, args: tuple[str, ...], stdin: bytes | None) -> dict:
+        env = {key: os.environ[key] for key in RUNTIME_ENV if key in os.environ}
+        with uninterrupted():
+            done = subprocess.run([sys.executable, "-I", "-S", str(runtime_path()), *args], input=stdin or b"",
+                                  env=env, capture_output=True, start_new_session=True)
+        try:
+            return json.loads(done.stdout)
+        except ValueError:
+            said = (done.stderr or done.stdout).decode(errors="replace").strip()[-500:]
+            raise SquallError(f"the runtime's {args[0]} failed on this machine: {said}") from None
+
+    def facts(self) -> HostFacts:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return HostFacts(str(Path.home()), os.cpu_count() or 1, memory >> 20, runtime_sha256())
+
+    def check_runtime(self, site: str, facts: HostFacts) -> None:
+        """The runtime is this package's own file."""
+
+    def write_owner(self, job_dir: str, owner: dict, create: bool = False) -> None:
+        folder = Path(job_dir)
+        if create:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, exist_ok=True)
+        runtime.write_json(str(folder / "owner.json"), owner)
+
+    # staging --------------------------------------------------------------------
+
+    def stage(self, job_dir: str, files: dict[str, tuple[bytes, int]], uploads: list[Upload],
+              digests: SourceDigests, progress: ByteProgress) -> None:
+        """Write ``files``; copy each input unless an exact copy is in place (only inputs already there are
+        checked, against the runtime's record of what it verified)."""
+        folder = Path(job_dir)
+        if not folder.is_dir():
+            raise SquallError(f"job folder {job_dir} is missing; the job cannot be staged")
+        for rel, (data, mode) in files.items():
+            target = Path(runtime.inside(job_dir, rel))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            runtime.write_bytes_atomically(str(target), data, mode)
+        present = [u for u in uploads if (folder / u.rel).exists()]
+        stale = set(runtime.verify(job_dir, [u.entry(digests) for u in present])["missing"]) if present else set()
+        todo = [u for u in uploads if u.rel in stale or not (folder / u.rel).exists()]
+        progress.set_missing(self, sum(u.size for u in todo))
+        for upload in todo:
+            Path(runtime.inside(job_dir, upload.rel)).parent.mkdir(parents=True, exist_ok=True)
+
+        def copy(upload: Upload) -> tuple[str, list]:
+            target = Path(job_dir) / upload.rel
+            with uninterrupted():
+                sha = _copy_checked(upload.source, target, digests)
+            progress.add(self, upload.size)
+            stat = target.stat()
+            return upload.rel, [stat.st_size, stat.st_mtime_ns, sha]
+
+        pool = ThreadPoolExecutor(COPIERS)
+        copied: dict[str, list] = {}
+        try:
+            for rel, record in pool.map(copy, todo):
+                copied[rel] = record
+        finally:  # on Ctrl-C the copies not yet started are dropped; what is done is recorded
+            pool.shutdown(wait=True, cancel_futures=True)
+            runtime.remember_staged(job_dir, copied)
+
+    # collecting -------------------------------------------------------------------
+
+    def read_files(self, job_dir: str, rels: list[str]) -> dict[str, bytes | None]:
+        found: dict[str, bytes | None] = {}
+        for rel in rels:
+            try:
+                found[rel] = Path(runtime.inside(job_dir, rel)).read_bytes()
+            except (OSError, ValueError):
+                found[rel] = None
+        return found
+
+    def download(self, source: str, destination: Path, entry: dict) -> None:
+        """Move one output after checking it against the manifest; resumable (an output already moved by an
+        interrupted collect is recognised)."""
+        origin = Path(source)
+        if destination.exists() and not origin.exists():
+            if destination.stat().st_size == entry["size"] and sha256_file(destination) == entry["sha256"]:
+                return
+        if origin.is_symlink() or not origin.is_file():
+            raise ValueError("missing or not a regular file")
+        if origin.stat().st_size != entry["size"] or sha256_file(origin) != entry["sha256"]:
+            raise ValueError("size or sha256 differs from the manifest")
+        with writing_results(destination):
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(origin, destination)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                _copy_across(origin, destination, entry)
+
+    def read_log(self, job_dir: str, path: str, offset: int) -> bytes | None:
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                return handle.read()
+        except FileNotFoundError:
+            return b"" if Path(job_dir).is_dir() else None
+
+    # waiting ------------------------------------------------------------------------
+
+    def wait(self, job_dirs: list[str], timeout: float) -> None:
+        """Sleep until one of the jobs' runtimes exits (a pidfd each), or ``timeout``."""
+        descriptors = []
+        try:
+            for job_dir in job_dirs:
+                launch = runtime.read_json(os.path.join(job_dir, "launch.json"), {}) or {}
+                for index, pid in (launch.get("pids") or {}).items():
+                    if runtime.runtime_alive(pid, os.path.join(job_dir, f"task-{index}")):
+                        try:
+                            descriptors.append(os.pidfd_open(int(pid)))
+                        except OSError:
+                            return  # it just exited: poll again now
+            if descriptors:
+                select.select(descriptors, [], [], timeout)
+            else:
+                time.sleep(timeout)
+        finally:
+            for fd in descriptors:
+                os.close(fd)
+
+
+def _copy_checked(source: Path, target: Path, digests: SourceDigests) -> str:
+    """Copy ``source`` to ``target`` (complete or absent) and return its sha256: a known digest lets the
+    kernel copy; otherwise the bytes are hashed as they are copied. The source must not change meanwhile."""
+    before = identity(source.stat())
+    known = digests.known(source)
+    if known:
+        partial = target.with_name(f".{target.name}.partial")
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+        sha = known
+    else:
+        sha = copy_with_digest(source, target)
+    if identity(source.stat()) != before:
+        target.unlink(missing_ok=True)
+        raise SquallError(f"input {source} changed while it was being staged")
+    digests.learn(source, before, sha)
+    return sha
+
+
+def _copy_across(source: Path, destination: Path, entry: dict) -> None:
+    """Copy to another file system; the source goes only once the copy is complete and verified."""
+    if copy_with_digest(source, destination) != entry["sha256"]:
+        destination.unlink()
+        raise ValueError("changed while being copied")
+    source.unlink()
+

@@ -95,8 +95,7 @@ class LocalHost(Transport):
         """Write ``files``; copy each input unless an exact copy is in place (only inputs already there are
         checked, against the runtime's record of what it verified)."""
         folder = Path(job_dir)
-        if not folder.is_dir():
-            raise SquallError(f"job folder {job_dir} is missing; the job cannot be staged")
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # as the runtime makes it on a remote host
         for rel, (data, mode) in files.items():
             target = Path(runtime.inside(job_dir, rel))
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -29,17 +29,22 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def copy_with_digest(source: str | os.PathLike, target: str | os.PathLike) -> str:
-    """Copy in one pass, hashing what is read; the target appears only when complete."""
+    """Copy in one pass, hashing what is read; the target appears only when complete, and a copy cut short
+    (a full disk, a signal) leaves no partial file."""
     target = Path(target)
     partial = target.with_name(f".{target.name}.partial")
     digest = hashlib.sha256()
-    with open(source, "rb") as src, open(partial, "wb") as dst:
-        buffer = bytearray(BLOCK)
-        view = memoryview(buffer)
-        while count := src.readinto(buffer):
-            digest.update(view[:count])
-            dst.write(view[:count])
-    os.replace(partial, target)
+    try:
+        with open(source, "rb") as src, open(partial, "wb") as dst:
+            buffer = bytearray(BLOCK)
+            view = memoryview(buffer)
+            while count := src.readinto(buffer):
+                digest.update(view[:count])
+                dst.write(view[:count])
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return digest.hexdigest()
 
 

@@ -193,8 +193,12 @@ def _copy_checked(source: Path, target: Path, digests: SourceDigests) -> str:
     known = digests.known(source)
     if known:
         partial = target.with_name(f".{target.name}.partial")
-        shutil.copyfile(source, partial)
-        os.replace(partial, target)
+        try:
+            shutil.copyfile(source, partial)
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         sha = known
     else:
         sha = copy_with_digest(source, target)
@@ -206,7 +210,8 @@ def _copy_checked(source: Path, target: Path, digests: SourceDigests) -> str:
 
 
 def _copy_across(source: Path, destination: Path, entry: dict) -> None:
-    """Copy to another file system; the source goes only once the copy is complete and verified."""
+    """Copy to another file system; the source goes only once the copy is complete and verified. A copy cut
+    short (a full folder) leaves no half file behind."""
     if copy_with_digest(source, destination) != entry["sha256"]:
         destination.unlink()
         raise ValueError("changed while being copied")

@@ -19,6 +19,7 @@ from pathlib import Path
 from squall.errors import MissingDependency, OutputsKept, SquallError
 from squall.results import writing_results
 from squall.runtime import runtime_path, runtime_sha256, runtime_version
+from squall.sites import bulk_upload
 from squall.sites.ssh_session import SshSession
 from squall.sites.transport import ByteProgress, HostFacts, Transport, Upload
 from squall.transfer import SourceDigests, sha256_file
@@ -106,9 +107,10 @@ class RemoteHost(Transport):
         """Write ``files`` and upload every input that is not already an exact copy, resumably.
 
         One agent call writes the small files and says which inputs are missing
-        (and how much of each already arrived); the missing ones then travel
-        over parallel SFTP channels. After a dropped connection the agent is
-        asked again, so only what is still missing is sent.
+        (and how much of each already arrived); the missing ones then travel as
+        one tar stream through OpenSSH (``bulk_upload``), or over parallel SFTP
+        channels, which also resume a file partly there. After a dropped
+        connection the agent is asked again, so only what is still missing is sent.
         """
         digests.all([u.source for u in uploads if not u.sha256])  # every core, before the agent needs them
         manifest = [u.entry(digests) for u in uploads]
@@ -122,8 +124,14 @@ class RemoteHost(Transport):
                 todo = self.agent("stage", job_dir, stdin=json.dumps({"files": {}, "inputs": manifest}).encode())
             progress.set_missing(self, sum(e["size"] for e in manifest if e["path"] in todo["missing"]))
             current, todo = todo, None
+            resumed = [rel for rel in current["missing"] if current["partial"].get(rel)]
+            whole = [rel for rel in current["missing"] if not current["partial"].get(rel)]
+            if whole and bulk_upload.available():  # packed and encrypted by OpenSSH and tar, off this process
+                bulk_upload.upload(self.ssh, job_dir, [(sources[rel], rel) for rel in whole],
+                                   lambda count: progress.add(self, count))
+                whole = []
             self._upload_parallel([(sources[rel], f"{job_dir}/{rel}", current["partial"].get(rel, 0))
-                                   for rel in current["missing"]], progress)
+                                   for rel in resumed + whole], progress)
 
         if todo["missing"]:
             self.ssh.retrying(upload_missing, "upload")

@@ -111,6 +111,17 @@ class SshSession:
         name = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
         return f"{name} {key.get_name()} {key.get_base64()}"
 
+    def openssh_argv(self, remote: list[str]) -> list[str]:
+        """OpenSSH's own client running ``remote`` (its words quoted) on this host as this session does: the
+        same account and key, the host key already pinned in the same ``known_hosts``, the same jump host."""
+        argv = ["ssh", "-i", str(self.key), "-p", str(self.port), "-l", self.user, "-o", "IdentitiesOnly=yes",
+                "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
+                "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
+                "-o", "LogLevel=ERROR", "-o", "Ciphers=^aes128-gcm@openssh.com,aes256-gcm@openssh.com"]
+        if self.jump is not None:
+            argv += ["-o", f"ProxyCommand={self.jump.proxy_command()}"]
+        return [*argv, "--", self.host, " ".join(shlex.quote(word) for word in remote)]
+
     def sftp(self):
         if self._sftp is None:
             self._sftp = self._connect().sftp()
@@ -261,6 +272,14 @@ class JumpConnection:
             self._ensure_master()
         argv = ["ssh", *self._options(), "-o", "ControlMaster=no", "-W", f"{host}:{port}", self.hop.host]
         return paramiko.ProxyCommand(shlex.join(argv))
+
+    def proxy_command(self) -> str:
+        """An OpenSSH ``ProxyCommand`` through this jump host's master (``%h:%p``: the host behind it; the
+        control path's own ``%C`` escaped for the client that runs it)."""
+        with self._lock:
+            self._ensure_master()
+        options = [word.replace("%", "%%") for word in self._options()]
+        return shlex.join(["ssh", *options, "-o", "ControlMaster=no", "-W", "%h:%p", self.hop.host])
 
     def _ensure_master(self) -> None:
         options = self._options()

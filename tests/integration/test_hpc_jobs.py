@@ -113,7 +113,8 @@ def test_hostile_names_inputs_and_arguments_never_reach_a_shell(hpc, make_spec, 
     remote(f"rm -f {CANARY}")
     Path(CANARY).unlink(missing_ok=True)
     # (an input name with a line break is refused outright: the input list has one name per line)
-    files = {f"data/{EVIL_FILE}.txt": "payload data\n", "data/plain.txt": "plain\n"}
+    files = {f"data/{EVIL_FILE}.txt": "payload data\n", "data/plain.txt": "plain\n",
+             "data/--to-command=false -rf.txt": "an option to tar, if names were read as options\n"}
     spec = make_spec({
         "name": EVIL,
         "command": ["python3", "-c",
@@ -126,7 +127,8 @@ def test_hostile_names_inputs_and_arguments_never_reach_a_shell(hpc, make_spec, 
     assert code == 0, report
     out = Path(report["results"]) / "task-0"
     assert json.loads((out / "argv.json").read_text()) == [EVIL, "$(touch " + CANARY + ")"]
-    assert EVIL_FILE in (out / "inputs.txt").read_text()
+    staged = (out / "inputs.txt").read_text()
+    assert EVIL_FILE in staged and "--to-command=false -rf.txt" in staged
     assert remote(f"test -e {CANARY} && echo yes || echo no").stdout.strip() == "no"
     assert not Path(CANARY).exists()
     assert hpc.json("job", "list")[1][0]["name"] == EVIL

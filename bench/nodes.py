@@ -174,8 +174,8 @@ def nodes_figures(runs: int, total_mib: int, files: int, home: Path, work: Path,
         return elapsed
 
     resolved = load_spec(source / "job.yaml")
-    rsync_time = statistics.median(rsync_all() for _ in range(3))
-    stage_runs = [stage_twice(site, resolved, work) for _ in range(3)]
+    rsync_time = statistics.median(rsync_all() for _ in range(5))
+    stage_runs = [stage_twice(site, resolved, work) for _ in range(5)]  # medians of 5
     first = statistics.median(r[0] for r in stage_runs)
     figures[f"nodes_staging_throughput_vs_rsync_{total_mib}_mib_{files}_files_3_nodes"] = _figure(
         rsync_time / first, 1.0, "ratio >= 0.8 (value: Squall's throughput as a fraction of rsync through the head)",

@@ -294,7 +294,7 @@ def hpc_figures(runs: int, total_mib: int, files: int, home: Path, work: Path) -
     baseline = median_of(runs, by_hand)
     squall_time = median_of(runs, through_squall)
     figures = {"hpc_noop_4_tasks_end_to_end": figure(squall_time, baseline,
-                                                     "ratio <= 1.2 (baseline: one ssh session by hand)")}
+                                                     "ratio <= 1.1 (baseline: one ssh session by hand)")}
 
     source = work / "hpc-stage"
     (source / "data").mkdir(parents=True)
@@ -312,13 +312,13 @@ def hpc_figures(runs: int, total_mib: int, files: int, home: Path, work: Path) -
 
     resolved = load_spec(source / "job.yaml")
 
-    rsync_time = statistics.median(rsync() for _ in range(3))
-    stage_runs = [stage_twice(site, resolved, work) for _ in range(3)]
+    rsync_time = statistics.median(rsync() for _ in range(5))
+    stage_runs = [stage_twice(site, resolved, work) for _ in range(5)]  # medians of 5
     first = statistics.median(r[0] for r in stage_runs)
     again = statistics.median(r[1] for r in stage_runs)
     label = f"{total_mib}_mib_{files}_files"
     figures[f"hpc_staging_throughput_vs_rsync_{label}"] = figure(
-        rsync_time / first, 1.0, "ratio >= 0.8 (value: Squall's throughput as a fraction of rsync -e ssh)",
+        rsync_time / first, 1.0, "ratio >= 1.0 (value: Squall's throughput as a fraction of rsync -e ssh)",
         unit="x", squall_s=round(first, 3), rsync_s=round(rsync_time, 3))
     figures[f"hpc_restaging_unchanged_{label}"] = figure(again, first, "ratio <= 0.05 (baseline: first staging)")
 

@@ -83,11 +83,14 @@ class AssembledSite(Site):
         spec = plan.spec
         if spec.image:
             allowed = self.container_runtimes
-            if not allowed and self.terms.runtimes_found:
-                raise MissingDependency(f"runtime: no container runtime found on {self.hosts[0]}",
+            missing = not allowed or (spec.runtime != "auto" and spec.runtime not in allowed)
+            if missing and self.terms.runtimes_found:  # looked for on the machine, not stated by an inventory
+                raise MissingDependency(f"runtime: no container runtime found on {self.hosts[0]} (looked for "
+                                        f"{spec.runtime if spec.runtime != 'auto' else 'any'}; found "
+                                        f"{', '.join(allowed) or 'none'})",
                                         hint="install apptainer or podman, or drop 'image' to run the command "
                                              "directly")
-            if not allowed or (spec.runtime != "auto" and spec.runtime not in allowed):
+            if missing:
                 raise Refused(f"runtime: site {self.name!r} allows {allowed or 'no container runtime'}, "
                               f"not {spec.runtime}")
             if spec.image_archive:

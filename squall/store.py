@@ -241,6 +241,20 @@ MIGRATIONS: list[str] = [
         split TEXT NOT NULL
     );
     """,
+    # 8: API tokens for the server: shown once, stored as a sha256 of their secret part, each scoped to one
+    #    organisation with a role (a partner's also to its application)
+    """
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        secret_sha256 TEXT NOT NULL,
+        user TEXT NOT NULL,
+        org TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'member', 'partner')),
+        application TEXT,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    """,
 ]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 import click
@@ -13,7 +12,6 @@ from squall.cli.completion import job_ids
 from squall.cli.context import App, pass_app
 from squall.cli.job.render import load_job
 from squall.errors import InvalidInput
-from squall.workarea import FINAL
 
 
 @click.command("logs")
@@ -59,25 +57,15 @@ def logs_cmd(app: App, job_id: str, task: str, stream: str, follow: bool) -> Non
 
 def _print_log(app: App, site, plan, job_id: str, task_index: int, stream: str, follow: bool,
                write: Callable[[bytes], object]) -> None:
+    from squall.task_logs import log_chunk
+
     offset = 0
     while True:
-        job = app.store.job(job_id)
-        chunk = None if job.phase in ("collect", "down", "done") else site.read_log(plan, task_index, stream, offset)
-        if chunk is None:  # the work area is gone: the collected copy is complete
-            collected = Path(job.results_dir) / "meta" / f"task-{task_index}" / f"{stream}.log"
-            if collected.exists() and job.phase == "done":
-                with open(collected, "rb") as handle:
-                    handle.seek(offset)
-                    write(handle.read())
-                return
-            if not follow or job.phase == "done":
-                return
-        else:
-            write(chunk)
-            offset += len(chunk)
-            task = app.store.tasks(job_id)[task_index]
-            if not follow or (task.status in FINAL and not chunk):
-                return
+        chunk, ended = log_chunk(app.store, site, plan, task_index, stream, offset)
+        write(chunk)
+        offset += len(chunk)
+        if ended or not follow:
+            return
         time.sleep(0.5)
 
 

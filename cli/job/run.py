@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -37,6 +36,7 @@ def run_cmd(
 ) -> None:
     """Run the job described by SPEC: plan, up, stage, launch, monitor, collect, down."""
     from squall.cli.progress import reporter_for
+    from squall.controllers import spawn_controller
     from squall.jobs import JobResult, new_job_id
     from squall.notify import Notifier
     from squall.runner import Runner
@@ -54,7 +54,7 @@ def run_cmd(
         try:
             runner.submit(resolved, site, results_root, keep_remote, app.defaults, strategy, weights, job_id)
             if detach:
-                _spawn_controller(app, job_id)
+                spawn_controller(app.home, job_id)
             else:
                 runner.drive(job_id)
         except (Interrupted, KeyboardInterrupt):  # down has run (or nothing was created); report, then the code
@@ -96,18 +96,3 @@ def show_dry_run(app: App, resolved, site: str | None, results_root: Path, strat
         app.say("    " + script.rstrip().replace("\n", "\n    "))
     app.say("nothing was created")
 
-
-def _spawn_controller(app: App, job_id: str) -> None:
-    """Start ``squall job attach`` in its own session; it outlives this process."""
-    import subprocess
-
-    log_dir = app.home / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / f"{job_id}.log", "ab") as log:
-        subprocess.Popen(
-            [sys.executable, "-m", "squall.cli.main", "--home", str(app.home), "job", "attach", job_id],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )

@@ -40,7 +40,7 @@ def test_cli_start_up_imports_no_heavy_library(tmp_path):
 
 
 def test_design_card_folders_each_say_what_lives_there():
-    for folder in ("stacks", "roles", "inventories", "templates", "programs", "cli", "tests"):
+    for folder in ("stacks", "roles", "inventories", "templates", "programs", "cli", "server", "api", "tests"):
         note = REPO / folder / "README.md"
         assert note.exists() and note.read_text().strip(), folder
     assert "stackConfigDir: stacks" in (REPO / "Pulumi.yaml").read_text()
@@ -65,3 +65,19 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert len(setup) == 2, "the README has exactly two set-up commands"
     assert "squall job run examples/wind-stats/job.yaml" in setup[0]
     assert setup[1] in (REPO / ".ci" / "run").read_text()
+
+
+def test_the_core_knows_nothing_of_the_web_framework_nor_the_server():
+    """The server turns HTTP into core calls; the core (and the CLI) never import it or FastAPI."""
+    import ast
+
+    web = ("fastapi", "starlette", "uvicorn", "squall.server")
+    for folder in ("squall", "programs", "cli"):
+        for path in (REPO / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                if path.name == "server.py" and folder == "cli":  # the command that starts it
+                    continue
+                assert not any(n == w or n.startswith(w + ".") for n in names for w in web), path

@@ -1,0 +1,86 @@
+"""``squall server`` and ``squall token ...``: the JSON API for teams, and the tokens that sign in to it."""
+
+from __future__ import annotations
+
+import click
+
+from squall.cli.context import App, output_option, pass_app
+from squall.cli.tables import print_table
+
+
+@click.command("server")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (TLS: put a reverse "
+                                                                      "proxy in front).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--spec-root", "spec_roots", multiple=True, type=click.Path(file_okay=False, exists=True),
+              help="A folder whose job specs clients may submit by path (repeatable; default: none).")
+@pass_app
+def server_cmd(app: App, host: str, port: int, spec_roots: tuple[str, ...]) -> None:
+    """Serve the v1 JSON API (/api/v1) over this Squall home until stopped (Ctrl-C or SIGTERM)."""
+    from pathlib import Path
+
+    from squall.errors import MissingDependency
+
+    try:
+        import uvicorn
+
+        from squall.server.app import create_app
+    except ImportError as exc:
+        raise MissingDependency(f"squall server needs the 'server' extra ({exc.name} is missing)",
+                                hint="pip install 'squall[server]'") from None
+    application = create_app(app.home, [Path(root) for root in spec_roots])
+    app.say(f"squall server: http://{host}:{port}/api/v1 (home {app.home})", err=True)
+    uvicorn.run(application, host=host, port=port, log_level="warning" if app.quiet else "info")
+
+
+@click.group("token")
+def token_group() -> None:
+    """API tokens for 'squall server': one per user and organisation, with a role."""
+
+
+@token_group.command("create")
+@click.option("--user", required=True, help="Who the token acts for.")
+@click.option("--org", required=True, help="The organisation it is scoped to.")
+@click.option("--role", type=click.Choice(["admin", "member", "partner"]), default="member", show_default=True)
+@click.option("--application", help="A partner token's application (its jobs' project).")
+@output_option
+@pass_app
+def token_create_cmd(app: App, user: str, org: str, role: str, application: str | None) -> None:
+    """Create a token; it is shown this once (the store keeps only a digest of it)."""
+    from squall.tokens import create
+
+    token, who = create(app.store, user, org, role, application)
+    if app.json:
+        app.emit({"token": token, "id": who.token_id, "user": user, "org": org, "role": role,
+                  "application": application})
+        return
+    app.say(token)
+    app.say(f"token {who.token_id} for {user} in {org} ({role}); it is not shown again", err=True)
+
+
+@token_group.command("list")
+@output_option
+@pass_app
+def token_list_cmd(app: App) -> None:
+    """Every token (never the token itself)."""
+    from squall.tokens import listing
+
+    tokens = listing(app.reader)
+    if app.json:
+        app.emit(tokens)
+        return
+    print_table(app, ["ID", "USER", "ORG", "ROLE", "APPLICATION", "REVOKED"],
+                [[t["id"], t["user"], t["org"], t["role"], t["application"] or "", "yes" if t["revoked_at"] else ""]
+                 for t in tokens])
+
+
+@token_group.command("revoke")
+@click.argument("token_id")
+@output_option
+@pass_app
+def token_revoke_cmd(app: App, token_id: str) -> None:
+    """Revoke a token at once."""
+    from squall.tokens import revoke
+
+    revoke(app.store, token_id)
+    app.say(f"token {token_id} revoked")

@@ -1,0 +1,97 @@
+"""``/api/v1/me``, ``/usage``, ``/budgets``, ``/sites``: who the token is, what its organisation spent and may
+spend, and the sites (admins only)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+
+from squall.errors import NotFound
+from squall.server.auth import principal, role
+from squall.server.envelope import ERRORS, Envelope, ok
+from squall.tokens import Principal
+
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
+
+
+class Me(BaseModel):
+    user: str
+    org: str
+    role: str
+    application: str | None
+
+
+class MoneyOut(BaseModel):
+    amount: str
+    currency: str | None  # None: any currency (a free site)
+
+
+class BudgetOut(BaseModel):
+    scope: str
+    budget: MoneyOut
+    settled: MoneyOut
+    held: MoneyOut
+    available: MoneyOut
+
+
+class SiteOut(BaseModel):
+    name: str
+    kind: str
+
+
+@router.get("/me", tags=["accounts"], response_model=Envelope[Me], summary="Who this token acts for")
+def me(who: Principal = Depends(principal)):
+    return ok({"user": who.user, "org": who.org, "role": who.role, "application": who.application})
+
+
+@router.get("/usage", tags=["money"], response_model=Envelope[list[dict[str, Any]]],
+            summary="The organisation's usage records, oldest first (not for partner tokens)")
+def usage(request: Request, since: float | None = None, project: str | None = None,
+          who: Principal = Depends(role("admin", "member"))):
+    where, values = ["org = ?"], [who.org]
+    if since is not None:
+        where.append("ended_at >= ?")
+        values.append(since)
+    if project is not None:
+        where.append("project = ?")
+        values.append(project)
+    with request.app.state.open_store() as store:
+        rows = store.rows(f"SELECT record FROM usage WHERE {' AND '.join(where)} ORDER BY ended_at, job_id",
+                          tuple(values))
+    return ok([json.loads(row[0]) for row in rows])
+
+
+@router.get("/budgets", tags=["money"], response_model=Envelope[list[BudgetOut]],
+            summary="The organisation's budget and its projects' (not for partner tokens)")
+def budgets(request: Request, who: Principal = Depends(role("admin", "member"))):
+    from squall.money.ledger import budget_state
+
+    with request.app.state.open_store() as store:
+        scopes = [row[0] for row in store.rows("SELECT scope FROM budgets WHERE scope = ? OR scope LIKE ? "
+                                               "ORDER BY scope", (f"org:{who.org}", f"project:{who.org}/%"))]
+        states = [budget_state(store.rows, scope) for scope in scopes]
+    return ok([state.to_dict() for state in states if state is not None])
+
+
+@router.get("/sites", tags=["sites"], response_model=Envelope[list[SiteOut]], summary="Sites (admins only)")
+def sites(request: Request, who: Principal = Depends(role("admin"))):
+    from squall.sites import builtin_sites
+
+    with request.app.state.open_store() as store:
+        registered = {name: kind for name, kind, _ in store.sites()}
+    return ok([{"name": name, "kind": kind} for name, kind in sorted({**builtin_sites(), **registered}.items())])
+
+
+@router.get("/sites/{name}", tags=["sites"], response_model=Envelope[SiteOut], summary="One site (admins only)")
+def site(request: Request, name: str, who: Principal = Depends(role("admin"))):
+    from squall.sites import builtin_sites
+
+    with request.app.state.open_store() as store:
+        registered = {n: kind for n, kind, _ in store.sites()}
+    kinds = {**builtin_sites(), **registered}
+    if name not in kinds:
+        raise NotFound(f"site {name!r}: no such site")
+    return ok({"name": name, "kind": kinds[name]})

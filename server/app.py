@@ -1,0 +1,40 @@
+"""The server's application: the v1 routes, the envelope on every answer, one store connection per request."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from fastapi import FastAPI
+
+from squall.server import accounts, envelope, jobs
+from squall.server.auth import FailedSignIns
+from squall.store import Store
+
+API_VERSION = "1"
+
+
+def create_app(home: Path, spec_roots: list[Path] | None = None) -> FastAPI:
+    """The server over the Squall home ``home``; ``spec_roots``: folders whose specs clients may name by path."""
+    app = FastAPI(title="Squall", version=API_VERSION, description="Squall's JSON API: every response is "
+                  '{"success", "error_msgs", "data"}; an error\'s data carries the CLI\'s exit code.',
+                  openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
+    app.state.home = home
+    app.state.spec_roots = [root.resolve() for root in spec_roots or []]
+    app.state.failed_sign_ins = FailedSignIns()
+
+    @contextmanager
+    def open_store() -> Iterator[Store]:
+        store = Store(home)
+        try:
+            yield store
+        finally:
+            store.close()
+
+    app.state.open_store = open_store
+    Store(home).close()  # made (and migrated) now: a bad home fails at start, not at the first request
+    envelope.install(app)
+    app.include_router(jobs.router)
+    app.include_router(accounts.router)
+    return app

@@ -1,0 +1,280 @@
+"""``/api/v1/jobs``: submit (a spec with its files uploaded, or a spec the server may read), list, status,
+tasks, logs, cancel, results.
+
+Every route sees only the token's organisation's jobs (a partner token: only
+the jobs it submitted); anything else is 404, as if it did not exist. A job
+submitted here is driven by its own background controller on the server, so
+it runs to its end whatever the client does.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+import tempfile
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel
+
+from squall.errors import InvalidInput, NotFound
+from squall.jobs import JobResult, plan_from_store, shown_status
+from squall.server.auth import principal
+from squall.server.envelope import ERRORS, Envelope, ok
+from squall.store import JobRow, Store
+from squall.tokens import Principal
+from squall.workarea import TaskStatus
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERRORS)
+JobStatus = Literal["pending", "running", "succeeded", "failed", "timeout", "cancelled", "incomplete", "orphaned"]
+MAX_UPLOAD_FILES = 10_000
+
+
+class TaskOut(BaseModel):
+    index: int
+    status: TaskStatus
+    exit_code: int | None
+    wall_time: float | None
+    max_rss_kb: int | None
+    outputs: int | None
+    network_isolated: bool | None
+    stderr_tail: str | None
+    error: str | None
+
+
+class JobOut(BaseModel):
+    id: str
+    name: str
+    status: JobStatus
+    phase: str
+    site: str
+    project: str
+    results: str
+    error: str | None
+    network_isolated: bool | None
+    created_at: float
+    finished_at: float | None
+    cost: dict[str, Any]
+    tasks: list[TaskOut]
+
+
+class JobSummary(BaseModel):
+    id: str
+    name: str
+    site: str
+    status: JobStatus
+    phase: str
+    project: str
+    created_at: float
+    finished_at: float | None
+
+
+class LogOut(BaseModel):
+    job: str
+    task: int
+    stream: Literal["stdout", "stderr"]
+    log: str
+    offset: int  # where the next read starts
+    ended: bool  # nothing more will come
+
+
+class SpecPath(BaseModel):
+    spec_path: str
+    site: str | None = None
+    strategy: Literal["cheapest", "fastest", "greenest", "balanced"] = "balanced"
+
+
+def job_of(store: Store, who: Principal, job_id: str) -> JobRow:
+    """The job, if the token may see it; ``NotFound`` otherwise (another organisation's job does not exist)."""
+    job = store.job(job_id)
+    if job is None or job.org != who.org or (who.role == "partner" and job.user != who.user):
+        raise NotFound(f"job {job_id!r}: no such job")
+    return job
+
+
+def report(store: Store, home: Path, job_id: str) -> dict:
+    result = JobResult.load(store, job_id)
+    return {**result.to_dict(), "status": shown_status(result.job, home)}
+
+
+# submitting ---------------------------------------------------------------------
+
+
+@router.post("", status_code=202, response_model=Envelope[JobOut],
+             summary="Submit a job: its spec (job.yaml) and the files it names, uploaded")
+def submit_upload(request: Request, spec: Annotated[UploadFile, File(description="the job's spec (YAML)")],
+                  files: Annotated[list[UploadFile], File(description="its inputs and script; each filename is "
+                                                                     "its path relative to the spec")] = [],
+                  site: Annotated[str | None, Form()] = None,
+                  strategy: Annotated[Literal["cheapest", "fastest", "greenest", "balanced"], Form()] = "balanced",
+                  who: Principal = Depends(principal)):
+    if len(files) > MAX_UPLOAD_FILES:
+        raise InvalidInput(f"files: at most {MAX_UPLOAD_FILES} files per job")
+    server = request.app.state
+    folder = server.home / "server" / "uploads" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    try:
+        _save(spec, folder / "job.yaml")
+        for upload in files:
+            _save(upload, folder / _relative(upload.filename or ""))
+        return _submit(request, folder / "job.yaml", site, strategy, who)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # a refused job leaves nothing behind
+        raise
+
+
+@router.post("/from-path", status_code=202, response_model=Envelope[JobOut],
+             summary="Submit a job whose spec and files the server reads from a folder it was allowed")
+def submit_path(request: Request, body: SpecPath, who: Principal = Depends(principal)):
+    spec = Path(body.spec_path)
+    roots = request.app.state.spec_roots
+    if not spec.is_absolute() or not any(spec.resolve().is_relative_to(root) for root in roots):
+        raise HTTPException(403, f"spec_path: the server reads specs only under {', '.join(map(str, roots)) or '(none)'}"
+                                 " (squall server --spec-root)")
+    return _submit(request, spec.resolve(), body.site, body.strategy, who)
+
+
+def _submit(request: Request, spec_file: Path, site: str | None, strategy: str, who: Principal):
+    from squall.controllers import spawn_controller
+    from squall.runner import Runner
+    from squall.spec import load_spec
+    from squall.user_config import Defaults
+
+    server = request.app.state
+    resolved = load_spec(str(spec_file))
+    if who.role == "partner":
+        named = resolved.spec.project if "project" in resolved.spec.model_fields_set else who.application
+        if named != who.application:
+            raise InvalidInput(f"project: a partner token submits for its application {who.application!r}, "
+                               f"not {named!r}")
+    config = {"org": who.org, "user": who.user, **({"project": who.application} if who.application else {})}
+    defaults = Defaults(config, Path("the server's token"), {})
+    with server.open_store() as store:
+        runner = Runner(store, server.home)
+        try:
+            plan = runner.submit(resolved, site, server.home / "server" / "results" / who.org, defaults=defaults,
+                                 strategy=strategy)
+        finally:
+            runner.close()
+        spawn_controller(server.home, plan.job_id)
+        return ok(report(store, server.home, plan.job_id), 202)
+
+
+def _relative(name: str) -> PurePosixPath:
+    path = PurePosixPath(name)
+    if not name or path.is_absolute() or ".." in path.parts or "\0" in name or name == "job.yaml":
+        raise InvalidInput(f"files: {name!r} is not a path relative to the spec (nor the spec itself)")
+    return path
+
+
+def _save(upload: UploadFile, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "xb") as handle:
+        shutil.copyfileobj(upload.file, handle, 1 << 20)
+
+
+# reading --------------------------------------------------------------------------
+
+
+@router.get("", response_model=Envelope[list[JobSummary]], summary="The organisation's jobs, newest first")
+def list_jobs(request: Request, who: Principal = Depends(principal),
+              status: JobStatus | None = None, site: str | None = None, project: str | None = None,
+              limit: Annotated[int, Query(ge=1, le=1000)] = 50):
+    home = request.app.state.home
+    with request.app.state.open_store() as store:
+        rows = [j for j in store.jobs(None, site=site, project=project)
+                if j.org == who.org and (who.role != "partner" or j.user == who.user)]
+    shown = [(j, shown_status(j, home)) for j in rows]
+    return ok([{"id": j.id, "name": j.name, "site": j.site, "status": s, "phase": j.phase, "project": j.project,
+                "created_at": j.created_at, "finished_at": j.finished_at}
+               for j, s in shown if status is None or s == status][:limit])
+
+
+@router.get("/{job_id}", response_model=Envelope[JobOut], summary="A job, its tasks and its cost")
+def job_status(request: Request, job_id: str, who: Principal = Depends(principal)):
+    with request.app.state.open_store() as store:
+        return ok(report(store, request.app.state.home, job_of(store, who, job_id).id))
+
+
+@router.get("/{job_id}/tasks", response_model=Envelope[list[TaskOut]], summary="A job's tasks")
+def job_tasks(request: Request, job_id: str, who: Principal = Depends(principal)):
+    with request.app.state.open_store() as store:
+        return ok(report(store, request.app.state.home, job_of(store, who, job_id).id)["tasks"])
+
+
+@router.get("/{job_id}/logs", response_model=Envelope[LogOut],
+            summary="A task's output from an offset: live from the site while it runs, from the results after")
+def job_logs(request: Request, job_id: str, who: Principal = Depends(principal),
+             task: Annotated[int, Query(ge=0)] = 0, stream: Literal["stdout", "stderr"] = "stdout",
+             offset: Annotated[int, Query(ge=0)] = 0):
+    from squall.sites import open_site
+    from squall.task_logs import log_chunk
+
+    home = request.app.state.home
+    with request.app.state.open_store() as store:
+        job = job_of(store, who, job_id)
+        tasks = store.tasks(job.id)
+        if task >= len(tasks):
+            raise InvalidInput(f"task: job {job.id} has tasks 0..{len(tasks) - 1}, not {task}")
+        site = open_site(job.site, home, store)
+        try:
+            chunk, ended = log_chunk(store, site, plan_from_store(job, tasks, store.store_id), task, stream, offset)
+        finally:
+            site.close()
+    return ok({"job": job.id, "task": task, "stream": stream, "log": chunk.decode(errors="replace"),
+               "offset": offset + len(chunk), "ended": ended})
+
+
+@router.post("/{job_id}/cancel", status_code=202, response_model=Envelope[JobOut],
+             summary="Ask a job to stop: its tasks are killed, finished outputs collected, everything removed")
+def cancel(request: Request, job_id: str, who: Principal = Depends(principal)):
+    from squall.controllers import spawn_controller
+    from squall.locks import controller_alive
+
+    home = request.app.state.home
+    with request.app.state.open_store() as store:
+        job = job_of(store, who, job_id)
+        if not job.finished:
+            store.update_job(job.id, cancel_requested=True)
+            store.record(job.id, job.phase, "cancel-requested", user=who.user)
+            if not controller_alive(home, job.id):
+                spawn_controller(home, job.id)  # nobody drives it: a controller does the clean-up
+        return ok(report(store, home, job.id), 202)
+
+
+# results ----------------------------------------------------------------------------
+
+
+@router.get("/{job_id}/results", summary="The job's results folder as a .tar.gz archive",
+            response_class=StreamingResponse, responses={200: {"content": {"application/gzip": {}}}})
+def results_archive(request: Request, job_id: str, who: Principal = Depends(principal)):
+    folder = _results(request, who, job_id)
+    spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+    with tarfile.open(fileobj=spool, mode="w:gz") as archive:
+        archive.add(folder, arcname=folder.name)
+    spool.seek(0)
+    return StreamingResponse(iter(lambda: spool.read(1 << 20), b""), media_type="application/gzip",
+                             headers={"Content-Disposition": f'attachment; filename="{folder.name}.tar.gz"'})
+
+
+@router.get("/{job_id}/results/{path:path}", summary="One file of the job's results",
+            response_class=FileResponse, responses={200: {"content": {"application/octet-stream": {}}}})
+def result_file(request: Request, job_id: str, path: str, who: Principal = Depends(principal)):
+    folder = _results(request, who, job_id).resolve()
+    target = (folder / path).resolve()
+    if not target.is_relative_to(folder) or not target.is_file():
+        raise NotFound(f"results of job {job_id}: no file {path!r}")
+    return FileResponse(target)
+
+
+def _results(request: Request, who: Principal, job_id: str) -> Path:
+    with request.app.state.open_store() as store:
+        job = job_of(store, who, job_id)
+    folder = Path(job.results_dir)
+    if not folder.is_dir():
+        raise NotFound(f"job {job_id}: no results yet", hint="they arrive as the job's tasks are collected")
+    return folder
+

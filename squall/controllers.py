@@ -1,0 +1,16 @@
+"""Background controllers: a job driven by its own process (``squall job attach``), in its own session, so
+it outlives whatever started it (``job run --detach``, the server's request)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def spawn_controller(home: Path, job_id: str) -> None:
+    log_dir = home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / f"{job_id}.log", "ab") as log:
+        subprocess.Popen([sys.executable, "-m", "squall.cli.main", "--home", str(home), "job", "attach", job_id],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)

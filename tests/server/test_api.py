@@ -1,0 +1,152 @@
+"""The v1 API in process (FastAPI's TestClient over the real app, the real store, real background
+controllers on the local site): the envelope, tokens and roles, organisation isolation, and the example
+job submitted with its inputs uploaded giving the local run's checksums."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import sqlite3
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from squall.server.app import create_app
+from squall.server.auth import FAILURES
+from squall.store import Store
+from squall.tokens import create
+from tests.conftest import EXAMPLE
+
+
+@pytest.fixture
+def server(tmp_path):
+    home = tmp_path / "home"
+    app = create_app(home)
+    store = Store(home)
+    tokens = {name: create(store, user, org, role, application)[0] for name, user, org, role, application in (
+        ("a_admin", "ana", "acme", "admin", None), ("a_member", "bo", "acme", "member", None),
+        ("a_partner", "portal", "acme", "partner", "wind-energy"), ("a_partner2", "other", "acme", "partner", "solar"),
+        ("b_member", "cy", "bravo", "member", None))}
+    store.close()
+    with TestClient(app) as client:
+        client.home, client.tokens = home, tokens
+        yield client
+
+
+def auth(client, who: str) -> dict:
+    return {"Authorization": f"Bearer {client.tokens[who]}"}
+
+
+def upload_example(client, who: str, **form):
+    files = [("spec", ("job.yaml", (EXAMPLE / "job.yaml").read_bytes()))]
+    for path in sorted((EXAMPLE / "data").iterdir()) + [EXAMPLE / "wind_stats.py"]:
+        files.append(("files", (str(path.relative_to(EXAMPLE)), path.read_bytes())))
+    return client.post("/api/v1/jobs", files=files, data=form, headers=auth(client, who))
+
+
+def wait_done(client, who: str, job_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}", headers=auth(client, who)).json()["data"]
+        if job["phase"] == "done":
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and "meta" not in p.relative_to(folder).parts and p.name != "job.json"}
+
+
+def store_counts(home: Path) -> tuple:
+    with sqlite3.connect(home / "squall.db") as db:
+        return tuple(db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("jobs", "journal", "tokens"))
+
+
+def assert_envelope(response, success: bool) -> dict:
+    body = response.json()
+    assert set(body) == {"success", "error_msgs", "data"}, body
+    assert body["success"] is success and isinstance(body["error_msgs"], list)
+    if not success:
+        assert body["error_msgs"] and isinstance(body["data"]["exit_code"], int)
+    return body
+
+
+def test_no_token_or_a_bad_one_is_401_in_the_envelope_and_failures_are_rate_limited(server):
+    assert_envelope(server.get("/api/v1/jobs"), False)
+    assert server.get("/api/v1/jobs").status_code == 401
+    forged = server.tokens["a_member"][:-4] + "AAAA"
+    for _ in range(FAILURES):
+        response = server.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"})
+        assert response.status_code == 401 and forged not in response.text
+    blocked = server.get("/api/v1/me", headers=auth(server, "a_member"))  # even a good token, from this client
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+    assert_envelope(blocked, False)
+
+
+def test_the_example_uploaded_gives_the_local_runs_checksums(server, squall):
+    local = squall.json("job", "run", str(EXAMPLE / "job.yaml"))[1]
+    submitted = upload_example(server, "a_member")
+    assert submitted.status_code == 202, submitted.text
+    job = assert_envelope(submitted, True)["data"]
+    assert job["project"] == "wind-energy" and len(job["tasks"]) == 4
+    done = wait_done(server, "a_member", job["id"])
+    assert done["status"] == "succeeded", done
+    assert digests(Path(done["results"])) == digests(Path(local["results"]))
+    archive = server.get(f"/api/v1/jobs/{job['id']}/results", headers=auth(server, "a_member"))
+    with tarfile.open(fileobj=io.BytesIO(archive.content), mode="r:gz") as tar:
+        names = tar.getnames()
+    assert f"{job['id']}/task-0/summary.csv" in names
+    one = server.get(f"/api/v1/jobs/{job['id']}/results/task-0/summary.csv", headers=auth(server, "a_member"))
+    assert one.content == (Path(local["results"]) / "task-0" / "summary.csv").read_bytes()
+    log = server.get(f"/api/v1/jobs/{job['id']}/logs", params={"task": 1}, headers=auth(server, "a_member"))
+    assert assert_envelope(log, True)["data"]["ended"] is True
+    listed = server.get("/api/v1/jobs", params={"status": "succeeded"}, headers=auth(server, "a_admin")).json()
+    assert [j["id"] for j in listed["data"]] == [job["id"]]
+
+
+def test_another_organisation_sees_nothing_and_every_refusal_changes_nothing(server):
+    job = upload_example(server, "a_member").json()["data"]
+    wait_done(server, "a_member", job["id"])
+    before = store_counts(server.home)
+    for method, path in (("get", ""), ("get", "/tasks"), ("get", "/logs"), ("get", "/results"),
+                         ("get", "/results/task-0/summary.csv"), ("post", "/cancel")):
+        response = getattr(server, method)(f"/api/v1/jobs/{job['id']}{path}", headers=auth(server, "b_member"))
+        assert response.status_code == 404, (path, response.text)
+        assert_envelope(response, False)
+    assert server.get("/api/v1/jobs", headers=auth(server, "b_member")).json()["data"] == []
+    assert server.get("/api/v1/jobs", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert server.get("/api/v1/sites", headers=auth(server, "a_member")).status_code == 403
+    assert store_counts(server.home) == before
+
+
+def test_a_partner_submits_for_its_application_only_and_reads_no_one_elses_data(server):
+    mine = upload_example(server, "a_partner")  # the example's project is wind-energy: this partner's
+    assert mine.status_code == 202, mine.text
+    wait_done(server, "a_partner", mine.json()["data"]["id"])
+    refused = upload_example(server, "a_partner2")
+    assert refused.status_code == 422 and "project" in refused.json()["error_msgs"][0]
+    other = server.get(f"/api/v1/jobs/{mine.json()['data']['id']}", headers=auth(server, "a_partner2"))
+    assert other.status_code == 404
+    assert server.get("/api/v1/usage", headers=auth(server, "a_partner")).status_code == 403
+    usage = server.get("/api/v1/usage", headers=auth(server, "a_member"))
+    assert [r["job"] for r in usage.json()["data"]] == [mine.json()["data"]["id"]]
+
+
+def test_bad_input_names_the_field_and_leaves_nothing(server):
+    before = store_counts(server.home)
+    response = upload_example(server, "a_member", strategy="richest")
+    assert response.status_code == 422 and "strategy" in response.json()["error_msgs"][0]
+    escape = server.post("/api/v1/jobs", headers=auth(server, "a_member"),
+                         files=[("spec", ("job.yaml", (EXAMPLE / "job.yaml").read_bytes())),
+                                ("files", ("../../etc/x", b"x"))])
+    assert escape.status_code == 422 and "files" in escape.json()["error_msgs"][0]
+    by_path = server.post("/api/v1/jobs/from-path", json={"spec_path": str(EXAMPLE / "job.yaml")},
+                          headers=auth(server, "a_member"))
+    assert by_path.status_code == 403  # no --spec-root given
+    assert store_counts(server.home) == before
+    assert list((server.home / "server" / "uploads").iterdir()) == []

@@ -1,11 +1,11 @@
 """The local transport (``squall.sites.transport``): this machine, its job folders under the Squall home.
 
 The runtime is the package's own file, so there is nothing to install or
-check. Calls that only read and write files (stage, read, poll, stop, list)
-run the runtime's functions in this process; calls that start processes
-(start, image) run it as a child with a clean environment in its own
-session, under ``uninterrupted()``: a Ctrl-C never cuts a start between
-launching a task and recording it. Inputs whose digest is already known are
+check. Its functions run in this process (stage, read, poll, start, stop,
+list), the runtimes they start get a clean environment, and a start runs
+under ``uninterrupted()``: a Ctrl-C never cuts it between launching a task
+and recording it. Loading an image runs the runtime as a child in its own
+session. Inputs whose digest is already known are
 copied by the kernel; the others are copied and hashed in one pass, several
 files at once. Outputs are moved into the results folder (copied across file
 systems), each checked against the runtime's manifest. Waiting for a state
@@ -61,10 +61,13 @@ class LocalHost(Transport):
             return {"folders": runtime.job_folders(rest[0]), "jobs": []}
         if command == "peers":
             return runtime.peer_keys(rest[0], rest[1], json.loads(stdin or b"{}"))
+        if command == "start":
+            with uninterrupted():  # every runtime started is recorded before a signal is acted on
+                return runtime.start(rest[0], [int(i) for i in rest[1:]], env=_runtime_env())
         return self._child(args, stdin)
 
     def _child(self, args: tuple[str, ...], stdin: bytes | None) -> dict:
-        env = {key: os.environ[key] for key in RUNTIME_ENV if key in os.environ}
+        env = _runtime_env()
         with uninterrupted():
             done = subprocess.run([sys.executable, "-I", "-S", str(runtime_path()), *args], input=stdin or b"",
                                   env=env, capture_output=True, start_new_session=True)
@@ -184,6 +187,10 @@ class LocalHost(Transport):
         finally:
             for fd in descriptors:
                 os.close(fd)
+
+
+def _runtime_env() -> dict[str, str]:
+    return {key: os.environ[key] for key in RUNTIME_ENV if key in os.environ}
 
 
 def _copy_checked(source: Path, target: Path, digests: SourceDigests) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import asyncio
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import AsyncIterator, Iterator
 
 from fastapi import FastAPI
 
-from squall.server import accounts, envelope, jobs
+from squall.server import accounts, envelope, events, jobs
 from squall.server.auth import FailedSignIns
 from squall.store import Store
 
@@ -17,7 +18,13 @@ API_VERSION = "1"
 
 def create_app(home: Path, spec_roots: list[Path] | None = None) -> FastAPI:
     """The server over the Squall home ``home``; ``spec_roots``: folders whose specs clients may name by path."""
-    app = FastAPI(title="Squall", version=API_VERSION, description="Squall's JSON API: every response is "
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        follower = asyncio.create_task(app.state.events.follow())
+        yield
+        follower.cancel()
+
+    app = FastAPI(lifespan=lifespan, title="Squall", version=API_VERSION, description="Squall's JSON API: every response is "
                   '{"success", "error_msgs", "data"}; an error\'s data carries the CLI\'s exit code.',
                   openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
     app.state.home = home
@@ -34,7 +41,9 @@ def create_app(home: Path, spec_roots: list[Path] | None = None) -> FastAPI:
 
     app.state.open_store = open_store
     Store(home).close()  # made (and migrated) now: a bad home fails at start, not at the first request
+    app.state.events = events.EventHub(home)
     envelope.install(app)
     app.include_router(jobs.router)
+    app.include_router(events.router)
     app.include_router(accounts.router)
     return app

@@ -91,9 +91,12 @@ def final_status(tasks: list[TaskRow], cancelled: bool, error: str | None) -> st
 
 
 def settle_job(store: Store, job_id: str) -> None:
+    """Settle the finished job and journal what it cost (a live client sees the cost before the end)."""
     from squall.money.settlement import settle_job as settle  # the money package imports this one's neighbours
 
-    settle(store, job_id)
+    record = settle(store, job_id)
+    if record is not None:
+        store.record(job_id, "money", "settled", cost=record["cost"], emissions_gco2e=record["emissions_gco2e"])
 
 
 def close_job(store: Store, job_id: str, error: str | None, cancelled: bool) -> str:
@@ -111,8 +114,8 @@ def close_job(store: Store, job_id: str, error: str | None, cancelled: bool) -> 
     isolated = [t.network_isolated for t in tasks if t.network_isolated is not None]
     store.update_job(job_id, phase="done", status=status, error=error, finished_at=time.time(),
                      network_isolated=all(isolated) if isolated else None)
-    store.record(job_id, "done", status, error=error)
     settle_job(store, job_id)
+    store.record(job_id, "done", status, error=error)
     results_dir = Path(store.job(job_id).results_dir)  # type: ignore[union-attr]
     if results_dir.is_dir() and not write_report(results_dir, JobResult.load(store, job_id).to_dict()):
         store.record(job_id, "done", "report-not-written", path=str(results_dir / "job.json"))
@@ -122,8 +125,8 @@ def close_job(store: Store, job_id: str, error: str | None, cancelled: bool) -> 
 def cancel_unstarted(store: Store, job_id: str, reason: str) -> None:
     """End a job that never reached ``up`` (nothing exists for it) as cancelled, saying why."""
     store.update_job(job_id, phase="done", status=TaskStatus.CANCELLED, error=reason, finished_at=time.time())
-    store.record(job_id, "done", TaskStatus.CANCELLED, error=reason)
     settle_job(store, job_id)  # releases its holds: nothing ran, nothing is charged
+    store.record(job_id, "done", TaskStatus.CANCELLED, error=reason)
 
 
 ORPHANED = "orphaned"  # shown, never stored: a job in progress whose controller process is gone

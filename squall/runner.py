@@ -347,9 +347,8 @@ class Runner:
                 "network_isolated": s.network_isolated,
                 "error": s.error,
             }
-            if s.final:
-                self.store.record(plan.job_id, "monitor", "task", index=s.index, state=s.state, exit_code=s.exit_code,
-                                  error=s.error)
+            self.store.record(plan.job_id, "monitor", "task", index=s.index, state=s.state, exit_code=s.exit_code,
+                              error=s.error)  # each change of state (live events follow the journal)
         if changed:
             self.store.update_tasks(plan.job_id, changed)
 

@@ -5,6 +5,7 @@ job submitted with its inputs uploaded giving the local run's checksums."""
 from __future__ import annotations
 
 import hashlib
+import json
 import io
 import sqlite3
 import tarfile
@@ -150,3 +151,42 @@ def test_bad_input_names_the_field_and_leaves_nothing(server):
     assert by_path.status_code == 403  # no --spec-root given
     assert store_counts(server.home) == before
     assert list((server.home / "server" / "uploads").iterdir()) == []
+
+
+def sse(response, stop) -> list[dict]:
+    """Events read from a server-sent event stream until ``stop(event)``."""
+    events, current = [], {}
+    for line in response.iter_lines():
+        if line.startswith(("id:", "event:", "data:")):
+            key, _, value = line.partition(": ")
+            current[key.rstrip(":")] = value
+        elif not line and current:
+            events.append({**json.loads(current["data"]), "id": int(current["id"]), "name": current["event"]})
+            current = {}
+            if stop(events[-1]):
+                break
+    return events
+
+
+def test_a_jobs_events_stream_live_resume_from_an_id_and_stay_in_the_organisation(server):
+    from squall.server.events import read_after
+
+    job = upload_example(server, "a_member").json()["data"]
+    with server.stream("GET", f"/api/v1/jobs/{job['id']}/events", headers=auth(server, "a_member")) as live:
+        assert live.headers["content-type"].startswith("text/event-stream")
+        events = sse(live, lambda e: False)  # the stream ends with the job
+    names = [e["name"] for e in events]
+    assert names[-1] == "done.succeeded" and "money.settled" in names and "launch.begin" in names
+    states = {(e["detail"]["index"], e["detail"]["state"]) for e in events if e["name"] == "monitor.task"}
+    assert {(i, "succeeded") for i in range(4)} <= states
+    assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+    middle = events[len(events) // 2]["id"]
+    headers = {**auth(server, "a_member"), "Last-Event-ID": str(middle)}
+    with server.stream("GET", f"/api/v1/jobs/{job['id']}/events", headers=headers) as resumed:
+        again = sse(resumed, lambda e: False)
+    assert again == [e for e in events if e["id"] > middle]
+    with server.stream("GET", "/api/v1/events", params={"after": 0}, headers=auth(server, "a_admin")) as org:
+        seen = sse(org, lambda e: e["name"].startswith("done."))
+    assert {e["job"] for e in seen} == {job["id"]}
+    assert server.get(f"/api/v1/jobs/{job['id']}/events", headers=auth(server, "b_member")).status_code == 404
+    assert read_after(server.home, 0, org="bravo") == []

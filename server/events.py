@@ -1,0 +1,164 @@
+"""Live events as server-sent events: every journal entry of a job — each lifecycle transition, each task's
+state, the cost once settled — as it is written; one stream per job (``/jobs/{id}/events``) and one per
+organisation (``/events``).
+
+An event's id is the journal's sequence number, so a client that reconnects
+with ``Last-Event-ID`` (or ``?after=``) misses nothing: what was written
+meanwhile is read back first. One reader (``EventHub``) follows the journal
+for the whole server and hands each new entry to the streams that want it, so
+the store is read once per interval whatever the number of clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+
+from squall.server.auth import principal
+from squall.server.envelope import ERRORS
+from squall.server.jobs import job_of
+from squall.tokens import Principal
+
+INTERVAL = 0.25  # seconds between reads of the journal
+KEEPALIVE = 15.0  # seconds of silence before a comment line keeps proxies from closing the stream
+ENDS = {("down", "kept")}  # a job whose outputs wait for ``attach``; phase ``done`` ends every other
+
+router = APIRouter(prefix="/api/v1", tags=["events"], responses=ERRORS)
+SSE = {200: {"content": {"text/event-stream": {}}, "description": "server-sent events; id = journal sequence"}}
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    at: float
+    job: str
+    org: str
+    user: str
+    phase: str
+    event: str
+    detail: dict
+
+    def sse(self) -> str:
+        data = {"job": self.job, "phase": self.phase, "event": self.event, "at": self.at, "detail": self.detail}
+        return f"id: {self.seq}\nevent: {self.phase}.{self.event}\ndata: {json.dumps(data, default=str)}\n\n"
+
+    @property
+    def ends_job(self) -> bool:
+        return self.phase == "done" or (self.phase, self.event) in ENDS
+
+
+def read_after(home: Path, after: int, job_id: str | None = None, org: str | None = None,
+               limit: int = 1000) -> list[Event]:
+    """Journal entries of jobs after ``after``, oldest first (read-only, its own connection)."""
+    clauses, values = ["j.seq > ?"], [after]
+    if job_id is not None:
+        clauses.append("j.job_id = ?")
+        values.append(job_id)
+    if org is not None:
+        clauses.append("jobs.org = ?")
+        values.append(org)
+    with sqlite3.connect(f"{(home / 'squall.db').as_uri()}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT j.seq, j.ts, j.job_id, jobs.org, jobs.user, j.phase, j.event, j.detail "
+                          "FROM journal j JOIN jobs ON jobs.id = j.job_id WHERE " + " AND ".join(clauses)
+                          + " ORDER BY j.seq LIMIT ?", (*values, limit)).fetchall()
+    return [Event(*row[:7], json.loads(row[7])) for row in rows]
+
+
+def last_seq(home: Path) -> int:
+    with sqlite3.connect(f"{(home / 'squall.db').as_uri()}?mode=ro", uri=True) as db:
+        return db.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()[0]
+
+
+class EventHub:
+    """Follows the journal once for every stream of this server."""
+
+    def __init__(self, home: Path):
+        self.home = home
+        self.cursor = last_seq(home)
+        self.streams: set[tuple[asyncio.Queue, Callable[[Event], bool]]] = set()
+
+    async def follow(self) -> None:
+        while True:
+            await asyncio.sleep(INTERVAL)
+            if not self.streams:
+                self.cursor = await asyncio.to_thread(last_seq, self.home)
+                continue
+            events = await asyncio.to_thread(read_after, self.home, self.cursor)
+            for event in events:
+                for queue, wanted in list(self.streams):
+                    if wanted(event):
+                        queue.put_nowait(event)
+            if events:
+                self.cursor = events[-1].seq
+
+    def subscribe(self, wanted: Callable[[Event], bool]) -> tuple[asyncio.Queue, Callable[[Event], bool]]:
+        entry = (asyncio.Queue(), wanted)
+        self.streams.add(entry)
+        return entry
+
+    def unsubscribe(self, entry) -> None:
+        self.streams.discard(entry)
+
+
+def _after(request: Request, after: int | None) -> int:
+    given = request.headers.get("last-event-id")
+    return int(given) if given and given.isdigit() else (after or 0)
+
+
+async def _stream(request: Request, after: int, wanted: Callable[[Event], bool], backlog: Callable[[int], list],
+                  job_id: str | None) -> AsyncIterator[str]:
+    hub: EventHub = request.app.state.events
+    entry = hub.subscribe(wanted)  # before the backlog is read: nothing falls between the two
+    try:
+        for event in await asyncio.to_thread(backlog, after):
+            yield event.sse()
+            after = event.seq
+            if job_id and event.ends_job:
+                return
+        while not await request.is_disconnected():
+            try:
+                event = await asyncio.wait_for(entry[0].get(), KEEPALIVE)
+            except asyncio.TimeoutError:
+                yield ": keepalive\n\n"
+                continue
+            if event.seq <= after:
+                continue
+            yield event.sse()
+            after = event.seq
+            if job_id and event.ends_job:
+                return
+    finally:
+        hub.unsubscribe(entry)
+
+
+@router.get("/jobs/{job_id}/events", response_class=StreamingResponse, responses=SSE,
+            summary="A job's events as they happen (server-sent events); ends when the job does")
+async def job_events(request: Request, job_id: str, after: int | None = None, who: Principal = Depends(principal)):
+    with request.app.state.open_store() as store:
+        job_of(store, who, job_id)
+    home = request.app.state.home
+    return StreamingResponse(_stream(request, _after(request, after), lambda e: e.job == job_id,
+                                     lambda seq: read_after(home, seq, job_id=job_id), job_id),
+                             media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/events", response_class=StreamingResponse, responses=SSE,
+            summary="Every event of the organisation's jobs (a partner token: its own jobs') as they happen")
+async def org_events(request: Request, after: int | None = None, who: Principal = Depends(principal)):
+    home = request.app.state.home
+
+    def wanted(event: Event) -> bool:
+        return event.org == who.org and (who.role != "partner" or event.user == who.user)
+
+    def backlog(seq: int) -> list[Event]:
+        return [e for e in read_after(home, seq, org=who.org) if wanted(e)]
+
+    return StreamingResponse(_stream(request, _after(request, after), wanted, backlog, None),
+                             media_type="text/event-stream", headers={"Cache-Control": "no-store"})

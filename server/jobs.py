@@ -21,7 +21,8 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel
 
 from squall.errors import InvalidInput, NotFound
-from squall.jobs import JobResult, plan_from_store, shown_status
+from squall.jobs import plan_from_store, shown_status
+from squall.reports import job_report
 from squall.server.auth import principal
 from squall.server.envelope import ERRORS, Envelope, ok
 from squall.store import JobRow, Store
@@ -45,6 +46,13 @@ class TaskOut(BaseModel):
     error: str | None
 
 
+class JournalOut(BaseModel):
+    ts: float
+    phase: str
+    event: str
+    detail: dict[str, Any]
+
+
 class JobOut(BaseModel):
     id: str
     name: str
@@ -59,6 +67,10 @@ class JobOut(BaseModel):
     finished_at: float | None
     cost: dict[str, Any]
     tasks: list[TaskOut]
+    hint: str | None = None  # what to do about it (an orphaned job: attach)
+    journal: list[JournalOut] | None = None  # every lifecycle transition (?journal=true)
+    exit_code: int  # what 'squall job status' exits with for this job
+    network_isolation: str  # whether the payload was cut off the network, in words
 
 
 class JobSummary(BaseModel):
@@ -95,9 +107,11 @@ def job_of(store: Store, who: Principal, job_id: str) -> JobRow:
     return job
 
 
-def report(store: Store, home: Path, job_id: str) -> dict:
-    result = JobResult.load(store, job_id)
-    return {**result.to_dict(), "status": shown_status(result.job, home)}
+def report(store: Store, home: Path, job_id: str, journal: bool = False) -> dict:
+    """The CLI's report of the job, with the exit code it means and its isolation in words (what a client
+    needs to show it as the CLI does)."""
+    found = job_report(store, home, job_id, journal)
+    return {**found.data, "exit_code": found.exit_code, "network_isolation": found.isolation}
 
 
 # submitting ---------------------------------------------------------------------
@@ -194,9 +208,9 @@ def list_jobs(request: Request, who: Principal = Depends(principal),
 
 
 @router.get("/{job_id}", response_model=Envelope[JobOut], summary="A job, its tasks and its cost")
-def job_status(request: Request, job_id: str, who: Principal = Depends(principal)):
+def job_status(request: Request, job_id: str, journal: bool = False, who: Principal = Depends(principal)):
     with request.app.state.open_store() as store:
-        return ok(report(store, request.app.state.home, job_of(store, who, job_id).id))
+        return ok(report(store, request.app.state.home, job_of(store, who, job_id).id, journal))
 
 
 @router.get("/{job_id}/tasks", response_model=Envelope[list[TaskOut]], summary="A job's tasks")

@@ -23,8 +23,8 @@ from squall.errors import ExitCode, Interrupted
 def attach_cmd(ctx: click.Context, app: App, job_id: str, results: str | None) -> None:
     """Resume a job whose controller died or whose outputs could not be collected: monitor, collect, clean up."""
     from squall.cli.progress import reporter_for
-    from squall.jobs import JobResult
     from squall.notify import Notifier
+    from squall.reports import job_report
     from squall.runner import Runner
 
     job_id = load_job(app, job_id).id  # a unique prefix names the job too
@@ -34,8 +34,8 @@ def attach_cmd(ctx: click.Context, app: App, job_id: str, results: str | None) -
     with reporter_for(app.quiet) as reporter:
         runner.reporter = reporter
         try:
-            result = runner.drive(job_id)
+            runner.drive(job_id)
         except Interrupted:
-            show_result(app, JobResult.load(app.store, job_id))
+            show_result(app, job_report(app.store, app.home, job_id))
             ctx.exit(int(ExitCode.INTERRUPTED))
-    ctx.exit(show_result(app, result))
+    ctx.exit(show_result(app, job_report(app.store, app.home, job_id)))

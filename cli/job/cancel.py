@@ -25,9 +25,9 @@ def cancel_cmd(ctx: click.Context, app: App, job_id: str, wait_seconds: float) -
     is still stopping after --wait seconds.
     """
     from squall.cli.progress import reporter_for
-    from squall.jobs import JobResult
     from squall.locks import controller_alive
     from squall.notify import Notifier
+    from squall.reports import job_report
     from squall.runner import Runner
 
     job = load_job(app, job_id)
@@ -42,9 +42,8 @@ def cancel_cmd(ctx: click.Context, app: App, job_id: str, wait_seconds: float) -
         else:  # nobody drives the job: do the clean-up here
             with reporter_for(app.quiet) as reporter:
                 Runner(app.store, app.home, reporter, Notifier(app.store, app.defaults.config)).drive(job_id)
-    result = JobResult.load(app.store, job_id)
-    show_result(app, result)
-    if not result.job.finished:
+    show_result(app, job_report(app.store, app.home, job_id))
+    if not app.store.job(job_id).finished:
         app.say(f"job {job_id} is still stopping after {wait_seconds:g} s; 'squall job status {job_id}' follows it",
                 err=True)
         ctx.exit(int(ExitCode.JOB_FAILED))

@@ -6,42 +6,16 @@ import time
 
 from squall.cli.context import App
 from squall.cli.tables import print_table
-from squall.errors import ExitCode, InvalidInput, NotFound
+from squall.errors import InvalidInput, NotFound
 
 
-def show_result(app: App, result, journal: list | None = None) -> int:
-    """Print a ``JobResult``; return the exit code its status means."""
-    from squall.jobs import ORPHANED, shown_status
-
-    data = result.to_dict()
-    data["status"] = shown_status(result.job, app.home)
-    if data["status"] == ORPHANED:
-        data["hint"] = f"no controller drives this job: 'squall job attach {data['id']}' resumes it"
-    if journal is not None:
-        data["journal"] = [
-            {"ts": e.ts, "phase": e.phase, "event": e.event, "detail": e.detail} for e in journal
-        ]
+def show_result(app: App, report) -> int:
+    """Print a ``JobReport`` (``squall.reports``); return the exit code its status means."""
     if app.json:
-        app.emit(data)
+        app.emit(report.data)
     else:
-        _show_text(app, data, _isolation_text(result.job.spec, data["network_isolated"]))
-    if data["status"] in ("pending", "running", "succeeded", ORPHANED):
-        return int(ExitCode.OK)
-    if data["status"] == "incomplete":  # outputs wait at the site for 'job attach'
-        return int(ExitCode.OUTPUTS_KEPT)
-    return result.site_exit_code or int(ExitCode.JOB_FAILED)
-
-
-def _isolation_text(spec: dict, isolated: bool | None) -> str:
-    """Whether the payload was cut off the network, and why not where it was not."""
-    if isolated is None:
-        return "unknown"
-    if isolated:
-        return "yes"
-    resources = spec.get("resources") or {}
-    if spec.get("mpi") or resources.get("nodes", 1) > 1 or resources.get("tasks_per_node", 1) > 1:
-        return "no (the task's processes talk over the network)"
-    return "no (not permitted here)"
+        _show_text(app, report.data, report.isolation)
+    return report.exit_code
 
 
 def _show_text(app: App, data: dict, isolation: str) -> None:

@@ -37,8 +37,9 @@ def run_cmd(
     """Run the job described by SPEC: plan, up, stage, launch, monitor, collect, down."""
     from squall.cli.progress import reporter_for
     from squall.controllers import spawn_controller
-    from squall.jobs import JobResult, new_job_id
+    from squall.jobs import new_job_id
     from squall.notify import Notifier
+    from squall.reports import job_report
     from squall.runner import Runner
     from squall.spec import load_spec
 
@@ -62,7 +63,7 @@ def run_cmd(
                 raise Interrupted() from None
             runner.close_unstarted(job_id)
             interrupted = True
-    code = show_result(app, JobResult.load(app.store, job_id))
+    code = show_result(app, job_report(app.store, app.home, job_id))
     ctx.exit(int(ExitCode.INTERRUPTED) if interrupted else code)
 
 

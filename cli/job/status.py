@@ -16,7 +16,7 @@ from squall.cli.job.render import load_job, show_result
 @click.pass_context
 def status_cmd(ctx: click.Context, app: App, job_id: str) -> None:
     """Show a job, its tasks, and every lifecycle transition with its time."""
-    from squall.jobs import JobResult
+    from squall.reports import job_report
 
     job_id = load_job(app, job_id, app.reader).id  # a unique prefix names the job too
-    ctx.exit(show_result(app, JobResult.load(app.reader, job_id), journal=app.reader.journal(job_id)))
+    ctx.exit(show_result(app, job_report(app.reader, app.home, job_id, journal=True)))

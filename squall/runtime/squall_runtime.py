@@ -958,8 +958,43 @@ def squall_slurm_jobs():
     return jobs
 
 
+def serve():
+    """Answer agent calls one after another over one connection: a request is a line of JSON
+    (``{"args": [...], "stdin": base64 or null}``), its answer a line of JSON (``{"code", "out", "err"}``).
+
+    The controller keeps one such process per host instead of a new SSH
+    session and interpreter per call. ``run`` is not served: tasks are started
+    detached by ``start``.
+    """
+    import io
+
+    # the protocol keeps its own copies of stdin and stdout; what a command's children inherit is /dev/null,
+    # so nothing they print or read can mix with a request or an answer
+    requests, answers = os.fdopen(os.dup(0), "r"), os.fdopen(os.dup(1), "w")
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    for line in requests:
+        request = json.loads(line)
+        args, data = request["args"], base64.b64decode(request.get("stdin") or "")
+        out, err = io.StringIO(), io.StringIO()
+        saved = sys.stdin, sys.stdout, sys.stderr
+        sys.stdin, sys.stdout, sys.stderr = io.TextIOWrapper(io.BytesIO(data)), out, err
+        try:
+            code = 2 if args[:1] in (["run"], ["serve"]) else main(args)
+        except Exception as exc:  # an agent call's own failure is its answer; the loop goes on
+            code, err = 1, io.StringIO("%s: %s" % (type(exc).__name__, exc))
+        finally:
+            sys.stdin, sys.stdout, sys.stderr = saved
+        answers.write(json.dumps({"code": code, "out": out.getvalue(), "err": err.getvalue()}) + "\n")
+        answers.flush()
+    return 0
+
+
 def main(argv=None):
     args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["serve"] and argv is None:
+        return serve()
     if args == ["version"]:
         print(RUNTIME_VERSION)
         return 0

@@ -96,6 +96,7 @@ class AssembledSite(Site):
             if spec.image_archive:
                 archive_engine(self.name, spec.runtime, allowed)
         self.provisioner.check(plan)
+        self.executor.prefetch(plan)
         facts = {host.name: fact for host, fact in each_host(lambda h, _: h.facts(),
                                                              {h: None for h in self.hosts}).items()}
         for host in self.hosts:

@@ -37,6 +37,9 @@ class Executor(ABC):
     @abstractmethod
     def max_duration(self, plan: JobPlan) -> float: ...
 
+    def prefetch(self, plan: JobPlan) -> None:
+        """Start asking, in the background, what ``quote`` will need (called as the site is checked)."""
+
     @abstractmethod
     def placement(self, plan: JobPlan) -> dict[int, Transport]:
         """The host that holds each task's folder; deterministic, so a resumed controller finds the same."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import posixpath
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class RemoteHost(Transport):
         super().__init__(name, work_root, declared)
         self.ssh = ssh
         self._home: str | None = None
+        self._asking_home = threading.Lock()
 
     def __str__(self) -> str:
         return f"{self.name} ({self.ssh.user}@{self.ssh.host}:{self.ssh.port})"
@@ -41,19 +43,28 @@ class RemoteHost(Transport):
     # paths and the agent ------------------------------------------------
 
     def runtime(self, retry: bool = True) -> str:
-        if self._home is None:
-            self._home = self.ssh.run(["printenv", "HOME"], retry=retry).strip()
+        with self._asking_home:  # threads asking ahead and the host check share one answer
+            if self._home is None:
+                home = self.ssh.run(["printenv", "HOME"], retry=retry).strip()
+                if not home.startswith("/"):
+                    raise SquallError(f"host {self}: the account's HOME is {home!r}, not a folder")
+                self._home = home
         return f"{self._home}/{RUNTIME}"
 
     def agent(self, *args: str, stdin: bytes | None = None, retry: bool = True) -> dict:
-        return json.loads(self.ssh.run(["python3", self.runtime(retry), *args], stdin=stdin, retry=retry))
+        """One call of the runtime's agent, kept running on the host between calls (``runtime serve``)."""
+        return json.loads(self.ssh.call(["python3", "-I", "-S", self.runtime(retry), "serve"], list(args), stdin,
+                                        retry))
 
     def facts(self) -> HostFacts:
         """Home, CPUs, memory and the installed runtime's sha256, in one round trip (a fixed script)."""
         out = self.ssh.run(["sh", "-c", 'echo "$HOME"; nproc; sed -n "s/^MemTotal: *\\([0-9]*\\).*/\\1/p" '
                                         f'/proc/meminfo; sha256sum < "$HOME/{RUNTIME}" 2>/dev/null || echo missing'])
         home, cpus, memory_kb, installed = (out.splitlines() + ["", "", "", "missing"])[:4]
-        self._home = home.strip()
+        if not home.strip().startswith("/"):
+            raise SquallError(f"host {self}: no answer to the host check (got {out.strip()[:100]!r})")
+        with self._asking_home:
+            self._home = home.strip()
         return HostFacts(self._home, int(cpus or 1), int(memory_kb or 0) // 1024,
                          None if installed.startswith("missing") else installed.split()[0])
 

@@ -9,6 +9,8 @@ Slurm before or while it ran). One agent call polls every job at the site.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable
 
 from squall.errors import Refused
 from squall.inventory import Partition, SiteVars
@@ -37,6 +39,7 @@ class SlurmExecutor(Executor):
         self.login = hosts[0]
         self.site_vars = site_vars
         self.user = user
+        self._ahead: dict[tuple[str, str], Future] = {}  # answers asked ahead (``prefetch``), by job and kind
 
     def check(self, plan: JobPlan, facts: dict[str, HostFacts]) -> None:
         self.partition_for(plan)
@@ -70,14 +73,32 @@ class SlurmExecutor(Executor):
     def rendered_script(self, plan: JobPlan) -> str:
         return self.batch_script(plan, time.time() + self.max_duration(plan))
 
+    def prefetch(self, plan: JobPlan) -> None:
+        """Ask Slurm when the job would start and under which association limits while the hosts are being
+        checked: the three round trips overlap instead of following one another."""
+        pool = ThreadPoolExecutor(2)
+        self._ahead[(plan.job_id, "wait")] = pool.submit(self._queue_wait, plan)
+        self._ahead[(plan.job_id, "limits")] = pool.submit(self._site_limits, plan)
+        pool.shutdown(wait=False)
+
+    def _answer(self, plan: JobPlan | None, what: str, ask: Callable):
+        ahead = self._ahead.pop((plan.job_id, what), None) if plan else None
+        return ahead.result() if ahead is not None else ask(plan)
+
     def queue_wait(self, plan: JobPlan) -> tuple[float, str]:
+        return self._answer(plan, "wait", self._queue_wait)
+
+    def site_limits(self, plan: JobPlan | None) -> tuple[list[SiteLimit], str]:
+        return self._answer(plan, "limits", self._site_limits)
+
+    def _queue_wait(self, plan: JobPlan) -> tuple[float, str]:
         """Slurm's own answer: the job's batch script through ``sbatch --test-only`` (the agent submits nothing)."""
         answer = self.login.agent("test-only", stdin=self.rendered_script(plan).encode())
         if answer["wait_s"] is None:
             return 0.0, f"sbatch --test-only gave no start time: {answer['message'][:200]}"
         return float(answer["wait_s"]), f"sbatch --test-only: {answer['message'][:200]}"
 
-    def site_limits(self, plan: JobPlan | None) -> tuple[list[SiteLimit], str]:
+    def _site_limits(self, plan: JobPlan | None) -> tuple[list[SiteLimit], str]:
         """The association's limits the job would run under (its account and partition, else the site's
         default account and first partition), read through the agent."""
         answer = self.login.agent("limits")

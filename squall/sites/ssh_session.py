@@ -15,6 +15,8 @@ the hop that failed.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import os
 import shlex
@@ -57,11 +59,19 @@ class SshSession:
         self._connection = None
         self._sftp = None
         self._ever_connected = False  # a refusal before the first connection is a wrong address, not a blip
+        self._connecting = threading.Lock()
+        self._agent = None  # the long-lived agent's channel (``call``)
+        self._agent_buffer = bytearray()
+        self._calling = threading.Lock()
         self.commands = 0  # remote commands run, for tests and benchmarks
 
     # connection ---------------------------------------------------------
 
     def _connect(self):
+        with self._connecting:  # threads of one controller (uploads, questions asked ahead) share one connection
+            return self._connect_once()
+
+    def _connect_once(self):
         import fabric
         import paramiko
 
@@ -94,13 +104,14 @@ class SshSession:
         return connection
 
     def close(self) -> None:
-        for thing in (self._sftp, self._connection):
+        for thing in (self._agent, self._sftp, self._connection):
             try:
                 if thing is not None:
                     thing.close()
             except Exception:  # noqa: BLE001 - closing a broken connection
                 pass
-        self._sftp, self._connection = None, None
+        self._agent, self._sftp, self._connection = None, None, None
+        self._agent_buffer = bytearray()
 
     def transport(self):
         return self._connect().client.get_transport()
@@ -237,6 +248,37 @@ class SshSession:
         if check and status != 0:
             raise RemoteCommandFailed(argv, status, err.strip() or out.strip())
         return out
+
+
+    def call(self, server: list[str], args: list[str], stdin: bytes | None = None, retry: bool = True) -> str:
+        """One request to the long-lived agent ``server`` (started once per connection, kept open): no new
+        SSH session nor interpreter per call. Requests and answers are lines of JSON; a call cut short
+        closes the connection, so the next one starts from a fresh agent."""
+        request = json.dumps({"args": args, "stdin": base64.b64encode(stdin).decode() if stdin else None})
+
+        def attempt() -> dict:
+            with self._calling:
+                if self._agent is None or self._agent.closed:
+                    self._agent_buffer = bytearray()
+                    self._agent = self._connect().client.get_transport().open_session(timeout=CONNECT_TIMEOUT)
+                    self._agent.settimeout(300)
+                    self._agent.exec_command(" ".join(shlex.quote(word) for word in server))
+                self._agent.sendall(request.encode() + b"\n")
+                while b"\n" not in self._agent_buffer:
+                    chunk = self._agent.recv(1 << 16)
+                    if not chunk:
+                        said = self._agent.recv_stderr(4096).decode(errors="replace").strip()
+                        raise EOFError(f"the agent on {self.host} ended{': ' + said if said else ''}")
+                    self._agent_buffer += chunk
+                line, _, rest = bytes(self._agent_buffer).partition(b"\n")
+                self._agent_buffer = bytearray(rest)
+                return json.loads(line)
+
+        self.commands += 1
+        answer = self.retrying(attempt, args[0], retry)
+        if answer["code"] != 0:
+            raise RemoteCommandFailed(args, answer["code"], answer["err"].strip() or answer["out"].strip())
+        return answer["out"]
 
 
 class JumpConnection:

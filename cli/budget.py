@@ -13,15 +13,20 @@ def budget_group() -> None:
     """Budgets: a job's maximum cost is held at submission, settled from what it used at the end."""
 
 
-def _show(app: App, states: list) -> None:
+def _show(app: App, states: list[dict]) -> None:
+    """Budgets as ``BudgetState.to_dict`` gives them (or the server answers them)."""
     if app.json:
-        app.emit([state.to_dict() for state in states])
+        app.emit(states)
         return
     if not states:
         app.say("no budgets ('squall budget set org:ORG \"100 EUR\"' makes one)")
         return
+
+    def money(value: dict) -> str:
+        return f"{value['amount']} {value['currency']}" if value["currency"] else "free"
+
     print_table(app, ["BUDGET", "TOTAL", "SETTLED", "HELD", "AVAILABLE"],
-                [[s.scope, s.budget, s.settled, s.held, s.available] for s in states])
+                [[s["scope"], *(money(s[k]) for k in ("budget", "settled", "held", "available"))] for s in states])
 
 
 def _amount(text: str):
@@ -43,12 +48,16 @@ def show_cmd(app: App, scope: str | None) -> None:
     from squall.errors import NotFound
     from squall.money.ledger import budget_state, check_scope
 
-    store = app.reader
-    scopes = [check_scope(scope)] if scope else [row[0] for row in store.rows("SELECT scope FROM budgets ORDER BY scope")]
-    states = [budget_state(store.rows, s) for s in scopes]
-    if scope and states == [None]:
+    if app.api:  # the token's organisation's budgets
+        found = [s for s in app.api.call("GET", "/budgets") if scope is None or s["scope"] == check_scope(scope)]
+    else:
+        store = app.reader
+        scopes = [check_scope(scope)] if scope else [row[0] for row in
+                                                     store.rows("SELECT scope FROM budgets ORDER BY scope")]
+        found = [state.to_dict() for state in (budget_state(store.rows, s) for s in scopes) if state is not None]
+    if scope and not found:
         raise NotFound(f"no budget {scope!r}", hint=f"squall budget set {scope} AMOUNT")
-    _show(app, [s for s in states if s is not None])
+    _show(app, found)
 
 
 @budget_group.command("set")
@@ -76,4 +85,4 @@ def _change(app: App, scope: str, amount: str, add: bool) -> None:
 
     with app.store.transaction() as db:
         state = set_budget(db, scope, _amount(amount), add=add)
-    _show(app, [state])
+    _show(app, [state.to_dict()])

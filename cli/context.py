@@ -13,6 +13,7 @@ import click
 from squall.user_config import Defaults
 
 if TYPE_CHECKING:
+    from squall.cli.remote import Api
     from squall.infra.driver import Engine
     from squall.store import Store
 
@@ -24,6 +25,7 @@ class App:
     output: str = "text"
     quiet: bool = False
     backend: str | None = None  # Pulumi state backend URL (--backend); default: a file backend in the home
+    server: str | None = None  # a 'squall server' to act through (--server, $SQUALL_SERVER)
     defaults: Defaults = field(default_factory=Defaults.builtin)  # main() loads the config file's and environment's
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -53,6 +55,13 @@ class App:
             self._closers.append(store.close)
             return store
         return self.store
+
+    @cached_property
+    def api(self) -> "Api | None":
+        """The server this command acts through, if one is named (``squall.cli.remote``)."""
+        from squall.cli.remote import api_of
+
+        return api_of(self.server)
 
     @cached_property
     def engine(self) -> "Engine":

@@ -33,20 +33,23 @@ from squall.user_config import Defaults
 @click.option("--home", envvar="SQUALL_HOME", help="State folder (default $XDG_STATE_HOME/squall).")
 @click.option("--config", "config_file", envvar="SQUALL_CONFIG", metavar="FILE",
               help="Config file of defaults (default $XDG_CONFIG_HOME/squall/config.yaml).")
+@click.option("--server", envvar="SQUALL_SERVER", metavar="URL",
+              help="Act through this 'squall server' (job run|list|status|logs|cancel, usage, budget show); the "
+                   "token in $SQUALL_TOKEN.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or human text.")
 @click.option("--verbose", "-v", count=True, help="Log lines on stderr: -v warnings, -vv info, -vvv debug.")
 @output_option
 @click.version_option(__version__, prog_name="squall")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, config_file: str | None, debug: bool, quiet: bool,
-        verbose: int) -> None:
+def cli(ctx: click.Context, home: str | None, config_file: str | None, server: str | None, debug: bool,
+        quiet: bool, verbose: int) -> None:
     """Squall: run jobs as ephemeral stacks on HPC centres, clouds or this machine.
 
     -q, -v, --debug, --output and --config may also come after the subcommand (the config file is read
     before anything else)."""
     app = ctx.ensure_object(App)
-    app.home_option, app.debug, app.quiet = home, debug, quiet
+    app.home_option, app.debug, app.quiet, app.server = home, debug, quiet, server
 
 
 for command in (job_group, site_group, org_group, pool_group, bank_group, env_group, budget_group, usage_cmd,

@@ -53,9 +53,13 @@ def usage_cmd(app: App, since: float | None, org: str | None, project: str | Non
 
     where = [(clause, value) for clause, value in (("ended_at >= ?", since), ("org = ?", org),
                                                    ("project = ?", project)) if value is not None]
-    sql = "SELECT record FROM usage" + (" WHERE " + " AND ".join(c for c, _ in where) if where else "") + \
-        " ORDER BY ended_at, job_id"
-    records = [json.loads(row[0]) for row in app.reader.rows(sql, tuple(v for _, v in where))]
+    if app.api:  # the token's organisation's records
+        asked = {k: v for k, v in (("since", since), ("project", project)) if v is not None}
+        records = [r for r in app.api.call("GET", "/usage", params=asked) if org is None or r["org"] == org]
+    else:
+        sql = "SELECT record FROM usage" + (" WHERE " + " AND ".join(c for c, _ in where) if where else "") + \
+            " ORDER BY ended_at, job_id"
+        records = [json.loads(row[0]) for row in app.reader.rows(sql, tuple(v for _, v in where))]
     if app.json:
         app.emit(records)
     elif app.output == "csv":

@@ -30,6 +30,8 @@ def cancel_cmd(ctx: click.Context, app: App, job_id: str, wait_seconds: float) -
     from squall.reports import job_report
     from squall.runner import Runner
 
+    if app.api:
+        ctx.exit(_cancel_through(app, job_id, wait_seconds))
     job = load_job(app, job_id)
     job_id = job.id  # a unique prefix names the job too
     if not job.finished:
@@ -48,3 +50,20 @@ def cancel_cmd(ctx: click.Context, app: App, job_id: str, wait_seconds: float) -
                 err=True)
         ctx.exit(int(ExitCode.JOB_FAILED))
     ctx.exit(int(ExitCode.OK))
+
+
+def _cancel_through(app: App, job_id: str, wait_seconds: float) -> int:
+    """Ask the server to stop the job; wait for it as the local command does."""
+    from squall.cli.remote import report
+
+    answer = app.api.call("POST", f"/jobs/{job_id}/cancel")
+    deadline = time.monotonic() + wait_seconds
+    while answer["phase"] != "done" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        answer = app.api.call("GET", f"/jobs/{job_id}")
+    show_result(app, report(answer))
+    if answer["phase"] != "done":
+        app.say(f"job {job_id} is still stopping after {wait_seconds:g} s; 'squall job status {job_id}' follows it",
+                err=True)
+        return int(ExitCode.JOB_FAILED)
+    return int(ExitCode.OK)

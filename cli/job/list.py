@@ -25,23 +25,24 @@ def list_cmd(app: App, limit: int, site: str | None, project: str | None, status
     """List recent jobs, newest first (``orphaned``: in progress, but no controller drives it)."""
     from squall.jobs import shown_status
 
-    if status is None:
-        jobs = app.reader.jobs(limit, site=site, project=project)
-    else:  # a shown status (orphaned) is known only job by job
-        jobs = [j for j in app.reader.jobs(None, site=site, project=project) if shown_status(j, app.home) == status]
-        jobs = jobs[:limit]
+    keys = ("id", "name", "site", "status", "phase", "created_at", "finished_at")
+    if app.api:
+        filters = {k: v for k, v in (("site", site), ("project", project), ("status", status)) if v is not None}
+        jobs = [{k: j[k] for k in keys} for j in app.api.call("GET", "/jobs", params={"limit": limit, **filters})]
+    else:
+        if status is None:
+            rows = app.reader.jobs(limit, site=site, project=project)
+        else:  # a shown status (orphaned) is known only job by job
+            rows = [j for j in app.reader.jobs(None, site=site, project=project)
+                    if shown_status(j, app.home) == status][:limit]
+        jobs = [{"id": j.id, "name": j.name, "site": j.site, "status": shown_status(j, app.home), "phase": j.phase,
+                 "created_at": j.created_at, "finished_at": j.finished_at} for j in rows]
     if app.json:
-        app.emit(
-            [
-                {"id": j.id, "name": j.name, "site": j.site, "status": shown_status(j, app.home), "phase": j.phase,
-                 "created_at": j.created_at, "finished_at": j.finished_at}
-                for j in jobs
-            ]
-        )
+        app.emit(jobs)
         return
     if not jobs:
         app.say("no jobs match" if site or project or status else "no jobs yet")
         return
     print_table(app, ["ID", "STATUS", "PHASE", "SITE", "CREATED", "NAME"],
-                [[j.id, shown_status(j, app.home), j.phase, j.site,
-                  time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.created_at)), j.name] for j in jobs])
+                [[j["id"], j["status"], j["phase"], j["site"],
+                  time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j["created_at"])), j["name"]] for j in jobs])

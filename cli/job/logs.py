@@ -22,29 +22,34 @@ from squall.errors import InvalidInput
 @pass_app
 def logs_cmd(app: App, job_id: str, task: str, stream: str, follow: bool) -> None:
     """Print a task's output: live from the site while it runs, from the results after."""
-    from squall.jobs import plan_from_store
-    from squall.sites import open_site
+    if app.api:
+        from squall.cli.remote import follow_log
 
-    job = load_job(app, job_id)
-    job_id = job.id  # a unique prefix names the job too
-    tasks = app.store.tasks(job_id)
+        count = len(app.api.call("GET", f"/jobs/{job_id}")["tasks"])
+        api = app.api
+
+        def printer(index: int, keep: bool, write: Callable[[bytes], object]) -> None:
+            follow_log(api, job_id, index, stream, keep, write)
+    else:
+        job = load_job(app, job_id)
+        job_id = job.id  # a unique prefix names the job too
+        count = len(app.store.tasks(job_id))
+        printer = _local_printer(app, job, stream)
     if task == "all":
         if follow:
             raise InvalidInput("--follow follows one task: give --task N", hint="or drop --follow for every task")
-        indexes = list(range(len(tasks)))
-    elif task.isdigit() and int(task) < len(tasks):
+        indexes = list(range(count))
+    elif task.isdigit() and int(task) < count:
         indexes = [int(task)]
     else:
-        raise InvalidInput(f"--task: job {job_id} has tasks 0..{len(tasks) - 1} (or 'all'), not {task}")
+        raise InvalidInput(f"--task: job {job_id} has tasks 0..{count - 1} (or 'all'), not {task}")
     if app.json and follow:
         raise InvalidInput("--follow prints a live log: not with --output json", hint="drop one of them")
-    plan = plan_from_store(job, tasks, app.store.store_id)
-    site = open_site(job.site, app.home, app.store)
     if app.json:  # each task's log so far, as text
         logs = []
         for index in indexes:
             chunks: list[bytes] = []
-            _print_log(app, site, plan, job_id, index, stream, False, chunks.append)
+            printer(index, False, chunks.append)
             logs.append({"job": job_id, "task": index, "stream": stream,
                          "log": b"".join(chunks).decode(errors="replace")})
         app.emit(logs if task == "all" else logs[0])
@@ -52,21 +57,29 @@ def logs_cmd(app: App, job_id: str, task: str, stream: str, follow: bool) -> Non
     for index in indexes:
         if len(indexes) > 1:
             _write(f"==> task-{index} {stream} <==\n".encode())
-        _print_log(app, site, plan, job_id, index, stream, follow, _write)
+        printer(index, follow, _write)
 
 
-def _print_log(app: App, site, plan, job_id: str, task_index: int, stream: str, follow: bool,
-               write: Callable[[bytes], object]) -> None:
+def _local_printer(app: App, job, stream: str) -> Callable[[int, bool, Callable[[bytes], object]], None]:
+    """Prints a task's log from the site (or the results) as this controller sees them."""
+    from squall.jobs import plan_from_store
+    from squall.sites import open_site
     from squall.task_logs import log_chunk
 
-    offset = 0
-    while True:
-        chunk, ended = log_chunk(app.store, site, plan, task_index, stream, offset)
-        write(chunk)
-        offset += len(chunk)
-        if ended or not follow:
-            return
-        time.sleep(0.5)
+    plan = plan_from_store(job, app.store.tasks(job.id), app.store.store_id)
+    site = open_site(job.site, app.home, app.store)
+
+    def printer(index: int, follow: bool, write: Callable[[bytes], object]) -> None:
+        offset = 0
+        while True:
+            chunk, ended = log_chunk(app.store, site, plan, index, stream, offset)
+            write(chunk)
+            offset += len(chunk)
+            if ended or not follow:
+                return
+            time.sleep(0.5)
+
+    return printer
 
 
 def _write(data: bytes) -> None:

@@ -43,6 +43,8 @@ def run_cmd(
     from squall.runner import Runner
     from squall.spec import load_spec
 
+    if app.api:
+        ctx.exit(_run_through(app, spec, site, detach, keep_remote or dry_run or results is not None, strategy))
     resolved = load_spec(spec)
     results_root = Path(results or app.defaults["results"].value)
     if dry_run:
@@ -97,3 +99,25 @@ def show_dry_run(app: App, resolved, site: str | None, results_root: Path, strat
         app.say("    " + script.rstrip().replace("\n", "\n    "))
     app.say("nothing was created")
 
+
+
+def _run_through(app: App, spec: str, site: str | None, detach: bool, local_only: bool, strategy: str) -> int:
+    """Submit to the server (the spec and its files uploaded); unless ``detach``, wait for the job's end
+    through its event stream, then show it as the local command does. The job runs on the server whatever
+    happens to this process."""
+    from squall.cli.remote import report, submit, wait_for_end
+    from squall.errors import InvalidInput
+
+    if local_only:
+        raise InvalidInput("--results, --keep-remote and --dry-run act on this machine, not through --server",
+                           hint="'squall job status ID' and the server's results route give the results")
+    job = submit(app.api, spec, site, strategy)
+    if not detach:
+        try:
+            wait_for_end(app.api, job["id"])
+        except KeyboardInterrupt:
+            app.say(f"job {job['id']} goes on on the server: 'squall job status {job['id']}' follows it",
+                    err=True)
+            raise Interrupted() from None
+        job = app.api.call("GET", f"/jobs/{job['id']}")
+    return show_result(app, report(job))

@@ -18,5 +18,9 @@ def status_cmd(ctx: click.Context, app: App, job_id: str) -> None:
     """Show a job, its tasks, and every lifecycle transition with its time."""
     from squall.reports import job_report
 
+    if app.api:
+        from squall.cli.remote import report
+
+        ctx.exit(show_result(app, report(app.api.call("GET", f"/jobs/{job_id}", params={"journal": True}))))
     job_id = load_job(app, job_id, app.reader).id  # a unique prefix names the job too
     ctx.exit(show_result(app, job_report(app.reader, app.home, job_id, journal=True)))

@@ -16,6 +16,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_until_up(server, port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/api/v1/me")
+            return
+        except httpx.ConnectError:
+            assert time.monotonic() < deadline and server.poll() is None, server.stderr.read()
+            time.sleep(0.2)
+
+
 def test_a_token_is_shown_once_and_signs_in_to_the_running_server_until_revoked(squall):
     code, made = squall.json("token", "create", "--user", "ana", "--org", "acme", "--role", "admin")
     assert code == 0 and made["token"].startswith("sq_")
@@ -24,15 +35,9 @@ def test_a_token_is_shown_once_and_signs_in_to_the_running_server_until_revoked(
     port = free_port()
     server = squall.start("server", "--port", str(port))
     try:
+        wait_until_up(server, port)
         url = f"http://127.0.0.1:{port}/api/v1/me"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                answer = httpx.get(url, headers={"Authorization": f"Bearer {made['token']}"})
-                break
-            except httpx.ConnectError:
-                assert time.monotonic() < deadline and server.poll() is None, server.stderr.read()
-                time.sleep(0.2)
+        answer = httpx.get(url, headers={"Authorization": f"Bearer {made['token']}"})
         assert answer.status_code == 200
         assert answer.json() == {"success": True, "error_msgs": [],
                                  "data": {"user": "ana", "org": "acme", "role": "admin", "application": None}}

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Reques
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel
 
-from squall.errors import InvalidInput, NotFound
+from squall.errors import InvalidInput, NotFound, SquallError
 from squall.jobs import plan_from_store, shown_status
 from squall.reports import job_report
 from squall.server.auth import principal
@@ -132,11 +132,18 @@ def submit_upload(request: Request, spec: Annotated[UploadFile, File(description
     folder.mkdir(parents=True)
     try:
         _save(spec, folder / "job.yaml")
+        seen: set[PurePosixPath] = set()
         for upload in files:
-            _save(upload, folder / _relative(upload.filename or ""))
+            path = _relative(upload.filename or "")
+            if path in seen or any(parent in seen for parent in path.parents):
+                raise InvalidInput(f"files: {str(path)!r} given twice (or as a file and a folder)")
+            seen.add(path)
+            _save(upload, folder / path)
         return _submit(request, folder / "job.yaml", site, strategy, who)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(folder, ignore_errors=True)  # a refused job leaves nothing behind
+        if isinstance(exc, SquallError):  # the server's own folders are no business of the client's
+            exc.message = exc.message.replace(f"{folder}/", "")
         raise
 
 

@@ -321,7 +321,10 @@ class _StrictLoader(yaml.SafeLoader):
 
 def load_yaml(text: str, source: str) -> object:
     """YAML from a hand-written file: duplicate keys and absurd nesting are errors naming the file."""
-    loader = _StrictLoader(text)
+    try:
+        loader = _StrictLoader(text)  # reads the whole text first: a control character fails here
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{source}: not valid YAML: {exc}") from None
     loader.name = source
     try:
         return loader.get_single_data()

@@ -48,6 +48,7 @@ def _spec_cases(tmp: Path) -> list[tuple[str, str, dict[str, bytes | None], list
         ("empty-folder", ok + "inputs: [data]\n", {"data/": None}, ["inputs[0]", "holds no files"]),
         ("newline-in-input-name", ok + "inputs: [data]\n", {"data/a\nb.csv": b"1"}, ["inputs[0]", "line break"]),
         ("over-1-mib", ok + "# " + "x" * (1 << 20) + "\n", {}, ["larger than 1 MiB"]),
+        ("control-character", ok + "labels: {a: \"\x04\"}\n", {}, ["not valid YAML", "#x0004"]),
         ("memory-without-unit", ok + "resources: {memory: 1024}\n", {},
          ["resources.memory", "K, M, G or T", "'1024M'"]),
         ("walltime-a-number", ok + "resources: {walltime: 600}\n", {}, ["resources.walltime", "D-HH:MM:SS"]),

@@ -26,6 +26,7 @@ class App:
     quiet: bool = False
     backend: str | None = None  # Pulumi state backend URL (--backend); default: a file backend in the home
     server: str | None = None  # a 'squall server' to act through (--server, $SQUALL_SERVER)
+    log_format: str = "text"  # or "ecs" (--log-format)
     defaults: Defaults = field(default_factory=Defaults.builtin)  # main() loads the config file's and environment's
     _closers: list[Callable[[], None]] = field(default_factory=list)
 

@@ -1,5 +1,5 @@
 """Options every command takes, before or after the subcommand: ``-q``, ``-v``, ``--debug``, ``--output``,
-``--config``.
+``--config``, ``--log-format``.
 
 click only knows a group's options before its subcommand, so they are moved
 there before parsing (``squall job list -q`` is ``squall -q job list``).
@@ -13,7 +13,7 @@ import logging
 import sys
 
 FLAGS = ("-q", "--quiet", "--debug", "-v", "--verbose")
-WITH_VALUE = ("-o", "--output", "--config")
+WITH_VALUE = ("-o", "--output", "--config", "--log-format")
 
 
 def hoist(argv: list[str]) -> list[str]:
@@ -29,7 +29,7 @@ def hoist(argv: list[str]) -> list[str]:
             front.append(token)
         elif token in WITH_VALUE:
             front += [token, next(tokens, "")]
-        elif token.startswith(("--output=", "--config=")):
+        elif token.startswith(("--output=", "--config=", "--log-format=")):
             front.append(token)
         else:
             rest.append(token)
@@ -58,10 +58,15 @@ def wants_json(argv: list[str]) -> bool:
     return False
 
 
-def configure_logging(verbosity: int, debug: bool, quiet: bool = False) -> None:
+def configure_logging(verbosity: int, debug: bool, quiet: bool = False, log_format: str | None = None) -> None:
     """Log lines on stderr. By default only Squall's own warnings (an SSH retry, say), as plain lines;
     none with -q. Library lines too through rich, without source paths: warnings at -v, info at -vv,
-    everything at -vvv or --debug (paramiko's noise on a dropped connection stays out otherwise)."""
+    everything at -vvv or --debug (paramiko's noise on a dropped connection stays out otherwise).
+    ``--log-format ecs``: one Elastic Common Schema JSON object per line instead, Squall's own at INFO (every
+    journal entry) with the organisation, project, user and job it is about."""
+    if log_format == "ecs":
+        _ecs_logging(logging.DEBUG if debug or verbosity >= 3 else logging.INFO)
+        return
     if not verbosity and not debug:  # the common case: no rich import at start-up
         logging.basicConfig(level=logging.CRITICAL)
         squall_log = logging.getLogger("squall")
@@ -113,3 +118,15 @@ def verbosity_of(argv: list[str]) -> int:
 
 def argv_or_sys(argv: list[str] | None) -> list[str]:
     return list(sys.argv[1:] if argv is None else argv)
+
+
+def _ecs_logging(level: int) -> None:
+    import ecs_logging
+
+    from squall.log_context import ContextFields
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(ecs_logging.StdlibFormatter(exclude_fields=["log.original"]))
+    handler.addFilter(ContextFields())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("squall").setLevel(level)

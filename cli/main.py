@@ -36,20 +36,22 @@ from squall.user_config import Defaults
 @click.option("--server", envvar="SQUALL_SERVER", metavar="URL",
               help="Act through this 'squall server' (job run|list|status|logs|cancel, usage, budget show); the "
                    "token in $SQUALL_TOKEN.")
+@click.option("--log-format", type=click.Choice(["text", "ecs"]), default="text", show_default=True,
+              help="Log lines on stderr as text, or as Elastic Common Schema JSON (with org, project, user, job).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or human text.")
 @click.option("--verbose", "-v", count=True, help="Log lines on stderr: -v warnings, -vv info, -vvv debug.")
 @output_option
 @click.version_option(__version__, prog_name="squall")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, config_file: str | None, server: str | None, debug: bool,
-        quiet: bool, verbose: int) -> None:
+def cli(ctx: click.Context, home: str | None, config_file: str | None, server: str | None, log_format: str,
+        debug: bool, quiet: bool, verbose: int) -> None:
     """Squall: run jobs as ephemeral stacks on HPC centres, clouds or this machine.
 
     -q, -v, --debug, --output and --config may also come after the subcommand (the config file is read
     before anything else)."""
     app = ctx.ensure_object(App)
-    app.home_option, app.debug, app.quiet, app.server = home, debug, quiet, server
+    app.home_option, app.debug, app.quiet, app.server, app.log_format = home, debug, quiet, server, log_format
 
 
 for command in (job_group, site_group, org_group, pool_group, bank_group, env_group, budget_group, usage_cmd,
@@ -86,7 +88,10 @@ def _run(argv: list[str] | None) -> int:
         signal.signal(signum, _terminate)
     sys.unraisablehook = _unraisable
     try:  # from here a signal is an interruption (exit 130), whenever it comes
-        configure_logging(verbosity_of(args), "--debug" in args, quiet_in(args))
+        log_format = value_of(args, "--log-format")
+        if log_format not in (None, "text", "ecs"):
+            raise click.BadParameter(f"{log_format!r} is not one of 'text', 'ecs'", param_hint="'--log-format'")
+        configure_logging(verbosity_of(args), "--debug" in args, quiet_in(args), log_format)
         app.defaults = Defaults.load(value_of(args, "--config"))
         if value_of(args, "-o", "--output") is None:
             app.output = app.defaults["output"].value

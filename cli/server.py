@@ -28,9 +28,11 @@ def server_cmd(app: App, host: str, port: int, spec_roots: tuple[str, ...]) -> N
     except ImportError as exc:
         raise MissingDependency(f"squall server needs the 'server' extra ({exc.name} is missing)",
                                 hint="pip install 'squall[server]'") from None
-    application = create_app(app.home, [Path(root) for root in spec_roots])
+    application = create_app(app.home, [Path(root) for root in spec_roots], app.log_format)
     app.say(f"squall server: http://{host}:{port}/api/v1 (home {app.home})", err=True)
-    uvicorn.run(application, host=host, port=port, log_level="warning" if app.quiet else "info")
+    ecs = app.log_format == "ecs"  # uvicorn's own lines through the same ECS handler, not its text config
+    uvicorn.run(application, host=host, port=port, log_level="warning" if app.quiet else "info",
+                **({"log_config": None} if ecs else {}))
 
 
 @click.group("token")

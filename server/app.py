@@ -9,15 +9,16 @@ from typing import AsyncIterator, Iterator
 
 from fastapi import FastAPI
 
-from squall.server import accounts, envelope, events, jobs
+from squall.server import accounts, envelope, events, jobs, metrics
 from squall.server.auth import FailedSignIns
 from squall.store import Store
 
 API_VERSION = "1"
 
 
-def create_app(home: Path, spec_roots: list[Path] | None = None) -> FastAPI:
-    """The server over the Squall home ``home``; ``spec_roots``: folders whose specs clients may name by path."""
+def create_app(home: Path, spec_roots: list[Path] | None = None, log_format: str = "text") -> FastAPI:
+    """The server over the Squall home ``home``; ``spec_roots``: folders whose specs clients may name by path;
+    ``log_format``: its job controllers log as it does."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         follower = asyncio.create_task(app.state.events.follow())
@@ -30,6 +31,8 @@ def create_app(home: Path, spec_roots: list[Path] | None = None) -> FastAPI:
     app.state.home = home
     app.state.spec_roots = [root.resolve() for root in spec_roots or []]
     app.state.failed_sign_ins = FailedSignIns()
+    app.state.controller_options = ("--log-format", log_format)
+    app.state.refusals = metrics.Refusals()
 
     @contextmanager
     def open_store() -> Iterator[Store]:
@@ -46,4 +49,5 @@ def create_app(home: Path, spec_roots: list[Path] | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(events.router)
     app.include_router(accounts.router)
+    app.include_router(metrics.router)
     return app

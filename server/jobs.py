@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Reques
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel
 
-from squall.errors import InvalidInput, NotFound, SquallError
+from squall.errors import InvalidInput, NotFound, Refused, SquallError
 from squall.jobs import plan_from_store, shown_status
 from squall.reports import job_report
 from squall.server.auth import principal
@@ -178,9 +178,12 @@ def _submit(request: Request, spec_file: Path, site: str | None, strategy: str, 
         try:
             plan = runner.submit(resolved, site, server.home / "server" / "results" / who.org, defaults=defaults,
                                  strategy=strategy)
+        except Refused:
+            server.refusals.count[who.org] += 1
+            raise
         finally:
             runner.close()
-        spawn_controller(server.home, plan.job_id)
+        spawn_controller(server.home, plan.job_id, server.controller_options)
         return ok(report(store, server.home, plan.job_id), 202)
 
 
@@ -262,7 +265,7 @@ def cancel(request: Request, job_id: str, who: Principal = Depends(principal)):
             store.update_job(job.id, cancel_requested=True)
             store.record(job.id, job.phase, "cancel-requested", user=who.user)
             if not controller_alive(home, job.id):
-                spawn_controller(home, job.id)  # nobody drives it: a controller does the clean-up
+                spawn_controller(home, job.id, request.app.state.controller_options)  # nobody drives it
         return ok(report(store, home, job.id), 202)
 
 

@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 
-def spawn_controller(home: Path, job_id: str) -> None:
+def spawn_controller(home: Path, job_id: str, options: tuple[str, ...] = ()) -> None:
+    """``options``: the CLI's global options for it (``--log-format ecs``); its log is ``logs/<job>.log``."""
     log_dir = home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / f"{job_id}.log", "ab") as log:
-        subprocess.Popen([sys.executable, "-m", "squall.cli.main", "--home", str(home), "job", "attach", job_id],
+        subprocess.Popen([sys.executable, "-m", "squall.cli.main", "--home", str(home), *options, "job", "attach",
+                          job_id],
                          stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)

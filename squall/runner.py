@@ -20,6 +20,7 @@ from pathlib import Path
 
 from squall.admission import Admission, admit
 from squall.errors import Interrupted, InvalidInput, OutputsKept, SiteUnreachable, SquallError
+from squall import log_context
 from squall.interrupts import SignalGuard
 from squall.jobs import JobResult, cancel_unstarted, close_job, new_job_id, new_plan, plan_from_store
 from squall.locks import ControllerLock, PollLock
@@ -195,6 +196,12 @@ class Runner:
 
     def drive(self, job_id: str) -> JobResult:
         """Run (or resume) a job to its end; raises ``Interrupted`` after cleaning up."""
+        job = self.store.job(job_id)
+        assert job is not None, job_id
+        with log_context.bound(org=job.org, project=job.project, user=job.user, job=job_id):
+            return self._drive(job_id)
+
+    def _drive(self, job_id: str) -> JobResult:
         with ControllerLock(self.home, job_id):
             job = self.store.job(job_id)
             assert job is not None, job_id

@@ -8,6 +8,7 @@ busy timeout, so writers queue instead of failing, and readers never block.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -23,6 +24,8 @@ from squall.paths import ensure_private_dir
 from squall.workarea import FINAL
 
 _HOME_HINT = "check the folder, or point --home / $SQUALL_HOME at another one"
+
+journal_log = logging.getLogger("squall.journal")
 
 MIGRATIONS: list[str] = [
     # 1: the first schema
@@ -496,6 +499,10 @@ class Store:
                 "INSERT INTO journal (ts, job_id, phase, event, detail) VALUES (?, ?, ?, ?, ?)",
                 (time.time(), job_id, phase, event, json.dumps(detail, default=str)),
             )
+        extra = {"labels.job_id": job_id, "labels.phase": phase, "labels.event": event}
+        if isinstance(detail.get("index"), int):
+            extra["labels.task_index"] = detail["index"]
+        journal_log.info("%s %s %s", job_id or "-", phase, event, extra=extra)
 
     def journal(self, job_id: str | None = None) -> list[JournalEntry]:
         query = "SELECT * FROM journal" + (" WHERE job_id = ?" if job_id else "") + " ORDER BY seq"

@@ -190,3 +190,19 @@ def test_a_jobs_events_stream_live_resume_from_an_id_and_stay_in_the_organisatio
     assert {e["job"] for e in seen} == {job["id"]}
     assert server.get(f"/api/v1/jobs/{job['id']}/events", headers=auth(server, "b_member")).status_code == 404
     assert read_after(server.home, 0, org="bravo") == []
+
+
+def test_metrics_count_the_organisations_jobs_waits_and_refusals_for_admins_only(server, squall):
+    job = upload_example(server, "a_member").json()["data"]
+    wait_done(server, "a_member", job["id"])
+    squall.env["SQUALL_HOME"] = str(server.home)
+    proc = squall.run("quota", "set", "project:acme/wind-energy", "cpus", "0")
+    assert proc.returncode == 0, proc.stderr
+    refused = upload_example(server, "a_member")
+    assert refused.status_code == 409 and refused.json()["data"]["exit_code"] == 4
+    assert server.get("/metrics", headers=auth(server, "a_member")).status_code == 403
+    text = server.get("/metrics", headers=auth(server, "a_admin")).text
+    assert 'squall_jobs{org="acme",status="succeeded"} 1.0' in text
+    assert 'squall_admission_refusals_total{org="acme"} 1.0' in text
+    assert 'squall_queue_wait_seconds_count{org="acme"} 1.0' in text
+    assert "bravo" not in server.get("/metrics", headers=auth(server, "a_admin")).text

@@ -1,0 +1,178 @@
+"""The server's figures: what the API adds to a job submission, and how late live events reach 200 clients.
+
+    python bench/server.py [--quick]
+
+Each figure carries its baseline, measured in the same run (``bench/run.py`` conventions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "wind-stats"
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(home: Path) -> tuple[subprocess.Popen, str, str]:
+    import httpx
+
+    from squall.store import Store
+    from squall.tokens import create
+
+    store = Store(home)
+    token = create(store, "bench", "default", "member")[0]
+    store.close()
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "squall.cli.main", "--home", str(home), "-q", "server",
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            httpx.get(f"{url}/api/v1/me")
+            break
+        except httpx.ConnectError:
+            time.sleep(0.2)
+    return server, url, token
+
+
+def example_files() -> list:
+    files = [("spec", ("job.yaml", (EXAMPLE / "job.yaml").read_bytes()))]
+    for path in sorted((EXAMPLE / "data").iterdir()) + [EXAMPLE / "wind_stats.py"]:
+        files.append(("files", (str(path.relative_to(EXAMPLE)), path.read_bytes())))
+    return files
+
+
+def wait_done(client, url: str, headers: dict, job_id: str) -> None:
+    while client.get(f"{url}/api/v1/jobs/{job_id}", headers=headers).json()["data"]["phase"] != "done":
+        time.sleep(0.1)
+
+
+def submission_overhead(runs: int, root: Path) -> dict:
+    """``POST /api/v1/jobs`` (the example with its 13 files uploaded) vs ``Runner.submit`` in process; each
+    job finishes before the next is submitted (untimed), so no controller competes with the measurement."""
+    import httpx
+
+    from squall.runner import Runner
+    from squall.spec import load_spec
+    from squall.store import Store
+
+    home = root / "home-core"
+    store = Store(home)
+    runner = Runner(store, home)
+    core = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        runner.submit(load_spec(str(EXAMPLE / "job.yaml")), "local", root / "res-core")
+        core.append(time.perf_counter() - started)
+    runner.close()
+    store.close()
+    server, url, token = start_server(root / "home-api")
+    headers = {"Authorization": f"Bearer {token}"}
+    api = []
+    try:
+        with httpx.Client(timeout=60) as client:
+            for _ in range(runs):
+                started = time.perf_counter()
+                answer = client.post(f"{url}/api/v1/jobs", files=example_files(), headers=headers)
+                api.append(time.perf_counter() - started)
+                wait_done(client, url, headers, answer.json()["data"]["id"])
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    added = p95(api) - p95(core)
+    return {"api_submission_p95_added": {
+        "value": round(added * 1000, 1), "unit": "ms", "target": "< 50 ms added at p95",
+        "api_p95_ms": round(p95(api) * 1000, 1), "core_p95_ms": round(p95(core) * 1000, 1), "runs": runs}}
+
+
+async def _listen(url: str, headers: dict, lags: list[float], stop: asyncio.Event) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=httpx.Timeout(60, read=None)) as client:
+        async with client.stream("GET", f"{url}/api/v1/events", headers=headers) as stream:
+            async for line in stream.aiter_lines():
+                if line.startswith("data: "):
+                    lags.append(time.time() - json.loads(line[6:])["at"])
+                if stop.is_set():
+                    return
+
+
+def event_latency(clients: int, jobs: int, root: Path) -> dict:
+    """``clients`` organisation streams open while ``jobs`` jobs run: how late each event arrives (from the
+    journal's timestamp to its line at a client)."""
+    import httpx
+
+    server, url, token = start_server(root / "home-events")
+    headers = {"Authorization": f"Bearer {token}"}
+    spec = root / "noop"
+    spec.mkdir()
+    (spec / "job.yaml").write_text('name: noop\ncommand: "sleep 0.5"\nsplit: 2\n')
+
+    async def run() -> list[float]:
+        lags: list[float] = []
+        stop = asyncio.Event()
+        listeners = [asyncio.create_task(_listen(url, headers, lags, stop)) for _ in range(clients)]
+        await asyncio.sleep(2)  # every stream open
+        async with httpx.AsyncClient(timeout=60) as client:
+            submitted = [(await client.post(f"{url}/api/v1/jobs", headers=headers,
+                                            files=[("spec", ("job.yaml", (spec / "job.yaml").read_bytes()))]))
+                         .json()["data"]["id"] for _ in range(jobs)]
+            for job_id in submitted:
+                while (await client.get(f"{url}/api/v1/jobs/{job_id}", headers=headers)).json()["data"]["phase"] \
+                        != "done":
+                    await asyncio.sleep(0.2)
+        await asyncio.sleep(1)
+        stop.set()
+        for task in listeners:
+            task.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
+        return lags
+
+    try:
+        lags = asyncio.run(run())
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    return {"event_latency_p95_200_clients": {
+        "value": round(p95(lags) * 1000, 1), "unit": "ms", "target": "< 1000 ms at p95",
+        "events_delivered": len(lags), "clients": clients, "jobs": jobs,
+        "median_ms": round(statistics.median(lags) * 1000, 1)}}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs, 50 clients")
+    args = parser.parse_args()
+    os.environ.setdefault("SQUALL_RESULTS", tempfile.mkdtemp(prefix="squall-bench-results-"))
+    with tempfile.TemporaryDirectory(prefix="squall-bench-server-") as scratch:
+        root = Path(scratch)
+        results = {"quick": args.quick}
+        results |= submission_overhead(10 if args.quick else 30, root)
+        results |= event_latency(50 if args.quick else 200, 20, root)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -34,7 +34,7 @@ from squall.user_config import Defaults
 @click.option("--config", "config_file", envvar="SQUALL_CONFIG", metavar="FILE",
               help="Config file of defaults (default $XDG_CONFIG_HOME/squall/config.yaml).")
 @click.option("--server", envvar="SQUALL_SERVER", metavar="URL",
-              help="Act through this 'squall server' (job run|list|status|logs|cancel, usage, budget show); the "
+              help="Act through this 'squall server' (job run|list|status|logs|cancel|estimate, usage, budget show); the "
                    "token in $SQUALL_TOKEN.")
 @click.option("--log-format", type=click.Choice(["text", "ecs"]), default="text", show_default=True,
               help="Log lines on stderr as text, or as Elastic Common Schema JSON (with org, project, user, job).")

@@ -81,7 +81,12 @@ def report(data: dict):
 
 
 def submit(api: Api, spec: str, site: str | None, strategy: str) -> dict:
-    """Upload the spec and every file it names (inputs and script, as the spec resolves them here)."""
+    return upload(api, "/jobs", spec, {"strategy": strategy, **({"site": site} if site else {})})
+
+
+def upload(api: Api, route: str, spec: str, form: dict) -> dict:
+    """Post the spec and every file it names (inputs and script, as the spec resolves them here) to
+    ``route``, with the ``form`` fields."""
     from squall.spec import load_spec
 
     resolved = load_spec(spec)
@@ -94,8 +99,7 @@ def submit(api: Api, spec: str, site: str | None, strategy: str) -> dict:
         for rel, path in sorted(named.items()):
             handles.append(open(path, "rb"))
             files.append(("files", (rel, handles[-1])))
-        form = {"strategy": strategy, **({"site": site} if site else {})}
-        return api.call("POST", "/jobs", files=files, data=form)
+        return api.call("POST", route, files=files, data=form)
     finally:
         for handle in handles:
             handle.close()

@@ -9,7 +9,7 @@ from typing import AsyncIterator, Iterator
 
 from fastapi import FastAPI
 
-from squall.server import accounts, envelope, events, jobs, metrics
+from squall.server import accounts, envelope, events, jobs, metrics, placing
 from squall.server.auth import FailedSignIns
 from squall.store import Store
 
@@ -50,4 +50,5 @@ def create_app(home: Path, spec_roots: list[Path] | None = None, log_format: str
     app.include_router(events.router)
     app.include_router(accounts.router)
     app.include_router(metrics.router)
+    app.include_router(placing.router)
     return app

@@ -125,10 +125,18 @@ def submit_upload(request: Request, spec: Annotated[UploadFile, File(description
                   site: Annotated[str | None, Form()] = None,
                   strategy: Annotated[Literal["cheapest", "fastest", "greenest", "balanced"], Form()] = "balanced",
                   who: Principal = Depends(principal)):
+    folder = saved_upload(request, spec, files)
+    try:
+        return _submit(request, folder / "job.yaml", site, strategy, who)
+    except BaseException as exc:
+        raise dropped(folder, exc)  # a refused job leaves nothing behind
+
+
+def saved_upload(request: Request, spec: UploadFile, files: list[UploadFile]) -> Path:
+    """A new folder holding the uploaded spec (``job.yaml``) and its files, each at its relative path."""
     if len(files) > MAX_UPLOAD_FILES:
         raise InvalidInput(f"files: at most {MAX_UPLOAD_FILES} files per job")
-    server = request.app.state
-    folder = server.home / "server" / "uploads" / uuid.uuid4().hex
+    folder = request.app.state.home / "server" / "uploads" / uuid.uuid4().hex
     folder.mkdir(parents=True)
     try:
         _save(spec, folder / "job.yaml")
@@ -139,12 +147,17 @@ def submit_upload(request: Request, spec: Annotated[UploadFile, File(description
                 raise InvalidInput(f"files: {str(path)!r} given twice (or as a file and a folder)")
             seen.add(path)
             _save(upload, folder / path)
-        return _submit(request, folder / "job.yaml", site, strategy, who)
     except BaseException as exc:
-        shutil.rmtree(folder, ignore_errors=True)  # a refused job leaves nothing behind
-        if isinstance(exc, SquallError):  # the server's own folders are no business of the client's
-            exc.message = exc.message.replace(f"{folder}/", "")
-        raise
+        raise dropped(folder, exc)
+    return folder
+
+
+def dropped(folder: Path, exc: BaseException) -> BaseException:
+    """``exc`` once ``folder`` is removed, its message naming no folder of the server's own."""
+    shutil.rmtree(folder, ignore_errors=True)
+    if isinstance(exc, SquallError):
+        exc.message = exc.message.replace(f"{folder}/", "")
+    return exc
 
 
 @router.post("/from-path", status_code=202, response_model=Envelope[JobOut],

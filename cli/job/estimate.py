@@ -20,38 +20,29 @@ from squall.cli.job.placing import print_estimates, strategy_option, weights_opt
 def estimate_cmd(app: App, spec: str, site: str | None, every: bool, strategy: str, weights) -> None:
     """For each eligible site: when the job would start, how long it runs (likely and at most), what it costs
     (likely and at most), its energy and emissions — and for each other site, why not. Creates nothing."""
-    from squall.admission import candidate_sites, estimate_sites
-    from squall.errors import InvalidInput, SquallError
-    from squall.jobs import new_job_id, new_plan
-    from squall.placement import AUTO, choose
-    from squall.sites import open_site
+    from squall.errors import InvalidInput
+    from squall.estimates import estimate_spec
     from squall.spec import load_spec
 
     if site and every:
         raise InvalidInput("--site and --all: give one or the other")
-    resolved = load_spec(spec)
-    defaults = app.defaults
-    named = site or (resolved.spec.site if "site" in resolved.spec.model_fields_set else defaults["site"].value)
-    plan = new_plan(resolved, new_job_id(), app.home / "estimate", app.store.store_id, org=defaults["org"].value)
-    names = candidate_sites(app.store) if every or named == AUTO else [named]
-    found = estimate_sites(plan, names, lambda name: open_site(name, app.home, app.store), app.store)
-    for _, site_opened in found:
-        if site_opened is not None:
-            site_opened.close()
-    estimates = [e for e, _ in found]
-    rows = [e.to_dict() for e in sorted(estimates, key=lambda e: e.site)]
-    chosen = None
-    if len(names) > 1 and any(e.eligible for e in estimates):
-        try:
-            chosen = choose(estimates, strategy, weights)
-        except SquallError as exc:
-            app.say(f"auto would choose nothing: {exc}", err=True)
-    for row in rows:
-        row["chosen"] = chosen is not None and row["site"] == chosen.site
+    if app.api:
+        from squall.cli.remote import upload
+
+        answer = upload(app.api, "/estimate", spec, {"strategy": strategy, "every": str(every).lower(),
+                                                     **({"site": site} if site else {})})
+        found, why_not = {k: answer[k] for k in ("strategy", "choice", "sites")}, answer["why_not"]
+    else:
+        resolved = load_spec(spec)
+        defaults = app.defaults
+        named = site or (resolved.spec.site if "site" in resolved.spec.model_fields_set else defaults["site"].value)
+        found, why_not = estimate_spec(app.store, app.home, resolved, named, every, strategy, weights,
+                                       defaults["org"].value)
+    if why_not:
+        app.say(f"auto would choose nothing: {why_not}", err=True)
     if app.json:
-        app.emit({"spec": spec, "strategy": strategy, "choice": chosen.to_dict() if chosen else None,
-                  "sites": rows})
+        app.emit({"spec": spec, **found})
         return
-    print_estimates(app, rows)
-    if chosen:
-        app.say(f"auto would choose {chosen.site}: {chosen.reason}")
+    print_estimates(app, found["sites"])
+    if found["choice"]:
+        app.say(f"auto would choose {found['choice']['site']}: {found['choice']['reason']}")

@@ -46,7 +46,7 @@ def test_the_same_job_prints_the_same_json_locally_and_through_the_server(squall
     here = squall.run("job", "run", str(EXAMPLE / "job.yaml"), "--output", "json")
     same_but_ids_and_times(job, json.loads(here.stdout))
     for argv in (["job", "status", job["id"]], ["job", "list"], ["job", "logs", job["id"], "--task", "all"],
-                 ["usage"], ["budget", "show"]):
+                 ["usage"], ["budget", "show"], ["job", "estimate", str(EXAMPLE / "job.yaml")]):
         local, served = squall.run(*argv, "--output", "json"), squall.run(*argv, "--output", "json", env=remote)
         assert (local.returncode, local.stdout) == (served.returncode, served.stdout), argv
 

@@ -32,6 +32,7 @@ def server_cmd(app: App, host: str, port: int, spec_roots: tuple[str, ...]) -> N
     app.say(f"squall server: http://{host}:{port}/api/v1 (home {app.home})", err=True)
     ecs = app.log_format == "ecs"  # uvicorn's own lines through the same ECS handler, not its text config
     uvicorn.run(application, host=host, port=port, log_level="warning" if app.quiet else "info",
+                timeout_graceful_shutdown=5,  # open event streams do not hold a stop for long
                 **({"log_config": None} if ecs else {}))
 
 

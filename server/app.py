@@ -9,7 +9,7 @@ from typing import AsyncIterator, Iterator
 
 from fastapi import FastAPI
 
-from squall.server import accounts, envelope, events, jobs, metrics, placing
+from squall.server import accounts, dashboard, envelope, events, jobs, metrics, placing
 from squall.server.auth import FailedSignIns
 from squall.store import Store
 
@@ -51,4 +51,5 @@ def create_app(home: Path, spec_roots: list[Path] | None = None, log_format: str
     app.include_router(accounts.router)
     app.include_router(metrics.router)
     app.include_router(placing.router)
+    app.include_router(dashboard.router)
     return app

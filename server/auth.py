@@ -1,4 +1,5 @@
-"""Who a request acts for: ``Authorization: Bearer <token>`` checked against the store's tokens.
+"""Who a request acts for: ``Authorization: Bearer <token>`` (or the dashboard's cookie, for reading) checked
+against the store's tokens.
 
 A failed sign-in is logged with the client's address and never the token;
 after ``FAILURES`` of them within ``WINDOW`` seconds a client is answered 429
@@ -17,6 +18,7 @@ from fastapi import Depends, HTTPException, Request
 from squall.tokens import Principal, verify
 
 FAILURES, WINDOW = 10, 60.0
+COOKIE = "squall_token"  # the dashboard's sign-in (HttpOnly, SameSite=Strict), honoured for GET and HEAD only
 log = logging.getLogger("squall.server.auth")
 
 
@@ -51,6 +53,8 @@ def principal(request: Request) -> Principal:
         raise HTTPException(429, f"too many failed sign-ins from {client}; try again in {wait:.0f} s",
                             headers={"Retry-After": str(int(wait) + 1)})
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if not token and request.method in ("GET", "HEAD") and request.cookies.get(COOKIE):
+        scheme, token = "bearer", request.cookies[COOKIE]  # the dashboard's sign-in: for reading only
     if scheme.lower() != "bearer" or not token:
         raise HTTPException(401, "a token is required: Authorization: Bearer <token>",
                             headers={"WWW-Authenticate": "Bearer"})

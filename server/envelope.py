@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
@@ -74,7 +74,9 @@ def install(app: FastAPI) -> None:
         return failure(status, [exc.message], int(exc.exit_code), exc.hint)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException):
+        if exc.status_code == 401 and request.url.path.startswith("/dashboard"):
+            return RedirectResponse("/dashboard/sign-in", status_code=303)  # a person, not a program
         code = EXIT_CODE_OF_STATUS.get(exc.status_code, ExitCode.INVALID_INPUT)
         return failure(exc.status_code, [str(exc.detail)], int(code), headers=getattr(exc, "headers", None))
 

@@ -41,11 +41,16 @@ def auth(client, who: str) -> dict:
     return {"Authorization": f"Bearer {client.tokens[who]}"}
 
 
-def upload_example(client, who: str, **form):
+def example_files() -> list:
+    """The example's spec and the files it names, as a multipart upload."""
     files = [("spec", ("job.yaml", (EXAMPLE / "job.yaml").read_bytes()))]
     for path in sorted((EXAMPLE / "data").iterdir()) + [EXAMPLE / "wind_stats.py"]:
         files.append(("files", (str(path.relative_to(EXAMPLE)), path.read_bytes())))
-    return client.post("/api/v1/jobs", files=files, data=form, headers=auth(client, who))
+    return files
+
+
+def upload_example(client, who: str, **form):
+    return client.post("/api/v1/jobs", files=example_files(), data=form, headers=auth(client, who))
 
 
 def wait_done(client, who: str, job_id: str, timeout: float = 120) -> dict:

@@ -800,16 +800,24 @@ def teardown(name, job_dir=None):
 
 
 def runtime_alive(pid, task_dir):
-    """Whether ``pid`` is still the runtime of ``task_dir`` (not a reused pid, not a zombie)."""
+    """Whether ``pid`` is still the runtime of ``task_dir`` (not a reused pid, not a zombie).
+
+    A process caught in the middle of its exec shows an empty command line for
+    an instant: it is the runtime just started (a kernel thread, the only
+    other process without one, has kthreadd, pid 2, for parent).
+    """
     try:
         with open("/proc/%d/cmdline" % int(pid), "rb") as handle:
             words = handle.read().split(b"\0")
         with open("/proc/%d/stat" % int(pid)) as handle:
-            zombie = handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+            fields = handle.read().rsplit(")", 1)[1].split()
     except (OSError, ValueError, IndexError):
         return False
-    return not zombie and "run" in [w.decode(errors="replace") for w in words] \
-        and task_dir.encode() in words
+    if fields[0] == "Z":
+        return False
+    if words == [b""]:
+        return fields[1] != "2"
+    return "run" in [w.decode(errors="replace") for w in words] and task_dir.encode() in words
 
 
 def start(job_dir, indexes, env=None):
@@ -832,9 +840,10 @@ def start(job_dir, indexes, env=None):
             task_dir = os.path.join(job_dir, "task-%d" % int(index))
             if not os.path.isfile(os.path.join(task_dir, "task.json")):
                 raise ValueError("%s has no task.json" % task_dir)
-            with open(os.devnull, "r+b") as null:
+            # the runtime's own words (a crash before it could write its status) go to runtime.log
+            with open(os.devnull, "rb") as null, open(os.path.join(task_dir, "runtime.log"), "ab") as log:
                 proc = subprocess.Popen([sys.executable, "-I", "-S", os.path.abspath(__file__), "run", task_dir],
-                                        stdin=null, stdout=null, stderr=null, close_fds=True, start_new_session=True,
+                                        stdin=null, stdout=log, stderr=log, close_fds=True, start_new_session=True,
                                         env=env)
             pids[str(index)] = proc.pid
             started.append(int(index))

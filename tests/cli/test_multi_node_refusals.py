@@ -29,7 +29,7 @@ def test_a_bank_site_runs_one_vm_per_job_and_refuses_a_task_of_two_nodes(squall,
 
 
 def test_the_summary_says_why_a_task_of_several_processes_was_not_cut_off_the_network():
-    from squall.cli.job.render import _isolation_text
+    from squall.reports import isolation_text as _isolation_text
 
     assert _isolation_text({"mpi": True}, False) == "no (the task's processes talk over the network)"
     assert _isolation_text({"resources": {"nodes": 2}}, False) == "no (the task's processes talk over the network)"

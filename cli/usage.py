@@ -51,15 +51,15 @@ def usage_cmd(app: App, since: float | None, org: str | None, project: str | Non
     import json
     import sys
 
-    where = [(clause, value) for clause, value in (("ended_at >= ?", since), ("org = ?", org),
-                                                   ("project = ?", project)) if value is not None]
+    from squall.store import where
+
     if app.api:  # the token's organisation's records
         asked = {k: v for k, v in (("since", since), ("project", project)) if v is not None}
         records = [r for r in app.api.call("GET", "/usage", params=asked) if org is None or r["org"] == org]
     else:
-        sql = "SELECT record FROM usage" + (" WHERE " + " AND ".join(c for c, _ in where) if where else "") + \
-            " ORDER BY ended_at, job_id"
-        records = [json.loads(row[0]) for row in app.reader.rows(sql, tuple(v for _, v in where))]
+        clauses, values = where(("ended_at >= ?", since), ("org = ?", org), ("project = ?", project))
+        records = [json.loads(row[0]) for row in
+                   app.reader.rows(f"SELECT record FROM usage WHERE {clauses} ORDER BY ended_at, job_id", values)]
     if app.json:
         app.emit(records)
     elif app.output == "csv":
@@ -67,7 +67,7 @@ def usage_cmd(app: App, since: float | None, org: str | None, project: str | Non
         writer.writeheader()
         writer.writerows(_flat(r) for r in records)
     elif not records:
-        app.say("no usage records match" if where else "no usage records yet")
+        app.say("no usage records match" if (since, org, project) != (None, None, None) else "no usage records yet")
     else:
         rows = [_flat(r) for r in records]
         print_table(app, ["JOB", "OUTCOME", "PROJECT", "SITE", "ENDED", "COST", "kWh", "gCO2e"],

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from squall.errors import NotFound
 from squall.server.auth import principal, role
 from squall.server.envelope import ERRORS, Envelope, ok
+from squall.store import where
 from squall.tokens import Principal
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
@@ -51,16 +52,9 @@ def me(who: Principal = Depends(principal)):
             summary="The organisation's usage records, oldest first (not for partner tokens)")
 def usage(request: Request, since: float | None = None, project: str | None = None,
           who: Principal = Depends(role("admin", "member"))):
-    where, values = ["org = ?"], [who.org]
-    if since is not None:
-        where.append("ended_at >= ?")
-        values.append(since)
-    if project is not None:
-        where.append("project = ?")
-        values.append(project)
+    clauses, values = where(("org = ?", who.org), ("ended_at >= ?", since), ("project = ?", project))
     with request.app.state.open_store() as store:
-        rows = store.rows(f"SELECT record FROM usage WHERE {' AND '.join(where)} ORDER BY ended_at, job_id",
-                          tuple(values))
+        rows = store.rows(f"SELECT record FROM usage WHERE {clauses} ORDER BY ended_at, job_id", values)
     return ok([json.loads(row[0]) for row in rows])
 
 

@@ -1,8 +1,10 @@
-"""The server's application: the v1 routes, the envelope on every answer, one store connection per request."""
+"""The server's application: the v1 routes, the envelope on every answer, one store connection per worker
+thread."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import AsyncIterator, Iterator
@@ -34,13 +36,13 @@ def create_app(home: Path, spec_roots: list[Path] | None = None, log_format: str
     app.state.controller_options = ("--log-format", log_format)
     app.state.refusals = metrics.Refusals()
 
+    opened = threading.local()  # one store connection per worker thread, kept: opening one costs a request
+
     @contextmanager
     def open_store() -> Iterator[Store]:
-        store = Store(home)
-        try:
-            yield store
-        finally:
-            store.close()
+        if getattr(opened, "store", None) is None:
+            opened.store = Store(home)
+        yield opened.store
 
     app.state.open_store = open_store
     Store(home).close()  # made (and migrated) now: a bad home fails at start, not at the first request

@@ -15,6 +15,7 @@ import asyncio
 import json
 import sqlite3
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
@@ -24,6 +25,7 @@ from fastapi.responses import StreamingResponse
 from squall.server.auth import principal
 from squall.server.envelope import ERRORS
 from squall.server.jobs import job_of
+from squall.store import where
 from squall.tokens import Principal
 
 INTERVAL = 0.25  # seconds between reads of the journal
@@ -45,7 +47,9 @@ class Event:
     event: str
     detail: dict
 
+    @cached_property
     def sse(self) -> str:
+        """The event as a server-sent event, written once for every stream that sends it."""
         data = {"job": self.job, "phase": self.phase, "event": self.event, "at": self.at, "detail": self.detail}
         return f"id: {self.seq}\nevent: {self.phase}.{self.event}\ndata: {json.dumps(data, default=str)}\n\n"
 
@@ -57,17 +61,11 @@ class Event:
 def read_after(home: Path, after: int, job_id: str | None = None, org: str | None = None,
                limit: int = 1000) -> list[Event]:
     """Journal entries of jobs after ``after``, oldest first (read-only, its own connection)."""
-    clauses, values = ["j.seq > ?"], [after]
-    if job_id is not None:
-        clauses.append("j.job_id = ?")
-        values.append(job_id)
-    if org is not None:
-        clauses.append("jobs.org = ?")
-        values.append(org)
+    clauses, values = where(("j.seq > ?", after), ("j.job_id = ?", job_id), ("jobs.org = ?", org))
     with sqlite3.connect(f"{(home / 'squall.db').as_uri()}?mode=ro", uri=True) as db:
         rows = db.execute("SELECT j.seq, j.ts, j.job_id, jobs.org, jobs.user, j.phase, j.event, j.detail "
-                          "FROM journal j JOIN jobs ON jobs.id = j.job_id WHERE " + " AND ".join(clauses)
-                          + " ORDER BY j.seq LIMIT ?", (*values, limit)).fetchall()
+                          f"FROM journal j JOIN jobs ON jobs.id = j.job_id WHERE {clauses} ORDER BY j.seq LIMIT ?",
+                          (*values, limit)).fetchall()
     return [Event(*row[:7], json.loads(row[7])) for row in rows]
 
 
@@ -118,21 +116,25 @@ async def _stream(request: Request, after: int, wanted: Callable[[Event], bool],
     entry = hub.subscribe(wanted)  # before the backlog is read: nothing falls between the two
     try:
         for event in await asyncio.to_thread(backlog, after):
-            yield event.sse()
+            yield event.sse
             after = event.seq
             if job_id and event.ends_job:
                 return
+        queue = entry[0]
         while not await request.is_disconnected():
             try:
-                event = await asyncio.wait_for(entry[0].get(), KEEPALIVE)
+                first = await asyncio.wait_for(queue.get(), KEEPALIVE)
             except asyncio.TimeoutError:
                 yield ": keepalive\n\n"
                 continue
-            if event.seq <= after:
-                continue
-            yield event.sse()
-            after = event.seq
-            if job_id and event.ends_job:
+            batch = [first] + [queue.get_nowait() for _ in range(queue.qsize())]  # one write per wake-up
+            fresh = [event for event in batch if event.seq > after]
+            ending = next((i for i, event in enumerate(fresh) if job_id and event.ends_job), None)
+            fresh = fresh if ending is None else fresh[:ending + 1]
+            if fresh:
+                yield "".join(event.sse for event in fresh)
+                after = fresh[-1].seq
+            if ending is not None:
                 return
     finally:
         hub.unsubscribe(entry)

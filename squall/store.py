@@ -262,6 +262,12 @@ MIGRATIONS: list[str] = [
 
 
 
+def where(*conditions: tuple[str, object]) -> tuple[str, tuple]:
+    """``"a = ? AND b > ?"`` and its values, from ``(clause, value)`` pairs whose value is given (not None)."""
+    given = [(clause, value) for clause, value in conditions if value is not None]
+    return " AND ".join(clause for clause, _ in given) or "1", tuple(value for _, value in given)
+
+
 @dataclass(frozen=True)
 class JobRow:
     id: str

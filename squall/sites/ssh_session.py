@@ -233,8 +233,9 @@ class SshSession:
                     out += channel.recv(1 << 16)
                 elif channel.recv_stderr_ready():
                     err += channel.recv_stderr(1 << 16)
-                elif channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
-                    break
+                elif (channel.eof_received or channel.closed) and not channel.recv_ready() \
+                        and not channel.recv_stderr_ready():
+                    break  # after the end of its output, not at its exit status (which may come first)
                 else:
                     time.sleep(0.002)
             status = channel.recv_exit_status()

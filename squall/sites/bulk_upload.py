@@ -42,20 +42,21 @@ def upload(ssh: SshSession, job_dir: str, files: list[tuple[Path, str]], on_byte
             link = Path(farm, rel)
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(source.resolve())
+        listing = Path(farm, ".squall-files")  # a file, not a pipe: a long list never waits on tar's output
+        listing.write_bytes(b"\0".join(rel.encode() for _, rel in files) + b"\0")
         tar = subprocess.Popen(["tar", "--create", "--dereference", "--file=-", f"--directory={farm}", "--null",
-                                "--verbatim-files-from", "--files-from=-"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=tar_errors)
+                                "--verbatim-files-from", f"--files-from={listing}"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=tar_errors)
         remote = subprocess.Popen(ssh.openssh_argv(["tar", "--extract", "--file=-", f"--directory={job_dir}",
                                                     "--no-same-owner"]),
                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=ssh_errors)
         try:
-            tar.stdin.write(b"\0".join(rel.encode() for _, rel in files) + b"\0")
-            tar.stdin.close()
             try:
                 while moved := os.splice(tar.stdout.fileno(), remote.stdin.fileno(), SPLICE):
                     on_bytes(moved)
             except BrokenPipeError:
                 pass  # the remote side ended early: its exit status says why
+            tar.stdout.close()  # a tar still writing (the remote side gone) gets EPIPE rather than waiting forever
             remote.stdin.close()
             tar.wait()
             remote.wait()
@@ -64,11 +65,11 @@ def upload(ssh: SshSession, job_dir: str, files: list[tuple[Path, str]], on_byte
                 process.kill()
                 process.wait()
             raise
-        if tar.returncode != 0:
-            raise SquallError(f"packing inputs for {ssh.host} failed: {_said(tar_errors)}")
-        if remote.returncode != 0:
+        if remote.returncode != 0:  # first: a tar cut off by the remote side's end failed because of it
             raise OSError(f"upload to {ssh.user}@{ssh.host}:{ssh.port} through OpenSSH exited {remote.returncode}: "
                           f"{_said(ssh_errors)}")
+        if tar.returncode != 0:
+            raise SquallError(f"packing inputs for {ssh.host} failed: {_said(tar_errors)}")
 
 
 def _said(errors) -> str:

@@ -128,7 +128,8 @@ class SshSession:
         argv = ["ssh", "-i", str(self.key), "-p", str(self.port), "-l", self.user, "-o", "IdentitiesOnly=yes",
                 "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
                 "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-                "-o", "LogLevel=ERROR", "-o", "Ciphers=^aes128-gcm@openssh.com,aes256-gcm@openssh.com"]
+                "-o", "LogLevel=ERROR", "-o", "Ciphers=^aes128-gcm@openssh.com,aes256-gcm@openssh.com",
+                "-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=3"]  # a silent host: gone in 30 s
         if self.jump is not None:
             argv += ["-o", f"ProxyCommand={self.jump.proxy_command()}"]
         return [*argv, "--", self.host, " ".join(shlex.quote(word) for word in remote)]

@@ -84,16 +84,26 @@ def journal(squall: Squall, job_id: str) -> list[tuple[str, str]]:
     return squall.query("SELECT phase, event FROM journal WHERE job_id = ? ORDER BY seq", job_id)
 
 
+def acted_on(squall: Squall, controller: subprocess.Popen, job_id: str, timeout: float = 60) -> bool:
+    """Whether the job journaled its interrupt while CONTROLLER still runs (False: it ended first)."""
+    deadline = time.monotonic() + timeout
+    while controller.poll() is None and time.monotonic() < deadline:
+        if squall.query("SELECT 1 FROM journal WHERE job_id = ? AND event = 'interrupted'", job_id):
+            return True
+        time.sleep(0.005)
+    return False
+
+
 def interrupt_at(squall: Squall, spec: Path, phase: str, *args: str, signals: int = 1,
                  event: str = "begin") -> tuple[str, int]:
-    """Run SPEC, send SIGINT as soon as the journal shows PHASE (a second one shortly after if asked)."""
+    """Run SPEC, send SIGINT as soon as the journal shows PHASE; a second one, if asked, as soon as the
+    journal shows the first was acted on (the salvage begins there: a fixed delay let it finish first)."""
     after = last_seq(squall)
     controller = start(squall, spec, *args)
     try:
         job_id = wait_event(squall, phase, event, after=after)
         controller.send_signal(signal.SIGINT)
-        for _ in range(signals - 1):
-            time.sleep(0.2)
+        if signals > 1 and acted_on(squall, controller, job_id):
             controller.send_signal(signal.SIGINT)
         out, err = controller.communicate(timeout=300)
     finally:

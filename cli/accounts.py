@@ -37,7 +37,7 @@ def member_set_cmd(app: App, org: str, user: str, role: str, tier: str) -> None:
         if db.execute("SELECT 1 FROM tiers WHERE name = ?", (tier,)).fetchone() is None:
             known = ", ".join(row[0] for row in db.execute("SELECT name FROM tiers ORDER BY name"))
             raise InvalidInput(f"--tier: {tier!r} is not a tier", hint=f"tiers: {known}")
-        db.execute("INSERT INTO members (org, user, role, tier) VALUES (?, ?, ?, ?) ON CONFLICT (org, user) DO "
+        db.execute("INSERT INTO members (org, \"user\", role, tier) VALUES (?, ?, ?, ?) ON CONFLICT (org, \"user\") DO "
                    "UPDATE SET role = excluded.role, tier = excluded.tier",
                    (_slug("ORG", org), _slug("USER", user), role, tier))
     _members(app, org)
@@ -53,8 +53,8 @@ def member_list_cmd(app: App, org: str | None) -> None:
 
 
 def _members(app: App, org: str | None) -> None:
-    rows = app.reader.rows("SELECT org, user, role, tier FROM members" + (" WHERE org = ?" if org else "")
-                           + " ORDER BY org, user", (org,) if org else ())
+    rows = app.reader.rows("SELECT org, \"user\", role, tier FROM members" + (" WHERE org = ?" if org else "")
+                           + " ORDER BY org, \"user\"", (org,) if org else ())
     if app.json:
         app.emit([dict(zip(("org", "user", "role", "tier"), row)) for row in rows])
     elif not rows:

@@ -56,10 +56,9 @@ def status_cmd(app: App, org: str, bank: str, name: str, owner: str) -> None:
 @bank_command("fill")
 def fill_cmd(app: App, org: str, bank: str, name: str) -> None:
     """Bring the idle VMs back to the target; replace VMs past their max age and lapsed claims."""
-    from squall.locks import StackLock
 
     stack = _stack(org, name)
-    with StackLock(app.home, str(stack), wait=True):
+    with app.store.locks.stack(str(stack), wait=True):
         result = _banks(app).fill(stack, bank, event_printer(app))
     if app.json:
         app.emit({"org": org, "bank": bank, **result})
@@ -87,11 +86,10 @@ def claim_cmd(app: App, org: str, bank: str, name: str, owner: str, hours: float
 @yes_option
 def release_cmd(app: App, org: str, bank: str, name: str, vm_id: int, owner: str, yes: bool) -> None:
     """Give back a claimed VM: it is destroyed and the bank refilled."""
-    from squall.locks import StackLock
 
     confirm(f"destroy VM {vm_id} of bank {org}/{bank}", yes)
     stack = _stack(org, name)
-    with StackLock(app.home, str(stack), wait=True):
+    with app.store.locks.stack(str(stack), wait=True):
         result = _banks(app).release(stack, bank, vm_id, owner, event_printer(app))
     if app.json:
         app.emit({"org": org, "bank": bank, "released": vm_id, **result})

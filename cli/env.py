@@ -32,11 +32,10 @@ def env_group() -> None:
 @pass_app
 def up_cmd(app: App, name: str, config_file: Path, ttl_hours: float) -> None:
     """Create or update environment NAME (running it again changes nothing that is already there)."""
-    from squall.locks import StackLock
 
     envs = _envs(app)
     stack, document = envs.stack_for(name, config_file)
-    with StackLock(app.home, str(stack), wait=False):
+    with app.store.locks.stack(str(stack)):
         result = envs.up(stack, document, ttl_hours, event_printer(app))
     if app.json:
         app.emit(result)
@@ -52,7 +51,6 @@ def up_cmd(app: App, name: str, config_file: Path, ttl_hours: float) -> None:
 @pass_app
 def down_cmd(app: App, name: str, yes: bool) -> None:
     """Destroy environment NAME; an environment that is not there is already down (exit 0)."""
-    from squall.locks import StackLock
 
     confirm(f"destroy environment {name}", yes)
     envs = _envs(app)
@@ -60,7 +58,7 @@ def down_cmd(app: App, name: str, yes: bool) -> None:
     if stack is None:
         result = {"env": name, "stack": None, "state": "absent"}
     else:
-        with StackLock(app.home, str(stack), wait=False):
+        with app.store.locks.stack(str(stack)):
             result = envs.down(name, event_printer(app))
     if app.json:
         app.emit(result)

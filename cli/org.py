@@ -21,9 +21,8 @@ def _stack(org: str, name: str):
 
 
 def _locked(app: App, stack):
-    from squall.locks import StackLock
 
-    return StackLock(app.home, str(stack), wait=False)
+    return app.store.locks.stack(str(stack))
 
 
 @click.group("org")

@@ -46,7 +46,7 @@ def create_app(home: Path, spec_roots: list[Path] | None = None, log_format: str
 
     app.state.open_store = open_store
     Store(home).close()  # made (and migrated) now: a bad home fails at start, not at the first request
-    app.state.events = events.EventHub(home)
+    app.state.events = events.EventHub(open_store)
     envelope.install(app)
     app.include_router(jobs.router)
     app.include_router(events.router)

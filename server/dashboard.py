@@ -74,17 +74,16 @@ def sign_out():
     return response
 
 
-def _row(store, home: Path, job_id: str) -> dict:
-    data = report(store, home, job_id)
+def _row(store, job_id: str) -> dict:
+    data = report(store, job_id)
     return {"id": data["id"], "name": data["name"], "status": data["status"], "site": data["site"],
             "cost": cost_text(data), "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(data["created_at"]))}
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
 def jobs_page(request: Request, who: Principal = Depends(principal)):
-    home = request.app.state.home
     with request.app.state.open_store() as store:
-        jobs = [_row(store, home, j.id) for j in store.jobs(100)
+        jobs = [_row(store, j.id) for j in store.jobs(100)
                 if j.org == who.org and (who.role != "partner" or j.user == who.user)]
     return templates.TemplateResponse(request, "jobs.html", {"title": "jobs", "who": who, "jobs": jobs,
                                                              "event_names": EVENT_NAMES})
@@ -93,14 +92,13 @@ def jobs_page(request: Request, who: Principal = Depends(principal)):
 @router.get("/dashboard/rows/{job_id}")
 def job_row(request: Request, job_id: str, who: Principal = Depends(principal)):
     with request.app.state.open_store() as store:
-        return JSONResponse(_row(store, request.app.state.home, job_of(store, who, job_id).id))
+        return JSONResponse(_row(store, job_of(store, who, job_id).id))
 
 
 @router.get("/dashboard/jobs/{job_id}", response_class=HTMLResponse)
 def job_page(request: Request, job_id: str, who: Principal = Depends(principal)):
-    home = request.app.state.home
     with request.app.state.open_store() as store:
-        job = report(store, home, job_of(store, who, job_id).id)
+        job = report(store, job_of(store, who, job_id).id)
     results = Path(job["results"])
     files = defaultdict(list)
     for path in sorted(results.glob("task-*/**/*")) if results.is_dir() else []:

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, ContextManager
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
@@ -25,8 +23,10 @@ from fastapi.responses import StreamingResponse
 from squall.server.auth import principal
 from squall.server.envelope import ERRORS
 from squall.server.jobs import job_of
-from squall.store import where
+from squall.store import Store, where
 from squall.tokens import Principal
+
+OpenStore = Callable[[], ContextManager[Store]]  # the app's: this thread's store
 
 INTERVAL = 0.25  # seconds between reads of the journal
 KEEPALIVE = 15.0  # seconds of silence before a comment line keeps proxies from closing the stream
@@ -58,37 +58,37 @@ class Event:
         return self.phase == "done" or (self.phase, self.event) in ENDS
 
 
-def read_after(home: Path, after: int, job_id: str | None = None, org: str | None = None,
+def read_after(open_store: OpenStore, after: int, job_id: str | None = None, org: str | None = None,
                limit: int = 1000) -> list[Event]:
-    """Journal entries of jobs after ``after``, oldest first (read-only, its own connection)."""
+    """Journal entries of jobs after ``after``, oldest first (the calling thread's store)."""
     clauses, values = where(("j.seq > ?", after), ("j.job_id = ?", job_id), ("jobs.org = ?", org))
-    with sqlite3.connect(f"{(home / 'squall.db').as_uri()}?mode=ro", uri=True) as db:
-        rows = db.execute("SELECT j.seq, j.ts, j.job_id, jobs.org, jobs.user, j.phase, j.event, j.detail "
+    with open_store() as store:
+        rows = store.rows("SELECT j.seq, j.ts, j.job_id, jobs.org, jobs.\"user\", j.phase, j.event, j.detail "
                           f"FROM journal j JOIN jobs ON jobs.id = j.job_id WHERE {clauses} ORDER BY j.seq LIMIT ?",
-                          (*values, limit)).fetchall()
+                          (*values, limit))
     return [Event(*row[:7], json.loads(row[7])) for row in rows]
 
 
-def last_seq(home: Path) -> int:
-    with sqlite3.connect(f"{(home / 'squall.db').as_uri()}?mode=ro", uri=True) as db:
-        return db.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()[0]
+def last_seq(open_store: OpenStore) -> int:
+    with open_store() as store:
+        return store.rows("SELECT COALESCE(MAX(seq), 0) FROM journal")[0][0]
 
 
 class EventHub:
     """Follows the journal once for every stream of this server."""
 
-    def __init__(self, home: Path):
-        self.home = home
-        self.cursor = last_seq(home)
+    def __init__(self, open_store: OpenStore):
+        self.open_store = open_store
+        self.cursor = last_seq(open_store)
         self.streams: set[tuple[asyncio.Queue, Callable[[Event], bool]]] = set()
 
     async def follow(self) -> None:
         while True:
             await asyncio.sleep(INTERVAL)
             if not self.streams:
-                self.cursor = await asyncio.to_thread(last_seq, self.home)
+                self.cursor = await asyncio.to_thread(last_seq, self.open_store)
                 continue
-            events = await asyncio.to_thread(read_after, self.home, self.cursor)
+            events = await asyncio.to_thread(read_after, self.open_store, self.cursor)
             for event in events:
                 for queue, wanted in list(self.streams):
                     if wanted(event):
@@ -145,22 +145,22 @@ async def _stream(request: Request, after: int, wanted: Callable[[Event], bool],
 async def job_events(request: Request, job_id: str, after: int | None = None, who: Principal = Depends(principal)):
     with request.app.state.open_store() as store:
         job_of(store, who, job_id)
-    home = request.app.state.home
+    open_store = request.app.state.open_store
     return StreamingResponse(_stream(request, _after(request, after), lambda e: e.job == job_id,
-                                     lambda seq: read_after(home, seq, job_id=job_id), job_id),
+                                     lambda seq: read_after(open_store, seq, job_id=job_id), job_id),
                              media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/events", response_class=StreamingResponse, responses=SSE,
             summary="Every event of the organisation's jobs (a partner token: its own jobs') as they happen")
 async def org_events(request: Request, after: int | None = None, who: Principal = Depends(principal)):
-    home = request.app.state.home
+    open_store = request.app.state.open_store
 
     def wanted(event: Event) -> bool:
         return event.org == who.org and (who.role != "partner" or event.user == who.user)
 
     def backlog(seq: int) -> list[Event]:
-        return [e for e in read_after(home, seq, org=who.org) if wanted(e)]
+        return [e for e in read_after(open_store, seq, org=who.org) if wanted(e)]
 
     return StreamingResponse(_stream(request, _after(request, after), wanted, backlog, None),
                              media_type="text/event-stream", headers={"Cache-Control": "no-store"})

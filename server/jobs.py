@@ -107,10 +107,10 @@ def job_of(store: Store, who: Principal, job_id: str) -> JobRow:
     return job
 
 
-def report(store: Store, home: Path, job_id: str, journal: bool = False) -> dict:
+def report(store: Store, job_id: str, journal: bool = False) -> dict:
     """The CLI's report of the job, with the exit code it means and its isolation in words (what a client
     needs to show it as the CLI does)."""
-    found = job_report(store, home, job_id, journal)
+    found = job_report(store, job_id, journal)
     return {**found.data, "exit_code": found.exit_code, "network_isolation": found.isolation}
 
 
@@ -197,7 +197,7 @@ def _submit(request: Request, spec_file: Path, site: str | None, strategy: str, 
         finally:
             runner.close()
         spawn_controller(server.home, plan.job_id, server.controller_options)
-        return ok(report(store, server.home, plan.job_id), 202)
+        return ok(report(store, plan.job_id), 202)
 
 
 def _relative(name: str) -> PurePosixPath:
@@ -220,11 +220,10 @@ def _save(upload: UploadFile, target: Path) -> None:
 def list_jobs(request: Request, who: Principal = Depends(principal),
               status: JobStatus | None = None, site: str | None = None, project: str | None = None,
               limit: Annotated[int, Query(ge=1, le=1000)] = 50):
-    home = request.app.state.home
     with request.app.state.open_store() as store:
         rows = [j for j in store.jobs(None, site=site, project=project)
                 if j.org == who.org and (who.role != "partner" or j.user == who.user)]
-    shown = [(j, shown_status(j, home)) for j in rows]
+        shown = [(j, shown_status(j, store.locks)) for j in rows]
     return ok([{"id": j.id, "name": j.name, "site": j.site, "status": s, "phase": j.phase, "project": j.project,
                 "created_at": j.created_at, "finished_at": j.finished_at}
                for j, s in shown if status is None or s == status][:limit])
@@ -233,13 +232,13 @@ def list_jobs(request: Request, who: Principal = Depends(principal),
 @router.get("/{job_id}", response_model=Envelope[JobOut], summary="A job, its tasks and its cost")
 def job_status(request: Request, job_id: str, journal: bool = False, who: Principal = Depends(principal)):
     with request.app.state.open_store() as store:
-        return ok(report(store, request.app.state.home, job_of(store, who, job_id).id, journal))
+        return ok(report(store, job_of(store, who, job_id).id, journal))
 
 
 @router.get("/{job_id}/tasks", response_model=Envelope[list[TaskOut]], summary="A job's tasks")
 def job_tasks(request: Request, job_id: str, who: Principal = Depends(principal)):
     with request.app.state.open_store() as store:
-        return ok(report(store, request.app.state.home, job_of(store, who, job_id).id)["tasks"])
+        return ok(report(store, job_of(store, who, job_id).id)["tasks"])
 
 
 @router.get("/{job_id}/logs", response_model=Envelope[LogOut],
@@ -269,17 +268,16 @@ def job_logs(request: Request, job_id: str, who: Principal = Depends(principal),
              summary="Ask a job to stop: its tasks are killed, finished outputs collected, everything removed")
 def cancel(request: Request, job_id: str, who: Principal = Depends(principal)):
     from squall.controllers import spawn_controller
-    from squall.locks import controller_alive
-
+    
     home = request.app.state.home
     with request.app.state.open_store() as store:
         job = job_of(store, who, job_id)
         if not job.finished:
             store.update_job(job.id, cancel_requested=True)
             store.record(job.id, job.phase, "cancel-requested", user=who.user)
-            if not controller_alive(home, job.id):
+            if not store.locks.controller_alive(job.id):
                 spawn_controller(home, job.id, request.app.state.controller_options)  # nobody drives it
-        return ok(report(store, home, job.id), 202)
+        return ok(report(store, job.id), 202)
 
 
 # results ----------------------------------------------------------------------------

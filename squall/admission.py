@@ -10,11 +10,11 @@ job leaves nothing behind.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Callable
 
+from squall.database import Connection
 from squall.errors import SquallError
 from squall.money.accounts import split_price, tier_of
 from squall.money.amounts import Money
@@ -34,7 +34,7 @@ class Admission:
     placement: Placement
     estimate: SiteEstimate
 
-    def take(self, db: sqlite3.Connection, plan: JobPlan, user: str) -> None:
+    def take(self, db: Connection, plan: JobPlan, user: str) -> None:
         """Inside the job's creating transaction: the site's job limit, the user's membership and tier,
         the price split, and the budget holds for the user's maximum price. Raises ``Refused``."""
         spec, org = plan.spec, plan.tags["squall:org"]

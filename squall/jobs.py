@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from squall.errors import InvalidInput
-from squall.locks import controller_alive
+from squall.locks import AdvisoryLocks, FileLocks
 from squall.results import write_report
 from squall.slugs import SLUG
 from squall.sites.base import JobPlan, TaskPlan
@@ -132,13 +132,13 @@ def cancel_unstarted(store: Store, job_id: str, reason: str) -> None:
 ORPHANED = "orphaned"  # shown, never stored: a job in progress whose controller process is gone
 
 
-def shown_status(job: JobRow, home: Path) -> str:
+def shown_status(job: JobRow, locks: "FileLocks | AdvisoryLocks") -> str:
     """The status to show: ``orphaned`` for a job past its plan, unfinished, with no live controller.
 
     The store keeps ``running`` (the job is resumable as it is); a user sees
     that nothing drives it and that ``squall job attach`` would.
     """
-    if job.status in ("pending", "running") and job.phase != "plan" and not controller_alive(home, job.id):
+    if job.status in ("pending", "running") and job.phase != "plan" and not locks.controller_alive(job.id):
         return ORPHANED
     return job.status
 

@@ -53,7 +53,7 @@ class Notifier:
             return
         event_id = f"{job.id}:{event}"
         with self.store.transaction() as db:
-            claimed = db.execute("INSERT OR IGNORE INTO notifications (event_id, job_id, created_at) VALUES (?, ?, ?)",
+            claimed = db.execute("INSERT INTO notifications (event_id, job_id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                                  (event_id, job.id, time.time())).rowcount
         if not claimed:
             return  # sent (or being sent) already

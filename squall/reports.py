@@ -4,7 +4,6 @@ code its status means, and whether its payload was cut off the network, in words
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from squall.errors import ExitCode
 from squall.jobs import ORPHANED, JobResult, shown_status
@@ -18,10 +17,10 @@ class JobReport:
     isolation: str
 
 
-def job_report(store: Store, home: Path, job_id: str, journal: bool = False) -> JobReport:
+def job_report(store: Store, job_id: str, journal: bool = False) -> JobReport:
     result = JobResult.load(store, job_id)
     data = result.to_dict()
-    data["status"] = shown_status(result.job, home)
+    data["status"] = shown_status(result.job, store.locks)
     if data["status"] == ORPHANED:
         data["hint"] = f"no controller drives this job: 'squall job attach {data['id']}' resumes it"
     if journal:

@@ -23,7 +23,6 @@ from squall.errors import Interrupted, InvalidInput, OutputsKept, SiteUnreachabl
 from squall import log_context
 from squall.interrupts import SignalGuard
 from squall.jobs import JobResult, cancel_unstarted, close_job, new_job_id, new_plan, plan_from_store
-from squall.locks import ControllerLock, PollLock
 from squall.notify import Notifier
 from squall.placement import requested_site
 from squall.results import check_results_root, move_collected, write_report
@@ -178,7 +177,7 @@ class Runner:
         What an earlier collect already put in the old folder is moved along,
         so the job's results end up in one place.
         """
-        with ControllerLock(self.home, job_id):
+        with self.store.locks.controller(job_id):
             job = self.store.job(job_id)
             assert job is not None, job_id
             if job.phase == "done":
@@ -202,7 +201,7 @@ class Runner:
             return self._drive(job_id)
 
     def _drive(self, job_id: str) -> JobResult:
-        with ControllerLock(self.home, job_id):
+        with self.store.locks.controller(job_id):
             job = self.store.job(job_id)
             assert job is not None, job_id
             if job.phase == "done":
@@ -302,7 +301,7 @@ class Runner:
         """
         if not site.shared_poll:
             return site.poll([plan])[plan.job_id]
-        with PollLock(self.home, site.name):
+        with self.store.locks.poll(site.name):
             cached = self.store.site_poll(site.name)
             if cached and time.time() - cached[0] < site.poll_interval and plan.job_id in cached[1]:
                 return [TaskState(**s) for s in cached[1][plan.job_id]]

@@ -1,29 +1,26 @@
-"""The state store: one SQLite file, WAL mode, versioned migrations.
+"""The state store: typed access to Squall's tables, versioned migrations (one history for SQLite and
+PostgreSQL; see ``squall.database`` for what differs between them).
 
-Several CLI processes share it at once (a controller per running job, plus
-``job list``, ``gc``...). Every write runs in ``BEGIN IMMEDIATE`` with a long
-busy timeout, so writers queue instead of failing, and readers never block.
+Several processes share it at once (a controller per running job, plus ``job list``, ``gc``, servers...).
+Every write runs in a transaction queued behind any other writer, so writers wait instead of failing, and
+readers never block.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager
 
+from squall.database import HOME_HINT, Connection, Database, open_database
 from squall.errors import HomeUnusable
-from squall.paths import ensure_private_dir
+from squall.locks import locks_for
 from squall.workarea import FINAL
-
-_HOME_HINT = "check the folder, or point --home / $SQUALL_HOME at another one"
 
 journal_log = logging.getLogger("squall.journal")
 
@@ -265,7 +262,7 @@ MIGRATIONS: list[str] = [
 def where(*conditions: tuple[str, object]) -> tuple[str, tuple]:
     """``"a = ? AND b > ?"`` and its values, from ``(clause, value)`` pairs whose value is given (not None)."""
     given = [(clause, value) for clause, value in conditions if value is not None]
-    return " AND ".join(clause for clause, _ in given) or "1", tuple(value for _, value in given)
+    return " AND ".join(clause for clause, _ in given) or "TRUE", tuple(value for _, value in given)
 
 
 @dataclass(frozen=True)
@@ -334,108 +331,75 @@ class Lease:
 
 
 class Store:
-    """Typed access to ``squall.db``; one instance per process.
+    """Typed access to the store's tables; one instance per process.
 
-    ``read_only`` opens an existing store without writing to it (``job list``
-    on a read-only home); any failure to open names the path and exits with
-    ``HomeUnusable``'s code, never as an internal error.
+    The tables live in ``HOME/squall.db`` or, when ``SQUALL_DATABASE_URL`` names one, a PostgreSQL
+    database a team shares (see ``squall.database``). ``read_only`` opens an existing SQLite store
+    without writing to it (``job list`` on a read-only home); any failure to open names the path (or the
+    URL, without its password) and exits with ``HomeUnusable``'s code, never as an internal error.
     """
 
-    def __init__(self, home: Path, read_only: bool = False):
+    def __init__(self, home: Path, read_only: bool = False, url: str | None = None):
         self.home = Path(home)
-        self.path = self.home / "squall.db"
         self.read_only = read_only
-        self._writing = threading.RLock()
+        self.db: Database = open_database(self.home, read_only, url)
+        self.locks = locks_for(self.home, self.db)
         try:
-            self._db = self._open()
+            if read_only:
+                if self.schema_version != len(MIGRATIONS):
+                    raise HomeUnusable(f"Squall store {self.db.where} has an older schema and this home is "
+                                       "read-only", hint="open it once with a writable home to upgrade it")
+            else:
+                self._migrate()
+        except HomeUnusable:
+            self.db.close()
+            raise
         except sqlite3.DatabaseError as exc:
-            raise HomeUnusable(f"Squall store {self.path}: {exc}", hint=_HOME_HINT) from None
-        except OSError as exc:
-            raise HomeUnusable(f"Squall home {exc.filename or self.home}: {exc.strerror}", hint=_HOME_HINT) from None
+            self.db.close()
+            raise HomeUnusable(f"Squall store {self.db.where}: {exc}", hint=HOME_HINT) from None
 
-    def _open(self) -> sqlite3.Connection:
-        if self.home.exists() and not self.home.is_dir():
-            raise HomeUnusable(f"Squall home {self.home} is a file, not a folder", hint=_HOME_HINT)
-        if self.path.exists() and not self.path.is_file():
-            raise HomeUnusable(f"Squall store {self.path} is not a file", hint=_HOME_HINT)
-        if self.read_only:
-            if not self.path.is_file():
-                raise HomeUnusable(f"Squall store {self.path} does not exist yet", hint="run a job first")
-            db = _open_read_only(self.path)
-            if db.execute("PRAGMA user_version").fetchone()[0] != len(MIGRATIONS):
-                raise HomeUnusable(f"Squall store {self.path} has an older schema and this home is read-only",
-                                   hint="open it once with a writable home to upgrade it")
-            return db
-        ensure_private_dir(self.home)
-        if not os.access(self.home, os.W_OK):
-            raise HomeUnusable(f"Squall home {self.home} is not writable", hint=_HOME_HINT)
-        # shared with gc's listing threads (a retry is journaled from there); writes are serialised below
-        self._db = db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA busy_timeout = 60000")
-        self._enable_wal()
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute("PRAGMA foreign_keys = ON")
-        self._migrate()
-        return db
+    @property
+    def path(self) -> Path:
+        return self.home / "squall.db"
 
     @cached_property
     def store_id(self) -> str:
         """Random, made once per store (never changes); carried by every owner tag this store writes."""
-        return self._db.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
-
-    def _enable_wal(self) -> None:
-        """Switch to WAL; SQLite skips the busy handler for this pragma, so retry by hand.
-
-        Only the very first open of a new file can collide (another process
-        creating the schema); WAL is persistent after that.
-        """
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self._db.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        return self.db.rows("SELECT value FROM meta WHERE key = 'store_id'")[0][0]
 
     def close(self) -> None:
-        self._db.close()
+        self.db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._writing:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def transaction(self) -> ContextManager[Connection]:
+        """One write transaction, queued behind any other writer (on every machine sharing the database)."""
+        return self.db.transaction()
 
-    def rows(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
-        """A read outside a transaction (WAL: a consistent snapshot), for the modules owning other tables."""
-        return self._db.execute(sql, params).fetchall()
+    def rows(self, sql: str, params: tuple | dict = ()) -> list:
+        """A read outside a transaction (a consistent snapshot), for the modules owning other tables."""
+        return self.db.rows(sql, params)
+
+    def _row(self, sql: str, params: tuple | dict = ()) -> Any:
+        rows = self.db.rows(sql, params)
+        return rows[0] if rows else None
 
     @property
     def schema_version(self) -> int:
-        return self._db.execute("PRAGMA user_version").fetchone()[0]
+        return self.db.schema_version()
 
     def _migrate(self) -> None:
         if self.schema_version >= len(MIGRATIONS):
             return
         with self.transaction() as db:
-            current = db.execute("PRAGMA user_version").fetchone()[0]
+            current = self.db.schema_version()
             for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-                for statement in _statements(script):
+                for statement in self.db.statements(script):
                     db.execute(statement)
-                db.execute(f"PRAGMA user_version = {version}")
+                self.db.set_schema_version(db, version)
 
     # jobs and tasks -----------------------------------------------------
 
     def create_job(self, job: JobRow, task_inputs: list[list[str]],
-                   admit: Callable[[sqlite3.Connection], None] | None = None) -> None:
+                   admit: Callable[[Connection], None] | None = None) -> None:
         """Insert a job and its tasks; fails if the id is taken (ids are random).
 
         ``admit`` runs first in the same transaction (budget and quota holds): if it raises, nothing is
@@ -456,42 +420,40 @@ class Store:
             )
 
     def job(self, job_id: str) -> JobRow | None:
-        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = self._row("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return _job(row) if row else None
 
     def job_ids_starting(self, prefix: str, limit: int = 5) -> list[str]:
         """Ids of jobs that start with ``prefix`` (at most ``limit``), newest first."""
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = self._db.execute("SELECT id FROM jobs WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC LIMIT ?",
-                                (escaped + "%", limit)).fetchall()
+        rows = self.rows("SELECT id FROM jobs WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC LIMIT ?",
+                                (escaped + "%", limit))
         return [row[0] for row in rows]
 
     def jobs(self, limit: int | None = 50, site: str | None = None, project: str | None = None) -> list[JobRow]:
         """Newest first; only those at ``site`` / of ``project`` when given; all of them when ``limit`` is None."""
-        where = " AND ".join(f"{name} = :{name}" for name, value in (("site", site), ("project", project))
-                             if value is not None)
-        rows = self._db.execute(
-            f"SELECT * FROM jobs {'WHERE ' + where if where else ''} ORDER BY created_at DESC LIMIT :limit",
-            {"site": site, "project": project, "limit": -1 if limit is None else limit},
-        ).fetchall()
-        return [_job(row) for row in rows]
+        clauses, values = where(("site = ?", site), ("project = ?", project))
+        sql = f"SELECT * FROM jobs WHERE {clauses} ORDER BY created_at DESC"
+        if limit is not None:
+            sql, values = f"{sql} LIMIT ?", (*values, limit)
+        return [_job(row) for row in self.rows(sql, values)]
 
     def update_job(self, job_id: str, **fields: Any) -> None:
         fields["updated_at"] = time.time()
-        assignments = ", ".join(f"{name} = :{name}" for name in fields)
+        assignments = ", ".join(f'"{name}" = :{name}' for name in fields)
         with self.transaction() as db:
             db.execute(f"UPDATE jobs SET {assignments} WHERE id = :job_id", {**fields, "job_id": job_id})
 
     def tasks(self, job_id: str) -> list[TaskRow]:
-        rows = self._db.execute(
+        rows = self.rows(
             "SELECT * FROM tasks WHERE job_id = ? ORDER BY idx", (job_id,)
-        ).fetchall()
+        )
         return [_task(row) for row in rows]
 
     def update_tasks(self, job_id: str, updates: dict[int, dict[str, Any]]) -> None:
         with self.transaction() as db:
             for index, fields in updates.items():
-                assignments = ", ".join(f"{name} = :{name}" for name in fields)
+                assignments = ", ".join(f'"{name}" = :{name}' for name in fields)
                 db.execute(
                     f"UPDATE tasks SET {assignments} WHERE job_id = :job_id AND idx = :idx",
                     {**fields, "job_id": job_id, "idx": index},
@@ -512,7 +474,7 @@ class Store:
 
     def journal(self, job_id: str | None = None) -> list[JournalEntry]:
         query = "SELECT * FROM journal" + (" WHERE job_id = ?" if job_id else "") + " ORDER BY seq"
-        rows = self._db.execute(query, (job_id,) if job_id else ()).fetchall()
+        rows = self.rows(query, (job_id,) if job_id else ())
         return [
             JournalEntry(r["seq"], r["ts"], r["job_id"], r["phase"], r["event"], json.loads(r["detail"]))
             for r in rows
@@ -524,12 +486,12 @@ class Store:
         self, job_id: str | None, site: str, kind: str, resource: str, tags: dict, expires_at: float
     ) -> int:
         with self.transaction() as db:
-            cursor = db.execute(
+            row = db.execute(
                 "INSERT INTO leases (job_id, site, kind, resource, tags, created_at, expires_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (job_id, site, kind, resource, json.dumps(tags), time.time(), expires_at),
-            )
-            return int(cursor.lastrowid)
+            ).fetchone()
+            return int(row[0])
 
     def leases(self, *, job_id: str | None = None, site: str | None = None, live: bool = True) -> list[Lease]:
         clauses, params = [], []
@@ -542,7 +504,7 @@ class Store:
             clauses.append("site = ?")
             params.append(site)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._db.execute(f"SELECT * FROM leases{where} ORDER BY id", params).fetchall()
+        rows = self.rows(f"SELECT * FROM leases{where} ORDER BY id", params)
         return [_lease(row) for row in rows]
 
     def extend_leases(self, job_id: str, expires_at: float) -> None:
@@ -586,14 +548,14 @@ class Store:
             )
 
     def last_site_report(self, site: str, action: str) -> tuple[dict, float] | None:
-        row = self._db.execute(
+        row = self._row(
             "SELECT report, at FROM site_reports WHERE site = ? AND action = ? ORDER BY id DESC LIMIT 1",
             (site, action),
-        ).fetchone()
+        )
         return (json.loads(row["report"]), row["at"]) if row else None
 
     def site_poll(self, site: str) -> tuple[float, dict] | None:
-        row = self._db.execute("SELECT at, states FROM site_polls WHERE site = ?", (site,)).fetchone()
+        row = self._row("SELECT at, states FROM site_polls WHERE site = ?", (site,))
         return (row["at"], json.loads(row["states"])) if row else None
 
     def save_site_poll(self, site: str, at: float, states: dict) -> None:
@@ -604,13 +566,13 @@ class Store:
                        "calls = calls + 1", (site, at, json.dumps(states), at))
 
     def jobs_in_phase(self, phase: str) -> list[JobRow]:
-        rows = self._db.execute("SELECT * FROM jobs WHERE phase = ? ORDER BY created_at", (phase,)).fetchall()
+        rows = self.rows("SELECT * FROM jobs WHERE phase = ? ORDER BY created_at", (phase,))
         return [_job(row) for row in rows]
 
     def active_jobs(self, site: str) -> list[JobRow]:
-        rows = self._db.execute(
+        rows = self.rows(
             "SELECT * FROM jobs WHERE site = ? AND phase IN ('launch', 'monitor', 'collect')", (site,)
-        ).fetchall()
+        )
         return [_job(row) for row in rows]
 
     def remove_site(self, name: str) -> None:
@@ -618,7 +580,7 @@ class Store:
             db.execute("DELETE FROM sites WHERE name = ?", (name,))
 
     def sites(self) -> list[tuple[str, str, dict]]:
-        rows = self._db.execute("SELECT name, kind, config FROM sites ORDER BY name").fetchall()
+        rows = self.rows("SELECT name, kind, config FROM sites ORDER BY name")
         return [(r["name"], r["kind"], json.loads(r["config"])) for r in rows]
 
     # digest cache -----------------------------------------------------------
@@ -629,38 +591,15 @@ class Store:
         for start in range(0, len(paths), 500):
             chunk = paths[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self._db.execute(f"SELECT * FROM digests WHERE path IN ({marks})", chunk):
+            for row in self.rows(f"SELECT * FROM digests WHERE path IN ({marks})", chunk):
                 found[row["path"]] = (row["size"], row["mtime_ns"], row["inode"], row["sha256"])
         return found
 
     def remember_digests(self, entries: list[tuple[str, int, int, int, str]]) -> None:
         with self.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)", entries)
-
-
-def _open_read_only(path: Path) -> sqlite3.Connection:
-    """Read without writing; on a read-only file system where SQLite cannot make its WAL index, as an
-    immutable file (what the last writer checkpointed, which is everything once it closed)."""
-    for query in ("mode=ro", "mode=ro&immutable=1"):
-        db = sqlite3.connect(f"{path.as_uri()}?{query}", uri=True, isolation_level=None, check_same_thread=False)
-        db.row_factory = sqlite3.Row
-        try:
-            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-            return db
-        except sqlite3.OperationalError:
-            db.close()
-    raise HomeUnusable(f"Squall store {path} cannot be read", hint=_HOME_HINT)
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements; triggers keep their inner ``;``."""
-    statements, buffer = [], ""
-    for line in script.strip().splitlines():
-        buffer += line + "\n"
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    return statements
+            db.executemany("INSERT INTO digests VALUES (?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+                           "size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode, "
+                           "sha256 = excluded.sha256", entries)
 
 
 def _bool(value: Any) -> bool | None:

@@ -53,7 +53,7 @@ def create(store: Store, user: str, org: str, role: str, application: str | None
         raise InvalidInput(f"--application {application!r}: lower-case letters, digits and '-'")
     token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     with store.transaction() as db:
-        db.execute("INSERT INTO tokens (id, secret_sha256, user, org, role, application, created_at) "
+        db.execute("INSERT INTO tokens (id, secret_sha256, \"user\", org, role, application, created_at) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?)", (token_id, _digest(secret), user, org, role, application,
                                                      time.time()))
     return f"sq_{token_id}_{secret}", Principal(token_id, user, org, role, application)
@@ -64,7 +64,7 @@ def verify(store: Store, token: str) -> Principal | None:
     found = TOKEN.fullmatch(token or "")
     if not found:
         return None
-    rows = store.rows("SELECT secret_sha256, user, org, role, application FROM tokens "
+    rows = store.rows("SELECT secret_sha256, \"user\", org, role, application FROM tokens "
                        "WHERE id = ? AND revoked_at IS NULL", (found.group(1),))
     if not rows or not hmac.compare_digest(rows[0][0], _digest(found.group(2))):
         return None
@@ -72,7 +72,7 @@ def verify(store: Store, token: str) -> Principal | None:
 
 
 def listing(store: Store) -> list[dict]:
-    rows = store.rows("SELECT id, user, org, role, application, created_at, revoked_at FROM tokens "
+    rows = store.rows("SELECT id, \"user\", org, role, application, created_at, revoked_at FROM tokens "
                        "ORDER BY created_at")
     keys = ("id", "user", "org", "role", "application", "created_at", "revoked_at")
     return [dict(zip(keys, row)) for row in rows]

@@ -36,6 +36,6 @@ def attach_cmd(ctx: click.Context, app: App, job_id: str, results: str | None) -
         try:
             runner.drive(job_id)
         except Interrupted:
-            show_result(app, job_report(app.store, app.home, job_id))
+            show_result(app, job_report(app.store, job_id))
             ctx.exit(int(ExitCode.INTERRUPTED))
-    ctx.exit(show_result(app, job_report(app.store, app.home, job_id)))
+    ctx.exit(show_result(app, job_report(app.store, job_id)))

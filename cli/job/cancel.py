@@ -44,7 +44,7 @@ def cancel_cmd(ctx: click.Context, app: App, job_id: str, wait_seconds: float) -
         else:  # nobody drives the job: do the clean-up here
             with reporter_for(app.quiet) as reporter:
                 Runner(app.store, app.home, reporter, Notifier(app.store, app.defaults.config)).drive(job_id)
-    show_result(app, job_report(app.store, app.home, job_id))
+    show_result(app, job_report(app.store, job_id))
     if not app.store.job(job_id).finished:
         app.say(f"job {job_id} is still stopping after {wait_seconds:g} s; 'squall job status {job_id}' follows it",
                 err=True)

@@ -34,8 +34,8 @@ def list_cmd(app: App, limit: int, site: str | None, project: str | None, status
             rows = app.reader.jobs(limit, site=site, project=project)
         else:  # a shown status (orphaned) is known only job by job
             rows = [j for j in app.reader.jobs(None, site=site, project=project)
-                    if shown_status(j, app.home) == status][:limit]
-        jobs = [{"id": j.id, "name": j.name, "site": j.site, "status": shown_status(j, app.home), "phase": j.phase,
+                    if shown_status(j, app.reader.locks) == status][:limit]
+        jobs = [{"id": j.id, "name": j.name, "site": j.site, "status": shown_status(j, app.reader.locks), "phase": j.phase,
                  "created_at": j.created_at, "finished_at": j.finished_at} for j in rows]
     if app.json:
         app.emit(jobs)

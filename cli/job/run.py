@@ -65,7 +65,7 @@ def run_cmd(
                 raise Interrupted() from None
             runner.close_unstarted(job_id)
             interrupted = True
-    code = show_result(app, job_report(app.store, app.home, job_id))
+    code = show_result(app, job_report(app.store, job_id))
     ctx.exit(int(ExitCode.INTERRUPTED) if interrupted else code)
 
 

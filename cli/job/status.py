@@ -23,4 +23,4 @@ def status_cmd(ctx: click.Context, app: App, job_id: str) -> None:
 
         ctx.exit(show_result(app, report(app.api.call("GET", f"/jobs/{job_id}", params={"journal": True}))))
     job_id = load_job(app, job_id, app.reader).id  # a unique prefix names the job too
-    ctx.exit(show_result(app, job_report(app.reader, app.home, job_id, journal=True)))
+    ctx.exit(show_result(app, job_report(app.reader, job_id, journal=True)))

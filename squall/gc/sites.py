@@ -22,7 +22,6 @@ from pathlib import Path
 from squall.errors import SquallError
 from squall.gc.actions import GcAction
 from squall.jobs import cancel_unstarted, close_job
-from squall.locks import controller_alive
 from squall.sites import open_sites
 from squall.sites.base import LiveResource, Site
 from squall.store import Lease, Store
@@ -56,7 +55,7 @@ def plan_gc(store: Store, home: Path, now: float | None = None, include_foreign_
             plan.append((GcAction(site.name, res.kind, res.resource, job_id, action, reason), site, res, lease))
         found = {(r.kind, r.resource) for r in listing}
         for key, lease in leases.items():
-            if key in found or (lease.job_id and controller_alive(home, lease.job_id)):
+            if key in found or (lease.job_id and store.locks.controller_alive(lease.job_id)):
                 continue
             action = GcAction(site.name, lease.kind, lease.resource, lease.job_id, "release", "resource already gone")
             plan.append((action, site, None, lease))
@@ -66,7 +65,7 @@ def plan_gc(store: Store, home: Path, now: float | None = None, include_foreign_
 def _decide(store: Store, home: Path, res: LiveResource, lease: Lease | None, now: float,
             include_foreign_expired: bool) -> tuple[str, str]:
     job_id = res.job_id or (lease.job_id if lease else None)
-    if job_id and controller_alive(home, job_id):
+    if job_id and store.locks.controller_alive(job_id):
         return "keep", "a controller is driving this job"
     if lease is not None:
         if lease.expires_at <= now:
@@ -154,7 +153,7 @@ def _close_never_started(store: Store, home: Path, now: float, dry_run: bool) ->
     """Jobs left in their plan phase by a controller stopped before ``up``: nothing exists for them."""
     actions = []
     for job in store.jobs_in_phase("plan"):
-        if now - job.created_at < NEVER_STARTED_AFTER or controller_alive(home, job.id) or store.leases(job_id=job.id):
+        if now - job.created_at < NEVER_STARTED_AFTER or store.locks.controller_alive(job.id) or store.leases(job_id=job.id):
             continue
         reason = "never started: its controller stopped before anything was created"
         actions.append(GcAction(job.site, "job", job.id, job.id, "close", reason))

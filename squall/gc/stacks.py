@@ -22,7 +22,6 @@ from squall.errors import InvalidInput, SquallError
 from squall.gc.actions import GcAction
 from squall.infra import records
 from squall.infra.driver import Engine, StackName
-from squall.locks import controller_alive
 from squall.store import Store
 
 EPHEMERAL = ("job", "env")
@@ -91,7 +90,7 @@ def _stack_action(store: Store, engine: Engine, home: Path, stack: StackName, no
     outputs = {} if record else (engine.outputs(stack) or {})
     if expires is None:
         expires = (outputs or engine.outputs(stack) or {}).get("expires_at")
-    if job_id and controller_alive(home, job_id):
+    if job_id and store.locks.controller_alive(job_id):
         return GcAction(BACKEND, "stack", str(stack), job_id, "keep", "a controller is driving this job")
     owner = outputs.get("store")
     if record is None and owner != store.store_id:

@@ -10,11 +10,11 @@ whom, until when) or retired; the claim is one conditional UPDATE inside
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from squall.database import Record
 from squall.store import Store
 
 
@@ -123,12 +123,12 @@ def retire_bank_vms(store: Store, ids: list[int]) -> None:
                        [(time.time(), vm_id) for vm_id in ids])
 
 
-def _stack(row: sqlite3.Row) -> StackRecord:
+def _stack(row: Record) -> StackRecord:
     return StackRecord(row["name"], row["org"], row["kind"], row["state"], json.loads(row["overrides"]),
                        json.loads(row["outputs"]), row["job_id"], row["expires_at"], row["created_at"],
                        row["updated_at"])
 
 
-def _vm(row: sqlite3.Row) -> BankVm:
+def _vm(row: Record) -> BankVm:
     return BankVm(row["id"], row["org"], row["bank"], row["slot"], row["state"], row["address"], row["owner"],
                   row["claimed_at"], row["expires_at"], row["created_at"])

@@ -16,10 +16,10 @@ submit its jobs.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from decimal import Decimal
 
+from squall.database import Connection
 from squall.errors import Refused
 from squall.money.amounts import ANY, Money
 
@@ -64,10 +64,10 @@ def split_price(cloud: Money, service: Money | None, tier: str = "gold", multipl
     return PriceSplit(tier, multiplier, p_cloud, p_zop, p_zs)
 
 
-def tier_of(db: sqlite3.Connection, org: str, user: str) -> tuple[str, Decimal]:
+def tier_of(db: Connection, org: str, user: str) -> tuple[str, Decimal]:
     """The user's tier in ``org`` and its multiplier; ``Refused`` if the organisation has members and the
     user is not one of them."""
-    members = db.execute("SELECT user, tier FROM members WHERE org = ?", (org,)).fetchall()
+    members = db.execute("SELECT \"user\", tier FROM members WHERE org = ?", (org,)).fetchall()
     if not members:
         return "gold", DEFAULT_TIERS["gold"]
     tier = next((t for u, t in members if u == user), None)

@@ -11,12 +11,12 @@ refused job leaves nothing. At the end the job is settled from what it used
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Callable
 
+from squall.database import Connection
 from squall.errors import InvalidInput, Refused
 from squall.money.amounts import ANY, CURRENCY, Money
 from squall.slugs import SLUG
@@ -73,11 +73,11 @@ def budget_state(query: Query, scope: str) -> BudgetState | None:
                        Money(Decimal(held) / 100, currency))
 
 
-def in_transaction(db: sqlite3.Connection) -> Query:
+def in_transaction(db: Connection) -> Query:
     return lambda sql, params: db.execute(sql, params).fetchall()
 
 
-def take_holds(db: sqlite3.Connection, job_id: str, org: str, project: str, site: str,
+def take_holds(db: Connection, job_id: str, org: str, project: str, site: str,
                cost_max: Money | None) -> list[tuple[str, Money]]:
     """Hold ``cost_max`` on every budget over the job (inside the job's creating transaction); ``Refused``
     naming the budget, what is left and what was asked when one cannot take it."""
@@ -103,7 +103,7 @@ def take_holds(db: sqlite3.Connection, job_id: str, org: str, project: str, site
     return taken
 
 
-def settle(db: sqlite3.Connection, job_id: str, cost: Money) -> bool:
+def settle(db: Connection, job_id: str, cost: Money) -> bool:
     """Charge ``cost`` (capped at each hold) and release the rest; False when already settled."""
     rows = db.execute("SELECT id, held_cents FROM holds WHERE job_id = ? AND settled_cents IS NULL",
                       (job_id,)).fetchall()
@@ -113,7 +113,7 @@ def settle(db: sqlite3.Connection, job_id: str, cost: Money) -> bool:
     return bool(rows)
 
 
-def set_budget(db: sqlite3.Connection, scope: str, amount: Money, add: bool = False) -> BudgetState:
+def set_budget(db: Connection, scope: str, amount: Money, add: bool = False) -> BudgetState:
     """``budget set`` (or ``topup`` with ``add``): never below what is already settled and held."""
     check_scope(scope)
     if amount.currency == ANY or not CURRENCY.fullmatch(amount.currency):

@@ -7,14 +7,14 @@ resources at once (the most it can hold); it counts as *used* while it runs and 
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
+from squall.database import Connection
 from squall.errors import Refused
 from squall.sites.base import JobPlan
 
 
-def check_site_limit(db: sqlite3.Connection, site: str, limit: int | None) -> None:
+def check_site_limit(db: Connection, site: str, limit: int | None) -> None:
     """A site's own cap on unfinished jobs (an inventory's ``squall_max_concurrent_jobs``)."""
     if limit is None:
         return
@@ -69,7 +69,7 @@ def quota_state(query, scope: str, resource: str) -> QuotaState:
     return QuotaState(scope, resource, found[0][0] if found else None, used, reserved)
 
 
-def reserve(db: sqlite3.Connection, job_id: str, scopes: list[str], amounts: dict[str, int]) -> None:
+def reserve(db: Connection, job_id: str, scopes: list[str], amounts: dict[str, int]) -> None:
     """Check every limit over the job and reserve its amounts (in the job's creating transaction)."""
     from squall.money.ledger import in_transaction
 

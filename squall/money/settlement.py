@@ -81,8 +81,8 @@ def settle_job(store: Store, job_id: str) -> dict | None:
         charged = actual.p_user
     with store.transaction() as db:
         settle(db, job_id, charged)
-        db.execute("INSERT OR IGNORE INTO usage (job_id, org, project, user, site, outcome, started_at, ended_at, "
-                   "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        db.execute("INSERT INTO usage (job_id, org, project, \"user\", site, outcome, started_at, ended_at, "
+                   "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                    (job.id, job.org, job.project, job.user, job.site, record["outcome"], job.created_at, ended,
                     json.dumps(record)))
     return record

@@ -1,0 +1,367 @@
+"""Where the store's tables live: one SQLite file (the default: one user, one machine) or a PostgreSQL
+database (``SQUALL_DATABASE_URL=postgresql://...``: a team's servers and controllers on several machines).
+
+Both take the same SQL — ``?`` or ``:name`` parameters, ``ON CONFLICT`` upserts, ``RETURNING`` — and give
+rows readable by position and by name. What differs is kept here: how a connection is opened, how a write
+transaction queues behind the others (SQLite's ``BEGIN IMMEDIATE``; on PostgreSQL one transaction-level
+advisory lock taken first, so writers are serialised the same way on every machine sharing the
+database), where the schema version is kept, and how migrations' DDL is spelt (``ddl_for``).
+
+SQLite goes through the standard library's driver (WAL, busy timeout, read-only opening of an immutable
+file); PostgreSQL through SQLAlchemy (its URL parsing, connection pool and the psycopg driver).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import socket
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Protocol
+
+from squall.errors import HomeUnusable
+from squall.paths import ensure_private_dir
+
+HOME_HINT = "check the folder, or point --home / $SQUALL_HOME at another one"
+URL_HINT = "check SQUALL_DATABASE_URL (postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE) and that the server is up"
+
+
+class Connection(Protocol):
+    """What a transaction gives its body: ``execute(sql, params)`` with ``fetchall``/``fetchone``/``rowcount``
+    on the result, and ``executemany``."""
+
+    def execute(self, sql: str, params: tuple | dict = ...) -> Any: ...
+
+    def executemany(self, sql: str, params: Iterable[tuple | dict]) -> Any: ...
+
+
+class Database(Protocol):
+    dialect: str  # "sqlite" or "postgresql"
+    where: str  # for messages: the file's path, or the URL without its password
+
+    def transaction(self) -> Any: ...
+
+    def rows(self, sql: str, params: tuple | dict = ()) -> list: ...
+
+    def schema_version(self) -> int: ...
+
+    def set_schema_version(self, db: Connection, version: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_database(home: Path, read_only: bool = False, url: str | None = None) -> "Database":
+    """PostgreSQL when ``url`` (or ``$SQUALL_DATABASE_URL``) is set, else ``HOME/squall.db``."""
+    url = url or os.environ.get("SQUALL_DATABASE_URL") or ""
+    if not url or url.startswith("sqlite"):
+        return SqliteDatabase(Path(home) / "squall.db", read_only)
+    if not url.startswith(("postgresql:", "postgresql+psycopg:", "postgres:")):
+        raise HomeUnusable(f"SQUALL_DATABASE_URL: {url.split(':', 1)[0]!r} is not a database Squall can use",
+                           hint="use postgresql://... or leave it unset for the SQLite file in the home")
+    return PostgresDatabase(url, read_only)
+
+
+# SQLite ---------------------------------------------------------------------------------------------------
+
+
+class SqliteDatabase:
+    """One shared connection per process (WAL: readers never block); writes serialised by ``BEGIN IMMEDIATE``
+    with a long busy timeout, so writers in several processes queue instead of failing."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: Path, read_only: bool = False):
+        self.path = path
+        self.where = str(path)
+        self._writing = threading.RLock()
+        home = path.parent
+        try:
+            if home.exists() and not home.is_dir():
+                raise HomeUnusable(f"Squall home {home} is a file, not a folder", hint=HOME_HINT)
+            if path.exists() and not path.is_file():
+                raise HomeUnusable(f"Squall store {path} is not a file", hint=HOME_HINT)
+            self._db = self._open_read_only() if read_only else self._open_writable()
+        except sqlite3.DatabaseError as exc:
+            raise HomeUnusable(f"Squall store {path}: {exc}", hint=HOME_HINT) from None
+        except OSError as exc:
+            raise HomeUnusable(f"Squall home {exc.filename or home}: {exc.strerror}", hint=HOME_HINT) from None
+
+    def _open_writable(self) -> sqlite3.Connection:
+        home = self.path.parent
+        ensure_private_dir(home)
+        if not os.access(home, os.W_OK):
+            raise HomeUnusable(f"Squall home {home} is not writable", hint=HOME_HINT)
+        # shared with gc's listing threads (a retry is journaled from there); writes are serialised
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA busy_timeout = 60000")
+        _enable_wal(db)
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        return db
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """Read without writing; on a read-only file system where SQLite cannot make its WAL index, as an
+        immutable file (what the last writer checkpointed, which is everything once it closed)."""
+        if not self.path.is_file():
+            raise HomeUnusable(f"Squall store {self.path} does not exist yet", hint="run a job first")
+        for query in ("mode=ro", "mode=ro&immutable=1"):
+            db = sqlite3.connect(f"{self.path.as_uri()}?{query}", uri=True, isolation_level=None,
+                                 check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            try:
+                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                return db
+            except sqlite3.OperationalError:
+                db.close()
+        raise HomeUnusable(f"Squall store {self.path} cannot be read", hint=HOME_HINT)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._writing:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def rows(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        """A read outside a transaction (WAL: a consistent snapshot)."""
+        return self._db.execute(sql, params).fetchall()
+
+    def schema_version(self) -> int:
+        return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    def set_schema_version(self, db: sqlite3.Connection, version: int) -> None:
+        db.execute(f"PRAGMA user_version = {int(version)}")
+
+    def statements(self, script: str) -> list[str]:
+        """A migration's statements; triggers keep their inner ``;``."""
+        statements, buffer = [], ""
+        for line in script.strip().splitlines():
+            buffer += line + "\n"
+            if sqlite3.complete_statement(buffer):
+                statements.append(buffer.strip())
+                buffer = ""
+        return statements
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _enable_wal(db: sqlite3.Connection) -> None:
+    """Switch to WAL; SQLite skips the busy handler for this pragma, so retry by hand.
+
+    Only the very first open of a new file can collide (another process creating the schema); WAL is
+    persistent after that.
+    """
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+# PostgreSQL -----------------------------------------------------------------------------------------------
+
+WRITERS_KEY = "squall:writers"  # the advisory lock every write transaction takes first
+
+
+def lock_key(name: str) -> int:
+    """A PostgreSQL advisory lock key (signed 64-bit) for ``name``."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+class Record(tuple):
+    """A row readable by position and by column name (like ``sqlite3.Row``; ``dict(row)`` works too)."""
+
+    _columns: dict[str, int]
+
+    def __new__(cls, values: Iterable[Any], columns: dict[str, int]) -> "Record":
+        record = super().__new__(cls, values)
+        record._columns = columns
+        return record
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        return super().__getitem__(self._columns[key] if isinstance(key, str) else key)
+
+    def keys(self) -> list[str]:
+        return list(self._columns)
+
+
+class _Result:
+    def __init__(self, result: Any):
+        self.rowcount = result.rowcount
+        if result.returns_rows:
+            columns = {name: i for i, name in enumerate(result.keys())}
+            self._rows = [Record((_plain(v) for v in row), columns) for row in result]
+        else:
+            self._rows = []
+
+    def fetchall(self) -> list[Record]:
+        return self._rows
+
+    def fetchone(self) -> Record | None:
+        return self._rows[0] if self._rows else None
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self._rows)
+
+
+def _plain(value: Any) -> Any:
+    """PostgreSQL's ``SUM`` of integers is ``numeric``: a whole ``Decimal`` becomes an ``int`` as SQLite gives."""
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    return value
+
+
+@lru_cache(maxsize=512)
+def _named(sql: str) -> tuple[str, int]:
+    """``?`` placeholders as ``:p0, :p1...`` (SQLAlchemy's ``text()``); how many there were."""
+    parts = sql.split("?")
+    return "".join(part + (f":p{i}" if i < len(parts) - 1 else "") for i, part in enumerate(parts)), len(parts) - 1
+
+
+def _params(params: tuple | list | dict) -> dict:
+    values = params.items() if isinstance(params, dict) else ((f"p{i}", v) for i, v in enumerate(params))
+    return {name: int(value) if isinstance(value, bool) else value for name, value in values}
+
+
+class _PgConnection:
+    """A transaction's connection taking the store's SQL (``?`` or ``:name`` parameters)."""
+
+    def __init__(self, connection: Any):
+        self._connection = connection
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> _Result:
+        from sqlalchemy import text
+
+        named, _ = _named(sql)
+        return _Result(self._connection.execute(text(named), _params(params)))
+
+    def executemany(self, sql: str, params: Iterable[tuple | dict]) -> None:
+        from sqlalchemy import text
+
+        batch = [_params(p) for p in params]
+        if batch:
+            self._connection.execute(text(_named(sql)[0]), batch)
+
+
+class PostgresDatabase:
+    """A pool of connections (one per thread at a time); every write transaction first takes the writers'
+    advisory lock, as SQLite's ``BEGIN IMMEDIATE`` does for a file: a budget check and the hold it takes,
+    or a bank VM's claim, are never interleaved with another machine's."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, read_only: bool = False):
+        try:
+            from sqlalchemy import create_engine, make_url
+            from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+        except ImportError:
+            raise HomeUnusable("SQUALL_DATABASE_URL names PostgreSQL, but its driver is not installed",
+                               hint="pip install 'squall[postgres]'") from None
+        try:
+            parsed = make_url(url).set(drivername="postgresql+psycopg")
+        except ArgumentError as exc:
+            raise HomeUnusable(f"SQUALL_DATABASE_URL cannot be read: {exc}", hint=URL_HINT) from None
+        self.where = parsed.render_as_string(hide_password=True)
+        self.read_only = read_only
+        who = f"squall pid {os.getpid()} on {socket.gethostname()}"[:63]  # pg_stat_activity: who holds a lock
+        self.engine = create_engine(parsed, pool_pre_ping=True, pool_size=4, max_overflow=16,
+                                    connect_args={"application_name": who, "connect_timeout": 10})
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS squall_schema (version INTEGER NOT NULL)")
+                connection.commit()
+        except SQLAlchemyError as exc:
+            raise HomeUnusable(f"Squall database {self.where}: {_first_line(exc)}", hint=URL_HINT) from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[_PgConnection]:
+        from sqlalchemy import text
+
+        with self.engine.begin() as connection:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(WRITERS_KEY)})
+            yield _PgConnection(connection)
+
+    def rows(self, sql: str, params: tuple | dict = ()) -> list[Record]:
+        from sqlalchemy import text
+
+        with self.engine.connect() as connection:
+            return _Result(connection.execute(text(_named(sql)[0]), _params(params))).fetchall()
+
+    def schema_version(self) -> int:
+        rows = self.rows("SELECT MAX(version) FROM squall_schema")
+        return rows[0][0] or 0
+
+    def set_schema_version(self, db: _PgConnection, version: int) -> None:
+        db.execute("DELETE FROM squall_schema")
+        db.execute("INSERT INTO squall_schema (version) VALUES (?)", (version,))
+
+    def statements(self, script: str) -> list[str]:
+        """A migration's statements in PostgreSQL's spelling (see ``ddl_for``)."""
+        return [s.strip() for s in split_top_level(postgres_ddl(script)) if s.strip()]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    message = str(getattr(exc, "orig", None) or exc)
+    return message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+
+
+# migrations' DDL in PostgreSQL's spelling ------------------------------------------------------------------
+
+_APPEND_ONLY = """
+CREATE FUNCTION squall_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'the journal is append-only'; END $$;
+CREATE TRIGGER journal_append_only BEFORE UPDATE OR DELETE ON journal
+    FOR EACH ROW EXECUTE FUNCTION squall_append_only();
+"""
+
+_SPELLINGS = [
+    # SQLite's append-only triggers: one PL/pgSQL trigger function
+    (re.compile(r"CREATE TRIGGER journal_no_update.*?END;\s*CREATE TRIGGER journal_no_delete.*?END;", re.S),
+     _APPEND_ONLY.strip().replace("\\", "\\\\")),
+    (re.compile(r"INTEGER PRIMARY KEY AUTOINCREMENT"), "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
+    (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),  # PostgreSQL's REAL is 4 bytes: 2-minute timestamps
+    (re.compile(r"\bINTEGER\b"), "BIGINT"),  # inodes, nanosecond mtimes and cents outgrow 4 bytes
+    (re.compile(r"lower\(hex\(randomblob\((\d+)\)\)\)"), r"substr(md5(random()::text), 1, 2 * \1)"),
+    (re.compile(r"(?<![\"\w])user(?![\"\w])(?=\s+TEXT|\)|,)"), '"user"'),  # a reserved word in PostgreSQL
+]
+
+
+def postgres_ddl(script: str) -> str:
+    """One migration, written for SQLite, in PostgreSQL's spelling: the history stays one list."""
+    for pattern, spelling in _SPELLINGS:
+        script = pattern.sub(spelling, script)
+    return script
+
+
+def split_top_level(script: str) -> list[str]:
+    """Statements split at ``;`` outside ``$$`` bodies."""
+    statements, buffer, quoted = [], "", False
+    for piece in re.split(r"(\$\$|;)", script):
+        if piece == "$$":
+            quoted = not quoted
+        if piece == ";" and not quoted:
+            statements.append(buffer)
+            buffer = ""
+        else:
+            buffer += piece
+    return [*statements, buffer]

@@ -45,6 +45,7 @@ class Connection(Protocol):
 class Database(Protocol):
     dialect: str  # "sqlite" or "postgresql"
     where: str  # for messages: the file's path, or the URL without its password
+    errors: tuple[type[Exception], ...]  # what a failed statement raises (the driver's errors)
 
     def transaction(self) -> Any: ...
 
@@ -76,6 +77,7 @@ class SqliteDatabase:
     with a long busy timeout, so writers in several processes queue instead of failing."""
 
     dialect = "sqlite"
+    errors: tuple[type[Exception], ...] = (sqlite3.DatabaseError,)  # what a failed statement raises
 
     def __init__(self, path: Path, read_only: bool = False):
         self.path = path
@@ -289,6 +291,7 @@ class PostgresDatabase:
                 connection.commit()
         except SQLAlchemyError as exc:
             raise HomeUnusable(f"Squall database {self.where}: {_first_line(exc)}", hint=URL_HINT) from None
+        self.errors = (SQLAlchemyError,)
 
     @contextmanager
     def transaction(self) -> Iterator[_PgConnection]:

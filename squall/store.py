@@ -20,6 +20,7 @@ from typing import Any, Callable, ContextManager
 from squall.database import HOME_HINT, Connection, Database, open_database
 from squall.errors import HomeUnusable
 from squall.locks import locks_for
+from squall.paths import ensure_private_dir
 from squall.workarea import FINAL
 
 journal_log = logging.getLogger("squall.journal")
@@ -343,6 +344,8 @@ class Store:
         self.home = Path(home)
         self.read_only = read_only
         self.db: Database = open_database(self.home, read_only, url)
+        if not read_only:
+            ensure_private_dir(self.home)  # locks, logs, sites' work areas: the home holds more than the tables
         self.locks = locks_for(self.home, self.db)
         try:
             if read_only:
@@ -354,9 +357,9 @@ class Store:
         except HomeUnusable:
             self.db.close()
             raise
-        except sqlite3.DatabaseError as exc:
+        except self.db.errors as exc:
             self.db.close()
-            raise HomeUnusable(f"Squall store {self.db.where}: {exc}", hint=HOME_HINT) from None
+            raise HomeUnusable(f"Squall store {self.db.where}: {str(exc).splitlines()[0]}", hint=HOME_HINT) from None
 
     @property
     def path(self) -> Path:

@@ -26,12 +26,15 @@ EXAMPLE = REPO / "examples" / "wind-stats"
 class Squall:
     """Runs ``squall`` against one private home, in one working folder."""
 
-    def __init__(self, home: Path, cwd: Path, command: list[str] | None = None):
+    def __init__(self, home: Path, cwd: Path, command: list[str] | None = None, database: str | None = None):
         self.home = home
         self.cwd = cwd
         self.command = command or [sys.executable, "-m", "squall.cli.main"]  # or an installed ``squall``
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SQUALL_")}
         self.env["SQUALL_HOME"] = str(home)
+        self.database = database  # a PostgreSQL URL, or None: the SQLite file in the home
+        if database:
+            self.env["SQUALL_DATABASE_URL"] = database
         self.env["XDG_CONFIG_HOME"] = str(home.parent / "xdg-config")  # never the user's own config file
 
     def argv(self, *args: str) -> list[str]:
@@ -66,14 +69,16 @@ class Squall:
 
     def job_count(self) -> int:
         """Jobs in the store; 0 when the store was never even created."""
-        if not (self.home / "squall.db").exists():
+        if not self.database and not (self.home / "squall.db").exists():
             return 0
         try:
             return self.query("SELECT COUNT(*) FROM jobs")[0][0]
-        except sqlite3.OperationalError:  # created, but stopped before its first migration committed
+        except (sqlite3.OperationalError, LookupError):  # created, but stopped before its first migration
             return 0
 
     def query(self, sql: str, *params) -> list[tuple]:
+        if self.database:
+            return [tuple(row) for row in _postgres_rows(self.database, sql, params)]
         with sqlite3.connect(self.home / "squall.db") as db:
             return db.execute(sql, params).fetchall()
 
@@ -81,10 +86,10 @@ class Squall:
         """Poll the store until ``sql`` returns a row (the test's view of progress)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if (self.home / "squall.db").exists():
+            if self.database or (self.home / "squall.db").exists():
                 try:
                     rows = self.query(sql, *params)
-                except sqlite3.OperationalError:
+                except (sqlite3.OperationalError, LookupError):  # LookupError: no such table yet
                     rows = []
                 if rows:
                     return rows[0]
@@ -92,19 +97,64 @@ class Squall:
         raise AssertionError(f"timed out waiting for: {sql} {params}")
 
 
+def _postgres_rows(url: str, sql: str, params: tuple) -> list:
+    """The test's own read of a PostgreSQL store (``?`` parameters, as the product's SQL)."""
+    from sqlalchemy.exc import ProgrammingError
+
+    from squall.database import PostgresDatabase
+
+    database = _postgres_readers.get(url) or _postgres_readers.setdefault(url, PostgresDatabase(url))
+    try:
+        return database.rows(sql, params)
+    except ProgrammingError as exc:  # the schema is not there yet
+        raise LookupError(str(exc)) from None
+
+
+_postgres_readers: dict = {}
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One private PostgreSQL server for the session, started when a test first needs it."""
+    from tests.testbed.postgres import PostgresServer, ensure_installed
+
+    ensure_installed()
+    server = PostgresServer().start()
+    yield server
+    for reader in _postgres_readers.values():
+        reader.close()
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, monkeypatch) -> str | None:
+    """The store a test runs on — a module opts in with ``pytestmark = pytest.mark.usefixtures("database")``
+    and runs once on each: the SQLite file in the home (None), and a fresh PostgreSQL database (its URL)."""
+    if request.param == "sqlite":
+        monkeypatch.delenv("SQUALL_DATABASE_URL", raising=False)
+        return None
+    url = request.getfixturevalue("postgres").new_database()
+    monkeypatch.setenv("SQUALL_DATABASE_URL", url)  # for the test's own Store(...) and what it starts
+    return url
+
+
+def _chosen_database(request) -> str | None:
+    return request.getfixturevalue("database") if "database" in request.fixturenames else None
+
+
 @pytest.fixture
-def squall(tmp_path: Path) -> Squall:
+def squall(request, tmp_path: Path) -> Squall:
     work = tmp_path / "work"
     work.mkdir()
-    return Squall(tmp_path / "home", work)
+    return Squall(tmp_path / "home", work, database=_chosen_database(request))
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    """A fresh Squall store in the test's own home."""
+def store(request, tmp_path: Path):
+    """A fresh Squall store in the test's own home (on the test's database, when it chose one)."""
     from squall.store import Store
 
-    opened = Store(tmp_path / "home")
+    opened = Store(tmp_path / "home", url=_chosen_database(request))
     yield opened
     opened.close()
 

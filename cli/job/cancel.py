@@ -25,7 +25,6 @@ def cancel_cmd(ctx: click.Context, app: App, job_id: str, wait_seconds: float) -
     is still stopping after --wait seconds.
     """
     from squall.cli.progress import reporter_for
-    from squall.locks import controller_alive
     from squall.notify import Notifier
     from squall.reports import job_report
     from squall.runner import Runner
@@ -37,7 +36,7 @@ def cancel_cmd(ctx: click.Context, app: App, job_id: str, wait_seconds: float) -
     if not job.finished:
         app.store.update_job(job_id, cancel_requested=True)
         app.store.record(job_id, job.phase, "cancel-requested")
-        if controller_alive(app.home, job_id):
+        if app.store.locks.controller_alive(job_id):
             deadline = time.monotonic() + wait_seconds
             while not app.store.job(job_id).finished and time.monotonic() < deadline:
                 time.sleep(0.2)

@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import kill_quietly, pid_alive, run_then_kill_9
 
+pytestmark = pytest.mark.usefixtures("database")  # the runner on SQLite, and on PostgreSQL
+
 PHASES = ["plan", "up", "stage", "launch", "monitor", "collect", "down", "done"]
 
 

@@ -7,6 +7,11 @@ import io
 import json
 from decimal import Decimal
 
+import pytest
+
+
+pytestmark = pytest.mark.usefixtures("database")  # the runner on SQLite, and on PostgreSQL
+
 
 def test_dry_run_prints_the_plan_and_creates_nothing(squall, make_spec):
     spec = make_spec({"name": "dry", "split": 2, "inputs": ["data"], "command": "true"},

@@ -1,5 +1,6 @@
 """20 processes submit at once against a budget that holds exactly 7 maximum costs (or a quota of 7 GPUs):
-7 are created, 13 refused, and the limit is never exceeded — real processes on one real SQLite store."""
+7 are created, 13 refused, and the limit is never exceeded — real processes on one real store, SQLite's or
+PostgreSQL's."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from squall.money.amounts import Money
 from squall.money.ledger import budget_state, set_budget, take_holds
 from squall.money.quotas import reserve
 from squall.store import JobRow, Store
+
+pytestmark = pytest.mark.usefixtures("database")  # on SQLite, and on PostgreSQL (writers on one database)
 
 MAX_COST = Money(Decimal("1.37"), "EUR")
 

@@ -8,12 +8,16 @@ import pytest
 
 from squall.store import MIGRATIONS, Store
 
+pytestmark = pytest.mark.usefixtures("database")  # each test on SQLite and on PostgreSQL
+
+
 
 def test_fresh_store_is_migrated_and_in_wal_mode(tmp_path):
     store = Store(tmp_path / "h")
     assert store.schema_version == len(MIGRATIONS)
-    with sqlite3.connect(store.path) as db:
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    if store.db.dialect == "sqlite":
+        with sqlite3.connect(store.path) as db:
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert oct((tmp_path / "h").stat().st_mode & 0o777) == "0o700"
     Store(tmp_path / "h")  # reopening does not migrate twice
 
@@ -23,10 +27,10 @@ def test_journal_is_append_only(tmp_path):
     store.record("j1", "up", "begin", note="x")
     entry = store.journal("j1")[0]
     assert (entry.phase, entry.event, entry.detail) == ("up", "begin", {"note": "x"})
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(store.db.errors, match="append-only"):
         with store.transaction() as db:
             db.execute("UPDATE journal SET event = 'end'")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(store.db.errors, match="append-only"):
         with store.transaction() as db:
             db.execute("DELETE FROM journal")
 
@@ -34,7 +38,7 @@ def test_journal_is_append_only(tmp_path):
 def test_only_one_live_lease_per_resource(tmp_path):
     store = Store(tmp_path)
     lease = store.add_lease("j1", "local", "workarea", "/w/j1", {"squall:job": "j1"}, time.time() + 60)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(store.db.errors, match="(?i)unique"):
         store.add_lease("j2", "local", "workarea", "/w/j1", {}, time.time() + 60)
     store.release_lease(lease)
     store.add_lease("j2", "local", "workarea", "/w/j1", {}, time.time() + 60)

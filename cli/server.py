@@ -14,8 +14,11 @@ from squall.cli.tables import print_table
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--spec-root", "spec_roots", multiple=True, type=click.Path(file_okay=False, exists=True),
               help="A folder whose job specs clients may submit by path (repeatable; default: none).")
+@click.option("--take-over-every", default=10.0, show_default=True, type=click.FloatRange(min=0), metavar="SECONDS",
+              help="How often to look for unfinished jobs no controller drives (a server or machine died) and "
+                   "drive them; 0: never.")
 @pass_app
-def server_cmd(app: App, host: str, port: int, spec_roots: tuple[str, ...]) -> None:
+def server_cmd(app: App, host: str, port: int, spec_roots: tuple[str, ...], take_over_every: float) -> None:
     """Serve the v1 JSON API (/api/v1) over this Squall home until stopped (Ctrl-C or SIGTERM)."""
     from pathlib import Path
 
@@ -28,7 +31,7 @@ def server_cmd(app: App, host: str, port: int, spec_roots: tuple[str, ...]) -> N
     except ImportError as exc:
         raise MissingDependency(f"squall server needs the 'server' extra ({exc.name} is missing)",
                                 hint="pip install 'squall[server]'") from None
-    application = create_app(app.home, [Path(root) for root in spec_roots], app.log_format)
+    application = create_app(app.home, [Path(root) for root in spec_roots], app.log_format, take_over_every)
     app.say(f"squall server: http://{host}:{port}/api/v1 (home {app.home})", err=True)
     ecs = app.log_format == "ecs"  # uvicorn's own lines through the same ECS handler, not its text config
     uvicorn.run(application, host=host, port=port, log_level="warning" if app.quiet else "info",

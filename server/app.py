@@ -11,21 +11,27 @@ from typing import AsyncIterator, Iterator
 
 from fastapi import FastAPI
 
-from squall.server import accounts, dashboard, envelope, events, jobs, metrics, placing
+from squall.server import accounts, dashboard, envelope, events, jobs, metrics, placing, takeover
 from squall.server.auth import FailedSignIns
 from squall.store import Store
 
 API_VERSION = "1"
 
 
-def create_app(home: Path, spec_roots: list[Path] | None = None, log_format: str = "text") -> FastAPI:
+def create_app(home: Path, spec_roots: list[Path] | None = None, log_format: str = "text",
+               take_over_every: float = takeover.INTERVAL) -> FastAPI:
     """The server over the Squall home ``home``; ``spec_roots``: folders whose specs clients may name by path;
-    ``log_format``: its job controllers log as it does."""
+    ``log_format``: its job controllers log as it does; ``take_over_every``: seconds between looks for jobs
+    nobody drives (0: never)."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        follower = asyncio.create_task(app.state.events.follow())
+        background = [asyncio.create_task(app.state.events.follow())]
+        if take_over_every > 0:
+            background.append(asyncio.create_task(takeover.keep_taking_over(
+                open_store, home, app.state.controller_options, take_over_every)))
         yield
-        follower.cancel()
+        for task in background:
+            task.cancel()
 
     app = FastAPI(lifespan=lifespan, title="Squall", version=API_VERSION, description="Squall's JSON API: every response is "
                   '{"success", "error_msgs", "data"}; an error\'s data carries the CLI\'s exit code.',

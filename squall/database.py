@@ -179,6 +179,8 @@ def _enable_wal(db: sqlite3.Connection) -> None:
 
 # PostgreSQL -----------------------------------------------------------------------------------------------
 
+# A dead machine's sessions (and the controller locks they hold) end within about a minute, not hours.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 WRITERS_KEY = "squall:writers"  # the advisory lock every write transaction takes first
 
 
@@ -284,7 +286,7 @@ class PostgresDatabase:
         self.read_only = read_only
         who = f"squall pid {os.getpid()} on {socket.gethostname()}"[:63]  # pg_stat_activity: who holds a lock
         self.engine = create_engine(parsed, pool_pre_ping=True, pool_size=4, max_overflow=16,
-                                    connect_args={"application_name": who, "connect_timeout": 10})
+                                    connect_args={"application_name": who, "connect_timeout": 10, **KEEPALIVES})
         try:
             with self.engine.connect() as connection:
                 connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS squall_schema (version INTEGER NOT NULL)")

@@ -572,6 +572,11 @@ class Store:
         rows = self.rows("SELECT * FROM jobs WHERE phase = ? ORDER BY created_at", (phase,))
         return [_job(row) for row in rows]
 
+    def unfinished_jobs(self) -> list[JobRow]:
+        """Jobs a controller should be driving (``pending`` or ``running``), oldest first."""
+        return [_job(row) for row in
+                self.rows("SELECT * FROM jobs WHERE status IN ('pending', 'running') ORDER BY created_at")]
+
     def active_jobs(self, site: str) -> list[JobRow]:
         rows = self.rows(
             "SELECT * FROM jobs WHERE site = ? AND phase IN ('launch', 'monitor', 'collect')", (site,)

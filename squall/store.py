@@ -566,7 +566,7 @@ class Store:
         with self.transaction() as db:
             db.execute("INSERT INTO site_polls (site, at, states, calls, since) VALUES (?, ?, ?, 1, ?) "
                        "ON CONFLICT (site) DO UPDATE SET at = excluded.at, states = excluded.states, "
-                       "calls = calls + 1", (site, at, json.dumps(states), at))
+                       "calls = site_polls.calls + 1", (site, at, json.dumps(states), at))
 
     def jobs_in_phase(self, phase: str) -> list[JobRow]:
         rows = self.rows("SELECT * FROM jobs WHERE phase = ? ORDER BY created_at", (phase,))

@@ -288,9 +288,8 @@ class PostgresDatabase:
         self.engine = create_engine(parsed, pool_pre_ping=True, pool_size=4, max_overflow=16,
                                     connect_args={"application_name": who, "connect_timeout": 10, **KEEPALIVES})
         try:
-            with self.engine.connect() as connection:
-                connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS squall_schema (version INTEGER NOT NULL)")
-                connection.commit()
+            with self.transaction() as connection:  # IF NOT EXISTS alone races another process's CREATE
+                connection.execute("CREATE TABLE IF NOT EXISTS squall_schema (version INTEGER NOT NULL)")
         except SQLAlchemyError as exc:
             raise HomeUnusable(f"Squall database {self.where}: {_first_line(exc)}", hint=URL_HINT) from None
         self.errors = (SQLAlchemyError,)

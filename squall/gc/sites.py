@@ -50,7 +50,7 @@ def plan_gc(store: Store, home: Path, now: float | None = None, include_foreign_
         leases = {(lease.kind, lease.resource): lease for lease in store.leases(site=site.name)}
         for res in listing:
             lease = leases.get((res.kind, res.resource))
-            action, reason = _decide(store, home, res, lease, now, include_foreign_expired)
+            action, reason = _decide(store, res, lease, now, include_foreign_expired)
             job_id = res.job_id or (lease.job_id if lease else None)
             plan.append((GcAction(site.name, res.kind, res.resource, job_id, action, reason), site, res, lease))
         found = {(r.kind, r.resource) for r in listing}
@@ -62,7 +62,7 @@ def plan_gc(store: Store, home: Path, now: float | None = None, include_foreign_
     return plan
 
 
-def _decide(store: Store, home: Path, res: LiveResource, lease: Lease | None, now: float,
+def _decide(store: Store, res: LiveResource, lease: Lease | None, now: float,
             include_foreign_expired: bool) -> tuple[str, str]:
     job_id = res.job_id or (lease.job_id if lease else None)
     if job_id and store.locks.controller_alive(job_id):
@@ -128,7 +128,7 @@ def collect_garbage(store: Store, home: Path, dry_run: bool = False, now: float 
         if lease is not None:  # the plan found it by (kind, resource): release it without listing them all again
             store.release_lease(lease.id)
         _close_abandoned_job(store, action.job_id)
-    actions += _close_never_started(store, home, now, dry_run)
+    actions += _close_never_started(store, now, dry_run)
     for site in {id(site): site for _, site, _, _ in planned if site is not None}.values():
         site.close()
     return actions
@@ -149,7 +149,7 @@ def _close_abandoned_job(store: Store, job_id: str | None) -> None:
     store.record(job.id, "done", "failed", error=error)
 
 
-def _close_never_started(store: Store, home: Path, now: float, dry_run: bool) -> list[GcAction]:
+def _close_never_started(store: Store, now: float, dry_run: bool) -> list[GcAction]:
     """Jobs left in their plan phase by a controller stopped before ``up``: nothing exists for them."""
     actions = []
     for job in store.jobs_in_phase("plan"):

@@ -62,7 +62,7 @@ def plan_stack_gc(store: Store, engine: Engine, home: Path, now: float, inventor
             continue  # not one of Squall's stacks
         if stack.kind not in EPHEMERAL:
             continue
-        plan.append((_stack_action(store, engine, home, stack, now, include_foreign_expired), stack, None))
+        plan.append((_stack_action(store, engine, stack, now, include_foreign_expired), stack, None))
     known = set(names)
     for inventory in inventories:
         try:
@@ -81,7 +81,7 @@ def plan_stack_gc(store: Store, engine: Engine, home: Path, now: float, inventor
     return plan
 
 
-def _stack_action(store: Store, engine: Engine, home: Path, stack: StackName, now: float,
+def _stack_action(store: Store, engine: Engine, stack: StackName, now: float,
                   include_foreign_expired: bool) -> GcAction:
     """Expired stacks of this store go; another store's (one backend, two stores) only past expiry and asked."""
     record = records.stack(store, str(stack))

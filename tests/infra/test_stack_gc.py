@@ -10,7 +10,6 @@ from squall.errors import SquallError
 from squall.infra import records
 from squall.infra.aws_inventory import AwsTaggedInventory
 from squall.gc.stacks import TaggedResource, collect_stacks
-from squall.locks import ControllerLock
 
 NOW = 1_800_000_000.0
 
@@ -68,7 +67,7 @@ def test_dry_run_changes_nothing(seeded, store, tmp_path):
 
 
 def test_a_job_with_a_live_controller_is_kept(seeded, store, tmp_path):
-    with ControllerLock(tmp_path, "old"):
+    with store.locks.controller("old"):
         actions = by_resource(collect_stacks(store, seeded, tmp_path, now=NOW))
     assert actions["acme.job.old"] == ("keep", "a controller is driving this job")
 

@@ -194,7 +194,7 @@ def test_a_jobs_events_stream_live_resume_from_an_id_and_stay_in_the_organisatio
         seen = sse(org, lambda e: e["name"].startswith("done."))
     assert {e["job"] for e in seen} == {job["id"]}
     assert server.get(f"/api/v1/jobs/{job['id']}/events", headers=auth(server, "b_member")).status_code == 404
-    assert read_after(server.home, 0, org="bravo") == []
+    assert read_after(server.app.state.open_store, 0, org="bravo") == []
 
 
 def test_metrics_count_the_organisations_jobs_waits_and_refusals_for_admins_only(server, squall):

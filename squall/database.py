@@ -279,10 +279,11 @@ class PostgresDatabase:
             raise HomeUnusable("SQUALL_DATABASE_URL names PostgreSQL, but its driver is not installed",
                                hint="pip install 'squall[postgres]'") from None
         try:
-            parsed = make_url(url).set(drivername="postgresql+psycopg")
-        except ArgumentError as exc:
-            raise HomeUnusable(f"SQUALL_DATABASE_URL cannot be read: {exc}", hint=URL_HINT) from None
-        self.where = parsed.render_as_string(hide_password=True)
+            given = make_url(url)
+        except ArgumentError:
+            raise HomeUnusable("SQUALL_DATABASE_URL cannot be read as a URL", hint=URL_HINT) from None
+        self.where = given.render_as_string(hide_password=True)  # never the password, in any message
+        parsed = given.set(drivername="postgresql+psycopg")
         self.read_only = read_only
         who = f"squall pid {os.getpid()} on {socket.gethostname()}"[:63]  # pg_stat_activity: who holds a lock
         self.engine = create_engine(parsed, pool_pre_ping=True, pool_size=4, max_overflow=16,

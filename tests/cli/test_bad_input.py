@@ -413,3 +413,14 @@ def test_site_remove_forgets_a_site_but_not_while_it_has_unfinished_jobs(squall,
     assert squall.run("site", "remove", "old-centre").returncode == 0
     assert "old-centre" not in {r["site"] for r in squall.json("site", "list")[1] if r["registered"]}
     assert_clear(squall.run("site", "remove", "old-centre"), 2, "not registered")
+
+
+@pytest.mark.parametrize("url, says", [
+    ("postgresql://ana:s3cret-pw@127.0.0.1:1/squall", "postgresql://ana:***@127.0.0.1:1/squall: connection failed"),
+    ("mysql://ana:s3cret-pw@db/squall", "SQUALL_DATABASE_URL: 'mysql' is not a database Squall can use"),
+])
+def test_a_database_url_that_cannot_be_used_exits_7_naming_it_without_its_password(squall, url, says):
+    proc = squall.run("job", "list", env={"SQUALL_DATABASE_URL": url})
+    assert proc.returncode == 7 and says in proc.stderr, proc.stderr
+    assert "s3cret-pw" not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+    assert not (squall.home / "squall.db").exists()  # nothing made in the home's place either

@@ -15,8 +15,11 @@ def _read_only_store(ctx: click.Context):
     from squall.paths import squall_home
     from squall.store import Store
 
+    import os
+
     home = squall_home(ctx.find_root().params.get("home"))
-    return Store(home, read_only=True) if (home / "squall.db").is_file() else None
+    shared = os.environ.get("SQUALL_DATABASE_URL")  # a team's PostgreSQL store: no file in the home
+    return Store(home, read_only=True) if shared or (home / "squall.db").is_file() else None
 
 
 def job_ids(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[CompletionItem]:

@@ -24,9 +24,11 @@ def test_fresh_store_is_migrated_and_in_wal_mode(tmp_path):
 
 def test_journal_is_append_only(tmp_path):
     store = Store(tmp_path)
+    before = time.time()
     store.record("j1", "up", "begin", note="x")
     entry = store.journal("j1")[0]
     assert (entry.phase, entry.event, entry.detail) == ("up", "begin", {"note": "x"})
+    assert before <= entry.ts <= time.time()  # 8-byte floats: a 4-byte REAL would round to 2 minutes
     with pytest.raises(store.db.errors, match="append-only"):
         with store.transaction() as db:
             db.execute("UPDATE journal SET event = 'end'")

@@ -65,9 +65,10 @@ def save_stack(store: Store, name: str, org: str, kind: str, state: str, *, outp
         db.execute(
             "INSERT INTO stacks (name, org, kind, state, overrides, outputs, job_id, expires_at, created_at, "
             "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET state = excluded.state, "
-            "overrides = CASE WHEN ? THEN excluded.overrides ELSE overrides END, "
-            "outputs = CASE WHEN ? THEN excluded.outputs ELSE outputs END, "
-            "job_id = COALESCE(excluded.job_id, job_id), expires_at = COALESCE(excluded.expires_at, expires_at), "
+            "overrides = CASE WHEN ? = 1 THEN excluded.overrides ELSE stacks.overrides END, "
+            "outputs = CASE WHEN ? = 1 THEN excluded.outputs ELSE stacks.outputs END, "
+            "job_id = COALESCE(excluded.job_id, stacks.job_id), "
+            "expires_at = COALESCE(excluded.expires_at, stacks.expires_at), "
             "updated_at = excluded.updated_at",
             (name, org, kind, state, json.dumps(overrides or {}), json.dumps(outputs or {}), job_id, expires_at,
              now, now, overrides is not None, outputs is not None))
@@ -91,8 +92,8 @@ def claim_bank_vm(store: Store, org: str, bank: str, owner: str, expires_at: flo
                   quota: int) -> BankVm | None:
     """The oldest idle VM, now claimed by ``owner``; None when none is idle or ``owner`` holds ``quota``.
 
-    One statement under ``BEGIN IMMEDIATE``: concurrent claims, from any
-    process, never get the same VM or exceed the quota together."""
+    One statement in a write transaction (queued behind every other writer, on any machine sharing the
+    store): concurrent claims never get the same VM or exceed the quota together."""
     with store.transaction() as db:
         row = db.execute(
             "UPDATE bank_vms SET state = 'claimed', owner = :owner, claimed_at = :now, expires_at = :expires "

@@ -13,6 +13,8 @@ from tests.infra.conftest import ZEPHY, silent
 
 OS_INSTANCE = "openstack:compute/instance:Instance"
 
+pytestmark = pytest.mark.usefixtures("database")  # claims on SQLite, and on a PostgreSQL store shared by hosts
+
 
 def bank_servers(engine) -> dict[str, str]:
     """The bank's servers in the last applied graph: name -> squall-state."""

@@ -62,7 +62,7 @@ import sys
 import threading
 import time
 
-RUNTIME_VERSION = "0.9.2"
+RUNTIME_VERSION = "0.9.1"
 TASK_FORMAT = 1  # the layout of task.json this runtime reads (squall.workarea.TASK_FORMAT)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Only these variables of the runtime's own environment reach the payload.
@@ -642,54 +642,6 @@ def verify(job_dir, entries):
     return {"missing": missing, "partial": partial}
 
 
-def receive(job_dir, stream):
-    """Unpack a tar stream of inputs (regular files, each path inside ``job_dir``) and hash every file while it
-    is written; the digests go in the staged record, so ``verify`` reads no input a second time.
-
-    What ``tar --extract`` would do otherwise (modes less the umask, the archive's mtimes), with the check
-    folded into the one pass. Anything but a folder or a regular file, or a path leaving the job folder,
-    stops the unpacking (ValueError) with what was written so far recorded.
-    """
-    import tarfile
-
-    record_path = os.path.join(job_dir, STAGED_RECORD)
-    record = read_json(record_path, {}) or {}
-    resolve = resolver(job_dir)
-    umask = os.umask(0o077)
-    os.umask(umask)
-    try:
-        with tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 20) as archive:
-            for member in archive:
-                if member.isdir():
-                    continue
-                if not member.isfile():
-                    raise ValueError("%s: not a regular file" % member.name)
-                path = resolve(member.name)
-                os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-                record[member.name] = _write_hashed(path, archive.extractfile(member), member.mode & ~umask & 0o777,
-                                                    member.mtime)
-    finally:
-        if os.path.isdir(job_dir):
-            write_json(record_path, record)
-    return {"received": len(record)}
-
-
-def _write_hashed(path, source, mode, mtime):
-    """Copy ``source`` to ``path``; ``[size, mtime_ns, sha256]`` of what was written."""
-    digest = hashlib.sha256()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        os.fchmod(fd, mode)
-        block = source.read(1 << 20)
-        while block:
-            digest.update(block)
-            out.write(block)
-            block = source.read(1 << 20)
-    os.utime(path, (mtime, mtime))
-    info = os.stat(path)
-    return [info.st_size, info.st_mtime_ns, digest.hexdigest()]
-
-
 def remember_staged(job_dir, copied):
     """Record digests a local copier computed while copying (``{rel: [size, mtime_ns, sha256]}``), so
     ``verify`` trusts them while the files' size and mtime hold."""
@@ -1067,15 +1019,6 @@ def main(argv=None):
         write_files(args[1], request["files"])
         print(json.dumps(verify(args[1], request["inputs"])))
         return 0
-    if len(args) == 2 and args[0] == "receive":
-        import tarfile
-
-        try:
-            print(json.dumps(receive(args[1], sys.stdin.buffer)))
-        except (ValueError, EOFError, OSError, tarfile.TarError) as exc:  # a stream cut short, a full disk...
-            print("squall_runtime: receive into %s: %s" % (args[1], exc), file=sys.stderr)
-            return 2
-        return 0
     if len(args) == 2 and args[0] == "read":
         print(json.dumps(read_files(args[1], json.load(sys.stdin))))
         return 0
@@ -1110,7 +1053,7 @@ def main(argv=None):
     if len(args) == 2 and args[0] == "inventory":
         print(json.dumps(inventory(args[1])))
         return 0
-    print("usage: squall_runtime.py run TASK_DIR | version | stage|read|receive JOB_DIR | submit JOB_DIR NAME | "
+    print("usage: squall_runtime.py run TASK_DIR | version | stage|read JOB_DIR | submit JOB_DIR NAME | "
           "poll [--no-slurm] JOB_DIR... | teardown NAME [JOB_DIR] | inventory ROOT | start JOB_DIR INDEX... | "
           "stop JOB_DIR [remove] | test-only | limits | image ENGINE CACHE ARCHIVE SHA256 [CONF] | "
           "peers JOB_ID add|remove",

@@ -2,14 +2,13 @@
 
 The missing inputs travel as one tar stream, made by the local ``tar`` from a
 folder of links laid out as the job folder and spliced (no copy through
-Python) into ``ssh HOST RECEIVER`` — through the site's jump host when it
+Python) into ``ssh HOST tar --extract`` — through the site's jump host when it
 has one. Packing and encryption run in C processes, one pair per host, so
 several hosts are staged on every core at once, where paramiko keeps every
-host's connection in this one Python process. The receiver is the runtime's
-``receive``: it unpacks and hashes each file in one pass, so the agent's check
-of every file's size and sha256 afterwards (as after SFTP) reads nothing
-again; a file cut short by a dropped connection is sent again whole (SFTP
-resumes it: the caller sends files already partly there that way).
+host's connection in this one Python process. The runtime agent checks every
+file's size and sha256 afterwards, as after SFTP; a file cut short by a
+dropped connection is sent again whole (SFTP resumes it: the caller sends
+files already partly there that way).
 """
 
 from __future__ import annotations
@@ -31,10 +30,8 @@ def available() -> bool:
     return shutil.which("tar") is not None and shutil.which("ssh") is not None
 
 
-def upload(ssh: SshSession, receiver: list[str], files: list[tuple[Path, str]],
-           on_bytes: Callable[[int], None]) -> None:
-    """Send ``files`` (source, path in the job folder) to ``receiver`` (the command unpacking a tar stream into
-    the job folder); ``on_bytes`` hears the stream's progress.
+def upload(ssh: SshSession, job_dir: str, files: list[tuple[Path, str]], on_bytes: Callable[[int], None]) -> None:
+    """Send ``files`` (source, path in the job folder) to ``job_dir``; ``on_bytes`` hears the stream's progress.
 
     A failure of the connection is an ``OSError`` (the caller's retry asks the
     agent again what is missing); a failure of the local ``tar`` is not.
@@ -50,8 +47,9 @@ def upload(ssh: SshSession, receiver: list[str], files: list[tuple[Path, str]],
         tar = subprocess.Popen(["tar", "--create", "--dereference", "--file=-", f"--directory={farm}", "--null",
                                 "--verbatim-files-from", f"--files-from={listing}"],
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=tar_errors)
-        remote = subprocess.Popen(ssh.openssh_argv(receiver), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                  stderr=ssh_errors)
+        remote = subprocess.Popen(ssh.openssh_argv(["tar", "--extract", "--file=-", f"--directory={job_dir}",
+                                                    "--no-same-owner"]),
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=ssh_errors)
         try:
             try:
                 while moved := os.splice(tar.stdout.fileno(), remote.stdin.fileno(), SPLICE):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import io
-import sqlite3
 import tarfile
 import time
 from pathlib import Path
@@ -20,6 +19,9 @@ from squall.server.auth import FAILURES
 from squall.store import Store
 from squall.tokens import create
 from tests.conftest import EXAMPLE
+
+
+pytestmark = pytest.mark.usefixtures("database")  # the API over either store
 
 
 @pytest.fixture
@@ -69,8 +71,11 @@ def digests(folder: Path) -> dict[str, str]:
 
 
 def store_counts(home: Path) -> tuple:
-    with sqlite3.connect(home / "squall.db") as db:
-        return tuple(db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("jobs", "journal", "tokens"))
+    store = Store(home)  # the test's database (SQUALL_DATABASE_URL when it is PostgreSQL)
+    try:
+        return tuple(store.rows(f"SELECT COUNT(*) FROM {t}")[0][0] for t in ("jobs", "journal", "tokens"))
+    finally:
+        store.close()
 
 
 def assert_envelope(response, success: bool) -> dict:

@@ -345,7 +345,11 @@ class Store:
         self.read_only = read_only
         self.db: Database = open_database(self.home, read_only, url)
         if not read_only:
-            ensure_private_dir(self.home)  # locks, logs, sites' work areas: the home holds more than the tables
+            try:  # locks, logs, sites' work areas: the home holds more than the tables
+                ensure_private_dir(self.home)
+            except OSError as exc:
+                self.db.close()
+                raise HomeUnusable(f"Squall home {self.home}: {exc.strerror}", hint=HOME_HINT) from None
         self.locks = locks_for(self.home, self.db)
         try:
             if read_only:

@@ -1,4 +1,5 @@
-"""The server's figures: what the API adds to a job submission, and how late live events reach 200 clients.
+"""The server's figures: what the API adds to a job submission, the estimate endpoint's latency, and how late
+live events reach 200 clients.
 
     python bench/server.py [--quick]
 
@@ -106,6 +107,41 @@ def submission_overhead(runs: int, root: Path) -> dict:
         "api_p95_ms": round(p95(api) * 1000, 1), "core_p95_ms": round(p95(core) * 1000, 1), "runs": runs}}
 
 
+def estimate_latency(runs: int, root: Path) -> dict:
+    """``POST /api/v1/estimate`` (the example with its 13 files uploaded, the local site) vs ``estimate_spec``
+    in process on the same spec."""
+    import httpx
+
+    from squall.estimates import estimate_spec
+    from squall.spec import load_spec
+    from squall.store import Store
+
+    home = root / "home-estimate-core"
+    store = Store(home)
+    core = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        estimate_spec(store, home, load_spec(str(EXAMPLE / "job.yaml")), "local", False, "balanced", None, "default")
+        core.append(time.perf_counter() - started)
+    store.close()
+    server, url, token = start_server(root / "home-estimate-api")
+    api = []
+    try:
+        with httpx.Client(timeout=60) as client:
+            for _ in range(runs):
+                started = time.perf_counter()
+                answer = client.post(f"{url}/api/v1/estimate", files=example_files(),
+                                     headers={"Authorization": f"Bearer {token}"})
+                api.append(time.perf_counter() - started)
+                assert answer.status_code == 200, answer.text
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    return {"api_estimate_p95": {
+        "value": round(p95(api) * 1000, 1), "unit": "ms", "target": "p95 < 100 ms",
+        "baseline_core_p95_ms": round(p95(core) * 1000, 1), "ratio": round(p95(api) / p95(core), 2), "runs": runs}}
+
+
 def _listeners(url: str, token: str, count: int, seconds: float) -> list[float]:
     """``count`` event-stream clients in this process for ``seconds``; each event's lateness."""
 
@@ -178,6 +214,7 @@ def main() -> int:
         root = Path(scratch)
         results = {"quick": args.quick}
         results |= submission_overhead(10 if args.quick else 30, root)
+        results |= estimate_latency(20 if args.quick else 100, root)
         results |= event_latency(50 if args.quick else 200, 20, root)
     print(json.dumps(results, indent=2))
     return 0

@@ -17,7 +17,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from squall.errors import Refused, SquallError
+from squall.errors import Interrupted, Refused, SquallError
 from squall.interrupts import uninterrupted
 from squall.sites import mpi_hosts
 from squall.sites.base import Capability, JobPlan, TaskState
@@ -173,6 +173,8 @@ class SlotsExecutor(Executor):
             """One attempt: a silent host's tasks are ``lost`` at once, and failed after LOST_AFTER seconds."""
             try:
                 answer = host.agent("poll", "--no-slurm", *[host.job_dir(p.job_id) for p in jobs], retry=False)
+            except Interrupted:  # a signal to this controller says nothing about the host: never a lost task
+                raise
             except SquallError as exc:  # an unreachable host ends its own tasks, not the others'
                 since = self.silent.setdefault(host.name, (time.monotonic(), exc.message))[0]
                 if time.monotonic() - since >= LOST_AFTER:

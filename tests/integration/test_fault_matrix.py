@@ -172,8 +172,8 @@ def test_local_signal_mid_collect_never_loses_an_output(squall, make_spec):
     for trial in range(10):
         job_id, code = interrupt_at(squall, spec, "collect", signals=1 + trial % 2)
         assert_interrupted(code, "collect")
-        settle(squall, job_id)
-        assert assert_no_output_lost(squall, job_id, size) == 4
+        report = settle(squall, job_id)
+        assert assert_no_output_lost(squall, job_id, size) == 4, [(t["status"], t["error"]) for t in report["tasks"]]
         assert squall.work_areas() == []
 
 

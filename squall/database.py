@@ -235,10 +235,10 @@ def _plain(value: Any) -> Any:
 
 
 @lru_cache(maxsize=512)
-def _named(sql: str) -> tuple[str, int]:
-    """``?`` placeholders as ``:p0, :p1...`` (SQLAlchemy's ``text()``); how many there were."""
+def _named(sql: str) -> str:
+    """``?`` placeholders as ``:p0, :p1...`` (SQLAlchemy's ``text()``)."""
     parts = sql.split("?")
-    return "".join(part + (f":p{i}" if i < len(parts) - 1 else "") for i, part in enumerate(parts)), len(parts) - 1
+    return "".join(part + (f":p{i}" if i < len(parts) - 1 else "") for i, part in enumerate(parts))
 
 
 def _params(params: tuple | list | dict) -> dict:
@@ -255,15 +255,14 @@ class _PgConnection:
     def execute(self, sql: str, params: tuple | dict = ()) -> _Result:
         from sqlalchemy import text
 
-        named, _ = _named(sql)
-        return _Result(self._connection.execute(text(named), _params(params)))
+        return _Result(self._connection.execute(text(_named(sql)), _params(params)))
 
     def executemany(self, sql: str, params: Iterable[tuple | dict]) -> None:
         from sqlalchemy import text
 
         batch = [_params(p) for p in params]
         if batch:
-            self._connection.execute(text(_named(sql)[0]), batch)
+            self._connection.execute(text(_named(sql)), batch)
 
 
 class PostgresDatabase:
@@ -309,7 +308,7 @@ class PostgresDatabase:
         from sqlalchemy import text
 
         with self.engine.connect() as connection:
-            return _Result(connection.execute(text(_named(sql)[0]), _params(params))).fetchall()
+            return _Result(connection.execute(text(_named(sql)), _params(params))).fetchall()
 
     def schema_version(self) -> int:
         rows = self.rows("SELECT MAX(version) FROM squall_schema")

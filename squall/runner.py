@@ -292,17 +292,18 @@ class Runner:
         self.store.add_lease(plan.job_id, site.name, kind, resource, tags, expires)
         self.store.record(plan.job_id, "up", "lease", kind=kind, resource=resource, expires_at=expires)
 
-    def _poll(self, plan: JobPlan, site: Site) -> list[TaskState]:
+    def _poll(self, plan: JobPlan, site: Site, fresh: bool = False) -> list[TaskState]:
         """This job's task states; for remote sites, one status call per site per interval.
 
         Every controller process at a site shares the answer through the store:
         whoever finds it older than the interval asks the site once, for all the
-        site's active jobs, under a per-site lock.
+        site's active jobs, under a per-site lock. ``fresh``: a task is known to
+        have changed since, so a shared answer is not used.
         """
         if not site.shared_poll:
             return site.poll([plan])[plan.job_id]
         with self.store.locks.poll(site.name):
-            cached = self.store.site_poll(site.name)
+            cached = None if fresh else self.store.site_poll(site.name)
             if cached and time.time() - cached[0] < site.poll_interval and plan.job_id in cached[1]:
                 return [TaskState(**s) for s in cached[1][plan.job_id]]
             plans = {plan.job_id: plan}
@@ -320,10 +321,10 @@ class Runner:
         return self._other_plans[job.id]
 
     def _monitor(self, plan: JobPlan, site: Site) -> None:
-        cancel_sent = False
+        cancel_sent, woken = False, False
         seen: dict[int, tuple] = {}
         while True:
-            states = self._poll(plan, site)
+            states = self._poll(plan, site, fresh=woken)
             self._save_states(plan, states, seen)
             self.reporter.tasks(states)
             job_errors = sorted({s.job_error for s in states if s.job_error})
@@ -336,7 +337,7 @@ class Runner:
                 self.store.record(plan.job_id, "monitor", "cancel")
                 site.cancel(plan)
                 cancel_sent = True
-            site.wait([plan], site.poll_interval)
+            woken = site.wait([plan], site.poll_interval)
 
     def _save_states(self, plan: JobPlan, states: list[TaskState], seen: dict[int, tuple]) -> None:
         changed = {}

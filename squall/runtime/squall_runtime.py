@@ -15,6 +15,8 @@ and, as the controller's agent on an HPC login node (read-only, JSON out):
     python3 squall_runtime.py read JOB_DIR < paths.json        read many small files at once
     python3 squall_runtime.py submit JOB_DIR NAME              sbatch job.sh once (idempotent)
     python3 squall_runtime.py poll JOB_DIR...                  Slurm states and task statuses, one call
+    python3 squall_runtime.py wait SECONDS JOB_DIR...          until a task's state changes (status files
+                                                               only), at most SECONDS
     python3 squall_runtime.py teardown NAME [JOB_DIR]          scancel by name, remove the job folder
     python3 squall_runtime.py inventory WORK_ROOT              Squall's folders and Slurm jobs there
     python3 squall_runtime.py test-only < job.sh               when Slurm would start it (sbatch --test-only)
@@ -70,6 +72,11 @@ ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "TZ", "TERM")
 CONTAINER_RUNTIMES = ("apptainer", "singularity", "podman", "docker")
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
+HASH_BLOCK = 1 << 20
+HASHERS = 4  # files hashed at once by ``verify``
+WAIT_CHECKS_PER_S = 100  # status files ``wait`` looks at per second (the host's file-system load)
+WAIT_MIN_PERIOD = 0.05
+WAIT_MAX = 60.0
 
 
 def now():
@@ -95,11 +102,25 @@ def write_bytes_atomically(path, data, mode=0o644):
 
 
 def sha256_file(path):
+    """Read into one buffer (a fresh 1 MiB ``read`` per block is an allocation the kernel maps and unmaps)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    buffer = bytearray(HASH_BLOCK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as handle:
+        while True:
+            count = handle.readinto(buffer)
+            if not count:
+                return digest.hexdigest()
+            digest.update(view[:count])
+
+
+def sha256_files(paths):
+    """Each file's sha256, several at once: hashlib releases the GIL, so every core hashes."""
+    if len(paths) < 2:
+        return [sha256_file(path) for path in paths]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(min(len(paths), os.cpu_count() or 1, HASHERS)) as pool:
+        return list(pool.map(sha256_file, paths))
 
 
 def glob_regex(pattern):
@@ -616,21 +637,25 @@ def verify(job_dir, entries):
         record = {}
     missing, partial, dirs = [], {}, set()
     resolve = resolver(job_dir)
+    found, unhashed = {}, []
     for entry in entries:
         path = resolve(entry["path"])
         try:
             info = os.stat(path)
         except OSError:
             info = None
+        found[entry["path"]] = (path, info)
         if info is not None and info.st_size == entry["size"]:
             known = record.get(entry["path"])
-            if known and known[:2] == [info.st_size, info.st_mtime_ns]:
-                digest = known[2]
-            else:
-                digest = sha256_file(path)
-                record[entry["path"]] = [info.st_size, info.st_mtime_ns, digest]
-            if digest == entry["sha256"]:
-                continue
+            if not (known and known[:2] == [info.st_size, info.st_mtime_ns]):
+                unhashed.append(entry["path"])
+    for rel, digest in zip(unhashed, sha256_files([found[rel][0] for rel in unhashed])):
+        info = found[rel][1]
+        record[rel] = [info.st_size, info.st_mtime_ns, digest]
+    for entry in entries:
+        path, info = found[entry["path"]]
+        if info is not None and info.st_size == entry["size"] and record[entry["path"]][2] == entry["sha256"]:
+            continue
         missing.append(entry["path"])
         dirs.add(os.path.dirname(path))
         if info is not None and 0 < info.st_size < entry["size"]:
@@ -730,6 +755,46 @@ def poll(job_dirs, slurm=True):
     records = [{k: r.get(k) for k in keep} for r in slurm_records(["scontrol", "show", "job", "-o"])
                if r.get("JobName", "").startswith("squall-")]
     return {"slurm": records, "jobs": jobs, "now": now()}
+
+
+def wait_for_change(timeout, job_dirs):
+    """Return once a task's state under ``job_dirs`` changes, or after ``timeout`` seconds.
+
+    A remote controller learns that a task ended within a fraction of a second
+    instead of at its next poll, without asking the scheduler more often: only
+    the tasks' status files are looked at (a stat each; a file is read again
+    only when it was replaced, so heartbeats wake no one), at most
+    ``WAIT_CHECKS_PER_S`` files per second, so a job of many tasks is checked
+    less often, down to once per ``timeout`` (on a shared file system every
+    stat is a metadata request).
+    """
+    files = [os.path.join(d, name, "status.json") for d in job_dirs if os.path.isdir(d)
+             for name in os.listdir(d) if name.startswith("task-")]
+    files += [os.path.join(d, "launch.json") for d in job_dirs]  # a folder removed also changes this
+    deadline = time.monotonic() + timeout
+    period = max(WAIT_MIN_PERIOD, len(files) / WAIT_CHECKS_PER_S)
+    stamps = {path: file_stamp(path) for path in files}
+    states = {path: (read_json(path) or {}).get("state") for path in files}
+    while time.monotonic() + period < deadline:
+        time.sleep(period)
+        for path in files:
+            stamp = file_stamp(path)
+            if stamp == stamps[path]:
+                continue
+            stamps[path] = stamp
+            if stamp is None or (read_json(path) or {}).get("state") != states[path]:
+                return {"changed": True}
+    time.sleep(max(0.0, deadline - time.monotonic()))
+    return {"changed": False}
+
+
+def file_stamp(path):
+    """What changes when a file is replaced (status files are renamed into place), or None if it is gone."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns, info.st_size
 
 
 def submit(job_dir, name):
@@ -1025,6 +1090,9 @@ def main(argv=None):
     if len(args) >= 1 and args[0] == "poll":
         slurm = args[1:2] != ["--no-slurm"]
         print(json.dumps(poll(args[1 if slurm else 2:], slurm=slurm)))
+        return 0
+    if len(args) >= 2 and args[0] == "wait" and re.match(r"^[0-9]{1,2}(\.[0-9]{1,3})?$", args[1]):
+        print(json.dumps(wait_for_change(min(float(args[1]), WAIT_MAX), args[2:])))
         return 0
     if len(args) >= 2 and args[0] == "start":
         print(json.dumps(start(args[1], [int(i) for i in args[2:]])))

@@ -217,12 +217,12 @@ class AssembledSite(Site):
     def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
         return self.executor.poll(plans)
 
-    def wait(self, plans: list[JobPlan], timeout: float) -> None:
-        """A site of one host waits as its transport can (woken by a runtime's exit on this machine)."""
+    def wait(self, plans: list[JobPlan], timeout: float) -> bool:
+        """A site of one host waits as its transport can (a runtime's exit on this machine, a status file
+        replaced on a remote host); a site of several hosts waits for its next poll interval."""
         if len(self.hosts) == 1:
-            self.hosts[0].wait([self.hosts[0].job_dir(plan.job_id) for plan in plans], timeout)
-        else:
-            super().wait(plans, timeout)
+            return self.hosts[0].wait([self.hosts[0].job_dir(plan.job_id) for plan in plans], timeout)
+        return super().wait(plans, timeout)
 
     def cancel(self, plan: JobPlan) -> None:
         self.executor.cancel(plan)

@@ -173,13 +173,15 @@ class Site(ABC):
     def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
         """States of every task of several jobs, in as few remote calls as possible."""
 
-    def wait(self, plans: list[JobPlan], timeout: float) -> None:
-        """Block until a task may have changed state, or ``timeout`` seconds.
+    def wait(self, plans: list[JobPlan], timeout: float) -> bool:
+        """Block until a task may have changed state (True: poll now, not from a shared answer), or
+        ``timeout`` seconds (False).
 
-        Sites that can be woken by an event (a process exit) override this;
-        remote sites simply wait for their next poll interval.
+        Sites that can be woken (a process exit, a status file replaced on a
+        host) override this; the others wait for their next poll interval.
         """
         time.sleep(timeout)
+        return False
 
     @abstractmethod
     def cancel(self, plan: JobPlan) -> None: ...

@@ -168,8 +168,8 @@ class LocalHost(Transport):
 
     # waiting ------------------------------------------------------------------------
 
-    def wait(self, job_dirs: list[str], timeout: float) -> None:
-        """Sleep until one of the jobs' runtimes exits (a pidfd each), or ``timeout``."""
+    def wait(self, job_dirs: list[str], timeout: float) -> bool:
+        """Sleep until one of the jobs' runtimes exits (a pidfd each: True), or ``timeout`` (False)."""
         descriptors = []
         try:
             for job_dir in job_dirs:
@@ -179,11 +179,11 @@ class LocalHost(Transport):
                         try:
                             descriptors.append(os.pidfd_open(int(pid)))
                         except OSError:
-                            return  # it just exited: poll again now
+                            return True  # it just exited: poll again now
             if descriptors:
-                select.select(descriptors, [], [], timeout)
-            else:
-                time.sleep(timeout)
+                return bool(select.select(descriptors, [], [], timeout)[0])
+            time.sleep(timeout)
+            return False
         finally:
             for fd in descriptors:
                 os.close(fd)

@@ -14,10 +14,11 @@ import base64
 import json
 import posixpath
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from squall.errors import MissingDependency, OutputsKept, SquallError
+from squall.errors import Interrupted, MissingDependency, OutputsKept, SquallError
 from squall.results import writing_results
 from squall.runtime import runtime_path, runtime_sha256, runtime_version
 from squall.sites import bulk_upload
@@ -55,6 +56,20 @@ class RemoteHost(Transport):
         """One call of the runtime's agent, kept running on the host between calls (``runtime serve``)."""
         return json.loads(self.ssh.call(["python3", "-I", "-S", self.runtime(retry), "serve"], list(args), stdin,
                                         retry))
+
+    def wait(self, job_dirs: list[str], timeout: float) -> bool:
+        """Until a task's status file is replaced on the host (the runtime looks a few times a second, there),
+        or ``timeout``: a task's end is seen at once, while the scheduler is asked no more often. A host that
+        does not answer is not retried here: the wait lasts its timeout and the poll that follows says what
+        became of the host."""
+        started = time.monotonic()
+        try:
+            return self.agent("wait", f"{min(timeout, 60):.3f}", *job_dirs, retry=False)["changed"]
+        except Interrupted:
+            raise
+        except SquallError:
+            time.sleep(max(0.0, timeout - (time.monotonic() - started)))
+            return False
 
     def facts(self) -> HostFacts:
         """Home, CPUs, memory and the installed runtime's sha256, in one round trip (a fixed script)."""

@@ -106,9 +106,10 @@ class Transport(ABC):
     def read_log(self, job_dir: str, path: str, offset: int) -> bytes | None:
         """A file of a job folder from ``offset``: b"" while it does not exist yet, None once the folder is gone."""
 
-    def wait(self, job_dirs: list[str], timeout: float) -> None:
-        """Until a task of these jobs may have changed state, or ``timeout`` (a remote machine: the timeout)."""
+    def wait(self, job_dirs: list[str], timeout: float) -> bool:
+        """Until a task of these jobs may have changed state (True), or ``timeout`` (False)."""
         time.sleep(timeout)
+        return False
 
     def close(self) -> None:
         """Release connections."""

@@ -213,3 +213,70 @@ def test_staging_paths_never_leave_the_job_folder(tmp_path):
     (job / "task-0" / "in" / "a").write_text("x")
     assert verify(str(job), [{**entry, "path": "task-0/in/a"}, {**entry, "path": "task-0/in/b"}])["missing"] \
         == ["task-0/in/b"]
+
+
+def test_verify_hashes_many_files_at_once_and_names_each_that_differs(tmp_path):
+    """Files hashed on several threads: each answer lands on its own entry (good, damaged, short, absent), and
+    a second verify reads no content (the record of what was verified)."""
+    from squall.runtime.squall_runtime import STAGED_RECORD, verify
+
+    job = tmp_path / "squall-j"
+    (job / "task-0" / "in").mkdir(parents=True)
+    entries = []
+    for index in range(12):
+        data = os.urandom(1000 + index)
+        (job / "task-0" / "in" / f"f{index}").write_bytes(data)
+        entries.append({"path": f"task-0/in/f{index}", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    (job / "task-0" / "in" / "f3").write_bytes(b"x" * entries[3]["size"])  # same size, other bytes
+    (job / "task-0" / "in" / "f5").write_bytes((job / "task-0" / "in" / "f5").read_bytes()[:100])  # cut short
+    (job / "task-0" / "in" / "f7").unlink()
+    answer = verify(str(job), entries)
+    assert answer == {"missing": ["task-0/in/f3", "task-0/in/f5", "task-0/in/f7"], "partial": {"task-0/in/f5": 100}}
+    record = json.loads((job / STAGED_RECORD).read_text())
+    assert record["task-0/in/f0"][2] == entries[0]["sha256"] and "task-0/in/f7" not in record
+    first = job / "task-0" / "in" / "f0"
+    before = first.stat()
+    first.write_bytes(b"y" * before.st_size)  # other bytes behind the same size and mtime: not read again
+    os.utime(first, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert verify(str(job), entries)["missing"] == answer["missing"]
+
+
+def test_wait_returns_when_a_task_changes_state_not_on_a_heartbeat(tmp_path):
+    """The remote controller's wait: a status file replaced with the same state (a heartbeat) does not end it;
+    a new state, a new task's first status or the folder removed does; nothing at all lasts the timeout."""
+    import shutil
+    import threading
+
+    from squall.runtime.squall_runtime import wait_for_change, write_json
+
+    job = tmp_path / "squall-j"
+    for index in (0, 1):
+        (job / f"task-{index}").mkdir(parents=True)
+    write_json(str(job / "task-0" / "status.json"), {"state": "running", "heartbeat_at": 1})
+
+    def later(action):
+        timer = threading.Timer(0.3, action)
+        timer.start()
+        return timer
+
+    later(lambda: write_json(str(job / "task-0" / "status.json"), {"state": "running", "heartbeat_at": 2}))
+    assert wait_for_change(1.0, [str(job)]) == {"changed": False}
+    later(lambda: write_json(str(job / "task-0" / "status.json"), {"state": "succeeded"}))
+    assert wait_for_change(5.0, [str(job)]) == {"changed": True}
+    later(lambda: write_json(str(job / "task-1" / "status.json"), {"state": "running"}))
+    assert wait_for_change(5.0, [str(job)]) == {"changed": True}
+    later(lambda: shutil.rmtree(job))
+    assert wait_for_change(5.0, [str(job)]) == {"changed": True}
+    assert wait_for_change(0.2, [str(job)]) == {"changed": False}  # gone already: nothing changes any more
+
+
+def test_wait_is_an_agent_call_with_a_bounded_timeout(tmp_path):
+    """Through the command line as the agent takes it: a timeout that is not a plain number is refused."""
+    job = tmp_path / "squall-j"
+    (job / "task-0").mkdir(parents=True)
+    out = subprocess.run([sys.executable, "-I", "-S", str(runtime_path()), "wait", "0.100", str(job)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and json.loads(out.stdout) == {"changed": False}
+    for bad in ("1e9", "-1", "inf", "1;true"):
+        assert subprocess.run([sys.executable, "-I", "-S", str(runtime_path()), "wait", bad, str(job)],
+                              capture_output=True).returncode == 2

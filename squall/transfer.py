@@ -8,7 +8,9 @@ expensive part of staging, so a digest is remembered against the file's
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
+import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,32 +22,35 @@ if TYPE_CHECKING:
     from squall.store import Store
 
 
-BLOCK = 1 << 20
-
-
 def sha256_file(path: str | os.PathLike) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def copy_with_digest(source: str | os.PathLike, target: str | os.PathLike) -> str:
-    """Copy in one pass, hashing what is read; the target appears only when complete, and a copy cut short
-    (a full disk, a signal) leaves no partial file."""
+def copy_file(source: str | os.PathLike, target: str | os.PathLike, sha256: str | None = None) -> str:
+    """Copy ``source`` to ``target`` by the kernel and return the copy's sha256: ``sha256`` when the source's is
+    known, else hashed from the copy itself, mapped (no second copy through a buffer) — a digest of the bytes
+    staged. The target appears only when complete; a copy cut short (a full disk, a signal) leaves no file.
+    The copy is private until renamed, so nothing can shrink it under the mapping."""
     target = Path(target)
     partial = target.with_name(f".{target.name}.partial")
-    digest = hashlib.sha256()
     try:
-        with open(source, "rb") as src, open(partial, "wb") as dst:
-            buffer = bytearray(BLOCK)
-            view = memoryview(buffer)
-            while count := src.readinto(buffer):
-                digest.update(view[:count])
-                dst.write(view[:count])
+        shutil.copyfile(source, partial)
+        if sha256 is None:
+            sha256 = _mapped_sha256(partial)
         os.replace(partial, target)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return digest.hexdigest()
+    return sha256
+
+
+def _mapped_sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        if not os.fstat(handle.fileno()).st_size:
+            return hashlib.sha256().hexdigest()
+        with mmap.mmap(handle.fileno(), 0, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ) as mapped:
+            return hashlib.sha256(mapped).hexdigest()
 
 
 def identity(stat: os.stat_result) -> tuple[int, int, int]:

@@ -18,7 +18,6 @@ import errno
 import json
 import os
 import select
-import shutil
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ from squall.results import writing_results
 from squall.runtime import runtime_path, runtime_sha256
 from squall.runtime import squall_runtime as runtime
 from squall.sites.transport import ByteProgress, HostFacts, Transport, Upload
-from squall.transfer import SourceDigests, copy_with_digest, identity, sha256_file
+from squall.transfer import SourceDigests, copy_file, identity, sha256_file
 
 # what a runtime started here gets from the controller's environment (the container engine's settings
 # included); the payload's own environment is scrubbed by the runtime
@@ -194,21 +193,10 @@ def _runtime_env() -> dict[str, str]:
 
 
 def _copy_checked(source: Path, target: Path, digests: SourceDigests) -> str:
-    """Copy ``source`` to ``target`` (complete or absent) and return its sha256: a known digest lets the
-    kernel copy; otherwise the bytes are hashed as they are copied. The source must not change meanwhile."""
+    """Copy ``source`` to ``target`` (complete or absent) and return its sha256: known, or taken from the copy.
+    The source must not change meanwhile (its size, mtime and inode are compared before and after)."""
     before = identity(source.stat())
-    known = digests.known(source)
-    if known:
-        partial = target.with_name(f".{target.name}.partial")
-        try:
-            shutil.copyfile(source, partial)
-            os.replace(partial, target)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        sha = known
-    else:
-        sha = copy_with_digest(source, target)
+    sha = copy_file(source, target, digests.known(source))
     if identity(source.stat()) != before:
         target.unlink(missing_ok=True)
         raise SquallError(f"input {source} changed while it was being staged")
@@ -219,7 +207,7 @@ def _copy_checked(source: Path, target: Path, digests: SourceDigests) -> str:
 def _copy_across(source: Path, destination: Path, entry: dict) -> None:
     """Copy to another file system; the source goes only once the copy is complete and verified. A copy cut
     short (a full folder) leaves no half file behind."""
-    if copy_with_digest(source, destination) != entry["sha256"]:
+    if copy_file(source, destination) != entry["sha256"]:
         destination.unlink()
         raise ValueError("changed while being copied")
     source.unlink()

@@ -16,8 +16,9 @@ and, as the controller's agent on an HPC login node (read-only, JSON out):
     python3 squall_runtime.py receive JOB_DIR < inputs.tar     unpack (GNU tar), hashing each file as it lands
     python3 squall_runtime.py submit JOB_DIR NAME              sbatch job.sh once (idempotent)
     python3 squall_runtime.py poll JOB_DIR...                  Slurm states and task statuses, one call
-    python3 squall_runtime.py wait SECONDS JOB_DIR...          until a task's state changes (status files
-                                                               only), at most SECONDS
+    python3 squall_runtime.py wait SECONDS SINCE JOB_DIR...    until a task's state changes (status files
+                                                               only; one written since SINCE: at once),
+                                                               at most SECONDS
     python3 squall_runtime.py teardown NAME [JOB_DIR]          scancel by name, remove the job folder
     python3 squall_runtime.py inventory WORK_ROOT              Squall's folders and Slurm jobs there
     python3 squall_runtime.py test-only < job.sh               when Slurm would start it (sbatch --test-only)
@@ -789,7 +790,7 @@ def poll(job_dirs, slurm=True):
     Without Slurm the runtimes run on this machine: a task whose runtime
     process is gone before it wrote a final state is listed in ``dead``.
     """
-    jobs = {}
+    jobs, started = {}, now()
     for job_dir in job_dirs:
         if not os.path.isdir(job_dir):
             jobs[job_dir] = None
@@ -806,14 +807,14 @@ def poll(job_dirs, slurm=True):
                                  and not runtime_alive(pid, os.path.join(job_dir, "task-" + index)))
         jobs[job_dir] = job
     if not slurm:
-        return {"slurm": [], "jobs": jobs, "now": now()}
+        return {"slurm": [], "jobs": jobs, "now": now(), "started": started}
     keep = ("JobId", "ArrayJobId", "ArrayTaskId", "JobName", "JobState", "ExitCode", "Reason")
     records = [{k: r.get(k) for k in keep} for r in slurm_records(["scontrol", "show", "job", "-o"])
                if r.get("JobName", "").startswith("squall-")]
-    return {"slurm": records, "jobs": jobs, "now": now()}
+    return {"slurm": records, "jobs": jobs, "now": now(), "started": started}
 
 
-def wait_for_change(timeout, job_dirs):
+def wait_for_change(timeout, since, job_dirs):
     """Return once a task's state under ``job_dirs`` changes, or after ``timeout`` seconds.
 
     A remote controller learns that a task ended within a fraction of a second
@@ -822,7 +823,9 @@ def wait_for_change(timeout, job_dirs):
     only when it was replaced, so heartbeats wake no one), at most
     ``WAIT_CHECKS_PER_S`` files per second, so a job of many tasks is checked
     less often, down to once per ``timeout`` (on a shared file system every
-    stat is a metadata request).
+    stat is a metadata request). A status file written since ``since`` (this
+    host's clock when the controller's last poll began) ends the wait at once:
+    the poll may not have seen it (a quick task ends between poll and wait).
     """
     files = [os.path.join(d, name, "status.json") for d in job_dirs if os.path.isdir(d)
              for name in os.listdir(d) if name.startswith("task-")]
@@ -830,6 +833,10 @@ def wait_for_change(timeout, job_dirs):
     deadline = time.monotonic() + timeout
     period = max(WAIT_MIN_PERIOD, len(files) / WAIT_CHECKS_PER_S)
     stamps = {path: file_stamp(path) for path in files}
+    written_since = [path for path, stamp in stamps.items() if stamp and stamp[1] >= since * 1e9]
+    if any(path.endswith("/status.json") for path in written_since) \
+            or any(stamps[os.path.join(d, "launch.json")] is None for d in job_dirs):
+        return {"changed": True}
     states = {path: (read_json(path) or {}).get("state") for path in files}
     while time.monotonic() + period < deadline:
         time.sleep(period)
@@ -1149,8 +1156,9 @@ def main(argv=None):
         slurm = args[1:2] != ["--no-slurm"]
         print(json.dumps(poll(args[1 if slurm else 2:], slurm=slurm)))
         return 0
-    if len(args) >= 2 and args[0] == "wait" and re.match(r"^[0-9]{1,2}(\.[0-9]{1,3})?$", args[1]):
-        print(json.dumps(wait_for_change(min(float(args[1]), WAIT_MAX), args[2:])))
+    if len(args) >= 3 and args[0] == "wait" and re.match(r"^[0-9]{1,2}(\.[0-9]{1,3})?$", args[1]) \
+            and re.match(r"^[0-9]{1,12}(\.[0-9]{1,9})?$", args[2]):
+        print(json.dumps(wait_for_change(min(float(args[1]), WAIT_MAX), float(args[2]), args[3:])))
         return 0
     if len(args) >= 2 and args[0] == "start":
         print(json.dumps(start(args[1], [int(i) for i in args[2:]])))

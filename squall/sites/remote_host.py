@@ -37,6 +37,7 @@ class RemoteHost(Transport):
         self.ssh = ssh
         self._home: str | None = None
         self._asking_home = threading.Lock()
+        self._polled_at = 0.0  # when this controller's last poll began, by the host's clock
 
     def __str__(self) -> str:
         return f"{self.name} ({self.ssh.user}@{self.ssh.host}:{self.ssh.port})"
@@ -54,17 +55,23 @@ class RemoteHost(Transport):
 
     def agent(self, *args: str, stdin: bytes | None = None, retry: bool = True) -> dict:
         """One call of the runtime's agent, kept running on the host between calls (``runtime serve``)."""
-        return json.loads(self.ssh.call(["python3", "-I", "-S", self.runtime(retry), "serve"], list(args), stdin,
-                                        retry))
+        answer = json.loads(self.ssh.call(["python3", "-I", "-S", self.runtime(retry), "serve"], list(args), stdin,
+                                          retry))
+        if args[0] == "poll":
+            self._polled_at = answer["started"]  # the host's clock: what ``wait`` compares status files with
+        return answer
 
     def wait(self, job_dirs: list[str], timeout: float) -> bool:
         """Until a task's status file is replaced on the host (the runtime looks a few times a second, there),
-        or ``timeout``: a task's end is seen at once, while the scheduler is asked no more often. A host that
+        or ``timeout``: a task's end is seen at once, while the scheduler is asked no more often. A status
+        file written since this controller's last poll began ends it at once (that poll may have missed it;
+        after a poll shared by another controller, one poll more is the cost). A host that
         does not answer is not retried here: the wait lasts its timeout and the poll that follows says what
         became of the host."""
         started = time.monotonic()
         try:
-            return self.agent("wait", f"{min(timeout, 60):.3f}", *job_dirs, retry=False)["changed"]
+            return self.agent("wait", f"{min(timeout, 60):.3f}", f"{self._polled_at:.6f}", *job_dirs,
+                              retry=False)["changed"]
         except Interrupted:
             raise
         except SquallError:

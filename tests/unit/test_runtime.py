@@ -243,7 +243,8 @@ def test_verify_hashes_many_files_at_once_and_names_each_that_differs(tmp_path):
 
 def test_wait_returns_when_a_task_changes_state_not_on_a_heartbeat(tmp_path):
     """The remote controller's wait: a status file replaced with the same state (a heartbeat) does not end it;
-    a new state, a new task's first status or the folder removed does; nothing at all lasts the timeout."""
+    a status written since the controller's last poll began, a new state, a new task's first status or the
+    folder removed does."""
     import shutil
     import threading
 
@@ -259,26 +260,35 @@ def test_wait_returns_when_a_task_changes_state_not_on_a_heartbeat(tmp_path):
         timer.start()
         return timer
 
+    (job / "launch.json").write_text("{}")
+    polled = time.time() + 0.01  # a poll began after the first status was written
+    time.sleep(0.02)
     later(lambda: write_json(str(job / "task-0" / "status.json"), {"state": "running", "heartbeat_at": 2}))
-    assert wait_for_change(1.0, [str(job)]) == {"changed": False}
+    assert wait_for_change(1.0, polled, [str(job)]) == {"changed": False}
+    assert wait_for_change(1.0, 0.0, [str(job)]) == {"changed": True}  # written since that poll: at once
+    polled = time.time() + 0.01
+    time.sleep(0.02)
     later(lambda: write_json(str(job / "task-0" / "status.json"), {"state": "succeeded"}))
-    assert wait_for_change(5.0, [str(job)]) == {"changed": True}
+    assert wait_for_change(5.0, polled, [str(job)]) == {"changed": True}
+    polled = time.time() + 0.01
+    time.sleep(0.02)
     later(lambda: write_json(str(job / "task-1" / "status.json"), {"state": "running"}))
-    assert wait_for_change(5.0, [str(job)]) == {"changed": True}
+    assert wait_for_change(5.0, polled, [str(job)]) == {"changed": True}
     later(lambda: shutil.rmtree(job))
-    assert wait_for_change(5.0, [str(job)]) == {"changed": True}
-    assert wait_for_change(0.2, [str(job)]) == {"changed": False}  # gone already: nothing changes any more
+    assert wait_for_change(5.0, time.time() + 1, [str(job)]) == {"changed": True}
+    assert wait_for_change(0.2, time.time(), [str(job)]) == {"changed": True}  # gone: the poll must say so
 
 
 def test_wait_is_an_agent_call_with_a_bounded_timeout(tmp_path):
     """Through the command line as the agent takes it: a timeout that is not a plain number is refused."""
     job = tmp_path / "squall-j"
     (job / "task-0").mkdir(parents=True)
-    out = subprocess.run([sys.executable, "-I", "-S", str(runtime_path()), "wait", "0.100", str(job)],
-                         capture_output=True, text=True)
+    (job / "launch.json").write_text("{}")
+    out = subprocess.run([sys.executable, "-I", "-S", str(runtime_path()), "wait", "0.100", "1700000000.25",
+                          str(job)], capture_output=True, text=True)
     assert out.returncode == 0 and json.loads(out.stdout) == {"changed": False}
-    for bad in ("1e9", "-1", "inf", "1;true"):
-        assert subprocess.run([sys.executable, "-I", "-S", str(runtime_path()), "wait", bad, str(job)],
+    for bad in (["1e9", "0"], ["-1", "0"], ["inf", "0"], ["1;true", "0"], ["1", "nan"], ["1", "-5"]):
+        assert subprocess.run([sys.executable, "-I", "-S", str(runtime_path()), "wait", *bad, str(job)],
                               capture_output=True).returncode == 2
 
 

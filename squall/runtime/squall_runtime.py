@@ -868,9 +868,20 @@ def submit(job_dir, name):
     if out:
         return {"slurm_job": out[0], "resubmitted": False}
     job = subprocess.run(["sbatch", "--parsable", os.path.join(job_dir, "job.sh")], stdout=subprocess.PIPE,
-                         universal_newlines=True, check=True).stdout.strip().split(";")[0]
+                         env=batch_environment(), universal_newlines=True, check=True).stdout.strip().split(";")[0]
     write_json(os.path.join(job_dir, "launch.json"), {"slurm_job": job, "at": now()})
     return {"slurm_job": job}
+
+
+def batch_environment():
+    """What a job array starts with (it is submitted with ``--export=ALL``): Slurm's own variables, a plain
+    PATH and who the user is — nothing else of this session. ``--export=NIL`` would give the same but costs
+    Slurm a scheduling cycle (about a second) for most arrays: measured on the test bed, 3.0 s vs 2.0 s for
+    four no-op tasks."""
+    env = dict((key, value) for key, value in os.environ.items() if key.startswith("SLURM_"))
+    account = pwd.getpwuid(os.getuid())
+    env.update(PATH=DEFAULT_PATH, HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
+    return env
 
 
 def test_only(script):

@@ -337,3 +337,19 @@ def test_receive_of_a_broken_stream_fails_and_trusts_nothing_it_cut_short(tmp_pa
     record = json.loads((job / ".squall-staged.json").read_text())
     assert "task-0/b" not in record  # cut short: never recorded
     assert record["task-0/a"][2] == hashlib.sha256((source / "task-0/a").read_bytes()).hexdigest()  # complete
+
+
+def test_a_job_array_is_submitted_with_slurms_variables_a_plain_path_and_nothing_else(monkeypatch):
+    """``--export=ALL`` of this environment: the submitting session's own variables never reach the job."""
+    import pwd
+
+    from squall.runtime.squall_runtime import DEFAULT_PATH, batch_environment
+
+    monkeypatch.setenv("SLURM_CONF", "/etc/slurm/site.conf")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "never-in-a-job")
+    monkeypatch.setenv("PATH", "/home/someone/bin:/usr/bin")
+    env = batch_environment()
+    me = pwd.getpwuid(os.getuid())
+    assert env == {**{k: v for k, v in os.environ.items() if k.startswith("SLURM_")}, "PATH": DEFAULT_PATH,
+                   "HOME": me.pw_dir, "USER": me.pw_name, "LOGNAME": me.pw_name}
+    assert env["SLURM_CONF"] == "/etc/slurm/site.conf"

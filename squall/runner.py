@@ -337,7 +337,16 @@ class Runner:
                 self.store.record(plan.job_id, "monitor", "cancel")
                 site.cancel(plan)
                 cancel_sent = True
-            woken = site.wait([plan], site.poll_interval)
+            woken = self._wait(plan, site)
+
+    def _wait(self, plan: JobPlan, site: Site) -> bool:
+        """Until the next poll. A job alone at its site waits as the site can (woken as soon as a task changes:
+        True); beside other active jobs, the shared poll's interval paces every controller, so the site is
+        still asked once per interval whatever the number of jobs."""
+        if site.shared_poll and any(job.id != plan.job_id for job in self.store.active_jobs(site.name)):
+            time.sleep(site.poll_interval)
+            return False
+        return site.wait([plan], site.poll_interval)
 
     def _save_states(self, plan: JobPlan, states: list[TaskState], seen: dict[int, tuple]) -> None:
         changed = {}

@@ -192,6 +192,21 @@ def pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
+def communicate_or_show_stacks(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """``proc.communicate``; a process still running after ``timeout`` fails the test with its threads'
+    stacks (py-spy), so a hang found once in CI says where it hung."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        spy = shutil.which("py-spy", path=str(Path(sys.executable).parent))
+        stacks = subprocess.run([spy, "dump", "--pid", str(proc.pid)], capture_output=True, text=True).stdout \
+            if spy else "(py-spy not installed)"
+        kill_quietly(proc)
+        out, err = proc.communicate()
+        raise AssertionError(f"still running after {timeout} s; its stacks:\n{stacks}\nstderr:\n{err[-3000:]}") \
+            from None
+
+
 def kill_quietly(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGKILL)

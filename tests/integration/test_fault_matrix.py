@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Squall, kill_quietly
+from tests.conftest import Squall, communicate_or_show_stacks, kill_quietly
 from tests.integration.conftest import leftovers
 
 MIB = 1 << 20
@@ -105,7 +105,7 @@ def interrupt_at(squall: Squall, spec: Path, phase: str, *args: str, signals: in
         controller.send_signal(signal.SIGINT)
         if signals > 1 and acted_on(squall, controller, job_id):
             controller.send_signal(signal.SIGINT)
-        out, err = controller.communicate(timeout=300)
+        out, err = communicate_or_show_stacks(controller, timeout=120)
     finally:
         kill_quietly(controller)
     assert "Traceback" not in err and "internal error" not in err, err[-3000:]
@@ -263,7 +263,7 @@ def _read_only_then_attach(squall: Squall, spec: Path, mounts, tmp_path: Path, *
     try:
         squall.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=120)
         mounts.read_only(results)
-        out, err = controller.communicate(timeout=300)
+        out, err = communicate_or_show_stacks(controller, timeout=120)
     finally:
         kill_quietly(controller)
     report = json.loads(out)
@@ -340,7 +340,7 @@ def test_gc_of_another_store_on_the_same_account_leaves_a_running_job_alone(hpc,
         assert {a["kind"] for a in mine} == {"jobdir", "slurm"}
         code, gc = other.json("gc", "--yes", "--include-foreign-expired")  # not expired: still left alone
         assert {a["action"] for a in gc["actions"] if a["site"] == "testbed"} == {"foreign"}
-        out, err = controller.communicate(timeout=300)
+        out, err = communicate_or_show_stacks(controller, timeout=120)
     finally:
         kill_quietly(controller)
     report = json.loads(out)
@@ -376,7 +376,7 @@ def test_a_job_whose_folder_vanished_says_so(hpc, make_spec, remote, testbed):
     try:
         job_id = hpc.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=120)[0]
         remote(f"rm -rf {testbed['work_root']}/squall-{job_id}")
-        out, err = controller.communicate(timeout=300)
+        out, err = communicate_or_show_stacks(controller, timeout=120)
     finally:
         kill_quietly(controller)
     report = json.loads(out)

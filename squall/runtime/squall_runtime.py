@@ -13,7 +13,6 @@ and, as the controller's agent on an HPC login node (read-only, JSON out):
 
     python3 squall_runtime.py stage JOB_DIR < request.json     write small files; which inputs are missing
     python3 squall_runtime.py read JOB_DIR < paths.json        read many small files at once
-    python3 squall_runtime.py receive JOB_DIR < inputs.tar     unpack (GNU tar), hashing each file as it lands
     python3 squall_runtime.py submit JOB_DIR NAME              sbatch job.sh once (idempotent)
     python3 squall_runtime.py poll JOB_DIR...                  Slurm states and task statuses, one call
     python3 squall_runtime.py wait SECONDS SINCE JOB_DIR...    until a task's state changes (status files
@@ -678,61 +677,6 @@ def remember_staged(job_dir, copied):
     write_json(record_path, record)
 
 
-def receive(job_dir):
-    """Unpack the tar stream on stdin into ``job_dir`` and hash each file while the next one arrives.
-
-    GNU tar reads the stream itself; it names each member as it reaches it
-    (``--verbose``), so the file before is complete and is hashed on another
-    thread, off the stream's path. The digests go to the record ``verify``
-    trusts while a file's size and mtime hold: the upload's own pass over the
-    bytes is the check, as rsync's is, and nothing is read a second time. A
-    name misread or a file hashed too early only leaves its check to ``verify``
-    (a digest is never trusted unless it matches the controller's).
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    resolve = resolver(job_dir)
-
-    def digest(rel):
-        try:
-            path = resolve(rel)
-            before = file_stamp(path)
-            sha = sha256_file(path)
-        except (OSError, ValueError):
-            return None
-        if before is None or file_stamp(path) != before:
-            return None
-        return rel, [before[2], before[1], sha]
-
-    tar = subprocess.Popen(["tar", "--extract", "--file=-", "--directory=" + job_dir, "--no-same-owner",
-                            "--verbose", "--quoting-style=escape"],
-                           stdout=subprocess.PIPE, env={"PATH": DEFAULT_PATH, "LC_ALL": "C"})
-    hashed, previous = [], None
-    with ThreadPoolExecutor(HASHERS) as pool:
-        for line in tar.stdout:
-            if previous is not None:
-                hashed.append(pool.submit(digest, previous))
-            previous = tar_member_name(line.rstrip(b"\n"))
-        code = tar.wait()
-        if previous is not None and code == 0:
-            hashed.append(pool.submit(digest, previous))
-    remember_staged(job_dir, dict(item for item in (f.result() for f in hashed) if item))
-    return code
-
-
-TAR_ESCAPES = {b"\\": b"\\", b"n": b"\n", b"t": b"\t", b"r": b"\r", b"a": b"\a", b"b": b"\b", b"f": b"\f",
-               b"v": b"\v"}
-
-
-def tar_member_name(line):
-    """A name as GNU tar prints it with ``--quoting-style=escape`` in the C locale (``\\n``, ``\\303``...)."""
-    def unescape(found):
-        code = found.group(1)
-        return bytes([int(code, 8) & 0xFF]) if len(code) == 3 else TAR_ESCAPES.get(code, found.group(0))
-    name = os.fsdecode(re.sub(rb"\\([0-7]{3}|.)", unescape, line))
-    return name[2:] if name.startswith("./") else name
-
-
 def write_files(job_dir, files):
     """Write many small files at once: ``{rel: {"data": base64, "mode": int}}``."""
     for rel, item in sorted(files.items()):
@@ -1158,8 +1102,6 @@ def main(argv=None):
         write_files(args[1], request["files"])
         print(json.dumps(verify(args[1], request["inputs"])))
         return 0
-    if len(args) == 2 and args[0] == "receive":
-        return receive(args[1])
     if len(args) == 2 and args[0] == "read":
         print(json.dumps(read_files(args[1], json.load(sys.stdin))))
         return 0

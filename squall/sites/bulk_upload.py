@@ -2,13 +2,12 @@
 
 The missing inputs travel as one tar stream, made by the local ``tar`` from a
 folder of links laid out as the job folder and spliced (no copy through
-Python) into ``ssh HOST runtime receive`` (GNU tar unpacking; each file hashed
-as the next arrives) — through the site's jump host when it has one. Packing
-and encryption run in C processes, one pair per host, so several hosts are
-staged on every core at once, where paramiko keeps every host's connection in
-this one Python process. The runtime agent then checks every file's size and
-sha256 against the digests taken on arrival, as after SFTP; a file cut short
-by a dropped connection is sent again whole (SFTP resumes it: the caller sends
+Python) into ``ssh HOST tar --extract`` — through the site's jump host when it
+has one. Packing and encryption run in C processes, one pair per host, so
+several hosts are staged on every core at once, where paramiko keeps every
+host's connection in this one Python process. The runtime agent checks every
+file's size and sha256 afterwards, as after SFTP; a file cut short by a
+dropped connection is sent again whole (SFTP resumes it: the caller sends
 files already partly there that way).
 """
 
@@ -31,9 +30,8 @@ def available() -> bool:
     return shutil.which("tar") is not None and shutil.which("ssh") is not None
 
 
-def upload(ssh: SshSession, receive: list[str], files: list[tuple[Path, str]], on_bytes: Callable[[int], None]) -> None:
-    """Send ``files`` (source, path in the job folder) to the remote command ``receive``, which unpacks the tar
-    stream into the job folder; ``on_bytes`` hears the stream's progress.
+def upload(ssh: SshSession, job_dir: str, files: list[tuple[Path, str]], on_bytes: Callable[[int], None]) -> None:
+    """Send ``files`` (source, path in the job folder) to ``job_dir``; ``on_bytes`` hears the stream's progress.
 
     A failure of the connection is an ``OSError`` (the caller's retry asks the
     agent again what is missing); a failure of the local ``tar`` is not.
@@ -49,8 +47,9 @@ def upload(ssh: SshSession, receive: list[str], files: list[tuple[Path, str]], o
         tar = subprocess.Popen(["tar", "--create", "--dereference", "--file=-", f"--directory={farm}", "--null",
                                 "--verbatim-files-from", f"--files-from={listing}"],
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=tar_errors)
-        remote = subprocess.Popen(ssh.openssh_argv(receive), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                  stderr=ssh_errors)
+        remote = subprocess.Popen(ssh.openssh_argv(["tar", "--extract", "--file=-", f"--directory={job_dir}",
+                                                    "--no-same-owner"]),
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=ssh_errors)
         try:
             try:
                 while moved := os.splice(tar.stdout.fileno(), remote.stdin.fileno(), SPLICE):

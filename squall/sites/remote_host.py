@@ -160,8 +160,8 @@ class RemoteHost(Transport):
             resumed = [rel for rel in current["missing"] if current["partial"].get(rel)]
             whole = [rel for rel in current["missing"] if not current["partial"].get(rel)]
             if whole and bulk_upload.available():  # packed and encrypted by OpenSSH and tar, off this process
-                bulk_upload.upload(self.ssh, ["python3", "-I", "-S", self.runtime(), "receive", job_dir],
-                                   [(sources[rel], rel) for rel in whole], lambda count: progress.add(self, count))
+                bulk_upload.upload(self.ssh, job_dir, [(sources[rel], rel) for rel in whole],
+                                   lambda count: progress.add(self, count))
                 whole = []
             self._upload_parallel([(sources[rel], f"{job_dir}/{rel}", current["partial"].get(rel, 0))
                                    for rel in resumed + whole], progress)

@@ -290,55 +290,6 @@ def test_wait_is_an_agent_call_with_a_bounded_timeout(tmp_path):
     for bad in (["1e9", "0"], ["-1", "0"], ["inf", "0"], ["1;true", "0"], ["1", "nan"], ["1", "-5"]):
         assert subprocess.run([sys.executable, "-I", "-S", str(runtime_path()), "wait", *bad, str(job)],
                               capture_output=True).returncode == 2
-
-
-def test_receive_unpacks_a_tar_stream_and_records_each_files_digest_on_arrival(tmp_path):
-    """``runtime receive`` as the upload runs it: GNU tar unpacks; every file, odd names included, is hashed as
-    it lands, so the verify after reads nothing again — and a file changed since is not trusted."""
-    from squall.runtime.squall_runtime import STAGED_RECORD, verify
-
-    source = tmp_path / "src"
-    names = ["task-0/in/plain.bin", "task-0/in/we ird\nname\\x\t\u00fc.bin", "task-1/in/q'\"?$(touch x).bin"]
-    entries = []
-    for index, rel in enumerate(names):
-        data = os.urandom(200_000 + index)
-        (source / rel).parent.mkdir(parents=True, exist_ok=True)
-        (source / rel).write_bytes(data)
-        entries.append({"path": rel, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
-    job = tmp_path / "squall-j"
-    job.mkdir()
-    stream = subprocess.run(["tar", "--create", "--file=-", f"--directory={source}", *names], capture_output=True,
-                            check=True).stdout
-    done = subprocess.run([sys.executable, "-I", "-S", str(runtime_path()), "receive", str(job)], input=stream,
-                          capture_output=True)
-    assert done.returncode == 0, done.stderr
-    record = json.loads((job / STAGED_RECORD).read_text())
-    assert {rel: record[rel][2] for rel in names} == {e["path"]: e["sha256"] for e in entries}
-    assert verify(str(job), entries)["missing"] == []
-    changed = job / names[0]
-    before = changed.stat()
-    changed.write_bytes(b"z" * before.st_size)  # a new mtime: the record no longer vouches for it
-    assert verify(str(job), entries)["missing"] == [names[0]]
-    assert not (job / "x").exists() and not (tmp_path / "x").exists()
-
-
-def test_receive_of_a_broken_stream_fails_and_trusts_nothing_it_cut_short(tmp_path):
-    source = tmp_path / "src"
-    (source / "task-0").mkdir(parents=True)
-    for name in ("a", "b"):
-        (source / "task-0" / name).write_bytes(os.urandom(300_000))
-    stream = subprocess.run(["tar", "--create", "--file=-", f"--directory={source}", "task-0/a", "task-0/b"],
-                            capture_output=True, check=True).stdout
-    job = tmp_path / "squall-j"
-    job.mkdir()
-    done = subprocess.run([sys.executable, "-I", "-S", str(runtime_path()), "receive", str(job)],
-                          input=stream[: len(stream) - 200_000], capture_output=True)
-    assert done.returncode != 0
-    record = json.loads((job / ".squall-staged.json").read_text())
-    assert "task-0/b" not in record  # cut short: never recorded
-    assert record["task-0/a"][2] == hashlib.sha256((source / "task-0/a").read_bytes()).hexdigest()  # complete
-
-
 def test_a_job_array_is_submitted_with_slurms_variables_a_plain_path_and_nothing_else(monkeypatch):
     """``--export=ALL`` of this environment: the submitting session's own variables never reach the job."""
     import pwd

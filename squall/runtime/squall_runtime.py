@@ -663,7 +663,7 @@ def verify(job_dir, entries):
             partial[entry["path"]] = info.st_size  # an interrupted upload: resume from here
     for folder in sorted(dirs):
         os.makedirs(folder, mode=0o700, exist_ok=True)
-    if os.path.isdir(job_dir):
+    if unhashed and os.path.isdir(job_dir):  # re-verifying unchanged inputs writes nothing
         write_json(record_path, record)
     return {"missing": missing, "partial": partial}
 

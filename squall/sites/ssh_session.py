@@ -35,6 +35,7 @@ T = TypeVar("T")
 ATTEMPTS = 8  # waits of 0.5, 1, 2, 4, 8, 8, 8 s between them: ~31 s in all
 FIRST_WAIT, MAX_WAIT = 0.5, 8
 CONNECT_TIMEOUT = 10
+SFTP_STALL = 60  # seconds without an SFTP reply before the connection counts as dropped
 MASTER_PERSIST = 30  # seconds a jump host's master connection stays after its last channel
 
 
@@ -135,8 +136,12 @@ class SshSession:
         return [*argv, "--", self.host, " ".join(shlex.quote(word) for word in remote)]
 
     def sftp(self):
+        """The connection's SFTP session. A reply that stalls for ``SFTP_STALL`` seconds (paramiko's prefetch
+        can wait for one forever, and a transfer runs with signals deferred) is a dropped connection: retried
+        on a fresh one."""
         if self._sftp is None:
             self._sftp = self._connect().sftp()
+            self._sftp.get_channel().settimeout(SFTP_STALL)
         return self._sftp
 
     def retrying(self, action: Callable[[], T], what: str, retry: bool = True) -> T:

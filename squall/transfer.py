@@ -20,8 +20,6 @@ from squall.errors import SquallError
 if TYPE_CHECKING:
     from squall.store import Store
 
-COPY_BUFFER = 128 << 10  # smaller than a core's L2 cache
-
 
 def sha256_file(path: str | os.PathLike) -> str:
     with open(path, "rb") as handle:
@@ -29,37 +27,29 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def copy_file(source: str | os.PathLike, target: str | os.PathLike, sha256: str | None = None) -> str:
-    """Copy ``source`` to ``target`` and return the copy's sha256: ``sha256`` when the source's is known (the
-    kernel copies), else the digest of the bytes written, taken as they pass. The target appears only when
-    complete; a copy cut short (a full disk, a signal) leaves no file."""
-    target = Path(target)
+    """Copy ``source`` to ``target`` by the kernel and return the sha256 of what was copied: ``sha256`` when
+    the source's is known, else the source's, read from the page cache just before the copy. The source's
+    size, mtime and inode must hold from before the hash to after the copy (else SquallError), so the copy
+    has the bytes hashed. The target appears only when complete; a copy cut short (a full disk, a signal, a
+    changed source) leaves no file.
+
+    Measured for 1 GiB in 1,000 files on 2 cores, one copy per core: hash then kernel copy 0.99x ``cp -r``;
+    kernel copy then hashing the mapped copy 1.12x; read, hash and write through one small buffer 1.43x
+    (two copies through user space)."""
+    source, target = Path(source), Path(target)
     partial = target.with_name(f".{target.name}.partial")
+    before = identity(source.stat())
     try:
         if sha256 is None:
-            sha256 = _copy_hashing(source, partial)
-        else:
-            shutil.copyfile(source, partial)
+            sha256 = sha256_file(source)
+        shutil.copyfile(source, partial)
+        if identity(source.stat()) != before:
+            raise SquallError(f"input {source} changed while it was being copied")
         os.replace(partial, target)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     return sha256
-
-
-def _copy_hashing(source: str | os.PathLike, target: Path) -> str:
-    """Read, hash and write through one small buffer. It stays in the CPU cache, so each byte crosses memory
-    once, as in a kernel copy; hashing a mapped copy afterwards, or through megabyte buffers, read every byte
-    from memory a second time (1.2-1.6x ``cp -r`` for 1 GiB, against 1.0-1.1x this way)."""
-    digest = hashlib.sha256()
-    buffer = bytearray(COPY_BUFFER)
-    view = memoryview(buffer)
-    with open(source, "rb", buffering=0) as reader, open(target, "wb", buffering=0) as writer:
-        while count := reader.readinto(buffer):
-            digest.update(view[:count])
-            written = 0
-            while written < count:
-                written += writer.write(view[written:count])
-    return digest.hexdigest()
 
 
 def identity(stat: os.stat_result) -> tuple[int, int, int]:

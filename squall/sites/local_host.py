@@ -197,8 +197,9 @@ def _runtime_env() -> dict[str, str]:
 
 
 def _copy_checked(source: Path, target: Path, digests: SourceDigests) -> str:
-    """Copy ``source`` to ``target`` (complete or absent) and return its sha256: known, or taken from the copy.
-    The source must not change meanwhile (its size, mtime and inode are compared before and after)."""
+    """Copy ``source`` to ``target`` (complete or absent) and return its sha256: known, or hashed just before the copy.
+    The source must not change meanwhile (its size, mtime and inode are compared before the cached digest is
+    trusted and after the copy)."""
     before = identity(source.stat())
     sha = copy_file(source, target, digests.known(source))
     if identity(source.stat()) != before:

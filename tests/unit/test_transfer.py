@@ -1,12 +1,16 @@
-"""Checksummed copies: the digest is of the bytes at the target, and nothing half-made is left."""
+"""Checksummed copies: the digest is of the bytes copied, and nothing half-made is left."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
+import squall.transfer
+from squall.errors import SquallError
 from squall.transfer import copy_file
 
 
@@ -30,19 +34,29 @@ def test_a_copy_that_fails_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_copy_interrupted_between_buffers_leaves_nothing(tmp_path, monkeypatch):
-    import squall.transfer
 
-    class InterruptedDigest:
-        calls = 0
+def test_a_copy_interrupted_midway_leaves_nothing(tmp_path, monkeypatch):
+    def copy_then_interrupt(source, target):
+        Path(target).write_bytes(b"half")
+        raise KeyboardInterrupt
 
-        def update(self, data):
-            self.calls += 1
-            if self.calls == 2:
-                raise KeyboardInterrupt
-
-    monkeypatch.setattr(squall.transfer.hashlib, "sha256", InterruptedDigest)
-    (tmp_path / "src").write_bytes(os.urandom(3 * squall.transfer.COPY_BUFFER))
+    monkeypatch.setattr(squall.transfer.shutil, "copyfile", copy_then_interrupt)
+    (tmp_path / "src").write_bytes(b"abc")
     with pytest.raises(KeyboardInterrupt):
+        copy_file(tmp_path / "src", tmp_path / "dst")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_a_source_changed_between_hash_and_copy_is_refused_and_leaves_nothing(tmp_path, monkeypatch):
+    copy = shutil.copyfile
+
+    def copy_while_the_source_grows(source, target):
+        with open(source, "ab") as handle:
+            handle.write(b"more")
+        return copy(source, target)
+
+    monkeypatch.setattr(squall.transfer.shutil, "copyfile", copy_while_the_source_grows)
+    (tmp_path / "src").write_bytes(b"abc")
+    with pytest.raises(SquallError, match="changed while it was being copied"):
         copy_file(tmp_path / "src", tmp_path / "dst")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]

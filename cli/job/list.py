@@ -25,7 +25,7 @@ def list_cmd(app: App, limit: int, site: str | None, project: str | None, status
     """List recent jobs, newest first (``orphaned``: in progress, but no controller drives it)."""
     from squall.jobs import shown_status
 
-    keys = ("id", "name", "site", "status", "phase", "created_at", "finished_at")
+    keys = ("id", "name", "project", "site", "status", "phase", "created_at", "finished_at")
     if app.api:
         filters = {k: v for k, v in (("site", site), ("project", project), ("status", status)) if v is not None}
         jobs = [{k: j[k] for k in keys} for j in app.api.call("GET", "/jobs", params={"limit": limit, **filters})]
@@ -35,7 +35,8 @@ def list_cmd(app: App, limit: int, site: str | None, project: str | None, status
         else:  # a shown status (orphaned) is known only job by job
             rows = [j for j in app.reader.jobs(None, site=site, project=project)
                     if shown_status(j, app.reader.locks) == status][:limit]
-        jobs = [{"id": j.id, "name": j.name, "site": j.site, "status": shown_status(j, app.reader.locks), "phase": j.phase,
+        jobs = [{"id": j.id, "name": j.name, "project": j.project, "site": j.site,
+                 "status": shown_status(j, app.reader.locks), "phase": j.phase,
                  "created_at": j.created_at, "finished_at": j.finished_at} for j in rows]
     if app.json:
         app.emit(jobs)

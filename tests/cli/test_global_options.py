@@ -94,6 +94,7 @@ def test_instants_are_rfc3339_strings_in_json_and_in_the_report_file(squall, mak
     assert re.match(RFC3339, report["created_at"]) and re.match(RFC3339, report["finished_at"])
     (listed,) = squall.json("job", "list")[1]
     assert listed["created_at"] == report["created_at"]
+    assert listed["project"] == report["project"] and listed["id"] == report["id"]
     written = json.loads((Path(report["results"]) / "job.json").read_text())
     assert written["created_at"] == report["created_at"]
 

@@ -143,8 +143,13 @@ def test_staging_survives_sshd_being_killed_and_restarted(hpc, make_spec, remote
         (blobs / f"b{i:02d}.bin").write_bytes(bytes([i]) * (8 << 20))
     controller = hpc.start("job", "run", str(spec), "--site", "testbed", "--output", "json")
     try:
-        hpc.wait_for("SELECT job_id FROM journal WHERE phase = 'stage' AND event = 'begin'", timeout=60)
-        time.sleep(0.3)
+        job_id, = hpc.wait_for("SELECT job_id FROM journal WHERE phase = 'stage' AND event = 'begin'", timeout=60)
+        job_dir, = hpc.wait_for("SELECT json_extract(detail, '$.resource') FROM journal WHERE job_id = ? "
+                                "AND phase = 'up' AND event = 'lease' AND json_extract(detail, '$.kind') = 'jobdir'",
+                                job_id)
+        deadline = time.monotonic() + 60  # killed while the upload's stream is under way (the scratch is local)
+        while not any(Path(job_dir).glob("task-*/in/blobs/*.bin")) and time.monotonic() < deadline:
+            time.sleep(0.01)
         pid = int(Path(testbed["dir"], "run", "sshd.pid").read_text())
         subprocess.run(["kill", "-9", str(pid)], check=True)
         subprocess.run(["pkill", "-9", "-f", "sshd: squall-svc"], check=False)

@@ -35,9 +35,8 @@ def list_cmd(app: App, limit: int, site: str | None, project: str | None, status
         else:  # a shown status (orphaned) is known only job by job
             rows = [j for j in app.reader.jobs(None, site=site, project=project)
                     if shown_status(j, app.reader.locks) == status][:limit]
-        jobs = [{"id": j.id, "name": j.name, "project": j.project, "site": j.site,
-                 "status": shown_status(j, app.reader.locks), "phase": j.phase,
-                 "created_at": j.created_at, "finished_at": j.finished_at} for j in rows]
+        jobs = [{k: shown_status(j, app.reader.locks) if k == "status" else getattr(j, k) for k in keys}
+                for j in rows]
     if app.json:
         app.emit(jobs)
         return

@@ -34,7 +34,6 @@ def test_a_copy_that_fails_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-
 def test_a_copy_interrupted_midway_leaves_nothing(tmp_path, monkeypatch):
     def copy_then_interrupt(source, target):
         Path(target).write_bytes(b"half")

@@ -102,8 +102,8 @@ class LocalHost(Transport):
             target = Path(runtime.inside(job_dir, rel))
             target.parent.mkdir(parents=True, exist_ok=True)
             runtime.write_bytes_atomically(str(target), data, mode)
-        targets = {u.rel: folder / u.rel for u in uploads}
-        present = [u for u in uploads if targets[u.rel].exists()]
+        targets = {u.rel: os.path.join(job_dir, u.rel) for u in uploads}  # strings: pathlib costs 15 us a file
+        present = [u for u in uploads if os.path.exists(targets[u.rel])]
         kept = {u.rel for u in present}
         if present:
             kept -= set(runtime.verify(job_dir, [u.entry(digests) for u in present])["missing"])
@@ -118,7 +118,7 @@ class LocalHost(Transport):
             with uninterrupted():
                 sha = _copy_checked(upload.source, target, digests)
             progress.add(self, upload.size)
-            stat = target.stat()
+            stat = os.stat(target)
             return upload.rel, [stat.st_size, stat.st_mtime_ns, sha]
 
         pool = ThreadPoolExecutor(COPIERS)
@@ -128,7 +128,8 @@ class LocalHost(Transport):
                 copied[rel] = record
         finally:  # on Ctrl-C the copies not yet started are dropped; what is done is recorded
             pool.shutdown(wait=True, cancel_futures=True)
-            runtime.remember_staged(job_dir, copied)
+            if copied:
+                runtime.remember_staged(job_dir, copied)
 
     # collecting -------------------------------------------------------------------
 
@@ -196,15 +197,12 @@ def _runtime_env() -> dict[str, str]:
     return {key: os.environ[key] for key in RUNTIME_ENV if key in os.environ}
 
 
-def _copy_checked(source: Path, target: Path, digests: SourceDigests) -> str:
+def _copy_checked(source: Path, target: str, digests: SourceDigests) -> str:
     """Copy ``source`` to ``target`` (complete or absent) and return its sha256: known, or hashed just before the copy.
-    The source must not change meanwhile (its size, mtime and inode are compared before the cached digest is
-    trusted and after the copy)."""
+    The source must not change meanwhile: ``copy_file`` compares its size, mtime and inode from before the cached
+    digest is trusted to after the copy."""
     before = identity(source.stat())
-    sha = copy_file(source, target, digests.known(source))
-    if identity(source.stat()) != before:
-        target.unlink(missing_ok=True)
-        raise SquallError(f"input {source} changed while it was being staged")
+    sha = copy_file(source, target, digests.known(source), before)
     digests.learn(source, before, sha)
     return sha
 

@@ -30,24 +30,30 @@ def sha256_file(path: str | os.PathLike) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def copy_file(source: str | os.PathLike, target: str | os.PathLike, sha256: str | None = None,
-              before: tuple[int, int, int] | None = None) -> str:
-    """Copy ``source`` to ``target`` by the kernel and return the sha256 of what was copied: ``sha256`` when
-    the source's is known, else the source's, read from the page cache just before the copy. The source's
-    size, mtime and inode must hold from ``before`` (when the caller trusted ``sha256``; else from the start)
-    to after the copy (else SquallError), so the copy has the bytes hashed. The target appears only when
+def copy_file(source: str | os.PathLike, target: str | os.PathLike) -> str:
+    """``copy_unchanged`` and return the sha256 of what was copied, read from the source's page cache just
+    before the copy (the source's size, mtime and inode hold from the hash to the end of the copy)."""
+    before = identity(os.stat(source))
+    sha256 = sha256_file(source)
+    copy_unchanged(source, target, before)
+    return sha256
+
+
+def copy_unchanged(source: str | os.PathLike, target: str | os.PathLike,
+                   before: tuple[int, int, int] | None = None) -> None:
+    """Copy ``source`` to ``target`` by the kernel. The source's size, mtime and inode must hold from
+    ``before`` (taken by the caller when it trusted something about the source; else now) to after the
+    copy (else SquallError), so the copy is the source as it was then. The target appears only when
     complete; a copy cut short (a full disk, a signal, a changed source) leaves no file.
 
-    Measured for 1 GiB in 1,000 files on 2 cores (ext4), several files at once: hash then
-    ``copy_file_range`` 1.04-1.08x ``cp -r``, the same with ``sendfile`` (``shutil.copyfile``) 1.12-1.20x;
-    hashing ahead in another thread 1.13-1.17x; kernel copy then hashing the mapped copy 1.12x; read, hash
-    and write through one small buffer 1.43x (two copies through user space)."""
+    Measured for 1 GiB in 1,000 files on 2 cores (ext4), several files at once, each hashed first:
+    ``copy_file_range`` 1.04-1.08x ``cp -r``, ``sendfile`` (``shutil.copyfile``) 1.12-1.20x; hashing
+    ahead in another thread 1.13-1.17x; kernel copy then hashing the mapped copy 1.12x; read, hash and
+    write through one small buffer 1.43x (two copies through user space)."""
     source, target = Path(source), Path(target)
     partial = target.with_name(f".{target.name}.partial")
     before = before or identity(source.stat())
     try:
-        if sha256 is None:
-            sha256 = sha256_file(source)
         with open(source, "rb") as reader, open(partial, "wb") as writer:
             _kernel_copy(reader, writer)
         if identity(source.stat()) != before:
@@ -56,7 +62,6 @@ def copy_file(source: str | os.PathLike, target: str | os.PathLike, sha256: str 
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return sha256
 
 
 def _kernel_copy(reader: BinaryIO, writer: BinaryIO) -> None:

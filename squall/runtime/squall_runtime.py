@@ -668,15 +668,6 @@ def verify(job_dir, entries):
     return {"missing": missing, "partial": partial}
 
 
-def remember_staged(job_dir, copied):
-    """Record digests a local copier computed while copying (``{rel: [size, mtime_ns, sha256]}``), so
-    ``verify`` trusts them while the files' size and mtime hold."""
-    record_path = os.path.join(job_dir, STAGED_RECORD)
-    record = read_json(record_path, {}) or {}
-    record.update(copied)
-    write_json(record_path, record)
-
-
 def write_files(job_dir, files):
     """Write many small files at once: ``{rel: {"data": base64, "mode": int}}``."""
     for rel, item in sorted(files.items()):

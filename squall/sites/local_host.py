@@ -5,9 +5,8 @@ check. Its functions run in this process (stage, read, poll, start, stop,
 list), the runtimes they start get a clean environment, and a start runs
 under ``uninterrupted()``: a Ctrl-C never cuts it between launching a task
 and recording it. Loading an image runs the runtime as a child in its own
-session. Inputs whose digest is already known are
-copied by the kernel; the others are copied and hashed in one pass, several
-files at once. Outputs are moved into the results folder (copied across file
+session. Inputs are copied by the kernel, several files at once, and not
+hashed (see ``LocalHost.stage``). Outputs are moved into the results folder (copied across file
 systems), each checked against the runtime's manifest. Waiting for a state
 change is woken by a runtime's exit (a pidfd per runtime).
 """
@@ -30,12 +29,13 @@ from squall.results import writing_results
 from squall.runtime import runtime_path, runtime_sha256
 from squall.runtime import squall_runtime as runtime
 from squall.sites.transport import ByteProgress, HostFacts, Transport, Upload
-from squall.transfer import SourceDigests, copy_file, identity, sha256_file
+from squall.transfer import SourceDigests, copy_file, copy_unchanged, identity, sha256_file
 
 # what a runtime started here gets from the controller's environment (the container engine's settings
 # included); the payload's own environment is scrubbed by the runtime
 RUNTIME_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "CONTAINERS_CONF", "XDG_RUNTIME_DIR")
-COPIERS = 4  # files copied at once (hashing releases the GIL: every core works)
+COPIES_RECORD = ".squall-copies.json"  # in a job folder: the inputs copied there, and from what
+COPIERS = 4  # files copied at once (the kernel copies release the GIL: every core works)
 
 
 class LocalHost(Transport):
@@ -94,8 +94,15 @@ class LocalHost(Transport):
 
     def stage(self, job_dir: str, files: dict[str, tuple[bytes, int]], uploads: list[Upload],
               digests: SourceDigests, progress: ByteProgress) -> None:
-        """Write ``files``; copy each input unless an exact copy is in place (only inputs already there are
-        checked, against the runtime's record of what it verified)."""
+        """Write ``files``; copy each input by the kernel unless its copy still stands.
+
+        No input is hashed here: a copy is the source as it was when its size,
+        mtime and inode held from before to after the copy, which is all a
+        sha256 of the source, taken just before, could prove about it. The
+        record of the copies (``COPIES_RECORD``: each copy's size and
+        mtime, its source's identity, the sha256 when known) tells a later
+        staging which copies stand without reading a byte.
+        """
         folder = Path(job_dir)
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # as the runtime makes it on a remote host
         for rel, (data, mode) in files.items():
@@ -103,33 +110,32 @@ class LocalHost(Transport):
             target.parent.mkdir(parents=True, exist_ok=True)
             runtime.write_bytes_atomically(str(target), data, mode)
         targets = {u.rel: os.path.join(job_dir, u.rel) for u in uploads}  # strings: pathlib costs 15 us a file
-        present = [u for u in uploads if os.path.exists(targets[u.rel])]
-        kept = {u.rel for u in present}
-        if present:
-            kept -= set(runtime.verify(job_dir, [u.entry(digests) for u in present])["missing"])
-        todo = [u for u in uploads if u.rel not in kept]
+        record = runtime.read_json(os.path.join(job_dir, COPIES_RECORD), {}) or {}
+        todo = [u for u in uploads if not _copy_stands(record.get(u.rel), targets[u.rel], u, digests)]
         progress.set_missing(self, sum(u.size for u in todo))
         resolve = runtime.resolver(job_dir)  # each folder checked once: the inputs stay inside the job folder
         for parent in {os.path.dirname(resolve(u.rel)) for u in todo}:
             os.makedirs(parent, exist_ok=True)
 
-        def copy(upload: Upload) -> tuple[str, list]:
+        def copy(upload: Upload) -> tuple[str, dict]:
             target = targets[upload.rel]
+            before = identity(upload.source.stat())
+            sha256 = upload.sha256 or digests.known(upload.source)  # for the record: it outlives a touch
             with uninterrupted():
-                sha = _copy_checked(upload.source, target, digests)
+                copy_unchanged(upload.source, target, before)
             progress.add(self, upload.size)
             stat = os.stat(target)
-            return upload.rel, [stat.st_size, stat.st_mtime_ns, sha]
+            return upload.rel, {"copy": [stat.st_size, stat.st_mtime_ns], "source": list(before), "sha256": sha256}
 
         pool = ThreadPoolExecutor(COPIERS)
-        copied: dict[str, list] = {}
+        copied: dict[str, dict] = {}
         try:
-            for rel, record in pool.map(copy, todo):
-                copied[rel] = record
+            for rel, entry in pool.map(copy, todo):
+                copied[rel] = entry
         finally:  # on Ctrl-C the copies not yet started are dropped; what is done is recorded
             pool.shutdown(wait=True, cancel_futures=True)
             if copied:
-                runtime.remember_staged(job_dir, copied)
+                _remember_copies(job_dir, copied)
 
     # collecting -------------------------------------------------------------------
 
@@ -197,14 +203,28 @@ def _runtime_env() -> dict[str, str]:
     return {key: os.environ[key] for key in RUNTIME_ENV if key in os.environ}
 
 
-def _copy_checked(source: Path, target: str, digests: SourceDigests) -> str:
-    """Copy ``source`` to ``target`` (complete or absent) and return its sha256: known, or hashed just before the copy.
-    The source must not change meanwhile: ``copy_file`` compares its size, mtime and inode from before the cached
-    digest is trusted to after the copy."""
-    before = identity(source.stat())
-    sha = copy_file(source, target, digests.known(source), before)
-    digests.learn(source, before, sha)
-    return sha
+def _remember_copies(job_dir: str, copied: dict[str, dict]) -> None:
+    """Add ``copied`` to the folder's record, as it is now (an image folder is shared by jobs)."""
+    path = os.path.join(job_dir, COPIES_RECORD)
+    record = runtime.read_json(path, {}) or {}
+    record.update(copied)
+    runtime.write_json(path, record)
+
+
+def _copy_stands(entry: dict | None, target: str, upload: Upload, digests: SourceDigests) -> bool:
+    """Whether ``target`` is still the copy ``entry`` records: its size and mtime unchanged, and its source
+    either unchanged (size, mtime, inode) or now known to have the very sha256 copied (a touched file)."""
+    if not isinstance(entry, dict):  # none, or a record of another form
+        return False
+    try:
+        copy, source = os.stat(target), upload.source.stat()
+    except OSError:
+        return False
+    if entry.get("copy") != [copy.st_size, copy.st_mtime_ns]:
+        return False
+    if entry.get("source") == list(identity(source)):
+        return True
+    return entry.get("sha256") is not None and entry["sha256"] == (upload.sha256 or digests.known(upload.source))
 
 
 def _copy_across(source: Path, destination: Path, entry: dict) -> None:

@@ -22,11 +22,6 @@ def test_copy_file_returns_the_copys_sha256_and_leaves_no_partial(tmp_path, size
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dst", "src"]
 
 
-def test_a_known_digest_is_passed_through_not_recomputed(tmp_path):
-    (tmp_path / "src").write_bytes(b"abc")
-    assert copy_file(tmp_path / "src", tmp_path / "dst", "f" * 64) == "f" * 64
-
-
 def test_a_copy_that_fails_leaves_nothing(tmp_path):
     with pytest.raises(FileNotFoundError):
         copy_file(tmp_path / "absent", tmp_path / "dst")

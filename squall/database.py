@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol
 
 from squall.errors import HomeUnusable
+from squall.interrupts import uninterrupted
 from squall.paths import ensure_private_dir
 
 HOME_HINT = "check the folder, or point --home / $SQUALL_HOME at another one"
@@ -129,14 +130,19 @@ class SqliteDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A signal inside waits for the COMMIT or ROLLBACK (``uninterrupted``): raised between the body and
+        the COMMIT it lost the write and left the connection in a transaction, so the next BEGIN failed."""
         with self._writing:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
+            if self._db.in_transaction:  # a signal came right after the last BEGIN: nothing was written in it
                 self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            with uninterrupted():
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
 
     def rows(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         """A read outside a transaction (WAL: a consistent snapshot)."""
@@ -300,9 +306,16 @@ class PostgresDatabase:
     def transaction(self) -> Iterator[_PgConnection]:
         from sqlalchemy import text
 
-        with self.engine.begin() as connection:
+        with self.engine.connect() as connection:  # closed on the way out: a transaction left open rolls back
+            transaction = connection.begin()
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(WRITERS_KEY)})
-            yield _PgConnection(connection)
+            with uninterrupted():  # as on SQLite: a signal waits for the COMMIT or ROLLBACK
+                try:
+                    yield _PgConnection(connection)
+                except BaseException:
+                    transaction.rollback()
+                    raise
+                transaction.commit()
 
     def rows(self, sql: str, params: tuple | dict = ()) -> list[Record]:
         from sqlalchemy import text

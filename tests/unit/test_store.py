@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
+from squall.errors import Interrupted
+from squall.interrupts import SignalGuard
 from squall.store import MIGRATIONS, Store
 
 pytestmark = pytest.mark.usefixtures("database")  # each test on SQLite and on PostgreSQL
@@ -70,3 +74,18 @@ def test_digest_cache_round_trip(tmp_path):
     store = Store(tmp_path)
     store.remember_digests([("/a", 1, 2, 3, "ab"), ("/b", 4, 5, 6, "cd")])
     assert store.cached_digests(["/a", "/c"]) == {"/a": (1, 2, 3, "ab")}
+
+
+def test_a_signal_inside_a_transaction_waits_for_its_commit_and_the_next_one_works(tmp_path):
+    """A Ctrl-C that lands between a write and its COMMIT must neither lose the write nor leave the
+    connection inside a transaction (the next BEGIN then failed: an internal error mid-collect)."""
+    store = Store(tmp_path)
+    with SignalGuard():
+        with pytest.raises(Interrupted):
+            with store.transaction() as db:
+                db.execute("INSERT INTO journal (ts, job_id, phase, event, detail) VALUES (?, ?, ?, ?, ?)",
+                           (time.time(), "j1", "collect", "begin", "{}"))
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # the handler runs in here and is deferred
+        store.record("j1", "collect", "end")
+    assert [e.event for e in store.journal("j1")] == ["begin", "end"]

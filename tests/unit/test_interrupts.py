@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import time
 
 import pytest
 
@@ -33,3 +35,33 @@ def test_without_a_noted_signal_the_guard_starts_clean_and_restores_the_handlers
         assert guard.received is None
         assert signal.getsignal(signal.SIGTERM) != before
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_an_ssh_transports_thread_starts_whole_when_a_signal_lands_in_its_start(monkeypatch):
+    """Python's ``Thread.start`` cut by a signal leaves the new thread failing with a traceback on stderr;
+    the transport's start defers the signal to its end."""
+    import socket
+    import threading
+
+    from squall.errors import Interrupted
+    from squall.sites.ssh_session import _gcm_first_transport
+
+    start_new_thread = threading._start_new_thread
+
+    def start_then_signal(*args):
+        started = start_new_thread(*args)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs here, inside Thread.start
+        return started
+
+    monkeypatch.setattr(threading, "_start_new_thread", start_then_signal)
+    ours, theirs = socket.socketpair()
+    transport = _gcm_first_transport(ours)
+    try:
+        with SignalGuard():
+            with pytest.raises(Interrupted):
+                transport.start()
+            assert transport.is_alive()
+    finally:
+        transport.close()
+        theirs.close()

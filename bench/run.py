@@ -165,7 +165,7 @@ def staging(total_mib: int, files: int, home: Path, work: Path) -> dict:
         return elapsed
 
     def cold(index: int) -> tuple[float, float]:
-        """A fresh store: no input digest is known, every byte is hashed as it is copied."""
+        """A fresh store: no input digest is known (the local site copies without hashing either way)."""
         store = Store(home / f"cold-{index}")
         try:
             return stage_twice(open_local("local", home / f"cold-{index}", store), resolved, work)

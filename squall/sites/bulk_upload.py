@@ -13,6 +13,7 @@ files already partly there that way).
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -27,8 +28,17 @@ CHECKPOINT_RECORDS = 100  # tar records of 10 KiB: progress about every MiB
 PROGRESS = "squall-sent"
 
 
+@functools.lru_cache(maxsize=1)
 def available() -> bool:
-    return shutil.which("tar") is not None and shutil.which("ssh") is not None
+    """OpenSSH's ``ssh`` and GNU tar (its ``--verbatim-files-from`` and checkpoints; a BSD tar, as on
+    macOS, has neither): else the inputs go over SFTP."""
+    if shutil.which("tar") is None or shutil.which("ssh") is None:
+        return False
+    try:
+        said = subprocess.run(["tar", "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return said.startswith("tar (GNU tar)")
 
 
 def upload(ssh: SshSession, job_dir: str, files: list[tuple[Path, str]], on_bytes: Callable[[int], None]) -> None:

@@ -6,9 +6,9 @@ list), the runtimes they start get a clean environment, and a start runs
 under ``uninterrupted()``: a Ctrl-C never cuts it between launching a task
 and recording it. Loading an image runs the runtime as a child in its own
 session. Inputs are copied by the kernel, several files at once, and not
-hashed (see ``LocalHost.stage``). Outputs are moved into the results folder (copied across file
-systems), each checked against the runtime's manifest. Waiting for a state
-change is woken by a runtime's exit (a pidfd per runtime).
+hashed (see ``LocalHost.stage``). Outputs are moved into the results folder
+(copied across file systems), each checked against the runtime's manifest.
+Waiting for a state change is woken by a runtime's exit (a pidfd per runtime).
 """
 
 from __future__ import annotations

@@ -45,11 +45,13 @@ class SignalGuard:
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> "SignalGuard":
-        """Installs the handlers; ``received`` already holds a signal noted before (see ``note_signal``)."""
+        """Installs the handlers, and ``Thread.start`` with signals deferred (see ``_start_uninterrupted``);
+        ``received`` already holds a signal noted before (see ``note_signal``)."""
         global _current
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._handle)
+            threading.Thread.start = _start_uninterrupted
             _current = self
             self.received = _noted
         return self
@@ -59,6 +61,7 @@ class SignalGuard:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         if _current is self:
+            threading.Thread.start = _thread_start
             _current = None
 
     def _handle(self, signum: int, frame: object) -> None:
@@ -87,6 +90,17 @@ class SignalGuard:
         if not self._deferring and self._pending and not self._shielded:
             self._pending = False
             raise Interrupted(self.received or "SIGINT")
+
+
+_thread_start = threading.Thread.start
+
+
+def _start_uninterrupted(thread: threading.Thread) -> None:
+    """``Thread.start`` with signals deferred to its end. Cut by one between starting the thread and
+    returning, CPython forgets the thread it just started, which then dies with a traceback on stderr
+    (a thread pool's worker in staging, paramiko's transport: seen in the fault matrix)."""
+    with uninterrupted():
+        _thread_start(thread)
 
 
 def uninterrupted() -> ContextManager[None]:

@@ -30,7 +30,6 @@ from typing import Callable, TypeVar
 
 from squall.errors import Interrupted, InvalidInput, SiteUnreachable, SquallError
 from squall.hops import Hop
-from squall.interrupts import uninterrupted
 
 T = TypeVar("T")
 ATTEMPTS = 8  # waits of 0.5, 1, 2, 4, 8, 8, 8 s between them: ~31 s in all
@@ -392,19 +391,10 @@ GCM = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 
 def _gcm_first_transport(*args, **kwargs):
     """A paramiko transport that prefers AES-GCM (about twice the throughput of
-    its default AES-CTR + HMAC here); servers without GCM still get CTR. Its
-    thread starts with signals deferred: a Ctrl-C raised inside
-    ``Thread.start`` made the new thread fail with a traceback on stderr."""
+    its default AES-CTR + HMAC here); servers without GCM still get CTR."""
     import paramiko
 
     transport = paramiko.Transport(*args, **kwargs)
-    start = transport.start
-
-    def start_uninterrupted() -> None:
-        with uninterrupted():
-            start()
-
-    transport.start = start_uninterrupted
     options = transport.get_security_options()
     options.ciphers = GCM + tuple(c for c in options.ciphers if c not in GCM)
     return transport

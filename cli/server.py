@@ -17,8 +17,13 @@ from squall.cli.tables import print_table
 @click.option("--take-over-every", default=10.0, show_default=True, type=click.FloatRange(min=0), metavar="SECONDS",
               help="How often to look for unfinished jobs no controller drives (a server or machine died) and "
                    "drive them; 0: never.")
+@click.option("--local-site", is_flag=True,
+              help="Offer the built-in 'local' site (this machine) to API jobs. Off by default: a token's payload "
+                   "would run beside the server's home, store and tokens. When on, payloads run in a bubblewrap "
+                   "sandbox, and the site refuses API jobs where none can be made.")
 @pass_app
-def server_cmd(app: App, host: str, port: int, spec_roots: tuple[str, ...], take_over_every: float) -> None:
+def server_cmd(app: App, host: str, port: int, spec_roots: tuple[str, ...], take_over_every: float,
+               local_site: bool) -> None:
     """Serve the v1 JSON API (/api/v1) over this Squall home until stopped (Ctrl-C or SIGTERM)."""
     from pathlib import Path
 
@@ -31,7 +36,8 @@ def server_cmd(app: App, host: str, port: int, spec_roots: tuple[str, ...], take
     except ImportError as exc:
         raise MissingDependency(f"squall server needs the 'server' extra ({exc.name} is missing)",
                                 hint="pip install 'squall[server]'") from None
-    application = create_app(app.home, [Path(root) for root in spec_roots], app.log_format, take_over_every)
+    application = create_app(app.home, [Path(root) for root in spec_roots], app.log_format, take_over_every,
+                             local_site)
     app.say(f"squall server: http://{host}:{port}/api/v1 (home {app.home})", err=True)
     ecs = app.log_format == "ecs"  # uvicorn's own lines through the same ECS handler, not its text config
     uvicorn.run(application, host=host, port=port, log_level="warning" if app.quiet else "info",

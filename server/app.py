@@ -13,16 +13,17 @@ from fastapi import FastAPI
 
 from squall.server import accounts, dashboard, envelope, events, jobs, metrics, placing, takeover
 from squall.server.auth import FailedSignIns
+from squall.server.offer import sites_offered
 from squall.store import Store
 
 API_VERSION = "1"
 
 
 def create_app(home: Path, spec_roots: list[Path] | None = None, log_format: str = "text",
-               take_over_every: float = takeover.INTERVAL) -> FastAPI:
+               take_over_every: float = takeover.INTERVAL, local_site: bool = False) -> FastAPI:
     """The server over the Squall home ``home``; ``spec_roots``: folders whose specs clients may name by path;
     ``log_format``: its job controllers log as it does; ``take_over_every``: seconds between looks for jobs
-    nobody drives (0: never)."""
+    nobody drives (0: never); ``local_site``: offer the server's own machine to API jobs (sandboxed only)."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         background = [asyncio.create_task(app.state.events.follow())]
@@ -41,6 +42,7 @@ def create_app(home: Path, spec_roots: list[Path] | None = None, log_format: str
     app.state.failed_sign_ins = FailedSignIns()
     app.state.controller_options = ("--log-format", log_format)
     app.state.refusals = metrics.Refusals()
+    app.state.site_offer = sites_offered(local_site)
 
     opened = threading.local()  # one store connection per worker thread, kept: opening one costs a request
 

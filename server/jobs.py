@@ -187,7 +187,7 @@ def _submit(request: Request, spec_file: Path, site: str | None, strategy: str, 
     config = {"org": who.org, "user": who.user, **({"project": who.application} if who.application else {})}
     defaults = Defaults(config, Path("the server's token"), {})
     with server.open_store() as store:
-        runner = Runner(store, server.home)
+        runner = Runner(store, server.home, offer=server.site_offer)
         try:
             plan = runner.submit(resolved, site, server.home / "server" / "results" / who.org, defaults=defaults,
                                  strategy=strategy)

@@ -44,7 +44,7 @@ def estimate(request: Request, spec: Annotated[UploadFile, File(description="the
         named = site or (resolved.spec.site if "site" in resolved.spec.model_fields_set else "local")
         with request.app.state.open_store() as store:
             found, why_not = estimate_spec(store, request.app.state.home, resolved, named, every, strategy, None,
-                                           who.org)
+                                           who.org, request.app.state.site_offer)
     except BaseException as exc:
         raise dropped(folder, exc)
     shutil.rmtree(Path(folder), ignore_errors=True)

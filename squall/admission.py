@@ -57,6 +57,20 @@ class Admission:
                 "energy": energy_description(quote.energy) if quote else None}
 
 
+SiteOffer = Callable[[Site], None]  # raises ``Refused`` for a site the caller may not use (the server's rule)
+
+
+def offered(site: Site, offer: SiteOffer | None) -> Site:
+    """``site`` if ``offer`` allows it; closed, and the refusal raised, if not."""
+    if offer is not None:
+        try:
+            offer(site)
+        except SquallError:
+            site.close()
+            raise
+    return site
+
+
 def candidate_sites(store: Store) -> list[str]:
     return sorted(set(builtin_sites()) | {name for name, _, _ in store.sites()})
 

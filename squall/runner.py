@@ -18,7 +18,7 @@ from dataclasses import asdict, replace
 from decimal import Decimal
 from pathlib import Path
 
-from squall.admission import Admission, admit
+from squall.admission import Admission, SiteOffer, admit, offered
 from squall.errors import Interrupted, InvalidInput, OutputsKept, SiteUnreachable, SquallError
 from squall import log_context
 from squall.interrupts import SignalGuard
@@ -55,9 +55,12 @@ class _CancelRequested(Exception):
 
 
 class Runner:
-    def __init__(self, store: Store, home: Path, reporter: Reporter | None = None, notifier: Notifier | None = None):
+    def __init__(self, store: Store, home: Path, reporter: Reporter | None = None, notifier: Notifier | None = None,
+                 offer: SiteOffer | None = None):
+        """``offer``: which sites a job may be placed at (the server's rule for API tokens; None: any)."""
         self.store = store
         self.home = home
+        self.offer = offer
         self.reporter = reporter or Reporter()
         self.notifier = notifier
         self._sites: dict[str, Site] = {}
@@ -66,7 +69,7 @@ class Runner:
     def _site(self, name: str) -> Site:
         """One site object (and so one SSH connection) per site, from submit to the end of drive."""
         if name not in self._sites:
-            site = open_site(name, self.home, self.store)
+            site = offered(open_site(name, self.home, self.store), self.offer)
             self._sites[name] = self._sites[site.name] = site
         return self._sites[name]
 

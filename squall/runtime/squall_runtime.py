@@ -65,7 +65,7 @@ import sys
 import threading
 import time
 
-RUNTIME_VERSION = "0.9.1"
+RUNTIME_VERSION = "0.10.0"
 TASK_FORMAT = 1  # the layout of task.json this runtime reads (squall.workarea.TASK_FORMAT)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Only these variables of the runtime's own environment reach the payload.
@@ -237,6 +237,67 @@ def can_isolate_network():
     return False, "network namespace refused: %s" % (answer or "unknown error")
 
 
+# --- the sandbox (bubblewrap) -----------------------------------------------
+
+# the machine's programs and libraries, read-only (a merged-/usr system has symlinks for the others)
+SANDBOX_SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+
+
+def sandbox_argv(sandbox, task_dir, command):
+    """``command`` inside a bubblewrap sandbox: its own mount, PID, IPC, UTS and network namespaces (loopback
+    only), the system folders read-only, a private ``/tmp``, ``/proc`` of its own PID namespace, and of the
+    rest of the machine only ``task_dir`` — read-only but for its ``out/`` and ``tmp/``.
+
+    ``sandbox``: ``bwrap`` (its path) and, when the runtime runs as root, ``setpriv``, ``uid`` and ``gid``: the
+    unprivileged account the payload runs as. bwrap then runs as root (so it can bind folders only root can
+    reach) and hands the payload to ``setpriv``, which drops to that account with no capabilities left and
+    ``no_new_privs``. Otherwise bwrap runs as the caller in a user namespace of its own.
+    """
+    argv = [sandbox["bwrap"], "--die-with-parent", "--unshare-pid", "--unshare-net", "--unshare-ipc",
+            "--unshare-uts", "--unshare-cgroup-try"]
+    dropping = sandbox.get("uid") is not None
+    argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"] if dropping else ["--unshare-user"]
+    for path in SANDBOX_SYSTEM:
+        if os.path.islink(path):
+            argv += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            argv += ["--ro-bind", path, path]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    parent = os.path.dirname(task_dir)
+    parents = []
+    while parent not in ("/", "/tmp"):
+        parents.append(parent)
+        parent = os.path.dirname(parent)
+    for folder in reversed(parents):  # made in the sandbox's own root: traversable whatever the host's modes
+        argv += ["--perms", "0755", "--dir", folder]
+    argv += ["--ro-bind", task_dir, task_dir]
+    for name in ("out", "tmp"):
+        argv += ["--bind", os.path.join(task_dir, name), os.path.join(task_dir, name)]
+    argv += ["--chdir", task_dir]
+    if dropping:
+        argv += [sandbox["setpriv"], "--reuid=%d" % sandbox["uid"], "--regid=%d" % sandbox["gid"],
+                 "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+    return argv + list(command)
+
+
+def hand_over(task_dir, uid, gid):
+    """What the payload reads or writes becomes ``uid``'s: its inputs, script and list (read-only to it in
+    the sandbox) and its ``out/`` and ``tmp/``. Symlinks are changed, never followed."""
+    for name in ("in", "script", "out", "tmp", "inputs.txt"):
+        chown_tree(os.path.join(task_dir, name), uid, gid)
+
+
+def chown_tree(top, uid, gid):
+    if not os.path.lexists(top):
+        return
+    os.lchown(top, uid, gid)
+    if os.path.islink(top) or not os.path.isdir(top):
+        return
+    for root, dirs, names in os.walk(top):  # never into a symlinked folder
+        for name in dirs + names:
+            os.lchown(os.path.join(root, name), uid, gid)
+
+
 # --- the task --------------------------------------------------------------
 
 
@@ -302,6 +363,8 @@ class Task(object):
     # the run
 
     def environment(self):
+        """The payload's scrubbed environment. In a sandbox the task folder is read-only, so ``HOME`` is
+        its ``tmp/``, as ``TMPDIR``."""
         env = {}
         # the site's set-up lines (module load ...) may set more that the payload needs: the site names them
         kept = [k for k in self.spec.get("keep_env") or [] if isinstance(k, str) and k.isupper()]
@@ -319,7 +382,7 @@ class Task(object):
             user = str(os.getuid())
         env.update(
             {
-                "HOME": self.dir,
+                "HOME": os.path.join(self.dir, "tmp") if self.spec.get("sandbox") else self.dir,
                 "USER": user,
                 "LOGNAME": user,
                 "TMPDIR": os.path.join(self.dir, "tmp"),
@@ -406,8 +469,14 @@ class Task(object):
         except (RuntimeError, ValueError) as exc:
             return self.finish(127, 0.0, 0, str(exc))
         isolated, note, preexec = False, "not requested", None
+        sandbox = self.spec.get("sandbox")
         if self.container_name:  # the engine gives the container no network (the engine itself keeps its own)
             isolated, note = True, "container with --network none"
+        elif sandbox:
+            if sandbox.get("uid") is not None:
+                hand_over(self.dir, sandbox["uid"], sandbox["gid"])
+            argv = sandbox_argv(sandbox, self.dir, argv)
+            isolated, note = True, "bubblewrap sandbox (own mount, PID and network namespaces)"
         elif self.spec.get("launcher"):  # the ranks of one task talk to each other (and srun to Slurm)
             note = "several processes started by %s: they need the nodes' network" % self.spec["launcher"][0]
         elif self.spec.get("isolate_network", True):
@@ -451,6 +520,8 @@ class Task(object):
         limit.cancel()
         wall = now() - started
         _killpg(proc.pid, signal.SIGKILL)  # anything the payload left running
+        if sandbox and sandbox.get("uid") is not None:  # the outputs are collected as the runtime's own
+            chown_tree(os.path.join(self.dir, "out"), os.getuid(), os.getgid())
         if self.container_name:  # an engine killed before it could remove its container
             remove_container(self.spec["container"]["runtime"], self.container_name, self.spec["container"].get("conf"))
         stdout.close()

@@ -5,7 +5,8 @@ Job folders live under ``<home>/sites/<name>/work/squall-<job-id>/``, one
 folder per task. Tasks are runtime processes in their own sessions, so they
 outlive a crashed controller; the runtime's slot locks keep at most one task
 per core (or per ``cpus`` cores) running across every local job, without any
-scheduler process. Nothing is bought, so jobs here are free; the container
+scheduler process. Each payload runs in the sandbox ``squall.sites.sandbox``
+finds here; where none can be made, every launch says what is not protected. Nothing is bought, so jobs here are free; the container
 engines are the ones found on this machine.
 """
 
@@ -20,6 +21,7 @@ from squall.sites.assembled import AssembledSite, SiteTerms
 from squall.sites.base import Capability
 from squall.sites.local_host import LocalHost
 from squall.sites.parts import Provisioner
+from squall.sites.sandbox import LocalSandbox, local_sandbox
 from squall.sites.slots import SlotsExecutor
 from squall.store import Store
 
@@ -27,9 +29,20 @@ from squall.store import Store
 CAPABILITIES = frozenset({Capability.CONTAINERS, Capability.NETWORK_ISOLATION})
 
 
-def open_local(name: str, home: Path, store: Store) -> AssembledSite:
+class LocalSite(AssembledSite):
+    """This machine; ``sandbox`` says how its payloads are shut in (the server offers it to API tokens only
+    when there is one)."""
+
+    sandbox: LocalSandbox
+
+
+def open_local(name: str, home: Path, store: Store) -> LocalSite:
     store.ensure_site(name, "local")
-    hosts = [LocalHost(name, home / "sites" / name / "work")]
+    work_root = home / "sites" / name / "work"
+    sandbox = local_sandbox().covers(work_root)
+    hosts = [LocalHost(name, work_root)]
     terms = SiteTerms(container_runtimes=tuple(tool for tool in CONTAINER_RUNTIMES if shutil.which(tool)),
                       runtimes_found=True, pricing=lambda partition: Free(), capabilities=CAPABILITIES)
-    return AssembledSite(name, "local", store, hosts, SlotsExecutor(name, hosts), Provisioner(), terms)
+    site = LocalSite(name, "local", store, hosts, SlotsExecutor(name, hosts, sandbox), Provisioner(), terms)
+    site.sandbox = sandbox
+    return site

@@ -22,6 +22,7 @@ from squall.interrupts import uninterrupted
 from squall.sites import mpi_hosts
 from squall.sites.base import Capability, JobPlan, TaskState
 from squall.sites.parts import Executor
+from squall.sites.sandbox import LocalSandbox, warn_unsandboxed
 from squall.sites.transport import HostFacts, Transport
 from squall.sites.slurm import status_state, vanished
 from squall.workarea import KILL_GRACE, TaskStatus, task_folder
@@ -33,8 +34,10 @@ class SlotsExecutor(Executor):
     heartbeat = 2.0
     capabilities = frozenset({Capability.MULTI_NODE})
 
-    def __init__(self, site: str, hosts: list[Transport]):
+    def __init__(self, site: str, hosts: list[Transport], sandbox: LocalSandbox | None = None):
+        """``sandbox``: how payloads are shut in on this machine (the local site; remote hosts: None)."""
         super().__init__(site, hosts)
+        self.sandbox = sandbox
         self.silent: dict[str, tuple[float, str]] = {}  # host name -> (since, why): not answering, not yet lost
         self._keys: dict[str, mpi_hosts.JobKey] = {}  # a job's own key pair for mpirun (never stored)
         self.facts: dict[str, HostFacts] = {}  # what each host said at ``check``
@@ -152,6 +155,8 @@ class SlotsExecutor(Executor):
         slots = {"dir": host.slots_dir, "count": max(1, declared // cpus)} if declared \
             else {"dir": host.slots_dir, "cpus": cpus}
         fields: dict = {"slots": slots}
+        if self.sandbox is not None and self.sandbox.fields is not None:
+            fields["sandbox"] = self.sandbox.fields
         if res.multi_rank:
             job_dir = host.job_dir(plan.job_id)
             fields["launcher"] = mpi_hosts.launcher(job_dir, f"{job_dir}/{task_folder(index)}",
@@ -159,6 +164,8 @@ class SlotsExecutor(Executor):
         return fields
 
     def launch(self, plan: JobPlan) -> dict:
+        if self.sandbox is not None:
+            warn_unsandboxed(self.sandbox)
         started = each_host(lambda host, indexes: host.agent("start", host.job_dir(plan.job_id),
                                                              *map(str, indexes)), self.by_host(plan))
         return {host.name: answer["started"] for host, answer in started.items()}

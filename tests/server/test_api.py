@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("database")  # the API over either store
 @pytest.fixture
 def server(tmp_path):
     home = tmp_path / "home"
-    app = create_app(home)
+    app = create_app(home, local_site=True)
     store = Store(home)
     tokens = {name: create(store, user, org, role, application)[0] for name, user, org, role, application in (
         ("a_admin", "ana", "acme", "admin", None), ("a_member", "bo", "acme", "member", None),

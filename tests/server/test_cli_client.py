@@ -17,7 +17,7 @@ def remote(squall):
     code, made = squall.json("token", "create", "--user", "ana", "--org", "default", "--role", "member")
     assert code == 0
     port = free_port()
-    server = squall.start("server", "--port", str(port))
+    server = squall.start("server", "--port", str(port), "--local-site")
     try:
         wait_until_up(server, port)
         yield {"SQUALL_SERVER": f"http://127.0.0.1:{port}", "SQUALL_TOKEN": made["token"]}

@@ -25,7 +25,7 @@ def live(tmp_path_factory):
     token = create(store, "fuzzer", "acme", "admin")[0]
     store.close()
     port = free_port()
-    server = squall.start("server", "--port", str(port))
+    server = squall.start("server", "--port", str(port), "--local-site")
     try:
         wait_until_up(server, port)
         yield {"url": f"http://127.0.0.1:{port}", "token": token}

@@ -33,7 +33,7 @@ def test_a_token_is_shown_once_and_signs_in_to_the_running_server_until_revoked(
     listed = squall.run("token", "list", "--output", "json")
     assert made["token"] not in listed.stdout and json.loads(listed.stdout)[0]["id"] == made["id"]
     port = free_port()
-    server = squall.start("server", "--port", str(port))
+    server = squall.start("server", "--port", str(port), "--local-site")
     try:
         wait_until_up(server, port)
         url = f"http://127.0.0.1:{port}/api/v1/me"

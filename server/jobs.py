@@ -282,6 +282,10 @@ def cancel(request: Request, job_id: str, who: Principal = Depends(principal)):
 
 # results ----------------------------------------------------------------------------
 
+# A job's files are whatever its payload wrote: served so that no browser renders or runs them on the API's
+# origin (an output page.html would otherwise run script with the viewer's session).
+DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'"}
+
 
 @router.get("/{job_id}/results", summary="The job's results folder as a .tar.gz archive",
             response_class=StreamingResponse, responses={200: {"content": {"application/gzip": {}}}})
@@ -292,17 +296,21 @@ def results_archive(request: Request, job_id: str, who: Principal = Depends(prin
         archive.add(folder, arcname=folder.name)
     spool.seek(0)
     return StreamingResponse(iter(lambda: spool.read(1 << 20), b""), media_type="application/gzip",
-                             headers={"Content-Disposition": f'attachment; filename="{folder.name}.tar.gz"'})
+                             headers={"Content-Disposition": f'attachment; filename="{folder.name}.tar.gz"',
+                                      **DOWNLOAD_HEADERS})
 
 
-@router.get("/{job_id}/results/{path:path}", summary="One file of the job's results",
-            response_class=FileResponse, responses={200: {"content": {"application/octet-stream": {}}}})
+@router.get("/{job_id}/results/{path:path}", summary="One file of the job's results, as a download",
+            response_class=FileResponse,
+            responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "the file's bytes, always as an attachment (never rendered)"}})
 def result_file(request: Request, job_id: str, path: str, who: Principal = Depends(principal)):
     folder = _results(request, who, job_id).resolve()
     target = (folder / path).resolve()
     if not target.is_relative_to(folder) or not target.is_file():
         raise NotFound(f"results of job {job_id}: no file {path!r}")
-    return FileResponse(target)
+    return FileResponse(target, media_type="application/octet-stream", filename=target.name,
+                        content_disposition_type="attachment", headers=DOWNLOAD_HEADERS)
 
 
 def _results(request: Request, who: Principal, job_id: str) -> Path:

@@ -8,9 +8,11 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 
 import httpx
 import pytest
+import yaml
 
 from tests.conftest import REPO
 from tests.server.test_api import example_files
@@ -52,7 +54,7 @@ def test_a_job_shows_live_with_its_cost_tasks_logs_and_usage(squall, browser):
 
     code, made = squall.json("token", "create", "--user", "ana", "--org", "acme", "--role", "admin")
     port = free_port()
-    server = squall.start("server", "--port", str(port))
+    server = squall.start("server", "--port", str(port), "--local-site")
     url = f"http://127.0.0.1:{port}"
     ARTIFACTS.mkdir(exist_ok=True)
     try:
@@ -91,6 +93,53 @@ def test_a_job_shows_live_with_its_cost_tasks_logs_and_usage(squall, browser):
         browser.save_screenshot(str(ARTIFACTS / "dashboard-usage.png"))
         browser.get(f"{url}/dashboard/sites")
         assert "local" in browser.find_element(By.ID, "sites").text
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+XSS_PAGE = "<html><body><script>localStorage.setItem('xss', document.cookie || 'ran')</script></body></html>"
+XSS_SVG = ('<svg xmlns="http://www.w3.org/2000/svg"><script>localStorage.setItem("xss", "svg")</script>'
+           '</svg>')
+
+
+def test_a_results_page_with_script_runs_nothing_in_the_viewers_browser(squall, browser, tmp_path):
+    """A job's output page.html (and an SVG) opened from the dashboard's origin: downloaded, never rendered —
+    the script that would store the viewer's session never runs."""
+    code, made = squall.json("token", "create", "--user", "ana", "--org", "acme", "--role", "admin")
+    write = ("import os; out = os.environ['SQUALL_OUTPUT_DIR']; "
+             f"open(out + '/page.html', 'w').write({XSS_PAGE!r}); open(out + '/image.svg', 'w').write({XSS_SVG!r})")
+    spec = yaml.safe_dump({"name": "xss", "command": ["python3", "-c", write], "outputs": ["*"]})
+    port = free_port()
+    server = squall.start("server", "--port", str(port), "--local-site")
+    url, bearer = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {made['token']}"}
+    try:
+        wait_until_up(server, port)
+        job = httpx.post(f"{url}/api/v1/jobs", files=[("spec", ("job.yaml", spec.encode()))], headers=bearer).json()
+        assert job["success"], job
+        job_id = job["data"]["id"]
+        for _ in range(300):
+            if httpx.get(f"{url}/api/v1/jobs/{job_id}", headers=bearer).json()["data"]["phase"] == "done":
+                break
+            time.sleep(0.2)
+        for name in ("page.html", "image.svg"):
+            served = httpx.get(f"{url}/api/v1/jobs/{job_id}/results/task-0/{name}", headers=bearer)
+            assert served.status_code == 200 and served.headers["content-type"] == "application/octet-stream"
+            assert served.headers["content-disposition"].startswith("attachment")
+            assert served.headers["x-content-type-options"] == "nosniff"
+            assert served.headers["content-security-policy"].startswith("sandbox")
+        from selenium.webdriver.common.by import By
+
+        browser.get(f"{url}/dashboard/sign-in")
+        browser.find_element(By.ID, "token").send_keys(made["token"])
+        browser.find_element(By.ID, "sign-in").click()
+        browser.get(f"{url}/dashboard/jobs/{job_id}")
+        for link in browser.find_elements(By.PARTIAL_LINK_TEXT, "task-0/"):
+            assert link.get_attribute("download") is not None
+        for name in ("page.html", "image.svg"):
+            browser.get(f"{url}/api/v1/jobs/{job_id}/results/task-0/{name}")
+        browser.get(f"{url}/dashboard")
+        assert browser.execute_script("return window.localStorage.getItem('xss')") is None
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)

@@ -22,7 +22,7 @@ Exit codes:
   6    outputs not collected (results folder full or read-only): kept at
        the site; 'squall job attach ID --results DIR' collects them
   7    the Squall home or its store is unusable (read-only, corrupt, not a folder)
-  130  interrupted (Ctrl-C, SIGTERM)"""
+  130  interrupted (Ctrl-C, SIGTERM, or SIGHUP: the terminal closed)"""
 
 
 def report_error(app: App, exc: BaseException) -> int:

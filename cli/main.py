@@ -8,6 +8,7 @@ import sys
 import click
 
 from squall import __version__
+from squall.cli import streams
 from squall.cli.context import App, output_option
 from squall.cli.errors import EXIT_CODES_HELP, report_error
 from squall.cli.global_options import (argv_or_sys, configure_logging, hoist, quiet_in, value_of, verbosity_of,
@@ -25,7 +26,7 @@ from squall.cli.site import site_group
 from squall.cli.usage import usage_cmd
 from squall.cli.version import version_cmd
 from squall.errors import ExitCode
-from squall.interrupts import note_signal
+from squall.interrupts import ignore_hangup_if_detached, note_signal, stop_signals
 from squall.user_config import Defaults
 
 
@@ -60,7 +61,7 @@ for command in (job_group, site_group, org_group, pool_group, bank_group, env_gr
 
 
 def _terminate(signum: int, _frame: object) -> None:
-    """SIGINT or SIGTERM outside a job's own handler stops the command (exit 130); the signal is also noted,
+    """SIGINT, SIGTERM or SIGHUP outside a job's own handler stops the command (exit 130); the signal is also noted,
     in case its exception is swallowed before it reaches the command."""
     note_signal(signum)
     raise KeyboardInterrupt(signal.Signals(signum).name)
@@ -82,9 +83,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(argv: list[str] | None) -> int:
+    streams.install()  # a closed pipe or terminal never stops a command (nor its job)
     args = hoist(argv_or_sys(argv))
     app = App(output="json" if wants_json(args) else "text")  # a usage error is JSON too
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    ignore_hangup_if_detached()
+    handled = stop_signals()
+    for signum in handled:
         signal.signal(signum, _terminate)
     sys.unraisablehook = _unraisable
     try:  # from here a signal is an interruption (exit 130), whenever it comes
@@ -102,7 +106,7 @@ def _run(argv: list[str] | None) -> int:
         code = report_error(app, exc)
     finally:
         # the command's outcome is decided and shown: a late signal must not turn it into a traceback
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in handled:
             signal.signal(signum, signal.SIG_IGN)
         app.close()
     return code or 0

@@ -3,9 +3,12 @@ it outlives whatever started it (``job run --detach``, the server's request)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+from squall.interrupts import DETACHED_ENV
 
 
 def spawn_controller(home: Path, job_id: str, options: tuple[str, ...] = ()) -> None:
@@ -13,6 +16,8 @@ def spawn_controller(home: Path, job_id: str, options: tuple[str, ...] = ()) -> 
     log_dir = home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / f"{job_id}.log", "ab") as log:
-        subprocess.Popen([sys.executable, "-m", "squall.cli.main", "--home", str(home), *options, "job", "attach",
-                          job_id],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        # -P: the server's current folder (a clone holding squall/) must not shadow the installed package
+        subprocess.Popen([sys.executable, "-P", "-m", "squall.cli.main", "--home", str(home), *options, "job",
+                          "attach", job_id],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                         env={**os.environ, DETACHED_ENV: "1"})  # a hangup it receives is not a closed terminal

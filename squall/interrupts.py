@@ -1,4 +1,9 @@
-"""SIGINT and SIGTERM in the controller: where they may stop it, and where they wait.
+"""SIGINT, SIGTERM and SIGHUP in the controller: where they may stop it, and where they wait.
+
+A closed terminal (SIGHUP) stops a job as SIGTERM does — its finished
+outputs collected, ``down`` run, the journal told — except in a detached
+controller (``DETACHED_ENV``) or one started with SIGHUP ignored (``nohup``),
+which go on as if nothing happened.
 
 A signal normally raises ``Interrupted`` wherever the main thread is. Two
 kinds of code must not be cut at an arbitrary point:
@@ -16,6 +21,7 @@ knowing about it, and outside a guard ``uninterrupted()`` changes nothing.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from contextlib import contextmanager, nullcontext
@@ -23,8 +29,20 @@ from typing import ContextManager, Iterator
 
 from squall.errors import Interrupted
 
+DETACHED_ENV = "SQUALL_DETACHED"  # set by ``squall.controllers`` for the controllers it starts in the background
 _current: "SignalGuard | None" = None
 _noted: str | None = None  # a signal that came before any guard
+
+
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """The signals that stop a job: SIGHUP too, unless this controller is detached or ignores it already."""
+    hangup = os.environ.get(DETACHED_ENV) != "1" and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN
+    return (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hangup else ()))
+
+
+def ignore_hangup_if_detached() -> None:
+    if os.environ.get(DETACHED_ENV) == "1":
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 def note_signal(signum: int) -> None:
@@ -35,7 +53,7 @@ def note_signal(signum: int) -> None:
 
 
 class SignalGuard:
-    """Turns SIGINT/SIGTERM into ``Interrupted``, except inside a transfer or a shield."""
+    """Turns SIGINT/SIGTERM/SIGHUP into ``Interrupted``, except inside a transfer or a shield."""
 
     def __init__(self) -> None:
         self.received: str | None = None  # the first signal's name: the job was interrupted
@@ -49,7 +67,7 @@ class SignalGuard:
         ``received`` already holds a signal noted before (see ``note_signal``)."""
         global _current
         if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in stop_signals():
                 self._previous[signum] = signal.signal(signum, self._handle)
             threading.Thread.start = _start_uninterrupted
             _current = self

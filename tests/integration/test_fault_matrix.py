@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import time
@@ -406,3 +407,115 @@ def test_the_batch_script_carries_the_store_in_its_owner_tags(hpc, make_spec, re
     store_id = hpc.query("SELECT value FROM meta WHERE key = 'store_id'")[0][0]
     assert "org=acme" in comment and f"store={store_id}" in comment
     assert marker["squall:store"] == store_id and marker["squall:org"] == "acme"
+
+
+# nobody reading (second round: a closed pipe, a closed terminal) -------------------------------
+
+CLOSED = {"stdout and stderr gone": ("text", ()), "json reader gone": ("json", ()),
+          "stderr closed before start": ("text", ("--verbose",))}
+
+
+def run_unread(squall: Squall, spec: Path, case: str, *args: str) -> tuple[int, str]:
+    """``squall job run`` whose readers are gone from the start (``| head -c 0``), or whose stderr is a
+    closed descriptor (``2>&-``); returns its exit code and the job's id."""
+    output, extra = CLOSED[case]
+    after = last_seq(squall)
+    closing_fd2 = case == "stderr closed before start"
+    controller = subprocess.Popen(
+        squall.argv("job", "run", str(spec), "--output", output, *extra, *args), cwd=squall.cwd, env=squall.env,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL if closing_fd2 else subprocess.PIPE,
+        stderr=subprocess.DEVNULL if closing_fd2 else subprocess.PIPE,
+        preexec_fn=(lambda: os.close(2)) if closing_fd2 else None)
+    if not closing_fd2:
+        controller.stdout.close()  # the reader went away: every write from now on is EPIPE
+        controller.stderr.close()
+    try:
+        code = controller.wait(timeout=300)
+    finally:
+        kill_quietly(controller)
+    return code, wait_event(squall, "plan", "end", after=after)
+
+
+@pytest.mark.parametrize("case", CLOSED)
+def test_local_nobody_reading_never_stops_or_fails_a_job(squall, make_spec, case):
+    spec = payload_spec(make_spec, "unread", size=MIB, split=8)  # one digit per task: see PAYLOAD
+    code, job_id = run_unread(squall, spec, case)
+    report = squall.json("job", "status", job_id)[1]
+    assert code == 0 and report["status"] == "succeeded", report
+    assert assert_no_output_lost(squall, job_id, MIB) == 8
+    assert squall.work_areas() == []
+
+
+def test_hpc_nobody_reading_never_stops_or_fails_a_job(hpc, make_spec, remote, testbed):
+    spec = payload_spec(make_spec, "unread", size=MIB, split=8)  # one digit per task: see PAYLOAD
+    for case in CLOSED:
+        code, job_id = run_unread(hpc, spec, case, "--site", "testbed")
+        report = hpc.json("job", "status", job_id)[1]
+        assert code == 0 and report["status"] == "succeeded", (case, report)
+        assert assert_no_output_lost(hpc, job_id, MIB) == 8
+    assert leftovers(remote, testbed) == ([], [])
+
+
+def hang_up_while_running(squall: Squall, spec: Path, *args: str, env: dict | None = None) -> tuple[str, int]:
+    """SIGHUP to ``job run`` once a task has finished and others run, its terminal gone with it (the pipes'
+    readers close); returns the job's id and the controller's exit code."""
+    after = last_seq(squall)
+    controller = squall.start("job", "run", str(spec), *args, env=env)
+    try:
+        job_id = wait_event(squall, "monitor", after=after)
+        squall.wait_for("SELECT 1 FROM tasks WHERE job_id = ? AND status = 'succeeded'", job_id, timeout=120)
+        controller.stdout.close()
+        controller.stderr.close()
+        controller.send_signal(signal.SIGHUP)
+        code = controller.wait(timeout=120)
+    finally:
+        kill_quietly(controller)
+    return job_id, code
+
+
+def test_local_closed_terminal_collects_what_finished_and_ends_the_job(squall, make_spec):
+    spec = payload_spec(make_spec, "hangup", size=MIB, split=4, before='[ "$SQUALL_TASK_INDEX" -lt 2 ] || sleep 30; ')
+    job_id, code = hang_up_while_running(squall, spec)
+    assert code == 130
+    assert ("monitor", "interrupted") in journal(squall, job_id)
+    report = squall.json("job", "status", job_id)[1]
+    assert report["phase"] == "done" and report["status"] == "cancelled", report
+    assert assert_no_output_lost(squall, job_id, MIB) >= 1
+    assert squall.work_areas() == []
+
+
+def test_hpc_closed_terminal_collects_what_finished_and_ends_the_job(hpc, make_spec, remote, testbed):
+    spec = payload_spec(make_spec, "hangup", size=MIB, split=4, before='[ "$SQUALL_TASK_INDEX" -lt 1 ] || sleep 60; ')
+    job_id, code = hang_up_while_running(hpc, spec, "--site", "testbed")
+    assert code == 130
+    report = hpc.json("job", "status", job_id)[1]
+    assert report["phase"] == "done" and report["status"] == "cancelled", report
+    assert assert_no_output_lost(hpc, job_id, MIB) >= 1
+    assert leftovers(remote, testbed) == ([], [])
+
+
+def test_a_detached_controller_ignores_a_hangup(squall, make_spec):
+    spec = payload_spec(make_spec, "detached", size=MIB, split=2, before="sleep 2; ")
+    code, started = squall.json("job", "run", str(spec), "--detach")
+    assert code == 0, started
+    squall.wait_for("SELECT 1 FROM tasks WHERE job_id = ? AND status = 'running'", started["id"], timeout=60)
+    controllers = [pid for pid in processes_running_with(["job", "attach", started["id"]])]
+    assert controllers, "no background controller found"
+    for pid in controllers:
+        os.kill(pid, signal.SIGHUP)
+    squall.wait_for("SELECT 1 FROM jobs WHERE id = ? AND phase = 'done'", started["id"], timeout=120)
+    assert squall.json("job", "status", started["id"])[1]["status"] == "succeeded"
+    assert assert_no_output_lost(squall, started["id"], MIB) == 2
+
+
+def processes_running_with(words: list[str]) -> list[int]:
+    """This machine's processes whose command line ends with ``words``."""
+    found = []
+    for folder in Path("/proc").iterdir():
+        try:
+            argv = (folder / "cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+        except OSError:
+            continue
+        if folder.name.isdigit() and argv[-len(words):] == words:
+            found.append(int(folder.name))
+    return found

@@ -88,15 +88,30 @@ def test_one_failing_task_fails_the_job_and_keeps_the_others(squall, make_spec):
 def test_walltime_kills_the_process_group_and_times_out(squall, make_spec):
     spec = make_spec({
         "name": "slow",
-        "command": 'sleep 300 & echo $! > "$SQUALL_OUTPUT_DIR/child.pid"; sleep 300',
+        "command": f'sleep {CHILD_SLEEP} & sleep 300',  # a pid in the sandbox is not this machine's: a unique argv
         "resources": {"walltime": "00:00:01"},
     })
     code, report = squall.json("job", "run", str(spec))
     assert code == 1 and report["status"] == "timeout"
     assert report["tasks"][0]["status"] == "timeout"
-    child = int((Path(report["results"]) / "task-0" / "child.pid").read_text())
-    assert not pid_alive(child)
+    assert not processes_running(["sleep", CHILD_SLEEP])
     assert squall.work_areas() == []
+
+
+CHILD_SLEEP = "300.0271828"
+
+
+def processes_running(argv: list[str]) -> list[int]:
+    """This machine's processes whose command line is ``argv``."""
+    running = []
+    for folder in Path("/proc").iterdir():
+        try:
+            if folder.name.isdigit() and (folder / "cmdline").read_bytes().split(b"\0")[:-1] == \
+                    [word.encode() for word in argv] and pid_alive(int(folder.name)):
+                running.append(int(folder.name))
+        except OSError:
+            continue
+    return running
 
 
 def sleepy_spec(make_spec, seconds: float, walltime: str = "00:01:00", split: int = 2):
@@ -181,11 +196,14 @@ def test_ctrl_c_during_staging_cleans_up_and_exits_130(squall, make_spec, tmp_pa
 
 
 def test_ctrl_c_while_tasks_run_kills_them_and_prints_one_json_report(squall, make_spec):
-    spec = make_spec({"name": "stuck", "command": 'echo $$ > "$SQUALL_OUTPUT_DIR/pid"; exec sleep 300', "split": 2})
+    spec = make_spec({"name": "stuck", "command": f'exec sleep {STUCK_SLEEP}', "split": 2})
     controller = squall.start("job", "run", str(spec), "--output", "json")
     try:
-        job_id = wait_running(squall, 2)
-        payload_pids = [int((squall.job_dir(job_id) / f"task-{i}" / "out" / "pid").read_text()) for i in range(2)]
+        wait_running(squall, 2)
+        deadline = time.monotonic() + 30
+        while len(processes_running(["sleep", STUCK_SLEEP])) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(processes_running(["sleep", STUCK_SLEEP])) == 2
         controller.send_signal(signal.SIGINT)
         out, err = controller.communicate(timeout=60)
     finally:
@@ -194,8 +212,11 @@ def test_ctrl_c_while_tasks_run_kills_them_and_prints_one_json_report(squall, ma
     report = json.loads(out)  # exactly one JSON document
     assert report["status"] == "cancelled"
     assert {t["status"] for t in report["tasks"]} == {"cancelled"}
-    assert not any(pid_alive(pid) for pid in payload_pids)
+    assert not processes_running(["sleep", STUCK_SLEEP])
     assert squall.work_areas() == []
+
+
+STUCK_SLEEP = "300.0314159"
 
 
 INVALID = [
@@ -229,7 +250,8 @@ def test_invalid_specs_exit_2_and_create_nothing(squall, make_spec, tmp_path, fi
 def test_the_payload_cannot_see_the_callers_secrets(squall, make_spec):
     spec = make_spec({
         "name": "snoop",
-        "command": 'env > "$SQUALL_OUTPUT_DIR/env.txt"; tr "\\0" "\\n" < /proc/$PPID/environ > "$SQUALL_OUTPUT_DIR/runtime-env.txt"',
+        # in the sandbox the runtime is outside the payload's PID namespace: nothing to read there at all
+        "command": 'env > "$SQUALL_OUTPUT_DIR/env.txt"; { tr "\\0" "\\n" < /proc/$PPID/environ || echo no parent; } > "$SQUALL_OUTPUT_DIR/runtime-env.txt"',
     })
     secret = "dummy-aws-secret-7c1e"
     code, report = squall.json("job", "run", str(spec), env={"AWS_SECRET_ACCESS_KEY": secret})

@@ -13,11 +13,15 @@ from squall.errors import ExitCode
 @click.option("--force", is_flag=True, help="Also remove cloud resources tagged managed-by: squall that no stack owns.")
 @click.option("--include-foreign-expired", is_flag=True,
               help="Also remove other stores' job folders, Slurm jobs and job stacks whose owner tags say they expired.")
+@click.option("--discard-uncollected", is_flag=True,
+              help="Also remove work areas whose jobs' outputs were never collected (by default they are kept and "
+                   "listed: 'squall job attach ID' collects them).")
 @yes_option
 @backend_option
 @output_option
 @pass_app
-def gc_cmd(app: App, dry_run: bool, force: bool, include_foreign_expired: bool, yes: bool) -> None:
+def gc_cmd(app: App, dry_run: bool, force: bool, include_foreign_expired: bool, discard_uncollected: bool,
+           yes: bool) -> None:
     """Remove what crashed jobs left behind: expired or orphaned work areas, expired job and environment
     stacks, and (with --force) cloud resources no stack owns. Exits 5 when a site could not be checked
     (after collecting at every other one)."""
@@ -26,7 +30,8 @@ def gc_cmd(app: App, dry_run: bool, force: bool, include_foreign_expired: bool, 
     if not dry_run:
         confirm("remove what crashed jobs left behind ('squall gc --dry-run' lists it)", yes)
 
-    actions = collect_garbage(app.store, app.home, dry_run=dry_run, include_foreign_expired=include_foreign_expired)
+    actions = collect_garbage(app.store, app.home, dry_run=dry_run, include_foreign_expired=include_foreign_expired,
+                              discard_uncollected=discard_uncollected)
     if _uses_stacks(app):
         from squall.gc.stacks import collect_stacks, inventories_for
 
@@ -54,7 +59,7 @@ def _say_actions(app: App, actions: list, dry_run: bool) -> None:
     verb = {"remove": "would remove" if dry_run else "removed", "release": "would release" if dry_run else "released",
             "keep": "kept", "error": "could not list", "orphan": "found (not removed without --force)",
             "foreign": "left alone", "close": "would close" if dry_run else "closed",
-            "by-hand": "REMOVE BY HAND"}
+            "by-hand": "REMOVE BY HAND", "uncollected": "kept (uncollected)"}
     for a in actions:
         owner = f" (job {a.job_id})" if a.job_id else ""
         app.say(f"{verb[a.action]} {a.kind} {a.resource}{owner} on {a.site}: {a.reason}")

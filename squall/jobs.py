@@ -132,6 +132,15 @@ def cancel_unstarted(store: Store, job_id: str, reason: str) -> None:
 ORPHANED = "orphaned"  # shown, never stored: a job in progress whose controller process is gone
 
 
+def uncollected(store: Store, job_id: str) -> list[int]:
+    """The tasks of a launched job whose outputs were never collected: whatever phase the journal reached,
+    and whatever state the store last saw (a controller that died before its first poll saw none), each may
+    have finished at the site with outputs that exist nowhere else."""
+    if not any(e.phase == "launch" and e.event == "begin" for e in store.journal(job_id)):
+        return []
+    return [task.idx for task in store.tasks(job_id) if task.outputs is None]
+
+
 def shown_status(job: JobRow, locks: "FileLocks | AdvisoryLocks") -> str:
     """The status to show: ``orphaned`` for a job past its plan, unfinished, with no live controller.
 

@@ -22,7 +22,7 @@ from squall.admission import Admission, SiteOffer, admit, offered
 from squall.errors import Interrupted, InvalidInput, OutputsKept, SiteUnreachable, SquallError
 from squall import log_context
 from squall.interrupts import SignalGuard
-from squall.jobs import JobResult, cancel_unstarted, close_job, new_job_id, new_plan, plan_from_store
+from squall.jobs import JobResult, cancel_unstarted, close_job, new_job_id, new_plan, plan_from_store, uncollected
 from squall.notify import Notifier
 from squall.placement import requested_site
 from squall.results import check_results_root, move_collected, write_report
@@ -31,7 +31,7 @@ from squall.sites.base import JobPlan, Reporter, Site, TaskState
 from squall.spec import ResolvedSpec
 from squall.store import JobRow, Store
 from squall.user_config import Defaults
-from squall.workarea import RAN, TaskStatus
+from squall.workarea import FINAL, RAN, TaskStatus
 
 PHASES = ("plan", "up", "stage", "launch", "monitor", "collect", "down", "done")
 DEFAULT_LEASE_MARGIN = 600.0
@@ -248,13 +248,16 @@ class Runner:
                 if start <= PHASES.index("collect"):
                     self._enter(plan, "collect")
                     self._collect(plan, site)
+                elif launched and uncollected(self.store, plan.job_id):  # resumed in down: collect first
+                    self.store.record(plan.job_id, "down", "uncollected", tasks=uncollected(self.store, plan.job_id))
+                    self._salvage(plan, site)
             except Exception as exc:  # noqa: BLE001 - every failure ends in down
                 error = self._describe_failure(plan, exc)
                 if launched and not isinstance(exc, OutputsKept):  # the results folder cannot take them now
                     self._salvage(plan, site)
         finally:
             with guard.shield():
-                if not self._keep_uncollected(plan, site, error):
+                if not self._keep_uncollected(plan, site, error, launched):
                     error = self._down(plan, site, error)
                     self._finish(plan, error, interrupted=guard.received is not None)
 
@@ -411,15 +414,16 @@ class Runner:
         except (Interrupted, SquallError, OSError) as exc:
             self.store.record(plan.job_id, "collect", "salvage-skipped", reason=str(exc))
 
-    def _keep_uncollected(self, plan: JobPlan, site: Site, error: str | None) -> bool:
-        """Tasks that ran to an end but whose outputs (and logs) are not in the results folder: keep their
-        files, never remove them.
+    def _keep_uncollected(self, plan: JobPlan, site: Site, error: str | None, launched: bool) -> bool:
+        """Tasks that ran to an end but whose outputs (and logs) are not in the results folder — or launched
+        tasks whose end the controller could not see (the site did not answer) — keep their files: they are
+        never removed.
 
         The job stays in its collect phase (status ``incomplete``) with its
         leases extended; ``squall job attach ID [--results DIR]`` finishes it.
         """
         waiting = [t.idx for t in self.store.tasks(plan.job_id)
-                   if t.status in RAN and t.outputs is None]
+                   if t.outputs is None and (t.status in RAN or (launched and t.status not in FINAL))]
         if not waiting:
             return False
         until = time.time() + keep_uncollected()

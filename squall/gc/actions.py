@@ -13,7 +13,8 @@ class GcAction:
     job_id: str | None
     # remove, keep, release (lease of a resource already gone), foreign (another store's: reported), orphan
     # (a cloud leftover: reported unless --force), close (a job that never started), error (not listed),
-    # by-hand (removal was tried and refused: the reason says why; the id is in ``resource``)
+    # by-hand (removal was tried and refused: the reason says why; the id is in ``resource``), uncollected
+    # (its job's outputs were never collected: kept for ``job attach`` unless --discard-uncollected)
     action: str
     reason: str
 

@@ -1,7 +1,10 @@
 """Garbage collection at sites: compare the store's leases with what really exists there.
 
 A resource is removed when its lease has expired, or when no lease names it
-and its owner tags say it is this store's. A resource of another store (two
+and its owner tags say it is this store's — but never while its job has
+outputs that were not collected (``squall.jobs.uncollected``): those are
+reported, for ``squall job attach``, until the user discards them
+(``discard_uncollected``). A resource of another store (two
 stores may share one HPC account) is only reported — removed only past the
 expiry its tags carry, and only when asked (``include_foreign_expired``).
 Nothing is removed while a controller holds the job's lock. Leases whose
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from squall.errors import SquallError
 from squall.gc.actions import GcAction
-from squall.jobs import cancel_unstarted, close_job
+from squall.jobs import cancel_unstarted, close_job, uncollected
 from squall.sites import open_sites
 from squall.sites.base import LiveResource, Site
 from squall.store import Lease, Store
@@ -38,7 +41,8 @@ def site_timeout() -> float:
 Planned = tuple[GcAction, Site | None, LiveResource | None, Lease | None]
 
 
-def plan_gc(store: Store, home: Path, now: float | None = None, include_foreign_expired: bool = False) -> list[Planned]:
+def plan_gc(store: Store, home: Path, now: float | None = None, include_foreign_expired: bool = False,
+            discard_uncollected: bool = False) -> list[Planned]:
     now = time.time() if now is None else now
     sites, broken = open_sites(home, store)
     plan: list[Planned] = [(GcAction(name, "site", name, None, "error", message), None, None, None)
@@ -50,7 +54,7 @@ def plan_gc(store: Store, home: Path, now: float | None = None, include_foreign_
         leases = {(lease.kind, lease.resource): lease for lease in store.leases(site=site.name)}
         for res in listing:
             lease = leases.get((res.kind, res.resource))
-            action, reason = _decide(store, res, lease, now, include_foreign_expired)
+            action, reason = _decide(store, res, lease, now, include_foreign_expired, discard_uncollected)
             job_id = res.job_id or (lease.job_id if lease else None)
             plan.append((GcAction(site.name, res.kind, res.resource, job_id, action, reason), site, res, lease))
         found = {(r.kind, r.resource) for r in listing}
@@ -63,10 +67,14 @@ def plan_gc(store: Store, home: Path, now: float | None = None, include_foreign_
 
 
 def _decide(store: Store, res: LiveResource, lease: Lease | None, now: float,
-            include_foreign_expired: bool) -> tuple[str, str]:
+            include_foreign_expired: bool, discard_uncollected: bool) -> tuple[str, str]:
     job_id = res.job_id or (lease.job_id if lease else None)
     if job_id and store.locks.controller_alive(job_id):
         return "keep", "a controller is driving this job"
+    waiting = uncollected(store, job_id) if job_id and store.job(job_id) else []
+    if waiting and not discard_uncollected:
+        return "uncollected", (f"outputs of task(s) {', '.join(map(str, waiting))} not collected: 'squall job attach "
+                               f"{job_id}' collects them ('squall gc --discard-uncollected' removes them)")
     if lease is not None:
         if lease.expires_at <= now:
             return "remove", f"lease expired {int(now - lease.expires_at)} s ago"
@@ -111,13 +119,13 @@ def _list_in_parallel(sites: list[Site], timeout: float) -> list[list[LiveResour
 
 
 def collect_garbage(store: Store, home: Path, dry_run: bool = False, now: float | None = None,
-                    include_foreign_expired: bool = False) -> list[GcAction]:
+                    include_foreign_expired: bool = False, discard_uncollected: bool = False) -> list[GcAction]:
     now = time.time() if now is None else now
     actions = []
-    planned = plan_gc(store, home, now, include_foreign_expired)
+    planned = plan_gc(store, home, now, include_foreign_expired, discard_uncollected)
     for action, site, resource, lease in planned:
         actions.append(action)
-        if dry_run or action.action in ("keep", "error", "foreign"):
+        if dry_run or action.action in ("keep", "error", "foreign", "uncollected"):
             continue
         store.record(
             action.job_id, "gc", action.action,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Squall, communicate_or_show_stacks, kill_quietly
+from tests.conftest import Squall, communicate_or_show_stacks, kill_quietly, run_then_kill_9
 from tests.integration.conftest import leftovers
 
 MIB = 1 << 20
@@ -519,3 +519,56 @@ def processes_running_with(words: list[str]) -> list[int]:
         if folder.name.isdigit() and argv[-len(words):] == words:
             found.append(int(folder.name))
     return found
+
+
+# an orphaned job's outputs: collected by attach, kept by gc -------------------------------------
+
+def orphan_in_down(squall: Squall, make_spec, name: str) -> str:
+    """A job whose controller died (kill -9) while its tasks ran, journaled in ``down`` with nothing collected
+    (where a closed pipe used to leave it); returns its id once every task has finished at the site."""
+    spec = payload_spec(make_spec, name, size=MIB, split=4, before="sleep 1; ")
+    job_id = run_then_kill_9(squall, str(spec))
+    squall.query("UPDATE jobs SET phase = 'down' WHERE id = ?", job_id)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and task_states(squall, job_id) != ["succeeded"] * 4:
+        time.sleep(0.1)
+    assert task_states(squall, job_id) == ["succeeded"] * 4
+    return job_id
+
+
+def task_states(squall: Squall, job_id: str) -> list[str | None]:
+    """What each task's runtime says in its status file at the site (the store never saw them end)."""
+    states = []
+    for status in sorted(squall.job_dir(job_id).glob("task-*/status.json")):
+        try:
+            states.append(json.loads(status.read_text()).get("state"))
+        except ValueError:  # being replaced
+            states.append(None)
+    return states
+
+
+def test_attach_collects_a_job_left_in_down_with_nothing_collected(squall, make_spec):
+    job_id = orphan_in_down(squall, make_spec, "orphan-down")
+    code, report = squall.json("job", "attach", job_id)
+    assert code == 0 and report["status"] == "succeeded", report
+    assert assert_no_output_lost(squall, job_id, MIB) == 4
+    assert squall.work_areas() == []
+
+
+def test_gc_keeps_an_expired_job_folder_until_its_outputs_are_collected_or_discarded(squall, make_spec):
+    job_id = orphan_in_down(squall, make_spec, "orphan-gc")
+    squall.query("UPDATE leases SET expires_at = 1 WHERE job_id = ?", job_id)  # past its lease
+    code, swept = squall.json("gc", "--yes")
+    mine = [a for a in swept["actions"] if a["job_id"] == job_id]
+    assert code == 0 and mine and {a["action"] for a in mine} == {"uncollected"}, swept
+    assert f"squall job attach {job_id}" in mine[0]["reason"]
+    assert squall.work_areas() == [f"squall-{job_id}"]
+    code, report = squall.json("job", "attach", job_id)
+    assert code == 0 and assert_no_output_lost(squall, job_id, MIB) == 4
+    assert squall.work_areas() == []
+
+    discarded = orphan_in_down(squall, make_spec, "orphan-discard")
+    squall.query("UPDATE leases SET expires_at = 1 WHERE job_id = ?", discarded)
+    code, swept = squall.json("gc", "--yes", "--discard-uncollected")
+    assert code == 0 and {a["action"] for a in swept["actions"] if a["job_id"] == discarded} == {"remove"}, swept
+    assert squall.work_areas() == []

@@ -29,7 +29,7 @@ def _show(app: App, states: list[dict]) -> None:
                 [[s["scope"], *(money(s[k]) for k in ("budget", "settled", "held", "available"))] for s in states])
 
 
-def _amount(text: str):
+def amount_of(text: str):
     from squall.errors import InvalidInput
     from squall.money.amounts import Money
 
@@ -84,5 +84,5 @@ def _change(app: App, scope: str, amount: str, add: bool) -> None:
     from squall.money.ledger import set_budget
 
     with app.store.transaction() as db:
-        state = set_budget(db, scope, _amount(amount), add=add)
+        state = set_budget(db, scope, amount_of(amount), add=add)
     _show(app, [state.to_dict()])

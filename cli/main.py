@@ -22,6 +22,7 @@ from squall.cli.job import job_group
 from squall.cli.org import org_group, pool_group
 from squall.cli.quota import quota_group
 from squall.cli.server import server_cmd, token_group
+from squall.cli.service import service_group
 from squall.cli.site import site_group
 from squall.cli.usage import usage_cmd
 from squall.cli.version import version_cmd
@@ -56,7 +57,7 @@ def cli(ctx: click.Context, home: str | None, config_file: str | None, server: s
 
 
 for command in (job_group, site_group, org_group, pool_group, bank_group, env_group, budget_group, usage_cmd,
-                member_group, tier_group, quota_group, gc_cmd, server_cmd, token_group, version_cmd):
+                member_group, tier_group, quota_group, service_group, gc_cmd, server_cmd, token_group, version_cmd):
     cli.add_command(command)
 
 

@@ -184,6 +184,10 @@ def _submit(request: Request, spec_file: Path, site: str | None, strategy: str, 
         if named != who.application:
             raise InvalidInput(f"project: a partner token submits for its application {who.application!r}, "
                                f"not {named!r}")
+        service = resolved.spec.service
+        if service is not None and service.partner != who.application:
+            raise InvalidInput(f"service.partner: a partner token names only its own application "
+                               f"{who.application!r}, not {service.partner!r}")
     config = {"org": who.org, "user": who.user, **({"project": who.application} if who.application else {})}
     defaults = Defaults(config, Path("the server's token"), {})
     with server.open_store() as store:

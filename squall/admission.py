@@ -19,7 +19,7 @@ from squall.errors import SquallError
 from squall.money.accounts import split_price, tier_of
 from squall.money.amounts import Money
 from squall.money.estimate import SiteEstimate, estimate
-from squall.money.ledger import take_holds
+from squall.money.ledger import in_transaction, service_price, take_holds
 from squall.money.quotas import check_site_limit, job_amounts, quota_scopes, reserve
 from squall.money.settlement import energy_description
 from squall.placement import AUTO, Placement, choose
@@ -42,7 +42,7 @@ class Admission:
         reserve(db, plan.job_id, quota_scopes(org, spec.project, user), job_amounts(plan))
         tier, multiplier = tier_of(db, org, user)
         cloud = self.estimate.cost_max
-        service = Money.parse(spec.service.price) if spec.service else None
+        service = service_price(in_transaction(db), spec.service.partner) if spec.service else None
         split = split_price(cloud, service, tier, multiplier) if cloud is not None else None
         take_holds(db, plan.job_id, org, spec.project, self.site.name, split.p_user if split else None)
         if split is not None:

@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -157,18 +157,19 @@ class Resources(StrictModel):
         return parse_walltime(self.walltime)
 
 
-def _service_price(value: str) -> str:
-    from squall.money.amounts import Money
-
-    Money.parse(value)
-    return value
-
-
 class Service(StrictModel):
-    """A partner's application: its price per job (P_ZOP), paid on top of the resources."""
+    """A partner's application, paid with the job at the price its registration says (P_ZOP): a spec names
+    the service, never its price (``squall service set``)."""
 
     partner: Slug
-    price: Annotated[str, AfterValidator(_service_price)] = Field(description="such as '2.50 credits'")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_price(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "price" in data:
+            raise ValueError("service.price: a service's price comes from its registration ('squall service set "
+                             "PARTNER --price ...'), never from the spec: drop 'price'")
+        return data
 
 
 class JobSpec(StrictModel):
@@ -191,7 +192,8 @@ class JobSpec(StrictModel):
     )
     site: str = Field("local", min_length=1, description="site name, or 'auto'")
     project: Slug = "default"
-    service: Service | None = Field(None, description="a partner application's price, paid with the job")
+    service: Service | None = Field(None, description="a registered partner application, paid with the job at "
+                                                       "its registered price")
     slurm: SlurmOptions | None = Field(None, description="Slurm sites: account, qos, constraint, reservation and "
                                                          "allowed extra sbatch options (ignored elsewhere)")
     labels: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/-]{0,62}$")],

@@ -256,6 +256,16 @@ MIGRATIONS: list[str] = [
         revoked_at REAL
     );
     """,
+    # 9: partner services and their price per job (P_ZOP), set by the operator: a spec names a service,
+    #    never its price
+    """
+    CREATE TABLE services (
+        partner TEXT PRIMARY KEY,
+        currency TEXT NOT NULL,
+        amount TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 ]
 
 

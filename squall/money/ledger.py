@@ -132,3 +132,30 @@ def set_budget(db: Connection, scope: str, amount: Money, add: bool = False) -> 
     state = budget_state(in_transaction(db), scope)
     assert state is not None
     return state
+
+
+def set_service_price(db: Connection, partner: str, price: Money) -> None:
+    """Register partner ``partner``'s service at ``price`` per job (or change its price)."""
+    if not SLUG.fullmatch(partner):
+        raise InvalidInput(f"partner: {partner!r} is not a valid name")
+    if price.currency != "credits" or price.amount < 0:
+        raise InvalidInput(f"--price: {price} is not a price in credits, such as '2.50 credits'",
+                           hint="services are priced in credits")
+    db.execute("INSERT INTO services (partner, currency, amount, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(partner) "
+               "DO UPDATE SET currency = excluded.currency, amount = excluded.amount, updated_at = excluded.updated_at",
+               (partner, price.currency, str(price.amount), time.time()))
+
+
+def service_price(query: Query, partner: str) -> Money:
+    """The registered price of ``partner``'s service; ``Refused`` when it is not registered."""
+    rows = query("SELECT amount, currency FROM services WHERE partner = ?", (partner,))
+    row = rows[0] if rows else None
+    if row is None:
+        raise Refused(f"service.partner: {partner!r} is not a registered service",
+                      hint="an operator registers it with its price: squall service set PARTNER --price '2 credits'")
+    return Money(Decimal(row[0]), row[1])
+
+
+def service_prices(query: Query) -> list[tuple[str, Money]]:
+    return [(partner, Money(Decimal(amount), currency))
+            for partner, amount, currency in query("SELECT partner, amount, currency FROM services ORDER BY partner", ())]

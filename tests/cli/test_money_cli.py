@@ -80,7 +80,8 @@ def test_the_summary_shows_the_estimate_before_and_the_cost_after(squall, make_s
 
 
 def test_a_partner_service_price_is_held_and_charged_with_the_platform_share(squall, make_spec):
-    spec = make_spec({"name": "app", "command": "true", "service": {"partner": "cfd-co", "price": "3 credits"}})
+    spec = make_spec({"name": "app", "command": "true", "service": {"partner": "cfd-co"}})
+    assert squall.json("service", "set", "cfd-co", "--price", "3 credits")[0] == 0
     assert squall.json("budget", "set", "project:default/default", "5 credits")[0] == 0
     code, report = squall.json("job", "run", str(spec))
     assert code == 0, report
@@ -151,3 +152,25 @@ def test_cloud_jobs_are_priced_by_the_machine_they_get(squall, make_spec):
     assert Decimal(gpu_row["cost"]["max"]["amount"]) > 10 * Decimal(row["cost"]["max"]["amount"])
     unpriced = squall.json("job", "estimate", str(plain), "--site", "ac")[1]["sites"][0]
     assert unpriced["cost"] == "unpriced"  # acme prices no flavour: never a silent 0
+
+
+def test_a_spec_never_sets_its_services_price(squall, make_spec):
+    """A submitter wrote its own price (42 credits) and the organisation's budget paid it: a spec names a
+    registered service, whose price the operator set."""
+    forged = make_spec({"name": "forged", "command": "true", "service": {"partner": "cfd-co", "price": "42 credits"}},
+                       folder="forged")
+    code, refused = squall.json("job", "run", str(forged))
+    assert code == 2 and "service.price" in refused["error"] and "squall service set" in refused["error"]
+    unknown = make_spec({"name": "unknown", "command": "true", "service": {"partner": "cfd-co"}}, folder="unknown")
+    code, refused = squall.json("job", "run", str(unknown))
+    assert code == 4 and "'cfd-co' is not a registered service" in refused["error"]
+    assert squall.job_count() == 0
+    code, said = squall.json("service", "set", "cfd-co", "--price", "2 EUR")
+    assert code == 2 and "credits" in said["error"]
+    assert squall.json("service", "set", "cfd-co", "--price", "1.50 credits")[0] == 0
+    assert squall.json("service", "list")[1] == [{"partner": "cfd-co", "price": {"amount": "1.50",
+                                                                                 "currency": "credits"}}]
+    code, report = squall.json("job", "run", str(unknown))
+    assert code == 0, report
+    (record,) = squall.json("usage")[1]
+    assert record["price"]["p_zop"] == {"amount": "1.50", "currency": "credits"}

@@ -42,7 +42,8 @@ def configure(squall, notify: dict, partners: dict | None = None) -> None:
 def test_user_and_partner_hear_of_launch_and_end_with_the_cost(squall, make_spec, receiver):
     where, received = receiver
     configure(squall, {"*": [f"json://{where}/user"]}, {"cfd-co": [f"json://{where}/partner"]})
-    spec = make_spec({"name": "n", "command": "true", "service": {"partner": "cfd-co", "price": "2 credits"}})
+    spec = make_spec({"name": "n", "command": "true", "service": {"partner": "cfd-co"}})
+    assert squall.json("service", "set", "cfd-co", "--price", "2 credits")[0] == 0
     code, report = squall.json("job", "run", str(spec))
     assert code == 0, report
     seen = sorted((path, event["event"]) for path, event in received)

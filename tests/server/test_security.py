@@ -169,3 +169,23 @@ def test_a_local_payload_of_the_cli_reaches_nothing_of_the_home(squall, tmp_path
     assert code == 0, result
     assert_all_blocked(json.loads((Path(result["results"]) / "task-0" / "report.json").read_text()), result["id"])
     assert not (squall.home / "planted").exists()
+
+
+def test_a_token_neither_prices_a_service_nor_names_another_partners(server, tmp_path):
+    folder = tmp_path / "priced"
+    folder.mkdir()
+    forged = folder / "job.yaml"
+    forged.write_text(yaml.safe_dump({"name": "forged", "command": "true", "site": "local",
+                                      "service": {"partner": "portal", "price": "42 credits"}}))
+    other = folder / "other.yaml"
+    other.write_text(yaml.safe_dump({"name": "other", "command": "true", "service": {"partner": "cfd-co"}}))
+    with server(local_site=True) as client:
+        priced = submit(client, "partner", forged)
+        assert priced.status_code == 422 and "service.price" in priced.text, priced.text
+        named = submit(client, "partner", other)
+        assert named.status_code == 422 and "names only its own application 'portal'" in named.text, named.text
+    store = Store(tmp_path / "home")
+    try:
+        assert store.rows("SELECT COUNT(*) FROM jobs")[0][0] == 0
+    finally:
+        store.close()

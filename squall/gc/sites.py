@@ -71,17 +71,14 @@ def _decide(store: Store, res: LiveResource, lease: Lease | None, now: float,
     job_id = res.job_id or (lease.job_id if lease else None)
     if job_id and store.locks.controller_alive(job_id):
         return "keep", "a controller is driving this job"
-    waiting = uncollected(store, job_id) if job_id and store.job(job_id) else []
-    if waiting and not discard_uncollected:
-        return "uncollected", (f"outputs of task(s) {', '.join(map(str, waiting))} not collected: 'squall job attach "
-                               f"{job_id}' collects them ('squall gc --discard-uncollected' removes them)")
     if lease is not None:
         if lease.expires_at <= now:
-            return "remove", f"lease expired {int(now - lease.expires_at)} s ago"
+            return _unless_uncollected(store, job_id, discard_uncollected,
+                                       f"lease expired {int(now - lease.expires_at)} s ago")
         return "keep", (f"no controller, lease expires in {int(lease.expires_at - now)} s; "
                         f"'squall job attach {job_id}' resumes it")
     if res.store_id == store.store_id:
-        return "remove", "orphaned: no lease in the store"
+        return _unless_uncollected(store, job_id, discard_uncollected, "orphaned: no lease in the store")
     owner = f"store {res.store_id}" if res.store_id else "no Squall owner tags of this store"
     if res.expires_at is None:
         return "foreign", f"not this store's ({owner}, no expiry): left alone"
@@ -91,6 +88,18 @@ def _decide(store: Store, res: LiveResource, lease: Lease | None, now: float,
         return "remove", f"another store's ({owner}), expired {int(now - res.expires_at)} s ago"
     return "foreign", (f"not this store's ({owner}), expired {int(now - res.expires_at)} s ago: "
                        "--include-foreign-expired removes it")
+
+
+def _unless_uncollected(store: Store, job_id: str | None, discard: bool, why: str) -> tuple[str, str]:
+    """``remove`` for ``why``, unless the job has outputs never collected (and the user did not discard them)."""
+    waiting = uncollected(store, job_id) if job_id and store.job(job_id) else []
+    if not waiting:
+        return "remove", why
+    if discard:
+        return "remove", f"{why}; uncollected outputs of task(s) {', '.join(map(str, waiting))} discarded"
+    return "uncollected", (f"{why}, but outputs of task(s) {', '.join(map(str, waiting))} were never collected: "
+                           f"'squall job attach {job_id}' collects them ('squall gc --discard-uncollected' "
+                           "removes them)")
 
 
 def _list_in_parallel(sites: list[Site], timeout: float) -> list[list[LiveResource] | str]:

@@ -150,7 +150,10 @@ def test_kill_9_then_nobody_attaches_and_gc_cleans_after_expiry(squall, make_spe
     assert [a["action"] for a in plan["actions"]] == ["keep"], plan  # not expired yet
     expires = squall.query("SELECT MAX(expires_at) FROM leases WHERE job_id = ?", job_id)[0][0]
     time.sleep(max(0.0, expires - time.time()) + 0.5)
-    proc = squall.run("gc", "--yes")
+    proc = squall.run("gc", "--yes")  # the tasks ended at the site, nobody collected them: kept, and said
+    assert proc.returncode == 0 and f"kept (uncollected) jobdir {squall.job_dir(job_id)}" in proc.stdout
+    assert f"squall job attach {job_id}" in proc.stdout and squall.work_areas() == [f"squall-{job_id}"]
+    proc = squall.run("gc", "--yes", "--discard-uncollected")
     assert proc.returncode == 0
     assert f"removed jobdir {squall.job_dir(job_id)} (job {job_id})" in proc.stdout
     assert "lease expired" in proc.stdout

@@ -293,13 +293,15 @@ def base_tags(spec: OrgSpec) -> dict[str, str]:
     }
 
 
-def design(spec: OrgSpec, stack: str | None = None) -> ClusterDesign:
+def design(spec: OrgSpec, stack: str | None = None, store: str = "") -> ClusterDesign:
     """Every name, tag, count and subnet of an organisation's persistent cluster.
 
     ``stack`` (the Pulumi stack being built) becomes the ``squall:stack`` tag, by
-    which ``squall gc`` tells a live stack's resources from leftovers."""
+    which ``squall gc`` tells a live stack's resources from leftovers; ``store``
+    (the Squall store driving it) the ``squall:store`` tag, without which gc
+    never takes a leftover for its own."""
     name = f"{spec.org}-{spec.cluster}"
-    tags = {**base_tags(spec), **({"squall:stack": stack} if stack else {})}
+    tags = {**base_tags(spec), **({"squall:stack": stack} if stack else {}), **({"squall:store": store} if store else {})}
     zones = _zones(spec)
     subnets = _subnets(name, spec, zones) if spec.network else ()
     pools = tuple(PoolDesign(f"{name}-{p.name}", p, {**tags, "squall:pool": p.name}) for p in spec.pools)

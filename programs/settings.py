@@ -19,9 +19,15 @@ Kind = Literal["org", "job"]
 KINDS: tuple[Kind, ...] = ("org", "job")
 
 
+STORE_ID = r"^([a-z0-9][a-z0-9-]{0,62})?$"
+
+
 class OrgStackConfig(StrictModel):
     org: OrgSpec
     controller_public_key: str = Field(min_length=1)
+    # The Squall store that drives the stack (set by the driver): in every resource's tags, so that another
+    # store's gc on a shared account never takes a leftover of this one for its own.
+    store: str = Field("", pattern=STORE_ID)
     # Set by `squall pool scale` and the bank's reconcile; they override the spec's desired/idle_target.
     pool_sizes: dict[str, int] = Field(default_factory=dict)
     bank_sizes: dict[str, int] = Field(default_factory=dict)
@@ -33,7 +39,7 @@ class JobSettings(StrictModel):
     id: str = Field(min_length=1)
     created_at: int = Field(ge=0)  # set once by the driver, so a re-run never moves the expiry
     # The Squall store that made the stack: in its tags and outputs, so another store's gc leaves it alone.
-    store: str = Field("", pattern=r"^([a-z0-9][a-z0-9-]{0,62})?$")
+    store: str = Field("", pattern=STORE_ID)
     nodes: int | None = Field(None, ge=1, le=1000)
     tasks: int = Field(1, ge=1, le=100_000)
     # One task's resources: they choose the machine (the job flavour or a GPU pool's) and, on Kubernetes,

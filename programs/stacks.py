@@ -42,7 +42,7 @@ def tune_collector() -> None:
 def org_program(config: OrgStackConfig) -> None:
     """The organisation's persistent cluster (AWS, OpenStack), its GPU pools and its idle VM banks."""
     tune_collector()
-    cluster = resize(design(config.org, pulumi.get_stack()), config.pool_sizes, config.bank_sizes, config.bank_slots,
+    cluster = resize(design(config.org, pulumi.get_stack(), config.store), config.pool_sizes, config.bank_sizes, config.bank_slots,
                      config.bank_claimed)
     key = config.controller_public_key
     placement = Placement()

@@ -4,11 +4,15 @@ Job and environment stacks carry an expiry (in the store, and as the job
 stack's ``expires_at`` output for stacks the store does not know); past it,
 and with no controller driving the job, they are destroyed. Resources tagged
 ``managed-by: squall`` whose ``squall:stack`` tag names no stack in the backend
-are leftovers (a stack removed by hand, state lost): reported, and removed only
-with ``--force``, in each cloud's dependency order (instances before the
-volumes, interfaces and groups they use, networks last); one that cannot be
-removed is reported ``by-hand`` with its id and why, and the rest still goes.
-Every action is journaled.
+are leftovers (a stack removed by hand, state lost) — this store's only when
+their ``squall:store`` tag says so: reported, and removed only with
+``--force``, in each cloud's dependency order (groups that relaunch machines
+first, instances before the volumes, interfaces and groups they use, networks
+last); one that cannot be removed is reported ``by-hand`` with its id and why,
+and the rest still goes. A leftover of another store (two stores, each with
+its own backend, may share one cloud account) is only reported — removed only
+past its ``squall:expires`` and with ``include_foreign_expired``. Every action
+is journaled.
 """
 
 from __future__ import annotations
@@ -74,11 +78,29 @@ def plan_stack_gc(store: Store, engine: Engine, home: Path, now: float, inventor
             owner = resource.tags.get("squall:stack")
             if owner in known:
                 continue
-            reason = f"stack {owner} does not exist" if owner else "no squall:stack tag"
+            verdict, reason = _leftover(store, resource, now, include_foreign_expired)
             action = GcAction(inventory.name, resource.kind, resource.id, resource.tags.get("squall:job"),
-                              "orphan", reason)
+                              verdict, reason)
             plan.append((action, None, (inventory, resource)))
     return plan
+
+
+def _leftover(store: Store, resource: TaggedResource, now: float, include_foreign_expired: bool) -> tuple[str, str]:
+    """``orphan`` (this store's: removed with --force), ``remove`` (another store's, expired, and asked) or
+    ``foreign``, with why."""
+    owner = resource.tags.get("squall:stack")
+    gone = f"stack {owner} does not exist here" if owner else "no squall:stack tag"
+    made_by = resource.tags.get("squall:store")
+    if made_by == store.store_id:
+        return "orphan", gone
+    whose = f"store {made_by}" if made_by else "no squall:store tag of this store"
+    expires = resource.tags.get("squall:expires", "")
+    if not expires.isdigit() or int(expires) > now:
+        return "foreign", f"{gone}, but not this store's ({whose}{', not expired' if expires.isdigit() else ''}): left alone"
+    if include_foreign_expired:
+        return "remove", f"{gone}; another store's ({whose}), expired {int(now - int(expires))} s ago"
+    return "foreign", (f"{gone}, not this store's ({whose}), expired {int(now - int(expires))} s ago: "
+                       "--include-foreign-expired removes it")
 
 
 def _stack_action(store: Store, engine: Engine, stack: StackName, now: float,

@@ -1,8 +1,11 @@
-"""What carries ``managed-by: squall`` in one AWS region, through the Resource Groups Tagging API.
+"""What carries ``managed-by: squall`` in one AWS region: the Resource Groups Tagging API, and the kinds it
+does not list (Auto Scaling groups, launch templates, elastic IPs, key pairs) asked for directly.
 
 Used by ``squall gc`` to find resources no stack owns and, with ``--force``,
-remove them in dependency order (``REMOVAL_ORDER``: instances first, the VPC
-last); a kind not listed there is reported to be removed by hand. Needs
+remove them in dependency order (``REMOVAL_ORDER``: the groups that would
+relaunch instances first, the VPC last); a kind not listed there is reported
+to be removed by hand. A resource already gone (a root volume deleted with
+its instance) counts as removed. Needs
 ``boto3`` (``pip install 'squall[aws]'``) and AWS credentials in the usual
 places (``AWS_ENDPOINT_URL`` points it elsewhere, as the tests do with moto).
 """
@@ -14,9 +17,10 @@ from squall.gc.stacks import TaggedResource
 
 # What may be removed, in the order AWS lets it go: a volume or group still used by an instance, a subnet
 # with interfaces, a VPC with anything in it are refused until what uses them is gone.
-REMOVAL_ORDER = ("ec2:instance", "ec2:natgateway", "ec2:launch-template", "ec2:volume", "ec2:network-interface",
-                 "ec2:elastic-ip", "ec2:security-group", "ec2:subnet", "ec2:route-table", "ec2:internet-gateway",
-                 "ec2:vpc")
+REMOVAL_ORDER = ("autoscaling:autoScalingGroup", "ec2:instance", "ec2:natgateway", "ec2:launch-template",
+                 "ec2:volume", "ec2:network-interface", "ec2:elastic-ip", "ec2:key-pair", "ec2:security-group",
+                 "ec2:subnet", "ec2:route-table", "ec2:internet-gateway", "ec2:vpc")
+SQUALL_FILTER = [{"Name": "tag:managed-by", "Values": ["squall"]}]
 
 
 class AwsTaggedInventory:
@@ -48,9 +52,30 @@ class AwsTaggedInventory:
                 for item in page["ResourceTagMappingList"]:
                     arn = item["ResourceARN"]
                     found.append(TaggedResource(_kind(arn), arn, {t["Key"]: t["Value"] for t in item["Tags"]}))
+            found += self._untracked_by_tagging({(r.kind, r.id.rsplit("/", 1)[-1]) for r in found})
         except (BotoCoreError, ClientError) as exc:
             raise SiteUnreachable(f"{self.name}: cannot list tagged resources ({exc})") from None
         return found
+
+    def _untracked_by_tagging(self, seen: set[tuple[str, str]]) -> list[TaggedResource]:
+        """Auto Scaling groups, launch templates, elastic IPs and key pairs tagged ``managed-by: squall``,
+        asked for directly (the tagging API leaves them out), other than those in ``seen``."""
+        import boto3
+
+        ec2 = boto3.client("ec2", region_name=self.region)
+        groups = boto3.client("autoscaling", region_name=self.region)
+        found = [TaggedResource("autoscaling:autoScalingGroup", group["AutoScalingGroupARN"], _tags(group["Tags"]))
+                 for page in groups.get_paginator("describe_auto_scaling_groups").paginate(Filters=SQUALL_FILTER)
+                 for group in page["AutoScalingGroups"]]
+        found += [TaggedResource("ec2:launch-template", f"launch-template/{item['LaunchTemplateId']}",
+                                 _tags(item.get("Tags")))
+                  for page in ec2.get_paginator("describe_launch_templates").paginate(Filters=SQUALL_FILTER)
+                  for item in page["LaunchTemplates"]]
+        found += [TaggedResource("ec2:elastic-ip", f"elastic-ip/{item['AllocationId']}", _tags(item.get("Tags")))
+                  for item in ec2.describe_addresses(Filters=SQUALL_FILTER)["Addresses"]]
+        found += [TaggedResource("ec2:key-pair", f"key-pair/{item['KeyPairId']}", _tags(item.get("Tags")))
+                  for item in ec2.describe_key_pairs(Filters=SQUALL_FILTER)["KeyPairs"]]
+        return [r for r in found if (r.kind, r.id.rsplit("/", 1)[-1]) not in seen]
 
     def remove(self, resource: TaggedResource) -> None:
         """Delete one leftover (an instance: terminated, and waited for, so what it used can go next)."""
@@ -59,12 +84,48 @@ class AwsTaggedInventory:
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
-        ec2 = boto3.client("ec2", region_name=self.region)
+        client = boto3.client("autoscaling" if resource.kind.startswith("autoscaling:") else "ec2",
+                              region_name=self.region)
         item = resource.id.rsplit("/", 1)[-1]
         try:
-            _REMOVERS[resource.kind](ec2, item)
-        except (BotoCoreError, ClientError, WaiterError) as exc:
+            _REMOVERS[resource.kind](client, item)
+        except ClientError as exc:
+            if not _already_gone(exc):
+                raise Refused(f"{resource.id}: remove by hand ({exc})") from None
+        except (BotoCoreError, WaiterError) as exc:
             raise Refused(f"{resource.id}: remove by hand ({exc})") from None
+
+
+def _tags(items: list[dict] | None) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in items or []}
+
+
+def _already_gone(exc) -> bool:
+    """AWS's answer for a resource that no longer exists (``InvalidVolume.NotFound``, ``InvalidGroup.NotFound``...)."""
+    return "NotFound" in exc.response.get("Error", {}).get("Code", "")
+
+
+def _delete_key_pair(ec2, key_id: str) -> None:
+    """By its name, which every implementation of the API honours (the id is not everywhere)."""
+    name = ec2.describe_key_pairs(KeyPairIds=[key_id])["KeyPairs"][0]["KeyName"]
+    ec2.delete_key_pair(KeyName=name)
+
+
+def _delete_group(ec2, group: str) -> None:
+    """Revoke every rule that names the group (in other groups too) and its own, then delete it: groups that
+    refer to each other would otherwise refuse to go in one pass."""
+    referring = ec2.describe_security_groups(Filters=[{"Name": "ip-permission.group-id", "Values": [group]}])
+    for other in referring["SecurityGroups"]:
+        rules = [rule for rule in other.get("IpPermissions", [])
+                 if any(pair.get("GroupId") == group for pair in rule.get("UserIdGroupPairs", []))]
+        if rules and other["GroupId"] != group:
+            ec2.revoke_security_group_ingress(GroupId=other["GroupId"], IpPermissions=rules)
+    own = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]
+    if own.get("IpPermissions"):
+        ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=own["IpPermissions"])
+    if own.get("IpPermissionsEgress"):
+        ec2.revoke_security_group_egress(GroupId=group, IpPermissions=own["IpPermissionsEgress"])
+    ec2.delete_security_group(GroupId=group)
 
 
 def _terminate(ec2, instance: str) -> None:
@@ -80,13 +141,16 @@ def _detach_and_delete_gateway(ec2, gateway: str) -> None:
 
 
 _REMOVERS = {
+    "autoscaling:autoScalingGroup": lambda asg, name: asg.delete_auto_scaling_group(AutoScalingGroupName=name,
+                                                                                   ForceDelete=True),
     "ec2:instance": _terminate,
     "ec2:natgateway": lambda ec2, i: ec2.delete_nat_gateway(NatGatewayId=i),
     "ec2:launch-template": lambda ec2, i: ec2.delete_launch_template(LaunchTemplateId=i),
     "ec2:volume": lambda ec2, i: ec2.delete_volume(VolumeId=i),
     "ec2:network-interface": lambda ec2, i: ec2.delete_network_interface(NetworkInterfaceId=i),
     "ec2:elastic-ip": lambda ec2, i: ec2.release_address(AllocationId=i),
-    "ec2:security-group": lambda ec2, i: ec2.delete_security_group(GroupId=i),
+    "ec2:key-pair": _delete_key_pair,
+    "ec2:security-group": _delete_group,
     "ec2:subnet": lambda ec2, i: ec2.delete_subnet(SubnetId=i),
     "ec2:route-table": lambda ec2, i: ec2.delete_route_table(RouteTableId=i),
     "ec2:internet-gateway": _detach_and_delete_gateway,

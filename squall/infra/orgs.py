@@ -73,7 +73,8 @@ class Orgs:
             raise InvalidInput(f"stack {stack}: squall:kind is not org")
         record = records.stack(self.store, str(stack))
         merged = {**(record.overrides if record else {}), **(overrides or {})}
-        settings = loaded.model_copy(update={k: v for k, v in merged.items() if k in OVERRIDE_KEYS})
+        settings = loaded.model_copy(update={**{k: v for k, v in merged.items() if k in OVERRIDE_KEYS},
+                                             "store": self.store.store_id})
         cluster_of(settings)  # refuses impossible sizes before anything runs
         return settings
 

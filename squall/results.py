@@ -91,3 +91,28 @@ def move_collected(old_dir: Path, new_dir: Path, indexes: list[int]) -> None:
                     source.unlink()
                 except OSError:  # the old folder is read-only: the copy there stays
                     pass
+
+
+def missing_outputs(results_dir: Path, indexes: list[int]) -> dict[int, list[str]]:
+    """Of the collected tasks ``indexes``, those whose files are not in ``results_dir`` as their manifest
+    (kept in ``meta/task-<i>/``) lists them — the folder removed or moved while collect ran — with what is
+    missing. Sizes are compared; the sha256 of each file was checked as it arrived."""
+    missing: dict[int, list[str]] = {}
+    for index in indexes:
+        manifest = results_dir / "meta" / f"task-{index}" / "manifest.json"
+        try:
+            entries = json.loads(manifest.read_text())["files"]
+        except (OSError, ValueError, KeyError):
+            missing[index] = [str(manifest.relative_to(results_dir))]
+            continue
+        gone = []
+        for entry in entries:
+            path = results_dir / f"task-{index}" / entry["path"]
+            try:
+                if path.stat().st_size != entry["size"]:
+                    gone.append(f"task-{index}/{entry['path']}")
+            except OSError:
+                gone.append(f"task-{index}/{entry['path']}")
+        if gone:
+            missing[index] = gone
+    return missing

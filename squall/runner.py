@@ -25,7 +25,7 @@ from squall.interrupts import SignalGuard
 from squall.jobs import JobResult, cancel_unstarted, close_job, new_job_id, new_plan, plan_from_store, uncollected
 from squall.notify import Notifier
 from squall.placement import requested_site
-from squall.results import check_results_root, move_collected, write_report
+from squall.results import check_results_root, missing_outputs, move_collected, write_report
 from squall.sites import open_site
 from squall.sites.base import JobPlan, Reporter, Site, TaskState
 from squall.spec import ResolvedSpec
@@ -377,8 +377,38 @@ class Runner:
     def _collect(self, plan: JobPlan, site: Site) -> None:
         done = {t.idx for t in self.store.tasks(plan.job_id) if t.outputs is not None}
         todo = [t.index for t in plan.tasks if t.index not in done]
-        self._store_collected(plan, site.collect(plan, todo, self.reporter))
+        try:
+            collected = site.collect(plan, todo, self.reporter)
+        except OutputsKept:
+            if plan.results_dir.is_dir():
+                raise
+            # the folder vanished (removed or moved) under the collect: once more, into a folder made anew
+            self.store.record(plan.job_id, "collect", "vanished", folder=str(plan.results_dir))
+            collected = site.collect(plan, todo, self.reporter)
+        self._store_collected(plan, collected)
+        self._verify_collected(plan, site)
         self.store.record(plan.job_id, "collect", "end")  # gc: a controller lost after this lost nothing
+
+    def _verify_collected(self, plan: JobPlan, site: Site) -> None:
+        """Every collected file is where its manifest says: one that vanished (the results folder removed or
+        moved meanwhile) is collected again from the site, where it stays until ``down``; still missing, the
+        job keeps its folder there for ``job attach --results`` (exit 6), naming what is missing."""
+        def collected() -> list[int]:
+            return [t.idx for t in self.store.tasks(plan.job_id) if t.outputs]
+
+        missing = missing_outputs(plan.results_dir, collected())
+        if not missing:
+            return
+        self.store.record(plan.job_id, "collect", "missing", tasks=sorted(missing), again=True)
+        self._store_collected(plan, site.collect(plan, sorted(missing), self.reporter))
+        missing = missing_outputs(plan.results_dir, collected())
+        if not missing:
+            return
+        self.store.update_tasks(plan.job_id, {index: {"outputs": None} for index in missing})
+        files = [name for names in missing.values() for name in names]
+        raise OutputsKept(f"collected outputs vanished from {plan.results_dir} and could not be collected again: "
+                          f"{', '.join(files[:5])}{f' and {len(files) - 5} more' if len(files) > 5 else ''}",
+                          hint=f"they are kept at site {site.name}: squall job attach {plan.job_id} --results DIR")
 
     def _store_collected(self, plan: JobPlan, collected: list) -> None:
         updates = {}

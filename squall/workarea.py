@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from squall.errors import InvalidInput
+from squall.errors import InvalidInput, OutputsKept
 from squall.interrupts import uninterrupted
 from squall.results import writing_results
 
@@ -113,6 +113,8 @@ def collect_outputs(index: int, meta: Path, target: Path, fetch: Fetch) -> "Coll
     try:
         manifest = json.loads((meta / "manifest.json").read_text())
     except FileNotFoundError:
+        if not meta.is_dir():  # written a moment ago: the results folder went away under the collect
+            raise OutputsKept(f"cannot write results to {meta}: the folder vanished while collecting") from None
         return CollectedTask(index, 0, 0, error="no output manifest")
     files = size = 0
     root = target.resolve()

@@ -6,8 +6,9 @@ list), the runtimes they start get a clean environment, and a start runs
 under ``uninterrupted()``: a Ctrl-C never cuts it between launching a task
 and recording it. Loading an image runs the runtime as a child in its own
 session. Inputs are copied by the kernel, several files at once, and not
-hashed (see ``LocalHost.stage``). Outputs are moved into the results folder
-(copied across file systems), each checked against the runtime's manifest.
+hashed (see ``LocalHost.stage``). Outputs are linked into the results folder
+(copied across file systems), each checked against the runtime's manifest;
+the work area keeps its link until ``down``.
 Waiting for a state change is woken by a runtime's exit (a pidfd per runtime).
 """
 
@@ -149,22 +150,26 @@ class LocalHost(Transport):
         return found
 
     def download(self, source: str, destination: Path, entry: dict) -> None:
-        """Move one output after checking it against the manifest; resumable (an output already moved by an
-        interrupted collect is recognised)."""
+        """Link one output into the results folder after checking it against the manifest (a copy across file
+        systems). The work area keeps its own link until ``down``, so a file that vanishes from the results
+        folder before collect ends can be collected again."""
         origin = Path(source)
-        if destination.exists() and not origin.exists():
-            if destination.stat().st_size == entry["size"] and sha256_file(destination) == entry["sha256"]:
-                return
         if origin.is_symlink() or not origin.is_file():
             raise ValueError("missing or not a regular file")
         if origin.stat().st_size != entry["size"] or sha256_file(origin) != entry["sha256"]:
             raise ValueError("size or sha256 differs from the manifest")
         with writing_results(destination):
             destination.parent.mkdir(parents=True, exist_ok=True)
+            if destination.exists() and os.path.samefile(origin, destination):
+                return  # linked by an interrupted collect
+            linking = destination.with_name(f".{destination.name}.squall-link")
             try:
-                os.replace(origin, destination)
+                linking.unlink(missing_ok=True)
+                os.link(origin, linking)
+                os.replace(linking, destination)
             except OSError as exc:
-                if exc.errno != errno.EXDEV:
+                linking.unlink(missing_ok=True)
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
                     raise
                 _copy_across(origin, destination, entry)
 
@@ -228,10 +233,9 @@ def _copy_stands(entry: dict | None, target: str, upload: Upload, digests: Sourc
 
 
 def _copy_across(source: Path, destination: Path, entry: dict) -> None:
-    """Copy to another file system; the source goes only once the copy is complete and verified. A copy cut
-    short (a full folder) leaves no half file behind."""
+    """Copy to another file system (the source stays until ``down``). A copy cut short (a full folder) leaves
+    no half file behind."""
     if copy_file(source, destination) != entry["sha256"]:
         destination.unlink()
         raise ValueError("changed while being copied")
-    source.unlink()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -572,3 +573,48 @@ def test_gc_keeps_an_expired_job_folder_until_its_outputs_are_collected_or_disca
     code, swept = squall.json("gc", "--yes", "--discard-uncollected")
     assert code == 0 and {a["action"] for a in swept["actions"] if a["job_id"] == discarded} == {"remove"}, swept
     assert squall.work_areas() == []
+
+
+# the results folder removed or moved while collect runs -----------------------------------------
+
+@pytest.mark.parametrize("fault", ["removed", "moved"])
+def test_local_results_folder_gone_mid_collect_is_collected_again(squall, make_spec, fault):
+    """Six trials: the results folder removed (or moved) as collect runs. The job collects again into a
+    folder made anew, or ends incomplete (exit 6) keeping its work area for attach; never 'succeeded' with an
+    output missing. A fault that lands after collect ended is the user's own doing and checked for that."""
+    size = 16 * MIB
+    spec = payload_spec(make_spec, f"gone-{fault}", size=size, split=8)
+    mid_collect = 0
+    for trial in range(6):
+        after = last_seq(squall)
+        controller = start(squall, spec)
+        try:
+            job_id = wait_event(squall, "collect", after=after)
+            results = Path(squall.query("SELECT results_dir FROM jobs WHERE id = ?", job_id)[0][0])
+            time.sleep(0.03 * (trial % 3))  # some files in, some not
+            struck = time.time()
+            moved = results.with_name(f"{results.name}.moved")
+            if fault == "removed":
+                shutil.rmtree(results, ignore_errors=True)
+            elif results.exists():
+                results.rename(moved)
+            out, err = communicate_or_show_stacks(controller, timeout=120)
+        finally:
+            kill_quietly(controller)
+        report = json.loads(out)
+        ended = squall.query("SELECT ts FROM journal WHERE job_id = ? AND phase = 'collect' AND event = 'end'",
+                             job_id)
+        if ended and ended[0][0] < struck and report["status"] == "succeeded":  # the fault came after the end
+            if fault == "moved":
+                assert len(list(moved.glob("task-*/data.bin"))) == 8
+            continue
+        mid_collect += 1
+        assert (controller.returncode, report["status"]) in ((0, "succeeded"), (6, "incomplete")), \
+            (report["error"], [(t["status"], t["error"]) for t in report["tasks"]])
+        if controller.returncode == 6:
+            assert "cannot write results" in report["error"] or "vanished" in report["error"]
+            code, report = squall.json("job", "attach", job_id)
+            assert code == 0 and report["status"] == "succeeded", report["error"]
+        assert assert_no_output_lost(squall, job_id, size) == 8
+        assert squall.work_areas() == []
+    assert mid_collect >= 2, "too few faults landed mid-collect: the trial proves little"

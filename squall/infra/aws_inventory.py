@@ -26,10 +26,19 @@ SQUALL_FILTER = [{"Name": "tag:managed-by", "Values": ["squall"]}]
 class AwsTaggedInventory:
     removal_order = REMOVAL_ORDER
 
-    def __init__(self, region: str, client=None):
+    def __init__(self, region: str, client=None, direct: dict | None = None):
+        """``client``: the tagging API's, ``direct``: the ``ec2`` and ``autoscaling`` clients (default: made here)."""
         self.region = region
         self.name = f"aws:{region}"
         self._client = client
+        self._direct = direct or {}
+
+    def _direct_client(self, service: str):
+        if service not in self._direct:
+            import boto3
+
+            self._direct[service] = boto3.client(service, region_name=self.region)
+        return self._direct[service]
 
     def _tagging(self):
         if self._client is None:
@@ -60,10 +69,7 @@ class AwsTaggedInventory:
     def _untracked_by_tagging(self, seen: set[tuple[str, str]]) -> list[TaggedResource]:
         """Auto Scaling groups, launch templates, elastic IPs and key pairs tagged ``managed-by: squall``,
         asked for directly (the tagging API leaves them out), other than those in ``seen``."""
-        import boto3
-
-        ec2 = boto3.client("ec2", region_name=self.region)
-        groups = boto3.client("autoscaling", region_name=self.region)
+        ec2, groups = self._direct_client("ec2"), self._direct_client("autoscaling")
         found = [TaggedResource("autoscaling:autoScalingGroup", group["AutoScalingGroupARN"], _tags(group["Tags"]))
                  for page in groups.get_paginator("describe_auto_scaling_groups").paginate(Filters=SQUALL_FILTER)
                  for group in page["AutoScalingGroups"]]

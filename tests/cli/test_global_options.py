@@ -42,7 +42,8 @@ COMMANDS = [
     (["tier", "list"], 0), (["tier", "set", "gold", "zero"], 2), (["quota", "show"], 0),
     (["quota", "show", "team:x"], 2), (["quota", "set", "user:acme/ana", "cpus", "-3"], 2),
     (["token", "list"], 0), (["token", "create", "--user", "Bad User", "--org", "acme"], 2),
-    (["token", "revoke", "nope"], 2), (["server", "--port", "0"], 2),
+    (["token", "revoke", "nope"], 2), (["server", "--port", "0"], 2), (["service", "list"], 0),
+    (["service", "set", "cfd-co", "--price", "2 EUR"], 2),
 ]
 
 
@@ -59,7 +60,7 @@ def test_the_table_covers_every_command():
             yield " ".join(path)
 
     covered = {" ".join(argv[:2]) if argv[0] in ("job", "site", "org", "pool", "bank", "env", "budget", "member", "tier", "quota",
-                                                             "token") else argv[0]
+                                                             "token", "service") else argv[0]
                for argv, _ in COMMANDS}
     assert set(leaves(cli, ())) <= covered
 

@@ -90,14 +90,18 @@ def test_another_stores_stacks_are_left_alone_unless_expired_and_asked(engine, s
 
 
 def test_leftovers_are_reported_and_removed_only_with_force(seeded, store, tmp_path):
+    mine = {"squall:store": store.store_id}
     inventory = FakeInventory([
         TaggedResource("ec2:instance", "arn:aws:ec2:eu-west-1:1:instance/i-live", {"squall:stack": "acme.org.main"}),
-        TaggedResource("ec2:instance", "arn:aws:ec2:eu-west-1:1:instance/i-lost", {"squall:stack": "acme.job.gone"}),
-        TaggedResource("ec2:volume", "arn:aws:ec2:eu-west-1:1:volume/vol-1", {"managed-by": "squall"}),
+        TaggedResource("ec2:instance", "arn:aws:ec2:eu-west-1:1:instance/i-lost",
+                       {"squall:stack": "acme.job.gone", **mine}),
+        TaggedResource("ec2:volume", "arn:aws:ec2:eu-west-1:1:volume/vol-1", {"managed-by": "squall", **mine}),
+        TaggedResource("ec2:volume", "arn:aws:ec2:eu-west-1:1:volume/vol-2", {"managed-by": "squall"}),
     ])
     actions = by_resource(collect_stacks(store, seeded, tmp_path, now=NOW, inventories=[inventory]))
-    assert actions["arn:aws:ec2:eu-west-1:1:instance/i-lost"] == ("orphan", "stack acme.job.gone does not exist")
+    assert actions["arn:aws:ec2:eu-west-1:1:instance/i-lost"] == ("orphan", "stack acme.job.gone does not exist here")
     assert actions["arn:aws:ec2:eu-west-1:1:volume/vol-1"] == ("orphan", "no squall:stack tag")
+    assert actions["arn:aws:ec2:eu-west-1:1:volume/vol-2"][0] == "foreign"  # no store tag: never taken for ours
     assert "arn:aws:ec2:eu-west-1:1:instance/i-live" not in actions and inventory.removed == []
     collect_stacks(store, seeded, tmp_path, now=NOW, inventories=[inventory], force=True)
     assert sorted(inventory.removed) == ["arn:aws:ec2:eu-west-1:1:instance/i-lost",
@@ -112,6 +116,22 @@ def test_a_backend_that_cannot_be_listed_is_reported_not_fatal(store, engine, tm
     assert (action.action, action.reason) == ("error", "pulumi: backend unreachable")
 
 
+def empty_direct_listings() -> dict:
+    """Stubbed EC2 and Auto Scaling clients answering the direct listings with nothing."""
+    import boto3
+
+    ec2, groups = (boto3.client(name, region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+                   for name in ("ec2", "autoscaling"))
+    for client, answers in ((groups, {"describe_auto_scaling_groups": {"AutoScalingGroups": []}}),
+                            (ec2, {"describe_launch_templates": {"LaunchTemplates": []},
+                                   "describe_addresses": {"Addresses": []}, "describe_key_pairs": {"KeyPairs": []}})):
+        stub = Stubber(client)
+        for operation, answer in answers.items():
+            stub.add_response(operation, answer)
+        stub.activate()
+    return {"ec2": ec2, "autoscaling": groups}
+
+
 def test_aws_inventory_lists_tagged_resources_through_the_tagging_api():
     import boto3
 
@@ -124,7 +144,7 @@ def test_aws_inventory_lists_tagged_resources_through_the_tagging_api():
             {"ResourceARN": "arn:aws:elasticfilesystem:eu-west-1:1:file-system/fs-1",
              "Tags": [{"Key": "managed-by", "Value": "squall"}]}]},
             {"TagFilters": [{"Key": "managed-by", "Values": ["squall"]}]})
-        found = AwsTaggedInventory("eu-west-1", client).tagged()
+        found = AwsTaggedInventory("eu-west-1", client, direct=empty_direct_listings()).tagged()
     assert [(r.kind, r.tags.get("squall:stack")) for r in found] == [("ec2:instance", "acme.job.x"),
                                                                       ("elasticfilesystem:file-system", None)]
 
@@ -205,7 +225,7 @@ def test_inventories_follow_the_stacks_and_sites_squall_knows(store, tmp_path):
 
 
 def test_force_removes_in_dependency_order_and_one_refusal_does_not_stop_the_rest(engine, store, tmp_path):
-    gone = {"managed-by": "squall", "squall:stack": "acme.job.gone"}
+    gone = {"managed-by": "squall", "squall:stack": "acme.job.gone", "squall:store": store.store_id}
     inventory = FakeInventory([TaggedResource("ec2:vpc", "vpc-1", gone), TaggedResource("ec2:volume", "vol-1", gone),
                                TaggedResource("ec2:instance", "i-1", gone),
                                TaggedResource("ec2:volume", "vol-2", gone),

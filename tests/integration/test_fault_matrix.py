@@ -475,7 +475,8 @@ def hang_up_while_running(squall: Squall, spec: Path, *args: str, env: dict | No
 
 
 def test_local_closed_terminal_collects_what_finished_and_ends_the_job(squall, make_spec):
-    spec = payload_spec(make_spec, "hangup", size=MIB, split=4, before='[ "$SQUALL_TASK_INDEX" -lt 2 ] || sleep 30; ')
+    # two tasks, each its own slot on two cores: task 0 ends at once, task 1 still runs when the terminal closes
+    spec = payload_spec(make_spec, "hangup", size=MIB, split=2, before='[ "$SQUALL_TASK_INDEX" -lt 1 ] || sleep 30; ')
     job_id, code = hang_up_while_running(squall, spec)
     assert code == 130
     assert ("monitor", "interrupted") in journal(squall, job_id)
@@ -486,7 +487,7 @@ def test_local_closed_terminal_collects_what_finished_and_ends_the_job(squall, m
 
 
 def test_hpc_closed_terminal_collects_what_finished_and_ends_the_job(hpc, make_spec, remote, testbed):
-    spec = payload_spec(make_spec, "hangup", size=MIB, split=4, before='[ "$SQUALL_TASK_INDEX" -lt 1 ] || sleep 60; ')
+    spec = payload_spec(make_spec, "hangup", size=MIB, split=2, before='[ "$SQUALL_TASK_INDEX" -lt 1 ] || sleep 60; ')
     job_id, code = hang_up_while_running(hpc, spec, "--site", "testbed")
     assert code == 130
     report = hpc.json("job", "status", job_id)[1]

@@ -28,6 +28,10 @@ class Refusals:
         self.count: Counter[str] = Counter()
 
 
+# a task seen running, or already ended (a fast one ends between two polls): it started by then
+STARTED = ("running", "succeeded", "failed", "timeout")
+
+
 def queue_waits(store, org: str, since: float) -> list[float]:
     rows = store.rows("SELECT j.job_id, j.phase, j.event, j.ts, j.detail FROM journal j JOIN jobs ON jobs.id = "
                       "j.job_id WHERE jobs.org = ? AND j.ts >= ? AND ((j.phase = 'launch' AND j.event = 'end') OR "
@@ -37,7 +41,7 @@ def queue_waits(store, org: str, since: float) -> list[float]:
     for job_id, phase, _event, ts, detail in rows:
         if phase == "launch":
             launched[job_id] = ts
-        elif job_id in launched and job_id not in waits and json.loads(detail).get("state") == "running":
+        elif job_id in launched and job_id not in waits and json.loads(detail).get("state") in STARTED:
             waits[job_id] = ts - launched[job_id]
     return list(waits.values())
 

@@ -93,23 +93,25 @@ def move_collected(old_dir: Path, new_dir: Path, indexes: list[int]) -> None:
                     pass
 
 
-def missing_outputs(results_dir: Path, indexes: list[int]) -> dict[int, list[str]]:
-    """Of the collected tasks ``indexes``, those whose files are not in ``results_dir`` as their manifest
-    (kept in ``meta/task-<i>/``) lists them — the folder removed or moved while collect ran — with what is
-    missing. Sizes are compared; the sha256 of each file was checked as it arrived."""
+def missing_outputs(results_dir: Path, collected: dict[int, int]) -> dict[int, list[str]]:
+    """Of the collected tasks (index -> files collected), those whose files are no longer all in
+    ``results_dir`` — the folder removed or moved while collect ran — with what is missing: each file its
+    manifest (``meta/task-<i>/manifest.json``) lists, by size (the sha256 of each was checked as it
+    arrived); where the manifest itself is gone, or the site keeps none, the files counted."""
     missing: dict[int, list[str]] = {}
-    for index in indexes:
-        manifest = results_dir / "meta" / f"task-{index}" / "manifest.json"
+    for index, count in collected.items():
+        folder = results_dir / f"task-{index}"
         try:
-            entries = json.loads(manifest.read_text())["files"]
+            entries = json.loads((results_dir / "meta" / f"task-{index}" / "manifest.json").read_text())["files"]
         except (OSError, ValueError, KeyError):
-            missing[index] = [str(manifest.relative_to(results_dir))]
+            present = sum(1 for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else 0
+            if present < count:
+                missing[index] = [f"task-{index}/ ({present} of {count} files)"]
             continue
         gone = []
         for entry in entries:
-            path = results_dir / f"task-{index}" / entry["path"]
             try:
-                if path.stat().st_size != entry["size"]:
+                if (folder / entry["path"]).stat().st_size != entry["size"]:
                     gone.append(f"task-{index}/{entry['path']}")
             except OSError:
                 gone.append(f"task-{index}/{entry['path']}")

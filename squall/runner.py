@@ -225,6 +225,7 @@ class Runner:
     def _lifecycle(self, job: JobRow, plan: JobPlan, site: Site, guard: SignalGuard) -> None:
         start = PHASES.index(job.phase)
         launched = start >= PHASES.index("launch")
+        unseen = False  # launched tasks whose end the site could not tell (it did not answer the salvage)
         error: str | None = None
         try:
             try:
@@ -250,14 +251,14 @@ class Runner:
                     self._collect(plan, site)
                 elif launched and uncollected(self.store, plan.job_id):  # resumed in down: collect first
                     self.store.record(plan.job_id, "down", "uncollected", tasks=uncollected(self.store, plan.job_id))
-                    self._salvage(plan, site)
+                    unseen = not self._salvage(plan, site)
             except Exception as exc:  # noqa: BLE001 - every failure ends in down
                 error = self._describe_failure(plan, exc)
                 if launched and not isinstance(exc, OutputsKept):  # the results folder cannot take them now
-                    self._salvage(plan, site)
+                    unseen = not self._salvage(plan, site)
         finally:
             with guard.shield():
-                if not self._keep_uncollected(plan, site, error, launched):
+                if not self._keep_uncollected(plan, site, error, unseen):
                     error = self._down(plan, site, error)
                     self._finish(plan, error, interrupted=guard.received is not None)
 
@@ -393,8 +394,8 @@ class Runner:
         """Every collected file is where its manifest says: one that vanished (the results folder removed or
         moved meanwhile) is collected again from the site, where it stays until ``down``; still missing, the
         job keeps its folder there for ``job attach --results`` (exit 6), naming what is missing."""
-        def collected() -> list[int]:
-            return [t.idx for t in self.store.tasks(plan.job_id) if t.outputs]
+        def collected() -> dict[int, int]:
+            return {t.idx: t.outputs for t in self.store.tasks(plan.job_id) if t.outputs}
 
         missing = missing_outputs(plan.results_dir, collected())
         if not missing:
@@ -426,8 +427,9 @@ class Runner:
         if updates:
             self.store.update_tasks(plan.job_id, updates)
 
-    def _salvage(self, plan: JobPlan, site: Site) -> None:
-        """After a failure or interrupt: stop the tasks, keep what they produced."""
+    def _salvage(self, plan: JobPlan, site: Site) -> bool:
+        """After a failure or interrupt: stop the tasks, keep what they produced; False when the site could
+        not be asked (the tasks' ends are then unknown)."""
         try:
             site.cancel(plan)
             deadline = time.monotonic() + SALVAGE_WAIT
@@ -443,17 +445,19 @@ class Runner:
             self._store_collected(plan, site.collect(plan, finished, self.reporter))
         except (Interrupted, SquallError, OSError) as exc:
             self.store.record(plan.job_id, "collect", "salvage-skipped", reason=str(exc))
+            return False
+        return True
 
-    def _keep_uncollected(self, plan: JobPlan, site: Site, error: str | None, launched: bool) -> bool:
-        """Tasks that ran to an end but whose outputs (and logs) are not in the results folder — or launched
-        tasks whose end the controller could not see (the site did not answer) — keep their files: they are
-        never removed.
+    def _keep_uncollected(self, plan: JobPlan, site: Site, error: str | None, unseen: bool) -> bool:
+        """Tasks that ran to an end but whose outputs (and logs) are not in the results folder — or, when
+        ``unseen``, launched tasks whose end the site could not tell — keep their files: they are never
+        removed.
 
         The job stays in its collect phase (status ``incomplete``) with its
         leases extended; ``squall job attach ID [--results DIR]`` finishes it.
         """
         waiting = [t.idx for t in self.store.tasks(plan.job_id)
-                   if t.outputs is None and (t.status in RAN or (launched and t.status not in FINAL))]
+                   if t.outputs is None and (t.status in RAN or (unseen and t.status not in FINAL))]
         if not waiting:
             return False
         until = time.time() + keep_uncollected()

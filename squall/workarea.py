@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from squall.errors import InvalidInput, OutputsKept
+from squall.errors import InvalidInput
 from squall.interrupts import uninterrupted
 from squall.results import writing_results
 
@@ -99,23 +99,23 @@ def task_document(plan: "JobPlan", index: int, folder: str, *, container: dict |
 Fetch = Callable[[str, Path, dict], None]  # (output path relative to out/, destination, manifest entry)
 
 
-def collect_outputs(index: int, meta: Path, target: Path, fetch: Fetch) -> "CollectedTask":
-    """Bring task ``index``'s outputs listed in ``meta/manifest.json`` into ``target``, each verified by ``fetch``.
+def collect_outputs(index: int, manifest_text: bytes | None, target: Path, fetch: Fetch) -> "CollectedTask":
+    """Bring task ``index``'s outputs listed in its manifest (as the site holds it; None: it has none) into
+    ``target``, each verified by ``fetch``.
 
     A file that fails its check ends the task's collect with the reason; a
     results folder that cannot take a file raises ``OutputsKept`` (the runner
     keeps the job's files at the site). A signal waits for the file in hand.
+    The manifest is the site's, not the copy in ``meta/``: that one may vanish
+    with the results folder while the collect runs.
     """
     from squall.sites.base import CollectedTask
 
     with writing_results(target):
         target.mkdir(parents=True, exist_ok=True)
-    try:
-        manifest = json.loads((meta / "manifest.json").read_text())
-    except FileNotFoundError:
-        if not meta.is_dir():  # written a moment ago: the results folder went away under the collect
-            raise OutputsKept(f"cannot write results to {meta}: the folder vanished while collecting") from None
+    if manifest_text is None:
         return CollectedTask(index, 0, 0, error="no output manifest")
+    manifest = json.loads(manifest_text)
     files = size = 0
     root = target.resolve()
     for entry in manifest["files"]:

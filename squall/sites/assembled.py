@@ -250,7 +250,8 @@ class AssembledSite(Site):
                 def download(rel, destination, entry, out=out, host=host):
                     host.download(f"{out}/{rel}", destination, entry)
 
-                collected.append(collect_outputs(index, meta, plan.results_dir / task_folder(index), download))
+                collected.append(collect_outputs(index, found.get(f"{task_folder(index)}/manifest.json"),
+                                                 plan.results_dir / task_folder(index), download))
         return sorted(collected, key=lambda c: c.index)
 
     def down(self, plan: JobPlan) -> None:

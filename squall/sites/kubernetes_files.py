@@ -162,7 +162,7 @@ def collect_task(api: JobApi, namespace: str, pod: str, plan: JobPlan, index: in
             destination.parent.mkdir(parents=True, exist_ok=True)
             destination.write_bytes(data)
 
-    return collect_outputs(index, meta, plan.results_dir / task_folder(index), fetch)
+    return collect_outputs(index, _member(archive, "manifest.json"), plan.results_dir / task_folder(index), fetch)
 
 
 def _member(archive: tarfile.TarFile, name: str) -> bytes | None:

@@ -461,7 +461,10 @@ def hang_up_while_running(squall: Squall, spec: Path, *args: str, env: dict | No
     """SIGHUP to ``job run`` once a task has finished and others run, its terminal gone with it (the pipes'
     readers close); returns the job's id and the controller's exit code."""
     after = last_seq(squall)
-    controller = squall.start("job", "run", str(spec), *args, env=env)
+    # SIGHUP as a terminal sends it: its default action, whatever this test process inherited (nohup, CI)
+    controller = subprocess.Popen(squall.argv("job", "run", str(spec), *args), cwd=squall.cwd,
+                                  env={**squall.env, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     try:
         job_id = wait_event(squall, "monitor", after=after)
         squall.wait_for("SELECT 1 FROM tasks WHERE job_id = ? AND status = 'succeeded'", job_id, timeout=120)

@@ -97,7 +97,10 @@ def test_kill_9_then_gc_after_expiry_cancels_and_removes(hpc, make_spec, remote,
     assert {a["action"] for a in plan["actions"]} == {"keep"}
     expires = hpc.query("SELECT MAX(expires_at) FROM leases WHERE job_id = ?", job_id)[0][0]
     time.sleep(max(0.0, expires - time.time()) + 0.5)
-    code, done = hpc.json("gc", "--yes")
+    code, kept = hpc.json("gc", "--yes")  # its task ended at the site and nobody collected it
+    assert ("jobdir", "uncollected") in {(a["kind"], a["action"]) for a in kept["actions"] if a["job_id"] == job_id}
+    assert leftovers(remote, testbed)[0] == [f"squall-{job_id}"]
+    code, done = hpc.json("gc", "--yes", "--discard-uncollected")
     removed = {(a["kind"], a["action"]) for a in done["actions"] if a["job_id"] == job_id}
     assert ("jobdir", "remove") in removed
     assert leftovers(remote, testbed) == ([], [])

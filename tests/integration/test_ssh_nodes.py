@@ -141,7 +141,9 @@ def test_kill_9_then_gc_after_expiry_kills_the_tasks_on_every_node(site, nodes, 
     assert {a["action"] for a in plan["actions"]} == {"keep"}, plan
     expires = site.query("SELECT MAX(expires_at) FROM leases WHERE job_id = ?", job_id)[0][0]
     time.sleep(max(0.0, expires - time.time()) + 0.5)
-    code, done = site.json("gc", "--yes")
+    code, kept = site.json("gc", "--yes")  # the tasks ended at the sites and nobody collected them
+    assert code == 0 and [a["action"] for a in kept["actions"] if a["kind"] == "jobdir"] == ["uncollected"] * 3, kept
+    code, done = site.json("gc", "--yes", "--discard-uncollected")
     assert code == 0, done
     removed = [a for a in done["actions"] if a["kind"] == "jobdir" and a["action"] == "remove"]
     assert len(removed) == 3, done

@@ -83,8 +83,7 @@ def _row(store, job_id: str) -> dict:
 @router.get("/dashboard", response_class=HTMLResponse)
 def jobs_page(request: Request, who: Principal = Depends(principal)):
     with request.app.state.open_store() as store:
-        jobs = [_row(store, j.id) for j in store.jobs(100)
-                if j.org == who.org and (who.role != "partner" or j.user == who.user)]
+        jobs = [_row(store, j.id) for j in store.jobs(100, org=who.org, user=who.user if who.role == "partner" else None)]
     return templates.TemplateResponse(request, "jobs.html", {"title": "jobs", "who": who, "jobs": jobs,
                                                              "event_names": EVENT_NAMES})
 

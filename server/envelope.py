@@ -9,6 +9,7 @@ reaches a client: an unexpected error is logged here and answered 500.
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Generic, TypeVar
 
 from fastapi import FastAPI, Request
@@ -21,6 +22,7 @@ from squall.errors import ExitCode, NotFound, SquallError
 
 T = TypeVar("T")
 log = logging.getLogger("squall.server")
+LOGGED_CHARS = 500  # of an unexpected error's message
 
 HTTP_STATUS = {
     ExitCode.JOB_FAILED: 200,  # the request worked; the job's own outcome is in the data
@@ -48,8 +50,8 @@ class Envelope(BaseModel, Generic[T]):
     data: T | None = None
 
 
-def ok(data, status: int = 200) -> JSONResponse:
-    return JSONResponse({"success": True, "error_msgs": [], "data": data}, status_code=status)
+def ok(data, status: int = 200, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"success": True, "error_msgs": [], "data": data}, status_code=status, headers=headers)
 
 
 def failure(status: int, messages: list[str], exit_code: int, hint: str | None = None,
@@ -87,6 +89,10 @@ def install(app: FastAPI) -> None:
         return failure(422, messages, int(ExitCode.INVALID_INPUT))
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", exc_info=exc)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # one bounded line, never the whole traceback (a deep path once logged 6.6 MB per request)
+        frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+        where = f"{frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno}" if frame else "?"
+        log.error("unexpected error on %s %s at %s: %s", request.method, request.url.path[:200], where,
+                  repr(exc)[:LOGGED_CHARS])
         return failure(500, ["internal error (logged by the server)"], int(ExitCode.JOB_FAILED))

@@ -32,6 +32,7 @@ from squall.workarea import TaskStatus
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERRORS)
 JobStatus = Literal["pending", "running", "succeeded", "failed", "timeout", "cancelled", "incomplete", "orphaned"]
 MAX_UPLOAD_FILES = 10_000
+MAX_OFFSET = 1 << 62  # a log offset beyond any file (larger ones overflow a seek)
 
 
 class TaskOut(BaseModel):
@@ -141,11 +142,13 @@ def saved_upload(request: Request, spec: UploadFile, files: list[UploadFile]) ->
     try:
         _save(spec, folder / "job.yaml")
         seen: set[PurePosixPath] = set()
+        folders: set[PurePosixPath] = set()
         for upload in files:
             path = _relative(upload.filename or "")
-            if path in seen or any(parent in seen for parent in path.parents):
+            if path in seen or path in folders or any(parent in seen for parent in path.parents):
                 raise InvalidInput(f"files: {str(path)!r} given twice (or as a file and a folder)")
             seen.add(path)
+            folders.update(path.parents)
             _save(upload, folder / path)
     except BaseException as exc:
         raise dropped(folder, exc)
@@ -204,33 +207,60 @@ def _submit(request: Request, spec_file: Path, site: str | None, strategy: str, 
         return ok(report(store, plan.job_id), 202)
 
 
+MAX_NAME_BYTES = 255  # one folder or file name (the file system's limit)
+MAX_PATH_BYTES = 1024  # a whole relative path
+MAX_DEPTH = 32  # folders deep
+
+
 def _relative(name: str) -> PurePosixPath:
+    """An upload's name as a path relative to the spec: inside it, not the spec itself, of sane length."""
+    shown = repr(name[:80] + ("..." if len(name) > 80 else ""))
     path = PurePosixPath(name)
-    if not name or path.is_absolute() or ".." in path.parts or "\0" in name or name == "job.yaml":
-        raise InvalidInput(f"files: {name!r} is not a path relative to the spec (nor the spec itself)")
+    if (not name or "\0" in name or path.is_absolute() or not path.parts or ".." in path.parts
+            or str(path) == "job.yaml"):
+        raise InvalidInput(f"files: {shown} is not a path relative to the spec (nor the spec itself)")
+    if (len(name.encode()) > MAX_PATH_BYTES or len(path.parts) > MAX_DEPTH
+            or any(len(part.encode()) > MAX_NAME_BYTES for part in path.parts)):
+        raise InvalidInput(f"files: {shown} is too long (at most {MAX_PATH_BYTES} bytes, {MAX_DEPTH} folders deep, "
+                           f"{MAX_NAME_BYTES} bytes a name)")
     return path
 
 
 def _save(upload: UploadFile, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "xb") as handle:
-        shutil.copyfileobj(upload.file, handle, 1 << 20)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "xb") as handle:
+            shutil.copyfileobj(upload.file, handle, 1 << 20)
+    except OSError as exc:  # what the checks above let through but the file system refuses: the client's input
+        raise InvalidInput(f"files: {(upload.filename or '')[:80]!r} cannot be saved ({exc.strerror or exc})") from None
 
 
 # reading --------------------------------------------------------------------------
 
 
-@router.get("", response_model=Envelope[list[JobSummary]], summary="The organisation's jobs, newest first")
+NEXT_PAGE = "X-Next-Cursor"  # the id to pass as ``cursor`` for the next page; absent on the last one
+
+
+@router.get("", response_model=Envelope[list[JobSummary]],
+            summary="The organisation's jobs, newest first, a page at a time",
+            responses={200: {"headers": {NEXT_PAGE: {"description": "pass it as `cursor` for the next page "
+                                                                    "(absent on the last page)",
+                                                     "schema": {"type": "string"}}}}})
 def list_jobs(request: Request, who: Principal = Depends(principal),
               status: JobStatus | None = None, site: str | None = None, project: str | None = None,
-              limit: Annotated[int, Query(ge=1, le=1000)] = 50):
+              limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+              cursor: Annotated[str | None, Query(max_length=64, description="the X-Next-Cursor of the page "
+                                                                              "before")] = None):
+    """Jobs are read a page at a time (never every job of the store); ``status`` is the status shown, so a
+    page filtered by it may hold fewer than ``limit`` jobs while more follow."""
+    user = who.user if who.role == "partner" else None
     with request.app.state.open_store() as store:
-        rows = [j for j in store.jobs(None, site=site, project=project)
-                if j.org == who.org and (who.role != "partner" or j.user == who.user)]
+        rows = store.jobs(limit, site=site, project=project, org=who.org, user=user, before=cursor)
         shown = [(j, shown_status(j, store.locks)) for j in rows]
+    headers = {NEXT_PAGE: rows[-1].id} if len(rows) == limit else {}
     return ok([{"id": j.id, "name": j.name, "site": j.site, "status": s, "phase": j.phase, "project": j.project,
                 "created_at": j.created_at, "finished_at": j.finished_at}
-               for j, s in shown if status is None or s == status][:limit])
+               for j, s in shown if status is None or s == status], headers=headers)
 
 
 @router.get("/{job_id}", response_model=Envelope[JobOut], summary="A job, its tasks and its cost")
@@ -249,7 +279,7 @@ def job_tasks(request: Request, job_id: str, who: Principal = Depends(principal)
             summary="A task's output from an offset: live from the site while it runs, from the results after")
 def job_logs(request: Request, job_id: str, who: Principal = Depends(principal),
              task: Annotated[int, Query(ge=0)] = 0, stream: Literal["stdout", "stderr"] = "stdout",
-             offset: Annotated[int, Query(ge=0)] = 0):
+             offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0):
     from squall.sites import open_site
     from squall.task_logs import log_chunk
 

@@ -447,10 +447,16 @@ class Store:
                                 (escaped + "%", limit))
         return [row[0] for row in rows]
 
-    def jobs(self, limit: int | None = 50, site: str | None = None, project: str | None = None) -> list[JobRow]:
-        """Newest first; only those at ``site`` / of ``project`` when given; all of them when ``limit`` is None."""
-        clauses, values = where(("site = ?", site), ("project = ?", project))
-        sql = f"SELECT * FROM jobs WHERE {clauses} ORDER BY created_at DESC"
+    def jobs(self, limit: int | None = 50, site: str | None = None, project: str | None = None,
+             org: str | None = None, user: str | None = None, before: str | None = None) -> list[JobRow]:
+        """Newest first; only those at ``site`` / of ``project`` / ``org`` / ``user`` when given, and older than
+        job ``before`` (a cursor: the last job of the page before); all of them when ``limit`` is None."""
+        clauses, values = where(("site = ?", site), ("project = ?", project), ("org = ?", org), ('"user" = ?', user),
+                                ("(created_at < (SELECT created_at FROM jobs WHERE id = ?) OR (created_at = (SELECT "
+                                 "created_at FROM jobs WHERE id = ?) AND id < ?))", before))
+        if before is not None:  # the cursor's clause names it three times
+            values = (*values, before, before)
+        sql = f"SELECT * FROM jobs WHERE {clauses} ORDER BY created_at DESC, id DESC"
         if limit is not None:
             sql, values = f"{sql} LIMIT ?", (*values, limit)
         return [_job(row) for row in self.rows(sql, values)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,117 @@ def test_a_token_neither_prices_a_service_nor_names_another_partners(server, tmp
         assert store.rows("SELECT COUNT(*) FROM jobs")[0][0] == 0
     finally:
         store.close()
+
+
+BAD_NAMES = [".", "./job.yaml", "n" * 300, "a/" * 2000 + "f", "nul\0name", "/etc/passwd", "../up"]
+
+
+def test_bad_upload_names_and_offsets_are_4xx_in_the_envelope_and_leave_nothing(server, tmp_path):
+    spec = escape_spec(tmp_path / "spec", tmp_path / "home", 1)
+    with server(local_site=False) as client:
+        for name in BAD_NAMES:
+            answer = client.post("/api/v1/jobs", files=[("spec", ("job.yaml", spec.read_bytes())),
+                                                        ("files", (name, b"x"))], headers=auth(client, "admin"))
+            assert 400 <= answer.status_code < 500, (name[:40], answer.status_code, answer.text[:300])
+            assert answer.json()["success"] is False
+        for pair in ([("d/f", b"x"), ("d", b"y")], [("x", b"x"), ("x/y", b"y")]):  # a file and a folder alike
+            answer = client.post("/api/v1/jobs", files=[("spec", ("job.yaml", spec.read_bytes())),
+                                                        *[("files", item) for item in pair]],
+                                 headers=auth(client, "admin"))
+            assert answer.status_code == 422 and "given twice" in answer.text, answer.text
+        huge = client.get("/api/v1/jobs/nope/logs", params={"offset": 10 ** 30}, headers=auth(client, "admin"))
+        assert huge.status_code == 422 and huge.json()["success"] is False
+    assert list((tmp_path / "home" / "server" / "uploads").iterdir()) == []
+
+
+def read_stream(response, wanted: int | None = None) -> tuple[list[dict], bool]:
+    """Events of a server-sent stream until it ends (True), ``wanted`` events came, or a keepalive says
+    nothing more is coming (False)."""
+    events, current = [], {}
+    for line in response.iter_lines():
+        if line.startswith(": keepalive"):
+            return events, False
+        if line.startswith(("id:", "event:", "data:")):
+            key, _, value = line.partition(": ")
+            current[key.rstrip(":")] = value
+        elif not line and current:
+            events.append({"id": int(current["id"]), "name": current["event"]})
+            current = {}
+            if wanted is not None and len(events) >= wanted:
+                return events, False
+    return events, True
+
+
+def test_event_streams_refuse_huge_ids_page_through_a_long_backlog_and_end_a_finished_job(server, tmp_path,
+                                                                                          monkeypatch):
+    from squall.server import events as events_module
+
+    monkeypatch.setattr(events_module, "KEEPALIVE", 2.0)  # a stream that would hang says so within seconds
+    spec = tmp_path / "quick.yaml"
+    spec.write_text(yaml.safe_dump({"name": "quick", "command": "true"}))
+    with server(local_site=True) as client:
+        job = finished(client, "admin", submit(client, "admin", spec).json()["data"]["id"])
+        store = Store(client.home)
+        try:
+            done = store.rows("SELECT MAX(seq) FROM journal WHERE job_id = ?", (job["id"],))[0][0]
+            for n in range(1035):  # more than one page of backlog, written while nobody listened
+                store.record(job["id"], "gc", "note", n=n)
+        finally:
+            store.close()
+        for query, headers in (({"after": 10 ** 30}, {}), ({}, {"Last-Event-ID": "9" * 30}),
+                               ({}, {"Last-Event-ID": "-3"})):
+            refused = client.get(f"/api/v1/jobs/{job['id']}/events", params=query,
+                                 headers={**auth(client, "admin"), **headers})
+            assert refused.status_code == 422 and refused.json()["success"] is False, refused.text
+        with client.stream("GET", "/api/v1/events", params={"after": done},
+                           headers=auth(client, "admin")) as resumed:
+            caught_up, _ = read_stream(resumed, wanted=1035)
+        assert len(caught_up) == 1035 and caught_up[-1]["id"] == done + 1035
+        with client.stream("GET", f"/api/v1/jobs/{job['id']}/events",
+                           headers={**auth(client, "admin"), "Last-Event-ID": str(done)}) as at_the_end:
+            assert read_stream(at_the_end) == ([], True)  # ended at once, nothing resent
+
+
+def test_every_answer_carries_security_headers_and_authenticated_ones_are_not_cached(server, tmp_path):
+    with server(local_site=False) as client:
+        answers = {"json": client.get("/api/v1/me", headers=auth(client, "admin")),
+                   "error": client.get("/api/v1/jobs/nope", headers=auth(client, "admin")),
+                   "page": client.get("/dashboard/sign-in"),
+                   "script": client.get("/dashboard/static/jobs.js")}
+        for name, answer in answers.items():
+            assert answer.headers["x-content-type-options"] == "nosniff", name
+            assert answer.headers["referrer-policy"] == "no-referrer", name
+            assert "frame-ancestors 'none'" in answer.headers["content-security-policy"], name
+        assert answers["json"].headers["cache-control"] == "no-store"
+        assert "script-src 'self';" in answers["page"].headers["content-security-policy"]
+        assert "<script>" not in answers["page"].text
+        assert answers["script"].status_code == 200 and "EventSource" in answers["script"].text
+
+
+def test_listings_page_through_the_organisations_own_jobs(server, tmp_path):
+    """The dashboard took the newest 100 jobs of the whole server and then kept its organisation's (one showed
+    "No jobs yet" with 3 jobs); the API loaded every job. Both now read only the organisation's, a page at a
+    time."""
+    spec = tmp_path / "quick.yaml"
+    spec.write_text(yaml.safe_dump({"name": "quick", "command": "true"}))
+    with server(local_site=True) as client:
+        mine = [submit(client, "admin", spec).json()["data"]["id"] for _ in range(3)]
+        store = Store(client.home)
+        try:
+            newest = store.rows("SELECT MAX(created_at) FROM jobs")[0][0]
+            for n in range(120):  # another organisation's newer jobs, more than a page of the dashboard
+                store.create_job(replace(store.job(mine[0]), id=f"bravo-{n:03d}", org="bravo",
+                                         created_at=newest + 1 + n), [])
+        finally:
+            store.close()
+        page = client.get("/dashboard", cookies={"squall_token": client.tokens["admin"]})
+        assert all(job_id in page.text for job_id in mine) and "bravo-" not in page.text
+        seen, cursor = [], None
+        while True:
+            answer = client.get("/api/v1/jobs", params={"limit": 2, **({"cursor": cursor} if cursor else {})},
+                                headers=auth(client, "admin"))
+            seen += [job["id"] for job in answer.json()["data"]]
+            cursor = answer.headers.get("x-next-cursor")
+            if cursor is None:
+                break
+        assert seen == list(reversed(mine))

@@ -15,11 +15,12 @@ import asyncio
 import json
 from dataclasses import dataclass
 from functools import cached_property
-from typing import AsyncIterator, Callable, ContextManager
+from typing import Annotated, AsyncIterator, Callable, ContextManager
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
+from squall.errors import InvalidInput
 from squall.server.auth import principal
 from squall.server.envelope import ERRORS
 from squall.server.jobs import job_of
@@ -58,10 +59,16 @@ class Event:
         return self.phase == "done" or (self.phase, self.event) in ENDS
 
 
+PAGE = 1000  # journal entries read at once; a backlog is read page after page until caught up
+MAX_SEQ = 1 << 62  # larger ``after`` / ``Last-Event-ID`` values are refused (the store's integers overflow)
+
+
 def read_after(open_store: OpenStore, after: int, job_id: str | None = None, org: str | None = None,
-               limit: int = 1000) -> list[Event]:
-    """Journal entries of jobs after ``after``, oldest first (the calling thread's store)."""
-    clauses, values = where(("j.seq > ?", after), ("j.job_id = ?", job_id), ("jobs.org = ?", org))
+               user: str | None = None, limit: int = PAGE) -> list[Event]:
+    """Journal entries of jobs after ``after``, oldest first (the calling thread's store); ``user``: only
+    that user's jobs."""
+    clauses, values = where(("j.seq > ?", after), ("j.job_id = ?", job_id), ("jobs.org = ?", org),
+                            ("jobs.\"user\" = ?", user))
     with open_store() as store:
         rows = store.rows("SELECT j.seq, j.ts, j.job_id, jobs.org, jobs.\"user\", j.phase, j.event, j.detail "
                           f"FROM journal j JOIN jobs ON jobs.id = j.job_id WHERE {clauses} ORDER BY j.seq LIMIT ?",
@@ -107,19 +114,31 @@ class EventHub:
 
 def _after(request: Request, after: int | None) -> int:
     given = request.headers.get("last-event-id")
-    return int(given) if given and given.isdigit() else (after or 0)
+    if given is not None and given.strip():
+        if not given.strip().isdigit() or int(given) > MAX_SEQ:
+            raise InvalidInput(f"Last-Event-ID: {given[:40]!r} is not an event id (0..{MAX_SEQ})")
+        return int(given)
+    return after or 0
 
 
 async def _stream(request: Request, after: int, wanted: Callable[[Event], bool], backlog: Callable[[int], list],
-                  job_id: str | None) -> AsyncIterator[str]:
+                  job_id: str | None, ended: Callable[[int], bool] = lambda after: False) -> AsyncIterator[str]:
+    """``backlog(after)``: one page of what was written after ``after``, read until caught up; ``ended(after)``:
+    the job's stream has nothing more to send (it ended at or before ``after``)."""
     hub: EventHub = request.app.state.events
+    if await asyncio.to_thread(ended, after):
+        return
     entry = hub.subscribe(wanted)  # before the backlog is read: nothing falls between the two
     try:
-        for event in await asyncio.to_thread(backlog, after):
-            yield event.sse
-            after = event.seq
-            if job_id and event.ends_job:
-                return
+        while True:
+            page = await asyncio.to_thread(backlog, after)
+            for event in page:
+                yield event.sse
+                after = event.seq
+                if job_id and event.ends_job:
+                    return
+            if len(page) < PAGE:
+                break
         queue = entry[0]
         while not await request.is_disconnected():
             try:
@@ -142,25 +161,34 @@ async def _stream(request: Request, after: int, wanted: Callable[[Event], bool],
 
 @router.get("/jobs/{job_id}/events", response_class=StreamingResponse, responses=SSE,
             summary="A job's events as they happen (server-sent events); ends when the job does")
-async def job_events(request: Request, job_id: str, after: int | None = None, who: Principal = Depends(principal)):
+async def job_events(request: Request, job_id: str, after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
+                     who: Principal = Depends(principal)):
     with request.app.state.open_store() as store:
         job_of(store, who, job_id)
     open_store = request.app.state.open_store
+
+    def ended(seq: int) -> bool:
+        """The client has the entry that ends the job's stream already (resumed at or after ``done``)."""
+        with open_store() as store:
+            rows = store.rows("SELECT phase, event FROM journal WHERE job_id = ? AND seq <= ?", (job_id, seq))
+        return any(phase == "done" or (phase, event) in ENDS for phase, event in rows)
+
     return StreamingResponse(_stream(request, _after(request, after), lambda e: e.job == job_id,
-                                     lambda seq: read_after(open_store, seq, job_id=job_id), job_id),
+                                     lambda seq: read_after(open_store, seq, job_id=job_id), job_id, ended),
                              media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/events", response_class=StreamingResponse, responses=SSE,
             summary="Every event of the organisation's jobs (a partner token: its own jobs') as they happen")
-async def org_events(request: Request, after: int | None = None, who: Principal = Depends(principal)):
+async def org_events(request: Request, after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
+                     who: Principal = Depends(principal)):
     open_store = request.app.state.open_store
 
     def wanted(event: Event) -> bool:
         return event.org == who.org and (who.role != "partner" or event.user == who.user)
 
     def backlog(seq: int) -> list[Event]:
-        return [e for e in read_after(open_store, seq, org=who.org) if wanted(e)]
+        return read_after(open_store, seq, org=who.org, user=who.user if who.role == "partner" else None)
 
     return StreamingResponse(_stream(request, _after(request, after), wanted, backlog, None),
                              media_type="text/event-stream", headers={"Cache-Control": "no-store"})

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import AsyncIterator, Iterator
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from squall.server import accounts, dashboard, envelope, events, jobs, metrics, placing, takeover
 from squall.server.auth import FailedSignIns
+from squall.server.headers import SecurityHeaders
 from squall.server.offer import sites_offered
 from squall.store import Store
 
@@ -62,4 +64,6 @@ def create_app(home: Path, spec_roots: list[Path] | None = None, log_format: str
     app.include_router(metrics.router)
     app.include_router(placing.router)
     app.include_router(dashboard.router)
+    app.mount("/dashboard/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.add_middleware(SecurityHeaders)
     return app

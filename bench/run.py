@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cloud import cloud_figures, validate_figures  # noqa: E402  (beside this file)
 from nodes import nodes_figures  # noqa: E402  (beside this file)
 from money import money_figures  # noqa: E402  (beside this file)
+from sandbox import sandbox_figures  # noqa: E402  (beside this file)
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -467,6 +468,7 @@ def main() -> int:
         root = Path(scratch)
         results |= cli_start_up(runs, root / "home-cli")
         results |= lifecycle_overhead(max(3, runs // 2), root / "home-job", root)
+        results |= sandbox_figures(3 if args.quick else 7, root / "sandbox")
         if args.quick:
             results |= staging(128, 128, root / "home-stage", root)
         else:

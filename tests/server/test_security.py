@@ -23,6 +23,7 @@ from squall.server.app import create_app
 from squall.sites.sandbox import local_sandbox
 from squall.store import Store
 from squall.tokens import create
+from tests.server.test_api import wait_done as finished
 
 ESCAPES = r'''
 import json, os, sqlite3, sys
@@ -107,16 +108,6 @@ def auth(client, who: str) -> dict:
 def submit(client, who: str, spec: Path, **form):
     return client.post("/api/v1/jobs", files=[("spec", ("job.yaml", spec.read_bytes()))], data=form,
                        headers=auth(client, who))
-
-
-def finished(client, who: str, job_id: str, timeout: float = 90) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/v1/jobs/{job_id}", headers=auth(client, who)).json()["data"]
-        if job["phase"] == "done":
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} did not finish: {job}")
 
 
 def tokens_table(home: Path) -> list:

@@ -21,9 +21,11 @@ from squall.cli.tables import print_table
               help="Offer the built-in 'local' site (this machine) to API jobs. Off by default: a token's payload "
                    "would run beside the server's home, store and tokens. When on, payloads run in a bubblewrap "
                    "sandbox, and the site refuses API jobs where none can be made.")
+@click.option("--max-upload-mb", default=4096, show_default=True, type=click.IntRange(1, 1 << 20), metavar="MIB",
+              help="The most one request may upload (a job's spec and files); larger ones are refused (413).")
 @pass_app
 def server_cmd(app: App, host: str, port: int, spec_roots: tuple[str, ...], take_over_every: float,
-               local_site: bool) -> None:
+               local_site: bool, max_upload_mb: int) -> None:
     """Serve the v1 JSON API (/api/v1) over this Squall home until stopped (Ctrl-C or SIGTERM)."""
     from pathlib import Path
 
@@ -37,7 +39,7 @@ def server_cmd(app: App, host: str, port: int, spec_roots: tuple[str, ...], take
         raise MissingDependency(f"squall server needs the 'server' extra ({exc.name} is missing)",
                                 hint="pip install 'squall[server]'") from None
     application = create_app(app.home, [Path(root) for root in spec_roots], app.log_format, take_over_every,
-                             local_site)
+                             local_site, max_upload_mb)
     app.say(f"squall server: http://{host}:{port}/api/v1 (home {app.home})", err=True)
     ecs = app.log_format == "ecs"  # uvicorn's own lines through the same ECS handler, not its text config
     uvicorn.run(application, host=host, port=port, log_level="warning" if app.quiet else "info",

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from squall.server import accounts, dashboard, envelope, events, jobs, metrics, placing, takeover
 from squall.server.auth import FailedSignIns
 from squall.server.headers import SecurityHeaders
+from squall.server.upload_limit import DEFAULT_MAX_UPLOAD_MB, UploadLimit
 from squall.server.offer import sites_offered
 from squall.store import Store
 
@@ -22,10 +23,12 @@ API_VERSION = "1"
 
 
 def create_app(home: Path, spec_roots: list[Path] | None = None, log_format: str = "text",
-               take_over_every: float = takeover.INTERVAL, local_site: bool = False) -> FastAPI:
+               take_over_every: float = takeover.INTERVAL, local_site: bool = False,
+               max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB) -> FastAPI:
     """The server over the Squall home ``home``; ``spec_roots``: folders whose specs clients may name by path;
     ``log_format``: its job controllers log as it does; ``take_over_every``: seconds between looks for jobs
-    nobody drives (0: never); ``local_site``: offer the server's own machine to API jobs (sandboxed only)."""
+    nobody drives (0: never); ``local_site``: offer the server's own machine to API jobs (sandboxed only);
+    ``max_upload_mb``: the most one request may upload."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         background = [asyncio.create_task(app.state.events.follow())]
@@ -65,5 +68,6 @@ def create_app(home: Path, spec_roots: list[Path] | None = None, log_format: str
     app.include_router(placing.router)
     app.include_router(dashboard.router)
     app.mount("/dashboard/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.add_middleware(UploadLimit, limit=max_upload_mb << 20)
     app.add_middleware(SecurityHeaders)
     return app

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from squall.errors import InvalidInput, NotFound, Refused, SquallError
 from squall.jobs import plan_from_store, shown_status
+from squall.paths import uploads_dir
 from squall.reports import job_report
 from squall.server.auth import principal
 from squall.server.envelope import ERRORS, Envelope, ok
@@ -31,7 +32,7 @@ from squall.workarea import TaskStatus
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERRORS)
 JobStatus = Literal["pending", "running", "succeeded", "failed", "timeout", "cancelled", "incomplete", "orphaned"]
-MAX_UPLOAD_FILES = 10_000
+MAX_UPLOAD_FILES = 999  # the multipart parser takes at most 1,000 parts: the spec and 999 files
 MAX_OFFSET = 1 << 62  # a log offset beyond any file (larger ones overflow a seek)
 
 
@@ -137,7 +138,7 @@ def saved_upload(request: Request, spec: UploadFile, files: list[UploadFile]) ->
     """A new folder holding the uploaded spec (``job.yaml``) and its files, each at its relative path."""
     if len(files) > MAX_UPLOAD_FILES:
         raise InvalidInput(f"files: at most {MAX_UPLOAD_FILES} files per job")
-    folder = request.app.state.home / "server" / "uploads" / uuid.uuid4().hex
+    folder = uploads_dir(request.app.state.home) / uuid.uuid4().hex
     folder.mkdir(parents=True)
     try:
         _save(spec, folder / "job.yaml")

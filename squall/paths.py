@@ -21,3 +21,14 @@ def ensure_private_dir(path: Path) -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path, 0o700)
     return path
+
+
+def uploads_dir(home: Path) -> Path:
+    """Where ``squall server`` keeps each submission's spec and files (one folder a job) until the job ends."""
+    return home / "server" / "uploads"
+
+
+def is_upload(home: Path, folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` is one submission's folder under the home's uploads (nothing else is ever removed)."""
+    root, path = uploads_dir(home).resolve(), Path(folder).resolve()
+    return path.parent == root

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import shutil
 import time
 import traceback
 from dataclasses import asdict, replace
@@ -25,6 +26,7 @@ from squall.interrupts import SignalGuard
 from squall.jobs import JobResult, cancel_unstarted, close_job, new_job_id, new_plan, plan_from_store, uncollected
 from squall.notify import Notifier
 from squall.placement import requested_site
+from squall.paths import is_upload
 from squall.results import check_results_root, missing_outputs, move_collected, write_report
 from squall.sites import open_site
 from squall.sites.base import JobPlan, Reporter, Site, TaskState
@@ -492,6 +494,8 @@ class Runner:
     def _finish(self, plan: JobPlan, error: str | None, interrupted: bool) -> None:
         job = self.store.job(plan.job_id)
         close_job(self.store, plan.job_id, error, cancelled=interrupted or bool(job and job.cancel_requested))
+        if job is not None and is_upload(self.home, job.spec_dir):  # submitted to the server: its files go now
+            shutil.rmtree(job.spec_dir, ignore_errors=True)
         self._notify(plan.job_id, "finished")
         self.reporter.phase(plan.job_id, "done")
 

@@ -18,6 +18,7 @@ stopping the others.
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -25,12 +26,14 @@ from pathlib import Path
 from squall.errors import SquallError
 from squall.gc.actions import GcAction
 from squall.jobs import cancel_unstarted, close_job, uncollected
+from squall.paths import is_upload, uploads_dir
 from squall.sites import open_sites
 from squall.sites.base import LiveResource, Site
 from squall.store import Lease, Store
 
 DEFAULT_SITE_TIMEOUT = 20.0
 NEVER_STARTED_AFTER = 60.0  # seconds a job may sit in its plan phase without a controller
+UPLOAD_GRACE = 3600.0  # seconds an upload folder no job names is left alone (a submission may be arriving)
 
 
 def site_timeout() -> float:
@@ -146,6 +149,7 @@ def collect_garbage(store: Store, home: Path, dry_run: bool = False, now: float 
             store.release_lease(lease.id)
         _close_abandoned_job(store, action.job_id)
     actions += _close_never_started(store, now, dry_run)
+    actions += _reap_uploads(store, home, now, dry_run)
     for site in {id(site): site for _, site, _, _ in planned if site is not None}.values():
         site.close()
     return actions
@@ -164,6 +168,28 @@ def _close_abandoned_job(store: Store, job_id: str | None) -> None:
     error = "abandoned by its controller; its resources were removed by squall gc"
     store.update_job(job.id, phase="done", status="failed", error=error, finished_at=time.time())
     store.record(job.id, "done", "failed", error=error)
+
+
+def _reap_uploads(store: Store, home: Path, now: float, dry_run: bool) -> list[GcAction]:
+    """The server's upload folders whose job has ended (its controller died before it could remove them),
+    or that no job names (a submission stopped half-way) once an hour old."""
+    folder = uploads_dir(home)
+    if not folder.is_dir():
+        return []
+    named = {job.spec_dir: job for job in store.jobs(None) if is_upload(home, job.spec_dir)}
+    actions = []
+    for upload in sorted(folder.iterdir()):
+        job = named.get(str(upload))
+        if job is not None and job.phase != "done":
+            continue
+        if job is None and now - upload.stat().st_mtime < UPLOAD_GRACE:
+            continue
+        reason = "its job ended" if job else "no job names it"
+        actions.append(GcAction("server", "upload", upload.name, job.id if job else None, "remove", reason))
+        if not dry_run:
+            store.record(job.id if job else None, "gc", "remove", kind="upload", resource=upload.name, reason=reason)
+            shutil.rmtree(upload, ignore_errors=True)
+    return actions
 
 
 def _close_never_started(store: Store, now: float, dry_run: bool) -> list[GcAction]:

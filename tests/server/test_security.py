@@ -295,3 +295,42 @@ def test_listings_page_through_the_organisations_own_jobs(server, tmp_path):
             if cursor is None:
                 break
         assert seen == list(reversed(mine))
+
+
+def test_uploads_have_a_size_limit_and_go_when_their_job_ends(server, tmp_path, monkeypatch):
+    from squall.gc.sites import collect_garbage
+
+    spec = tmp_path / "quick.yaml"
+    spec.write_text(yaml.safe_dump({"name": "quick", "command": "true", "inputs": ["data.bin"]}))
+    home = tmp_path / "home"
+    with TestClient(create_app(home, local_site=True, take_over_every=0, max_upload_mb=1)) as client:
+        client.tokens = server(local_site=False).tokens
+        big = [("spec", ("job.yaml", spec.read_bytes())), ("files", ("data.bin", b"x" * (2 << 20)))]
+        refused = client.post("/api/v1/jobs", files=big, headers=auth(client, "admin"))
+        assert refused.status_code == 413 and refused.json()["success"] is False and "1 MiB" in refused.text
+
+        def chunked():  # no Content-Length: refused once the bytes read pass the limit
+            yield b"--b\r\nContent-Disposition: form-data; name=\"spec\"; filename=\"job.yaml\"\r\n\r\n"
+            for _ in range(40):
+                yield b"y" * (64 << 10)
+            yield b"\r\n--b--\r\n"
+        refused = client.post("/api/v1/jobs", content=chunked(), headers={**auth(client, "admin"),
+                                                                         "Content-Type": "multipart/form-data; boundary=b"})
+        assert refused.status_code == 413 and refused.json()["success"] is False
+        small = [("spec", ("job.yaml", spec.read_bytes())), ("files", ("data.bin", b"x" * 1000))]
+        job = finished(client, "admin", client.post("/api/v1/jobs", files=small,
+                                                    headers=auth(client, "admin")).json()["data"]["id"])
+        assert job["status"] == "succeeded"
+    uploads = home / "server" / "uploads"
+    assert list(uploads.iterdir()) == []  # the job's spec and files went with its end
+    (uploads / "left-behind").mkdir()
+    (uploads / "left-behind" / "job.yaml").write_text("name: x\n")
+    store = Store(home)
+    try:
+        kept = collect_garbage(store, home, now=time.time())  # too young: a submission may be arriving
+        assert not [a for a in kept if a.kind == "upload"] and (uploads / "left-behind").exists()
+        swept = collect_garbage(store, home, now=time.time() + 7200)
+        assert [(a.kind, a.action) for a in swept if a.kind == "upload"] == [("upload", "remove")]
+        assert not (uploads / "left-behind").exists()
+    finally:
+        store.close()

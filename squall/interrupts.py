@@ -35,12 +35,13 @@ _noted: str | None = None  # a signal that came before any guard
 
 
 def stop_signals() -> tuple[signal.Signals, ...]:
-    """The signals that stop a job: SIGHUP too, unless this controller is detached or ignores it already."""
-    hangup = os.environ.get(DETACHED_ENV) != "1" and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN
+    """The signals that stop a job: SIGHUP too, unless it is ignored (``nohup``, ``ignore_hangup_if_detached``)."""
+    hangup = signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN
     return (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hangup else ()))
 
 
 def ignore_hangup_if_detached() -> None:
+    """A detached controller goes on when it gets SIGHUP (called before ``stop_signals``)."""
     if os.environ.get(DETACHED_ENV) == "1":
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
 

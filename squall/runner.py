@@ -251,8 +251,8 @@ class Runner:
                 if start <= PHASES.index("collect"):
                     self._enter(plan, "collect")
                     self._collect(plan, site)
-                elif launched and uncollected(self.store, plan.job_id):  # resumed in down: collect first
-                    self.store.record(plan.job_id, "down", "uncollected", tasks=uncollected(self.store, plan.job_id))
+                elif launched and (waiting := uncollected(self.store, plan.job_id)):  # resumed in down: collect first
+                    self.store.record(plan.job_id, "down", "uncollected", tasks=waiting)
                     unseen = not self._salvage(plan, site)
             except Exception as exc:  # noqa: BLE001 - every failure ends in down
                 error = self._describe_failure(plan, exc)

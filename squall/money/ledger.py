@@ -149,13 +149,12 @@ def set_service_price(db: Connection, partner: str, price: Money) -> None:
 def service_price(query: Query, partner: str) -> Money:
     """The registered price of ``partner``'s service; ``Refused`` when it is not registered."""
     rows = query("SELECT amount, currency FROM services WHERE partner = ?", (partner,))
-    row = rows[0] if rows else None
-    if row is None:
+    if not rows:
         raise Refused(f"service.partner: {partner!r} is not a registered service",
                       hint="an operator registers it with its price: squall service set PARTNER --price '2 credits'")
-    return Money(Decimal(row[0]), row[1])
+    return Money(Decimal(rows[0][0]), rows[0][1])
 
 
 def service_prices(query: Query) -> list[tuple[str, Money]]:
-    return [(partner, Money(Decimal(amount), currency))
-            for partner, amount, currency in query("SELECT partner, amount, currency FROM services ORDER BY partner", ())]
+    rows = query("SELECT partner, amount, currency FROM services ORDER BY partner", ())
+    return [(partner, Money(Decimal(amount), currency)) for partner, amount, currency in rows]

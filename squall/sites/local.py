@@ -6,7 +6,8 @@ folder per task. Tasks are runtime processes in their own sessions, so they
 outlive a crashed controller; the runtime's slot locks keep at most one task
 per core (or per ``cpus`` cores) running across every local job, without any
 scheduler process. Each payload runs in the sandbox ``squall.sites.sandbox``
-finds here; where none can be made, every launch says what is not protected. Nothing is bought, so jobs here are free; the container
+finds here; where none can be made, every launch says what is not protected.
+Nothing is bought, so jobs here are free; the container
 engines are the ones found on this machine.
 """
 
@@ -23,6 +24,7 @@ from squall.sites.local_host import LocalHost
 from squall.sites.parts import Provisioner
 from squall.sites.sandbox import LocalSandbox, local_sandbox
 from squall.sites.slots import SlotsExecutor
+from squall.sites.transport import Transport
 from squall.store import Store
 
 # one process per task on one machine: no multi-node tasks, no GPUs lent to Squall
@@ -33,16 +35,16 @@ class LocalSite(AssembledSite):
     """This machine; ``sandbox`` says how its payloads are shut in (the server offers it to API tokens only
     when there is one)."""
 
-    sandbox: LocalSandbox
+    def __init__(self, name: str, store: Store, hosts: list[Transport], sandbox: LocalSandbox, terms: SiteTerms):
+        super().__init__(name, "local", store, hosts, SlotsExecutor(name, hosts, sandbox), Provisioner(), terms)
+        self.sandbox = sandbox
 
 
 def open_local(name: str, home: Path, store: Store) -> LocalSite:
     store.ensure_site(name, "local")
     work_root = home / "sites" / name / "work"
     sandbox = local_sandbox().covers(work_root)
-    hosts = [LocalHost(name, work_root)]
+    hosts: list[Transport] = [LocalHost(name, work_root)]
     terms = SiteTerms(container_runtimes=tuple(tool for tool in CONTAINER_RUNTIMES if shutil.which(tool)),
                       runtimes_found=True, pricing=lambda partition: Free(), capabilities=CAPABILITIES)
-    site = LocalSite(name, "local", store, hosts, SlotsExecutor(name, hosts, sandbox), Provisioner(), terms)
-    site.sandbox = sandbox
-    return site
+    return LocalSite(name, store, hosts, sandbox, terms)

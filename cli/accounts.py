@@ -43,6 +43,33 @@ def member_set_cmd(app: App, org: str, user: str, role: str, tier: str) -> None:
     _members(app, org)
 
 
+@member_group.command("remove")
+@click.argument("org")
+@click.argument("user")
+@output_option
+@pass_app
+def member_remove_cmd(app: App, org: str, user: str) -> None:
+    """Remove USER from ORG and revoke every token of theirs there, at once. The last member stays: an
+    organisation without members is open to every user."""
+    from squall.errors import InvalidInput, NotFound
+    from squall.tokens import revoke_member
+
+    with app.store.transaction() as db:
+        members = [row[0] for row in db.execute("SELECT \"user\" FROM members WHERE org = ?", (org,))]
+        if user not in members:
+            raise NotFound(f"{user!r} is not a member of {org!r}", hint=f"see: squall member list {org}")
+        if members == [user]:
+            raise InvalidInput(f"{user!r} is the last member of {org!r}: without members it would be open to every "
+                               "user", hint=f"add another member first (squall member set {org} USER), or revoke "
+                               "their tokens: squall token revoke ID")
+        db.execute("DELETE FROM members WHERE org = ? AND \"user\" = ?", (org, user))
+        revoked = revoke_member(db, org, user)
+    if app.json:
+        app.emit({"org": org, "user": user, "removed": True, "tokens_revoked": revoked})
+    else:
+        app.say(f"{user} removed from {org}; {revoked} token(s) revoked")
+
+
 @member_group.command("list")
 @click.argument("org", required=False)
 @output_option

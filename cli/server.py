@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from squall.cli.context import App, output_option, pass_app
@@ -57,19 +59,26 @@ def token_group() -> None:
 @click.option("--org", required=True, help="The organisation it is scoped to.")
 @click.option("--role", type=click.Choice(["admin", "member", "partner"]), default="member", show_default=True)
 @click.option("--application", help="A partner token's application (its jobs' project).")
+@click.option("--expires", default="90d", show_default=True, help="How long it is valid: hours or days (12h, 30d), "
+              "at most 365d.")
 @output_option
 @pass_app
-def token_create_cmd(app: App, user: str, org: str, role: str, application: str | None) -> None:
+def token_create_cmd(app: App, user: str, org: str, role: str, application: str | None, expires: str) -> None:
     """Create a token; it is shown this once (the store keeps only a digest of it)."""
     from squall.tokens import create
 
-    token, who = create(app.store, user, org, role, application)
+    token, who = create(app.store, user, org, role, application, expires)
     if app.json:
         app.emit({"token": token, "id": who.token_id, "user": user, "org": org, "role": role,
-                  "application": application})
+                  "application": application, "expires_at": who.expires_at})
         return
     app.say(token)
-    app.say(f"token {who.token_id} for {user} in {org} ({role}); it is not shown again", err=True)
+    app.say(f"token {who.token_id} for {user} in {org} ({role}), valid until {_when(who.expires_at)}; "
+            "it is not shown again", err=True)
+
+
+def _when(moment: float | None) -> str:
+    return "never" if moment is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(moment))
 
 
 @token_group.command("list")
@@ -83,9 +92,9 @@ def token_list_cmd(app: App) -> None:
     if app.json:
         app.emit(tokens)
         return
-    print_table(app, ["ID", "USER", "ORG", "ROLE", "APPLICATION", "REVOKED"],
-                [[t["id"], t["user"], t["org"], t["role"], t["application"] or "", "yes" if t["revoked_at"] else ""]
-                 for t in tokens])
+    print_table(app, ["ID", "USER", "ORG", "ROLE", "APPLICATION", "EXPIRES", "REVOKED"],
+                [[t["id"], t["user"], t["org"], t["role"], t["application"] or "", _when(t["expires_at"]),
+                  "yes" if t["revoked_at"] else ""] for t in tokens])
 
 
 @token_group.command("revoke")

@@ -1,5 +1,5 @@
-"""``/api/v1/me``, ``/usage``, ``/budgets``, ``/sites``: who the token is, what its organisation spent and may
-spend, and the sites (admins only)."""
+"""``/api/v1/me``, ``/tokens``, ``/usage``, ``/budgets``, ``/sites``: who the token is, the tokens it may see and
+revoke, what its organisation spent and may spend, and the sites (admins only)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from squall.errors import NotFound
 from squall.server.auth import principal, role
 from squall.server.envelope import ERRORS, Envelope, ok
 from squall.store import where
-from squall.tokens import Principal
+from squall.tokens import Principal, listing, revoke
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
@@ -23,6 +23,17 @@ class Me(BaseModel):
     org: str
     role: str
     application: str | None
+
+
+class TokenOut(BaseModel):
+    id: str
+    user: str
+    org: str
+    role: str
+    application: str | None
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
 
 
 class MoneyOut(BaseModel):
@@ -46,6 +57,26 @@ class SiteOut(BaseModel):
 @router.get("/me", tags=["accounts"], response_model=Envelope[Me], summary="Who this token acts for")
 def me(who: Principal = Depends(principal)):
     return ok({"user": who.user, "org": who.org, "role": who.role, "application": who.application})
+
+
+def _whose(who: Principal) -> dict:
+    """The tokens a principal may see and revoke: its organisation's for an admin, its own otherwise."""
+    return {"org": who.org} if who.can("admin") else {"org": who.org, "user": who.user}
+
+
+@router.get("/tokens", tags=["accounts"], response_model=Envelope[list[TokenOut]],
+            summary="Tokens (never their secrets): the organisation's for an admin, one's own otherwise")
+def tokens(request: Request, who: Principal = Depends(principal)):
+    with request.app.state.open_store() as store:
+        return ok(listing(store, **_whose(who)))
+
+
+@router.delete("/tokens/{token_id}", tags=["accounts"], response_model=Envelope[TokenOut],
+               summary="Revoke a token at once (an admin: any of the organisation's; others: their own)")
+def revoke_token(request: Request, token_id: str, who: Principal = Depends(principal)):
+    with request.app.state.open_store() as store:
+        revoke(store, token_id, **_whose(who))
+        return ok(next(t for t in listing(store, **_whose(who)) if t["id"] == token_id))
 
 
 @router.get("/usage", tags=["money"], response_model=Envelope[list[dict[str, Any]]],

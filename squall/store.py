@@ -266,6 +266,11 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL
     );
     """,
+    # 10: tokens expire; those made before expiry existed get a year from their creation
+    """
+    ALTER TABLE tokens ADD COLUMN expires_at REAL;
+    UPDATE tokens SET expires_at = created_at + 31536000;
+    """,
 ]
 
 

@@ -5,6 +5,11 @@ A token is ``sq_<id>_<secret>``: the id finds its row, the secret is checked
 against the sha256 kept in the store (never the token itself), in constant
 time. It is shown once, when created. Secrets are 32 random bytes, so a plain
 sha256 is enough (no password stretching: nothing to guess).
+
+Every token expires (90 days unless asked, a year at most). Membership is
+checked each time a token is used, not only at submission: once an
+organisation has members, a token acts only for one of them, and never with
+more than their membership's role; removing a member revokes their tokens.
 """
 
 from __future__ import annotations
@@ -14,13 +19,16 @@ import hmac
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from squall.errors import InvalidInput, NotFound
 from squall.slugs import SLUG
-from squall.store import Store
+from squall.store import Store, where
 
-ROLES = ("admin", "member", "partner")
+ROLES = ("admin", "member", "partner")  # most powerful first
+DAY = 86400
+DEFAULT_EXPIRY, LONGEST_EXPIRY = "90d", 365 * DAY
+EXPIRY = re.compile(r"^([1-9][0-9]{0,3})([hd])$")
 TOKEN = re.compile(r"^sq_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 USER = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 
@@ -34,12 +42,23 @@ class Principal:
     org: str
     role: str
     application: str | None
+    expires_at: float | None = None
 
     def can(self, *roles: str) -> bool:
         return self.role in roles
 
 
-def create(store: Store, user: str, org: str, role: str, application: str | None = None) -> tuple[str, Principal]:
+def lifetime(text: str) -> int:
+    """Seconds from ``--expires`` (``12h``, ``30d``); at most a year."""
+    found = EXPIRY.fullmatch(text.strip())
+    seconds = int(found.group(1)) * (3600 if found.group(2) == "h" else DAY) if found else 0
+    if not found or seconds > LONGEST_EXPIRY:
+        raise InvalidInput(f"--expires {text!r}: hours or days such as 12h or 30d, at most 365d")
+    return seconds
+
+
+def create(store: Store, user: str, org: str, role: str, application: str | None = None,
+           expires: str = DEFAULT_EXPIRY) -> tuple[str, Principal]:
     """A new token (the only time it is seen) and who it acts for."""
     if not USER.fullmatch(user):
         raise InvalidInput(f"--user {user!r}: letters, digits and . _ @ - (at most 64)")
@@ -51,38 +70,61 @@ def create(store: Store, user: str, org: str, role: str, application: str | None
         raise InvalidInput("--application: a partner token names the application it submits for, and only it")
     if application and not SLUG.fullmatch(application):
         raise InvalidInput(f"--application {application!r}: lower-case letters, digits and '-'")
+    now = time.time()
+    expires_at = now + lifetime(expires)
     token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     with store.transaction() as db:
-        db.execute("INSERT INTO tokens (id, secret_sha256, \"user\", org, role, application, created_at) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?)", (token_id, _digest(secret), user, org, role, application,
-                                                     time.time()))
-    return f"sq_{token_id}_{secret}", Principal(token_id, user, org, role, application)
+        db.execute("INSERT INTO tokens (id, secret_sha256, \"user\", org, role, application, created_at, expires_at) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (token_id, _digest(secret), user, org, role, application,
+                                                        now, expires_at))
+    return f"sq_{token_id}_{secret}", Principal(token_id, user, org, role, application, expires_at)
 
 
 def verify(store: Store, token: str) -> Principal | None:
-    """Who ``token`` acts for; None if it is malformed, unknown, revoked or wrong."""
+    """Who ``token`` acts for now; None if it is malformed, unknown, revoked, expired or wrong, or if its
+    organisation has members and its user is not one of them."""
     found = TOKEN.fullmatch(token or "")
     if not found:
         return None
-    rows = store.rows("SELECT secret_sha256, \"user\", org, role, application FROM tokens "
-                       "WHERE id = ? AND revoked_at IS NULL", (found.group(1),))
+    rows = store.rows("SELECT secret_sha256, \"user\", org, role, application, expires_at FROM tokens "
+                       "WHERE id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+                       (found.group(1), time.time()))
     if not rows or not hmac.compare_digest(rows[0][0], _digest(found.group(2))):
         return None
-    return Principal(found.group(1), *rows[0][1:])
+    who = Principal(found.group(1), *rows[0][1:])
+    members = dict(store.rows("SELECT \"user\", role FROM members WHERE org = ?", (who.org,)))
+    if not members:
+        return who  # an open organisation: every user is at home
+    if who.user not in members:
+        return None
+    weakest = max(ROLES.index(who.role), ROLES.index(members[who.user]))
+    return replace(who, role=ROLES[weakest])
 
 
-def listing(store: Store) -> list[dict]:
-    rows = store.rows("SELECT id, \"user\", org, role, application, created_at, revoked_at FROM tokens "
-                       "ORDER BY created_at")
-    keys = ("id", "user", "org", "role", "application", "created_at", "revoked_at")
-    return [dict(zip(keys, row)) for row in rows]
+KEYS = ("id", "user", "org", "role", "application", "created_at", "expires_at", "revoked_at")
 
 
-def revoke(store: Store, token_id: str) -> None:
+def listing(store: Store, org: str | None = None, user: str | None = None) -> list[dict]:
+    """Tokens (never their secrets), oldest first: every one, or an organisation's, or one user's there."""
+    clauses, values = where(("org = ?", org), ("\"user\" = ?", user))
+    rows = store.rows("SELECT id, \"user\", org, role, application, created_at, expires_at, revoked_at FROM tokens "
+                      f"WHERE {clauses} ORDER BY created_at, id", values)
+    return [dict(zip(KEYS, row)) for row in rows]
+
+
+def revoke(store: Store, token_id: str, org: str | None = None, user: str | None = None) -> None:
+    """Revoke one token at once (within ``org``, or that ``user``'s, when given)."""
+    clauses, values = where(("id = ?", token_id), ("org = ?", org), ("\"user\" = ?", user))
     with store.transaction() as db:
-        if db.execute("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                      (time.time(), token_id)).rowcount == 0:
+        if db.execute(f"UPDATE tokens SET revoked_at = ? WHERE {clauses} AND revoked_at IS NULL",
+                      (time.time(), *values)).rowcount == 0:
             raise NotFound(f"token {token_id!r}: no such token, or revoked already")
+
+
+def revoke_member(db, org: str, user: str) -> int:
+    """Inside a transaction: revoke every token of ``user`` in ``org``; how many there were."""
+    return db.execute("UPDATE tokens SET revoked_at = ? WHERE org = ? AND \"user\" = ? AND revoked_at IS NULL",
+                      (time.time(), org, user)).rowcount
 
 
 def _digest(secret: str) -> str:

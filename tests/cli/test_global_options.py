@@ -37,7 +37,7 @@ COMMANDS = [
     (["job", "estimate"], 2), (["job", "estimate", "missing.yaml"], 2), (["budget", "show"], 0),
     (["budget", "show", "org:nobody"], 2), (["budget", "set", "org:x", "12"], 2), (["budget", "set", "org:x"], 2),
     (["budget", "topup", "bad scope", "1 EUR"], 2), (["usage"], 0), (["usage", "--since", "yesterday"], 2),
-    (["member", "list"], 0), (["member", "set", "acme", "Bad User"], 2), (["member", "set", "acme", "ana", "--tier",
+    (["member", "list"], 0), (["member", "remove", "acme", "nobody"], 2), (["member", "set", "acme", "Bad User"], 2), (["member", "set", "acme", "ana", "--tier",
                                                                                "platinum"], 2),
     (["tier", "list"], 0), (["tier", "set", "gold", "zero"], 2), (["quota", "show"], 0),
     (["quota", "show", "team:x"], 2), (["quota", "set", "user:acme/ana", "cpus", "-3"], 2),

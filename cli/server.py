@@ -25,9 +25,17 @@ from squall.cli.tables import print_table
                    "sandbox, and the site refuses API jobs where none can be made.")
 @click.option("--max-upload-mb", default=4096, show_default=True, type=click.IntRange(1, 1 << 20), metavar="MIB",
               help="The most one request may upload (a job's spec and files); larger ones are refused (413).")
+@click.option("--forwarded-allow-ips", default="", metavar="ADDRESSES",
+              help="Proxies (comma-separated addresses, or '*') whose X-Forwarded-For and X-Forwarded-Proto are "
+                   "believed; default: none, so a client's address is always its connection's.")
+@click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              metavar="SECONDS", help="Close a connection that has not sent a whole request head in this time.")
+@click.option("--max-connections", default=1000, show_default=True, type=click.IntRange(1, 1 << 20),
+              help="Answer 503 beyond this many connections at once.")
 @pass_app
 def server_cmd(app: App, host: str, port: int, spec_roots: tuple[str, ...], take_over_every: float,
-               local_site: bool, max_upload_mb: int) -> None:
+               local_site: bool, max_upload_mb: int, forwarded_allow_ips: str, header_timeout: float,
+               max_connections: int) -> None:
     """Serve the v1 JSON API (/api/v1) over this Squall home until stopped (Ctrl-C or SIGTERM)."""
     from pathlib import Path
 
@@ -37,6 +45,7 @@ def server_cmd(app: App, host: str, port: int, spec_roots: tuple[str, ...], take
         import uvicorn
 
         from squall.server.app import create_app
+        from squall.server.slow_clients import with_head_deadline
     except ImportError as exc:
         raise MissingDependency(f"squall server needs the 'server' extra ({exc.name} is missing)",
                                 hint="pip install 'squall[server]'") from None
@@ -46,6 +55,8 @@ def server_cmd(app: App, host: str, port: int, spec_roots: tuple[str, ...], take
     ecs = app.log_format == "ecs"  # uvicorn's own lines through the same ECS handler, not its text config
     uvicorn.run(application, host=host, port=port, log_level="warning" if app.quiet else "info",
                 timeout_graceful_shutdown=5,  # open event streams do not hold a stop for long
+                http=with_head_deadline(header_timeout), limit_concurrency=max_connections,
+                proxy_headers=bool(forwarded_allow_ips), forwarded_allow_ips=forwarded_allow_ips or None,
                 **({"log_config": None} if ecs else {}))
 
 

@@ -1,9 +1,12 @@
-"""Who a request acts for: ``Authorization: Bearer <token>`` (or the dashboard's cookie, for reading) checked
-against the store's tokens.
+"""Who a request acts for: ``Authorization: Bearer <token>`` checked against the store's tokens, or (for
+reading only: GET and HEAD) the dashboard's session cookie.
 
-A failed sign-in is logged with the client's address and never the token;
-after ``FAILURES`` of them within ``WINDOW`` seconds a client is answered 429
-until the window has passed (per client address, in this server process).
+A failed sign-in is logged with the client's address and the token's id part,
+never the token. After ``FAILURES`` of them with one token id within
+``WINDOW`` seconds, that client is answered 429 for that id until the window
+has passed (in this server process): a client's other tokens still work, and
+no other client is locked out. The client's address is the peer's, or what a
+proxy listed in ``squall server --forwarded-allow-ips`` forwards.
 """
 
 from __future__ import annotations
@@ -15,56 +18,78 @@ from collections import defaultdict, deque
 
 from fastapi import Depends, HTTPException, Request
 
-from squall.tokens import Principal, verify
+from squall.sessions import session_principal
+from squall.tokens import Principal, token_id_of, verify
 
 FAILURES, WINDOW = 10, 60.0
-COOKIE = "squall_token"  # the dashboard's sign-in (HttpOnly, SameSite=Strict), honoured for GET and HEAD only
+SESSION = "squall_session"  # the dashboard's session id (HttpOnly, SameSite=Strict, Secure behind TLS)
 log = logging.getLogger("squall.server.auth")
 
 
 class FailedSignIns:
+    """Recent failed sign-ins per (client address, token id)."""
+
     def __init__(self) -> None:
-        self._times: dict[str, deque[float]] = defaultdict(deque)
+        self._times: dict[tuple[str, str], deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
 
-    def _recent(self, client: str, now: float) -> deque[float]:
-        times = self._times[client]
+    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+        times = self._times[key]
         while times and now - times[0] > WINDOW:
             times.popleft()
         return times
 
-    def blocked_for(self, client: str) -> float:
-        """Seconds this client must wait (0: it may try)."""
+    def blocked_for(self, client: str, token: str) -> float:
+        """Seconds this client must wait before trying this token's id again (0: it may try)."""
         now = time.monotonic()
         with self._lock:
-            times = self._recent(client, now)
+            times = self._recent((client, token_id_of(token)), now)
             return WINDOW - (now - times[0]) if len(times) >= FAILURES else 0.0
 
-    def note(self, client: str) -> None:
+    def note(self, client: str, token: str) -> None:
         with self._lock:
-            self._recent(client, time.monotonic()).append(time.monotonic())
+            self._recent((client, token_id_of(token)), time.monotonic()).append(time.monotonic())
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def refuse_if_locked_out(request: Request, token: str) -> None:
+    client = client_of(request)
+    wait = request.app.state.failed_sign_ins.blocked_for(client, token)
+    if wait:
+        raise HTTPException(429, f"too many failed sign-ins from {client} with token {token_id_of(token)}; try "
+                                 f"again in {wait:.0f} s", headers={"Retry-After": str(int(wait) + 1)})
+
+
+def sign_in(request: Request, token: str) -> Principal | None:
+    """Who ``token`` acts for, counting and logging a failure; 429 while this client is locked out of it."""
+    refuse_if_locked_out(request, token)
+    with request.app.state.open_store() as store:
+        found = verify(store, token)
+    if found is None:
+        request.app.state.failed_sign_ins.note(client_of(request), token)
+        log.warning("failed sign-in from %s with token %s to %s %s", client_of(request), token_id_of(token),
+                    request.method, request.url.path)
+    return found
 
 
 def principal(request: Request) -> Principal:
-    client = request.client.host if request.client else "unknown"
-    failed: FailedSignIns = request.app.state.failed_sign_ins
-    wait = failed.blocked_for(client)
-    if wait:
-        raise HTTPException(429, f"too many failed sign-ins from {client}; try again in {wait:.0f} s",
-                            headers={"Retry-After": str(int(wait) + 1)})
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if not token and request.method in ("GET", "HEAD") and request.cookies.get(COOKIE):
-        scheme, token = "bearer", request.cookies[COOKIE]  # the dashboard's sign-in: for reading only
+    if not token and request.method in ("GET", "HEAD") and request.cookies.get(SESSION):
+        with request.app.state.open_store() as store:
+            who = session_principal(store, request.cookies[SESSION])
+        if who is None:
+            raise HTTPException(401, "the dashboard session ended: sign in again")
+        return who
     if scheme.lower() != "bearer" or not token:
         raise HTTPException(401, "a token is required: Authorization: Bearer <token>",
                             headers={"WWW-Authenticate": "Bearer"})
-    with request.app.state.open_store() as store:
-        found = verify(store, token.strip())
+    found = sign_in(request, token.strip())
     if found is None:
-        failed.note(client)
-        log.warning("failed sign-in from %s to %s %s", client, request.method, request.url.path)
-        raise HTTPException(401, "the token is not valid (unknown, revoked or mistyped)",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, "the token is not valid (unknown, expired, revoked, its user no longer a member, "
+                                 "or mistyped)", headers={"WWW-Authenticate": "Bearer"})
     return found
 
 

@@ -1,26 +1,38 @@
 """The web dashboard: server-rendered pages (Jinja2, no build step) over the same store and reports as the
-API. Sign in with a token (kept in an HttpOnly, SameSite=Strict cookie, honoured for reading only, so no
-other site can make a signed-in browser change anything); the organisation's jobs with their status, site
+API. Sign in with a token once: the browser then holds a server-side session's id (HttpOnly, SameSite=Strict,
+Secure behind TLS; see ``squall.sessions``), honoured for reading only, and every form carries a CSRF value, so
+no other site can make a signed-in browser change anything; the organisation's jobs with their status, site
 and cost, updated live from the organisation's event stream; a job's tasks, logs and results; budgets and
 usage over time (an SVG chart drawn here); sites and their last health check (admins)."""
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 import time
 from collections import defaultdict
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from squall.server.auth import COOKIE, principal, role
+from squall.server.auth import SESSION, principal, refuse_if_locked_out, role, sign_in
 from squall.server.jobs import job_of, report
-from squall.tokens import Principal, verify
+from squall.sessions import LIFETIME, csrf_matches, csrf_value, end_session, open_session
+from squall.tokens import Principal
+
+SIGN_IN_FORM = "squall_sign_in"  # the sign-in form's CSRF value, before there is a session
+
+
+def _sign_out_csrf(request: Request) -> dict:
+    session_id = request.cookies.get(SESSION)
+    return {"csrf": csrf_value(session_id) if session_id else ""}
+
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"), context_processors=[_sign_out_csrf])
 EVENT_NAMES = ["plan.end", "up.begin", "stage.begin", "launch.begin", "launch.end", "monitor.begin", "monitor.task",
                "collect.begin", "collect.end", "down.begin", "down.end", "down.kept", "money.settled",
                "done.succeeded", "done.failed", "done.cancelled", "done.timeout"]
@@ -48,29 +60,52 @@ def home():
     return RedirectResponse("/dashboard", status_code=303)
 
 
+def _sign_in_page(request: Request, error: str | None = None, status: int = 200) -> HTMLResponse:
+    form_csrf = secrets.token_urlsafe(32)
+    page = templates.TemplateResponse(request, "sign_in.html", {"title": "sign in", "who": None, "error": error,
+                                                                "form_csrf": form_csrf}, status_code=status)
+    _set_cookie(request, page, SIGN_IN_FORM, form_csrf, path="/dashboard/sign-in")
+    return page
+
+
+def _set_cookie(request: Request, response, name: str, value: str, path: str = "/", max_age: int | None = None):
+    response.set_cookie(name, value, httponly=True, samesite="strict", secure=request.url.scheme == "https",
+                        path=path, max_age=max_age)
+
+
 @router.get("/dashboard/sign-in", response_class=HTMLResponse)
 def sign_in_page(request: Request):
-    return templates.TemplateResponse(request, "sign_in.html", {"title": "sign in", "who": None, "error": None})
+    return _sign_in_page(request)
 
 
 @router.post("/dashboard/sign-in")
-def sign_in(request: Request, token: str = Form("")):
-    with request.app.state.open_store() as store:
-        who = verify(store, token.strip())
+def sign_in_form(request: Request, token: str = Form(""), csrf: str = Form("")):
+    if not hmac.compare_digest(request.cookies.get(SIGN_IN_FORM, ""), csrf) or not csrf:
+        return _sign_in_page(request, "That form had expired; sign in again.", 403)
+    try:
+        refuse_if_locked_out(request, token.strip())
+    except HTTPException as locked_out:
+        return _sign_in_page(request, locked_out.detail, 429)
+    who = sign_in(request, token.strip())
     if who is None:
-        request.app.state.failed_sign_ins.note(request.client.host if request.client else "unknown")
-        return templates.TemplateResponse(request, "sign_in.html", {"title": "sign in", "who": None,
-                                                                    "error": "That token is not valid."},
-                                          status_code=401)
+        return _sign_in_page(request, "That token is not valid.", 401)
+    with request.app.state.open_store() as store:
+        session_id = open_session(store, who)
     response = RedirectResponse("/dashboard", status_code=303)
-    response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", path="/")
+    _set_cookie(request, response, SESSION, session_id, max_age=LIFETIME)
+    response.delete_cookie(SIGN_IN_FORM, path="/dashboard/sign-in")
     return response
 
 
-@router.get("/dashboard/sign-out")
-def sign_out():
+@router.post("/dashboard/sign-out")
+def sign_out(request: Request, csrf: str = Form("")):
+    session_id = request.cookies.get(SESSION, "")
+    if not csrf_matches(session_id, csrf):
+        raise HTTPException(403, "sign out from the dashboard's own page")
+    with request.app.state.open_store() as store:
+        end_session(store, session_id)
     response = RedirectResponse("/dashboard/sign-in", status_code=303)
-    response.delete_cookie(COOKIE, path="/")
+    response.delete_cookie(SESSION, path="/")
     return response
 
 

@@ -271,6 +271,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE tokens ADD COLUMN expires_at REAL;
     UPDATE tokens SET expires_at = created_at + 31536000;
     """,
+    # 11: the dashboard's sign-in sessions: the browser holds a random id, the store its sha256 and the token
+    #    it acts for
+    """
+    CREATE TABLE sessions (
+        id_sha256 TEXT PRIMARY KEY,
+        token_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX sessions_by_expiry ON sessions(expires_at);
+    """,
 ]
 
 

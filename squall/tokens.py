@@ -81,17 +81,26 @@ def create(store: Store, user: str, org: str, role: str, application: str | None
 
 
 def verify(store: Store, token: str) -> Principal | None:
-    """Who ``token`` acts for now; None if it is malformed, unknown, revoked, expired or wrong, or if its
-    organisation has members and its user is not one of them."""
+    """Who ``token`` acts for now; None if it is malformed, unknown or wrong, or no longer acts (see
+    ``acting``)."""
     found = TOKEN.fullmatch(token or "")
     if not found:
         return None
-    rows = store.rows("SELECT secret_sha256, \"user\", org, role, application, expires_at FROM tokens "
-                       "WHERE id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
-                       (found.group(1), time.time()))
+    rows = store.rows("SELECT secret_sha256 FROM tokens WHERE id = ?", (found.group(1),))
     if not rows or not hmac.compare_digest(rows[0][0], _digest(found.group(2))):
         return None
-    who = Principal(found.group(1), *rows[0][1:])
+    return acting(store, found.group(1))
+
+
+def acting(store: Store, token_id: str) -> Principal | None:
+    """Who the token ``token_id`` acts for now; None if it is revoked or expired, or if its organisation has
+    members and its user is not one of them."""
+    rows = store.rows("SELECT \"user\", org, role, application, expires_at FROM tokens "
+                       "WHERE id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+                       (token_id, time.time()))
+    if not rows:
+        return None
+    who = Principal(token_id, *rows[0])
     members = dict(store.rows("SELECT \"user\", role FROM members WHERE org = ?", (who.org,)))
     if not members:
         return who  # an open organisation: every user is at home
@@ -99,6 +108,13 @@ def verify(store: Store, token: str) -> Principal | None:
         return None
     weakest = max(ROLES.index(who.role), ROLES.index(members[who.user]))
     return replace(who, role=ROLES[weakest])
+
+
+def token_id_of(token: str) -> str:
+    """The id part of what a client sent as a token (``malformed`` if it has none): failed sign-ins are
+    counted per id, so a client's failures with one token never lock out its other tokens."""
+    found = TOKEN.fullmatch(token or "")
+    return found.group(1) if found else "malformed"
 
 
 KEYS = ("id", "user", "org", "role", "application", "created_at", "expires_at", "revoked_at")

@@ -94,9 +94,10 @@ def test_no_token_or_a_bad_one_is_401_in_the_envelope_and_failures_are_rate_limi
     for _ in range(FAILURES):
         response = server.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"})
         assert response.status_code == 401 and forged not in response.text
-    blocked = server.get("/api/v1/me", headers=auth(server, "a_member"))  # even a good token, from this client
+    blocked = server.get("/api/v1/me", headers=auth(server, "a_member"))  # that token id, from this client
     assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
     assert_envelope(blocked, False)
+    assert server.get("/api/v1/me", headers=auth(server, "a_admin")).status_code == 200  # its other tokens work
 
 
 def test_the_example_uploaded_gives_the_local_runs_checksums(server, squall):

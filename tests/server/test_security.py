@@ -10,6 +10,7 @@ admin token alike, and the store must be as it was.
 from __future__ import annotations
 
 import json
+import re
 import os
 import time
 from dataclasses import replace
@@ -284,7 +285,8 @@ def test_listings_page_through_the_organisations_own_jobs(server, tmp_path):
                                          created_at=newest + 1 + n), [])
         finally:
             store.close()
-        page = client.get("/dashboard", cookies={"squall_token": client.tokens["admin"]})
+        sign_in(client, client.tokens["admin"])
+        page = client.get("/dashboard")
         assert all(job_id in page.text for job_id in mine) and "bravo-" not in page.text
         seen, cursor = [], None
         while True:
@@ -334,3 +336,63 @@ def test_uploads_have_a_size_limit_and_go_when_their_job_ends(server, tmp_path, 
         assert not (uploads / "left-behind").exists()
     finally:
         store.close()
+
+
+def sign_in(client, token: str, csrf: str | None = None):
+    """The dashboard's sign-in form, as a browser fills it (its CSRF value from the page)."""
+    form = client.get("/dashboard/sign-in")
+    if csrf is None:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    return client.post("/dashboard/sign-in", data={"token": token, "csrf": csrf}, follow_redirects=False)
+
+
+def test_the_dashboard_holds_a_server_session_not_the_token_and_sign_out_ends_it(server):
+    with server(local_site=False) as client:
+        signed = sign_in(client, client.tokens["admin"])
+        cookie = signed.headers["set-cookie"]
+        assert signed.status_code == 303 and client.tokens["admin"] not in cookie
+        assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+        session = client.cookies["squall_session"]
+        page = client.get("/dashboard")
+        assert page.status_code == 200 and "user-admin" in page.text
+        assert client.post("/api/v1/jobs", files=[("spec", ("job.yaml", b"name: x\ncommand: 'true'\n"))]
+                           ).status_code == 401  # a session only reads
+        assert client.post("/dashboard/sign-out", data={"csrf": "forged"}).status_code == 403
+        assert client.get("/api/v1/me").status_code == 200  # a forged sign-out ended nothing
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        out = client.post("/dashboard/sign-out", data={"csrf": csrf}, follow_redirects=False)
+        assert out.status_code == 303 and "squall_session" not in client.cookies
+        client.cookies.set("squall_session", session)  # the old cookie, replayed
+        assert client.get("/api/v1/me").status_code == 401
+        assert client.get("/dashboard", follow_redirects=False).headers["location"] == "/dashboard/sign-in"
+
+
+def test_a_session_ends_with_its_token_and_the_sign_in_form_needs_its_own_csrf_value(server):
+    with server(local_site=False) as client:
+        client.cookies.clear()
+        client.get("/dashboard/sign-in")
+        forged = client.post("/dashboard/sign-in", data={"token": client.tokens["admin"], "csrf": "other-site"},
+                             follow_redirects=False)
+        assert forged.status_code == 403 and "squall_session" not in client.cookies
+        assert sign_in(client, client.tokens["admin"]).status_code == 303
+        assert client.get("/api/v1/me").status_code == 200
+        store = Store(client.home)
+        try:
+            with store.transaction() as db:
+                db.execute("UPDATE tokens SET revoked_at = 1 WHERE role = 'admin'")
+        finally:
+            store.close()
+        assert client.get("/api/v1/me").status_code == 401
+
+
+def test_failed_sign_ins_lock_out_one_token_id_from_one_client_only(server):
+    from squall.server.auth import FAILURES
+
+    with server(local_site=False) as client:
+        guessed = client.tokens["admin"][:-4] + "AAAA"  # the admin token's id, a wrong secret
+        for _ in range(FAILURES):
+            assert sign_in(client, guessed).status_code == 401
+        assert sign_in(client, client.tokens["admin"]).status_code == 429  # that id, from this client
+        assert sign_in(client, client.tokens["partner"]).status_code == 303  # the client's other tokens work
+        assert client.get("/api/v1/me", headers=auth(client, "admin")).status_code == 429
+        assert client.get("/api/v1/me", headers=auth(client, "bravo")).status_code == 200

@@ -1,5 +1,5 @@
-"""The server's figures: what the API adds to a job submission, the estimate endpoint's latency, and how late
-live events reach 200 clients.
+"""The server's figures: what the API adds to a job submission, the estimate endpoint's latency, how late
+live events reach 200 clients, and what 4 concurrent downloads of an 80 MB result cost the server.
 
     python bench/server.py [--quick]
 
@@ -35,7 +35,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(home: Path) -> tuple[subprocess.Popen, str, str]:
+def start_server(home: Path, *options: str) -> tuple[subprocess.Popen, str, str]:
     import httpx
 
     from squall.store import Store
@@ -46,7 +46,7 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str, str]:
     store.close()
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "squall.cli.main", "--home", str(home), "-q", "server",
-                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               "--port", str(port), *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(150):
         try:
@@ -205,6 +205,71 @@ def event_latency(clients: int, jobs: int, root: Path) -> dict:
         "median_ms": round(statistics.median(lags) * 1000, 1)}}
 
 
+def peak_rss_growth_mb(pid: int, action) -> float:
+    """How far ``action`` raises the process's peak resident memory (its high-water mark, reset first)."""
+    def rss(field: str) -> int:
+        line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith(field))
+        return int(line.split()[1])
+
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # the high-water mark starts again from now
+    before = rss("VmRSS:")
+    action()
+    return (rss("VmHWM:") - before) / 1024
+
+
+def concurrent_downloads(url: str, headers: dict, clients: int) -> list[float]:
+    """Each client's time to first byte; every byte is read (and dropped)."""
+    import httpx
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(_) -> float:
+        started = time.perf_counter()
+        with httpx.stream("GET", url, headers=headers, timeout=300) as answer:
+            chunks = answer.iter_raw()
+            next(chunks)
+            first = time.perf_counter() - started
+            for _chunk in chunks:
+                pass
+        return first
+
+    with ThreadPoolExecutor(clients) as pool:
+        return list(pool.map(one, range(clients)))
+
+
+def results_download(root: Path, clients: int = 4, megabytes: int = 80) -> dict:
+    """``clients`` concurrent downloads of a job's results archive (one incompressible ``megabytes`` file):
+    the server's peak memory growth and time to first byte, against the same file's plain download."""
+    import httpx
+
+    server, url, token = start_server(root / "home-downloads", "--local-site")
+    headers = {"Authorization": f"Bearer {token}"}
+    spec = (f"name: big\ncommand: [sh, -c, 'head -c {megabytes}M /dev/urandom > $SQUALL_OUTPUT_DIR/big.bin']\n"
+            "outputs: [big.bin]\n")
+    try:
+        with httpx.Client(timeout=120) as client:
+            job = client.post(f"{url}/api/v1/jobs", files=[("spec", ("job.yaml", spec.encode()))],
+                              headers=headers).json()["data"]
+            wait_done(client, url, headers, job["id"])
+        figures = {}
+        for name, path in (("file", f"/api/v1/jobs/{job['id']}/results/task-0/big.bin"),
+                           ("archive", f"/api/v1/jobs/{job['id']}/results")):
+            firsts: list[float] = []
+            growth = peak_rss_growth_mb(server.pid, lambda: firsts.extend(
+                concurrent_downloads(url + path, headers, clients)))
+            figures[name] = {"rss_growth_mb": round(growth, 1), "ttfb_max_s": round(max(firsts), 3)}
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    archive, plain = figures["archive"], figures["file"]
+    return {"results_archive_rss_growth": {
+                "value": archive["rss_growth_mb"], "baseline": plain["rss_growth_mb"], "unit": "MB",
+                "target": f"< 50 MB for {clients} concurrent {megabytes} MB downloads", "baseline_is": "one file"},
+            "results_archive_ttfb": {
+                "value": archive["ttfb_max_s"], "baseline": plain["ttfb_max_s"], "unit": "s",
+                "ratio": round(archive["ttfb_max_s"] / max(plain["ttfb_max_s"], 1e-6), 2),
+                "target": "< 0.5 s", "baseline_is": "one file"}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs, 50 clients")
@@ -216,6 +281,7 @@ def main() -> int:
         results |= submission_overhead(10 if args.quick else 30, root)
         results |= estimate_latency(20 if args.quick else 100, root)
         results |= event_latency(50 if args.quick else 200, 20, root)
+        results |= results_download(root)
     print(json.dumps(results, indent=2))
     return 0
 

@@ -9,12 +9,15 @@ it runs to its end whatever the client does.
 
 from __future__ import annotations
 
+import gzip
+import logging
+import os
 import shutil
 import tarfile
-import tempfile
+import threading
 import uuid
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Iterator, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, StreamingResponse
@@ -34,6 +37,8 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERRORS)
 JobStatus = Literal["pending", "running", "succeeded", "failed", "timeout", "cancelled", "incomplete", "orphaned"]
 MAX_UPLOAD_FILES = 999  # the multipart parser takes at most 1,000 parts: the spec and 999 files
 MAX_OFFSET = 1 << 62  # a log offset beyond any file (larger ones overflow a seek)
+ARCHIVE_CHUNK = 256 << 10
+log = logging.getLogger("squall.server.jobs")
 
 
 class TaskOut(BaseModel):
@@ -322,15 +327,13 @@ def cancel(request: Request, job_id: str, who: Principal = Depends(principal)):
 DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'"}
 
 
-@router.get("/{job_id}/results", summary="The job's results folder as a .tar.gz archive",
-            response_class=StreamingResponse, responses={200: {"content": {"application/gzip": {}}}})
+@router.get("/{job_id}/results", summary="The job's results folder as a .tar.gz archive, streamed",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "the archive, written as it is sent (its length is not known ahead)"}})
 def results_archive(request: Request, job_id: str, who: Principal = Depends(principal)):
     folder = _results(request, who, job_id)
-    spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
-    with tarfile.open(fileobj=spool, mode="w:gz") as archive:
-        archive.add(folder, arcname=folder.name)
-    spool.seek(0)
-    return StreamingResponse(iter(lambda: spool.read(1 << 20), b""), media_type="application/gzip",
+    return StreamingResponse(tar_gz_stream(folder), media_type="application/gzip",
                              headers={"Content-Disposition": f'attachment; filename="{folder.name}.tar.gz"',
                                       **DOWNLOAD_HEADERS})
 
@@ -346,6 +349,30 @@ def result_file(request: Request, job_id: str, path: str, who: Principal = Depen
         raise NotFound(f"results of job {job_id}: no file {path!r}")
     return FileResponse(target, media_type="application/octet-stream", filename=target.name,
                         content_disposition_type="attachment", headers=DOWNLOAD_HEADERS)
+
+
+def tar_gz_stream(folder: Path) -> Iterator[bytes]:
+    """``folder`` as a .tar.gz, made while it is sent: a thread writes the archive into a pipe whose kernel
+    buffer holds it back whenever the client reads slowly, so a download costs the server a pipe's worth of
+    memory whatever its size. A client that goes away closes the pipe, and the writer stops."""
+    read_end, write_end = os.pipe()
+
+    def write() -> None:
+        try:
+            with open(write_end, "wb") as pipe, gzip.GzipFile(fileobj=pipe, mode="wb", compresslevel=6) as packed, \
+                    tarfile.open(fileobj=packed, mode="w|") as archive:
+                archive.add(folder, arcname=folder.name)
+        except BrokenPipeError:
+            pass  # the client stopped reading
+        except OSError as exc:
+            log.warning("results archive of %s cut short: %s", folder.name, exc.strerror or exc)
+
+    threading.Thread(target=write, name=f"archive-{folder.name}", daemon=True).start()
+    try:
+        while chunk := os.read(read_end, ARCHIVE_CHUNK):
+            yield chunk
+    finally:
+        os.close(read_end)
 
 
 def _results(request: Request, who: Principal, job_id: str) -> Path:

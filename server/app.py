@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from contextlib import asynccontextmanager, contextmanager
+from importlib.resources import files
 from pathlib import Path
 from typing import AsyncIterator, Iterator
 
@@ -41,7 +42,7 @@ def create_app(home: Path, spec_roots: list[Path] | None = None, log_format: str
 
     app = FastAPI(lifespan=lifespan, title="Squall", version=API_VERSION, description="Squall's JSON API: every response is "
                   '{"success", "error_msgs", "data"}; an error\'s data carries the CLI\'s exit code.',
-                  openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
+                  openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None)
     app.state.home = home
     app.state.spec_roots = [root.resolve() for root in spec_roots or []]
     app.state.failed_sign_ins = FailedSignIns()
@@ -68,6 +69,8 @@ def create_app(home: Path, spec_roots: list[Path] | None = None, log_format: str
     app.include_router(placing.router)
     app.include_router(dashboard.router)
     app.mount("/dashboard/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.mount("/api/v1/docs/assets", StaticFiles(directory=str(files("fastapi_offline") / "static")),
+              name="api-docs-assets")  # Swagger UI 5 (OpenAPI 3.1), packaged: air-gapped sites have no CDN
     app.add_middleware(UploadLimit, limit=max_upload_mb << 20)
     app.add_middleware(SecurityHeaders)
     return app

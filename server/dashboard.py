@@ -73,6 +73,13 @@ def _set_cookie(request: Request, response, name: str, value: str, path: str = "
                         path=path, max_age=max_age)
 
 
+@router.get("/api/v1/docs", response_class=HTMLResponse)
+def api_docs(request: Request):
+    """Swagger UI over the OpenAPI document, its assets from the fastapi-offline package (air-gapped sites
+    have no CDN)."""
+    return templates.TemplateResponse(request, "api_docs.html", {})
+
+
 @router.get("/dashboard/sign-in", response_class=HTMLResponse)
 def sign_in_page(request: Request):
     return _sign_in_page(request)

@@ -2,27 +2,21 @@
 
 Nothing the server sends may be framed by another site, sniffed into another
 type or leak its address in a Referer; authenticated answers are never
-cached. The dashboard's pages run scripts from the server alone (no inline
-script: ``static/jobs.js``); JSON and downloads may load nothing at all. The
-API's documentation page (Swagger UI) loads its assets from a CDN, the one
-place another origin is allowed.
+cached. The dashboard's pages and the API's documentation page (Swagger UI,
+its assets from the fastapi-offline package) run scripts from the server alone (no
+inline script: ``static/``); JSON and downloads may load nothing at all.
 """
 
 from __future__ import annotations
 
 PAGES = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
          "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-DOCS = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-        "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-        "frame-ancestors 'none'; base-uri 'none'")
 NOTHING = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 COMMON = {b"x-content-type-options": b"nosniff", b"referrer-policy": b"no-referrer",
           b"x-frame-options": b"DENY"}
 
 
 def policy_for(path: str, content_type: bytes) -> str:
-    if path == "/api/v1/docs":
-        return DOCS
     if content_type.startswith(b"text/html"):
         return PAGES
     return NOTHING

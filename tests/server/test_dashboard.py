@@ -143,3 +143,19 @@ def test_a_results_page_with_script_runs_nothing_in_the_viewers_browser(squall, 
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_the_api_documentation_renders_from_the_servers_own_assets(squall, browser):
+    from selenium.webdriver.common.by import By
+
+    port = free_port()
+    server = squall.start("server", "--port", str(port), "--take-over-every", "0")
+    try:
+        wait_until_up(server, port)
+        browser.get(f"http://127.0.0.1:{port}/api/v1/docs")
+        assert "Squall" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text
+        assert browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")  # the routes, from openapi.json
+        browser.save_screenshot(str(ARTIFACTS / "api-docs.png"))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)

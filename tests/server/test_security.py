@@ -269,6 +269,16 @@ def test_every_answer_carries_security_headers_and_authenticated_ones_are_not_ca
         assert answers["script"].status_code == 200 and "EventSource" in answers["script"].text
 
 
+def test_the_api_documentation_page_loads_nothing_from_another_origin(server):
+    with server(local_site=False) as client:
+        page = client.get("/api/v1/docs")
+        assert page.status_code == 200 and "https://" not in page.headers["content-security-policy"]
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert assets and all(asset.startswith("/") for asset in assets), assets  # no CDN: air-gapped sites
+        for asset in assets:
+            assert client.get(asset).status_code == 200, asset
+
+
 def test_listings_page_through_the_organisations_own_jobs(server, tmp_path):
     """The dashboard took the newest 100 jobs of the whole server and then kept its organisation's (one showed
     "No jobs yet" with 3 jobs); the API loaded every job. Both now read only the organisation's, a page at a

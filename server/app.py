@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from squall.server import accounts, dashboard, envelope, events, jobs, metrics, placing, takeover
 from squall.server.auth import FailedSignIns
 from squall.server.headers import SecurityHeaders
+from squall.server.hidden_paths import HiddenPaths
 from squall.server.upload_limit import DEFAULT_MAX_UPLOAD_MB, UploadLimit
 from squall.server.offer import sites_offered
 from squall.store import Store
@@ -60,7 +61,8 @@ def create_app(home: Path, spec_roots: list[Path] | None = None, log_format: str
 
     app.state.open_store = open_store
     Store(home).close()  # made (and migrated) now: a bad home fails at start, not at the first request
-    app.state.events = events.EventHub(open_store)
+    app.state.hidden_paths = HiddenPaths(home, app.state.spec_roots)
+    app.state.events = events.EventHub(open_store, app.state.hidden_paths)
     envelope.install(app)
     app.include_router(jobs.router)
     app.include_router(events.router)

@@ -149,8 +149,10 @@ def job_page(request: Request, job_id: str, who: Principal = Depends(principal))
     for task in job["tasks"]:
         log = results / "meta" / f"task-{task['index']}" / "stdout.log"
         logs[task["index"]] = log.read_text(errors="replace")[-20000:] if log.is_file() else "(not collected yet)"
-    return templates.TemplateResponse(request, "job.html", {"title": f"job {job_id}", "who": who, "job": job,
-                                                            "cost": cost_text(job), "files": files, "logs": logs})
+    hidden = request.app.state.hidden_paths  # a partner sees no folder of the server's
+    return templates.TemplateResponse(request, "job.html", {"title": f"job {job_id}", "who": who,
+                                                            "job": hidden.hide(job), "cost": cost_text(job),
+                                                            "files": files, "logs": hidden.hide(logs)})
 
 
 @router.get("/dashboard/usage", response_class=HTMLResponse)

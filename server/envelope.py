@@ -71,16 +71,18 @@ def install(app: FastAPI) -> None:
     """Every error, expected or not, answered in the envelope."""
 
     @app.exception_handler(SquallError)
-    async def squall_error(_request: Request, exc: SquallError) -> JSONResponse:
+    async def squall_error(request: Request, exc: SquallError) -> JSONResponse:
         status = 404 if isinstance(exc, NotFound) else HTTP_STATUS.get(exc.exit_code, 500)
-        return failure(status, [exc.message], int(exc.exit_code), exc.hint)
+        hidden = request.app.state.hidden_paths
+        return failure(status, [hidden.text(exc.message)], int(exc.exit_code), hidden.hide(exc.hint))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
         if exc.status_code == 401 and request.url.path.startswith("/dashboard"):
             return RedirectResponse("/dashboard/sign-in", status_code=303)  # a person, not a program
         code = EXIT_CODE_OF_STATUS.get(exc.status_code, ExitCode.INVALID_INPUT)
-        return failure(exc.status_code, [str(exc.detail)], int(code), headers=getattr(exc, "headers", None))
+        return failure(exc.status_code, [request.app.state.hidden_paths.text(str(exc.detail))], int(code),
+                       headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

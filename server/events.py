@@ -23,6 +23,7 @@ from fastapi.responses import StreamingResponse
 from squall.errors import InvalidInput
 from squall.server.auth import principal
 from squall.server.envelope import ERRORS
+from squall.server.hidden_paths import HiddenPaths
 from squall.server.jobs import job_of
 from squall.store import Store, where
 from squall.tokens import Principal
@@ -63,17 +64,17 @@ PAGE = 1000  # journal entries read at once; a backlog is read page after page u
 MAX_SEQ = 1 << 62  # larger ``after`` / ``Last-Event-ID`` values are refused (the store's integers overflow)
 
 
-def read_after(open_store: OpenStore, after: int, job_id: str | None = None, org: str | None = None,
-               user: str | None = None, limit: int = PAGE) -> list[Event]:
-    """Journal entries of jobs after ``after``, oldest first (the calling thread's store); ``user``: only
-    that user's jobs."""
+def read_after(open_store: OpenStore, hidden: HiddenPaths, after: int, job_id: str | None = None,
+               org: str | None = None, user: str | None = None, limit: int = PAGE) -> list[Event]:
+    """Journal entries of jobs after ``after``, oldest first (the calling thread's store), without the server's
+    paths; ``user``: only that user's jobs."""
     clauses, values = where(("j.seq > ?", after), ("j.job_id = ?", job_id), ("jobs.org = ?", org),
                             ("jobs.\"user\" = ?", user))
     with open_store() as store:
         rows = store.rows("SELECT j.seq, j.ts, j.job_id, jobs.org, jobs.\"user\", j.phase, j.event, j.detail "
                           f"FROM journal j JOIN jobs ON jobs.id = j.job_id WHERE {clauses} ORDER BY j.seq LIMIT ?",
                           (*values, limit))
-    return [Event(*row[:7], json.loads(row[7])) for row in rows]
+    return [Event(*row[:7], hidden.hide(json.loads(row[7]))) for row in rows]
 
 
 def last_seq(open_store: OpenStore) -> int:
@@ -84,8 +85,8 @@ def last_seq(open_store: OpenStore) -> int:
 class EventHub:
     """Follows the journal once for every stream of this server."""
 
-    def __init__(self, open_store: OpenStore):
-        self.open_store = open_store
+    def __init__(self, open_store: OpenStore, hidden: HiddenPaths):
+        self.open_store, self.hidden = open_store, hidden
         self.cursor = last_seq(open_store)
         self.streams: set[tuple[asyncio.Queue, Callable[[Event], bool]]] = set()
 
@@ -95,7 +96,7 @@ class EventHub:
             if not self.streams:
                 self.cursor = await asyncio.to_thread(last_seq, self.open_store)
                 continue
-            events = await asyncio.to_thread(read_after, self.open_store, self.cursor)
+            events = await asyncio.to_thread(read_after, self.open_store, self.hidden, self.cursor)
             for event in events:
                 for queue, wanted in list(self.streams):
                     if wanted(event):
@@ -165,7 +166,7 @@ async def job_events(request: Request, job_id: str, after: Annotated[int | None,
                      who: Principal = Depends(principal)):
     with request.app.state.open_store() as store:
         job_of(store, who, job_id)
-    open_store = request.app.state.open_store
+    open_store, hidden = request.app.state.open_store, request.app.state.hidden_paths
 
     def ended(seq: int) -> bool:
         """The client has the entry that ends the job's stream already (resumed at or after ``done``)."""
@@ -174,7 +175,8 @@ async def job_events(request: Request, job_id: str, after: Annotated[int | None,
         return any(phase == "done" or (phase, event) in ENDS for phase, event in rows)
 
     return StreamingResponse(_stream(request, _after(request, after), lambda e: e.job == job_id,
-                                     lambda seq: read_after(open_store, seq, job_id=job_id), job_id, ended),
+                                     lambda seq: read_after(open_store, hidden, seq, job_id=job_id), job_id,
+                                     ended),
                              media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
@@ -182,13 +184,13 @@ async def job_events(request: Request, job_id: str, after: Annotated[int | None,
             summary="Every event of the organisation's jobs (a partner token: its own jobs') as they happen")
 async def org_events(request: Request, after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
                      who: Principal = Depends(principal)):
-    open_store = request.app.state.open_store
+    open_store, hidden = request.app.state.open_store, request.app.state.hidden_paths
 
     def wanted(event: Event) -> bool:
         return event.org == who.org and (who.role != "partner" or event.user == who.user)
 
     def backlog(seq: int) -> list[Event]:
-        return read_after(open_store, seq, org=who.org, user=who.user if who.role == "partner" else None)
+        return read_after(open_store, hidden, seq, org=who.org, user=who.user if who.role == "partner" else None)
 
     return StreamingResponse(_stream(request, _after(request, after), wanted, backlog, None),
                              media_type="text/event-stream", headers={"Cache-Control": "no-store"})

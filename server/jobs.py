@@ -67,7 +67,7 @@ class JobOut(BaseModel):
     phase: str
     site: str
     project: str
-    results: str
+    results: str  # the URL of its results archive
     error: str | None
     network_isolated: bool | None
     created_at: float
@@ -119,6 +119,12 @@ def report(store: Store, job_id: str, journal: bool = False) -> dict:
     needs to show it as the CLI does)."""
     found = job_report(store, job_id, journal)
     return {**found.data, "exit_code": found.exit_code, "network_isolation": found.isolation}
+
+
+def shown_report(request: Request, store: Store, job_id: str, journal: bool = False) -> dict:
+    """The report as a client sees it: its results as their URL, no path of the server's anywhere."""
+    data = report(store, job_id, journal)
+    return request.app.state.hidden_paths.hide({**data, "results": f"/api/v1/jobs/{job_id}/results"})
 
 
 # submitting ---------------------------------------------------------------------
@@ -175,8 +181,8 @@ def submit_path(request: Request, body: SpecPath, who: Principal = Depends(princ
     spec = Path(body.spec_path)
     roots = request.app.state.spec_roots
     if not spec.is_absolute() or not any(spec.resolve().is_relative_to(root) for root in roots):
-        raise HTTPException(403, f"spec_path: the server reads specs only under {', '.join(map(str, roots)) or '(none)'}"
-                                 " (squall server --spec-root)")
+        raise HTTPException(403, "spec_path: not under a folder this server reads specs from (its operator names "
+                                 "them with squall server --spec-root)")
     return _submit(request, spec.resolve(), body.site, body.strategy, who)
 
 
@@ -210,7 +216,7 @@ def _submit(request: Request, spec_file: Path, site: str | None, strategy: str, 
         finally:
             runner.close()
         spawn_controller(server.home, plan.job_id, server.controller_options)
-        return ok(report(store, plan.job_id), 202)
+        return ok(shown_report(request, store, plan.job_id), 202)
 
 
 MAX_NAME_BYTES = 255  # one folder or file name (the file system's limit)
@@ -272,13 +278,13 @@ def list_jobs(request: Request, who: Principal = Depends(principal),
 @router.get("/{job_id}", response_model=Envelope[JobOut], summary="A job, its tasks and its cost")
 def job_status(request: Request, job_id: str, journal: bool = False, who: Principal = Depends(principal)):
     with request.app.state.open_store() as store:
-        return ok(report(store, job_of(store, who, job_id).id, journal))
+        return ok(shown_report(request, store, job_of(store, who, job_id).id, journal))
 
 
 @router.get("/{job_id}/tasks", response_model=Envelope[list[TaskOut]], summary="A job's tasks")
 def job_tasks(request: Request, job_id: str, who: Principal = Depends(principal)):
     with request.app.state.open_store() as store:
-        return ok(report(store, job_of(store, who, job_id).id)["tasks"])
+        return ok(shown_report(request, store, job_of(store, who, job_id).id)["tasks"])
 
 
 @router.get("/{job_id}/logs", response_model=Envelope[LogOut],
@@ -300,7 +306,8 @@ def job_logs(request: Request, job_id: str, who: Principal = Depends(principal),
             chunk, ended = log_chunk(store, site, plan_from_store(job, tasks, store.store_id), task, stream, offset)
         finally:
             site.close()
-    return ok({"job": job.id, "task": task, "stream": stream, "log": chunk.decode(errors="replace"),
+    log = request.app.state.hidden_paths.text(chunk.decode(errors="replace"))
+    return ok({"job": job.id, "task": task, "stream": stream, "log": log,
                "offset": offset + len(chunk), "ended": ended})
 
 
@@ -317,7 +324,7 @@ def cancel(request: Request, job_id: str, who: Principal = Depends(principal)):
             store.record(job.id, job.phase, "cancel-requested", user=who.user)
             if not store.locks.controller_alive(job.id):
                 spawn_controller(home, job.id, request.app.state.controller_options)  # nobody drives it
-        return ok(report(store, job.id), 202)
+        return ok(shown_report(request, store, job.id), 202)
 
 
 # results ----------------------------------------------------------------------------

@@ -150,6 +150,9 @@ def test_a_tokens_payload_on_the_local_site_reaches_nothing_of_the_server(server
                                        headers=auth(client, who)).content)
         finished(client, "bravo", other.json()["data"]["id"])
         me = client.get("/api/v1/me", headers=auth(client, who)).json()["data"]
+        seen = [client.get(f"/api/v1/jobs/{job['id']}", params={"journal": True}, headers=auth(client, who)).text,
+                client.get(f"/api/v1/jobs/{job['id']}/logs", headers=auth(client, who)).text]
+    assert not [text for text in seen if str(home) in text or str(tmp_path) in text]  # no server path shown
     assert_all_blocked(report, job["id"])
     assert me["role"] == who and tokens_table(home) == before
     assert not (home / "planted").exists()
@@ -438,3 +441,20 @@ def test_the_results_archive_is_made_while_it_is_sent_and_stops_when_the_client_
     with tarfile.open(fileobj=io.BytesIO(whole), mode="r:gz") as archive:
         assert archive.extractfile("squall-job1/task-0/small.txt").read() == b"ok\n"
         assert archive.getmember("squall-job1/task-0/big.bin").size == 24 << 20
+
+
+def test_errors_name_no_folder_of_the_server(tmp_path, monkeypatch):
+    monkeypatch.delenv("SQUALL_DATABASE_URL", raising=False)
+    home, specs = tmp_path / "home", tmp_path / "specs"
+    (specs / "bad").mkdir(parents=True)
+    (specs / "bad" / "job.yaml").write_text("name: bad\ncommand: 'true'\ninputs: [missing/*.csv]\n")
+    store = Store(home)
+    token = create(store, "ana", "acme", "admin")[0]
+    store.close()
+    with TestClient(create_app(home, [specs], take_over_every=0)) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        answers = [client.post("/api/v1/jobs/from-path", json={"spec_path": path}, headers=headers)
+                   for path in ("/etc/passwd", str(specs / "bad" / "job.yaml"), str(specs / "none.yaml"))]
+    for answer in answers:
+        assert answer.status_code in (400, 403, 404, 422) and answer.json()["error_msgs"], answer.text
+        assert str(tmp_path) not in answer.text, answer.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import Counter
 from contextlib import asynccontextmanager, contextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -74,5 +75,7 @@ def create_app(home: Path, spec_roots: list[Path] | None = None, log_format: str
     app.mount("/api/v1/docs/assets", StaticFiles(directory=str(files("fastapi_offline") / "static")),
               name="api-docs-assets")  # Swagger UI 5 (OpenAPI 3.1), packaged: air-gapped sites have no CDN
     app.add_middleware(UploadLimit, limit=max_upload_mb << 20)
+    app.state.requests = Counter()
+    app.add_middleware(metrics.Requests, count=app.state.requests)
     app.add_middleware(SecurityHeaders)
     return app

@@ -1,5 +1,6 @@
 """``/metrics``: Prometheus metrics of the admin token's organisation, read from the store at each scrape —
-jobs by state, queue waits (launch to the first task running), admission refusals, and spend."""
+jobs by state, queue waits (launch to the first task running), admission refusals, and spend — and of the
+server itself: requests by route and status, open event streams, job controllers running."""
 
 from __future__ import annotations
 
@@ -19,6 +20,50 @@ from squall.tokens import Principal
 
 router = APIRouter(tags=["operations"], responses=ERRORS)
 WAIT_WINDOW = 86400.0  # queue waits of the jobs launched in the last day
+
+
+class Requests:
+    """Requests this server answered, by method, route (its template: never a raw path, whose variety has no
+    bound) and status; an ASGI middleware, so streams are counted when they start."""
+
+    def __init__(self, app, count: Counter[tuple[str, str, str]]) -> None:
+        self.app, self.count = app, count
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def counted(message):
+            if message["type"] == "http.response.start":
+                route = getattr(scope.get("route"), "path", "unmatched")
+                self.count[(scope["method"], route, str(message["status"]))] += 1
+            await send(message)
+
+        await self.app(scope, receive, counted)
+
+
+class ServerCollector:
+    """The server's own figures."""
+
+    def __init__(self, store, requests: Counter[tuple[str, str, str]], streams: int):
+        self.store, self.requests, self.streams = store, requests, streams
+
+    def collect(self):
+        answered = CounterMetricFamily("squall_server_requests", "Requests answered, by method, route and status.",
+                                       labels=["method", "route", "status"])
+        for (method, route, status), count in sorted(self.requests.items()):
+            answered.add_metric([method, route, status], count)
+        yield answered
+        streams = GaugeMetricFamily("squall_server_event_streams", "Event streams open now.")
+        streams.add_metric([], self.streams)
+        yield streams
+        unfinished = [row[0] for row in self.store.rows("SELECT id FROM jobs WHERE phase != 'done'")]
+        running = GaugeMetricFamily("squall_server_controllers", "Job controllers running (on any machine sharing "
+                                    "the store), and unfinished jobs none drives.", labels=["state"])
+        alive = sum(self.store.locks.controller_alive(job_id) for job_id in unfinished)
+        running.add_metric(["running"], alive)
+        running.add_metric(["orphaned"], len(unfinished) - alive)
+        yield running
 
 
 class Refusals:
@@ -91,5 +136,6 @@ def metrics(request: Request, who: Principal = Depends(role("admin"))):
     registry = CollectorRegistry()
     with request.app.state.open_store() as store:
         registry.register(OrganisationCollector(store, who.org, request.app.state.refusals.count[who.org]))
+        registry.register(ServerCollector(store, request.app.state.requests, len(request.app.state.events.streams)))
         text = generate_latest(registry)
     return Response(text, media_type=CONTENT_TYPE_LATEST)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import io
 import tarfile
 import time
@@ -217,3 +218,23 @@ def test_metrics_count_the_organisations_jobs_waits_and_refusals_for_admins_only
     assert 'squall_admission_refusals_total{org="acme"} 1.0' in text
     assert 'squall_queue_wait_seconds_count{org="acme"} 1.0' in text
     assert "bravo" not in server.get("/metrics", headers=auth(server, "a_admin")).text
+
+
+def test_metrics_count_the_servers_own_requests_streams_and_controllers(server):
+    def figure(name: str) -> float:
+        text = server.get("/metrics", headers=auth(server, "a_admin")).text
+        found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
+
+    refused = 'squall_server_requests_total{method="GET",route="/api/v1/jobs/{job_id}",status="404"}'
+    before = figure(refused)
+    for _ in range(3):
+        server.get("/api/v1/jobs/261207-nosuch", headers=auth(server, "a_member"))
+    assert figure(refused) == before + 3  # by route template, never the raw path
+    assert figure('squall_server_controllers{state="orphaned"}') == 0
+    job = upload_example(server, "a_member").json()["data"]
+    with server.stream("GET", "/api/v1/events", headers=auth(server, "a_member")):
+        assert figure("squall_server_event_streams") == 1
+    wait_done(server, "a_member", job["id"])
+    assert figure('squall_server_controllers{state="running"}') == 0
+    assert 'route="/api/v1/jobs/261207-nosuch"' not in server.get("/metrics", headers=auth(server, "a_admin")).text

@@ -4,7 +4,8 @@ reading only: GET and HEAD) the dashboard's session cookie.
 A failed sign-in is logged with the client's address and the token's id part,
 never the token. After ``FAILURES`` of them with one token id within
 ``WINDOW`` seconds, that client is answered 429 for that id until the window
-has passed (in this server process): a client's other tokens still work, and
+has passed (in this server process); a token of no known form is refused and
+logged but not counted: a client's other tokens still work, and
 no other client is locked out. The client's address is the peer's, or what a
 proxy listed in ``squall server --forwarded-allow-ips`` forwards.
 """
@@ -16,14 +17,17 @@ import threading
 import time
 from collections import defaultdict, deque
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from squall.sessions import session_principal
-from squall.tokens import Principal, token_id_of, verify
+from squall.tokens import MALFORMED, Principal, token_id_of, verify
 
 FAILURES, WINDOW = 10, 60.0
 SESSION = "squall_session"  # the dashboard's session id (HttpOnly, SameSite=Strict, Secure behind TLS)
 log = logging.getLogger("squall.server.auth")
+# declares bearer auth in the OpenAPI document; the checks below are the server's own (auto_error off)
+BEARER = HTTPBearer(auto_error=False, description="a token from 'squall token create' (sq_<id>_<secret>)")
 
 
 class FailedSignIns:
@@ -69,13 +73,14 @@ def sign_in(request: Request, token: str) -> Principal | None:
     with request.app.state.open_store() as store:
         found = verify(store, token)
     if found is None:
-        request.app.state.failed_sign_ins.note(client_of(request), token)
+        if token_id_of(token) != MALFORMED:  # a token of no known form guesses no one's secret: not counted
+            request.app.state.failed_sign_ins.note(client_of(request), token)
         log.warning("failed sign-in from %s with token %s to %s %s", client_of(request), token_id_of(token),
                     request.method, request.url.path)
     return found
 
 
-def principal(request: Request) -> Principal:
+def principal(request: Request, _declared: HTTPAuthorizationCredentials | None = Security(BEARER)) -> Principal:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if not token and request.method in ("GET", "HEAD") and request.cookies.get(SESSION):
         with request.app.state.open_store() as store:

@@ -28,6 +28,7 @@ from squall.store import Store, where
 ROLES = ("admin", "member", "partner")  # most powerful first
 DAY = 86400
 DEFAULT_EXPIRY, LONGEST_EXPIRY = "90d", 365 * DAY
+MALFORMED = "malformed"
 EXPIRY = re.compile(r"^([1-9][0-9]{0,3})([hd])$")
 TOKEN = re.compile(r"^sq_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 USER = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
@@ -114,7 +115,7 @@ def token_id_of(token: str) -> str:
     """The id part of what a client sent as a token (``malformed`` if it has none): failed sign-ins are
     counted per id, so a client's failures with one token never lock out its other tokens."""
     found = TOKEN.fullmatch(token or "")
-    return found.group(1) if found else "malformed"
+    return found.group(1) if found else MALFORMED
 
 
 KEYS = ("id", "user", "org", "role", "application", "created_at", "expires_at", "revoked_at")

@@ -157,7 +157,7 @@ class JobResult:
     job: JobRow
     tasks: list[TaskRow]
     usage: dict | None = None  # the usage record, once the job is settled
-    site_exit_code: int | None = None  # the job failed because its site could not be reached (exit 5)
+    site_exit_code: int | None = None  # the job failed (or waits for attach) as its site was unreachable: 5
 
     @classmethod
     def load(cls, store: Store, job_id: str) -> "JobResult":
@@ -166,7 +166,7 @@ class JobResult:
         usage = store.rows("SELECT record FROM usage WHERE job_id = ?", (job_id,))
         codes = [e.detail["exit_code"] for e in store.journal(job_id) if e.event == "error" and "exit_code" in e.detail]
         return cls(job, store.tasks(job_id), json.loads(usage[0][0]) if usage else None,
-                   codes[-1] if codes and job.status == "failed" else None)
+                   codes[-1] if codes and job.status in ("failed", "incomplete") else None)
 
     def cost(self) -> dict:
         """The estimate the job was admitted with, and what it cost (once settled)."""

@@ -33,8 +33,8 @@ def job_report(store: Store, job_id: str, journal: bool = False) -> JobReport:
 def _exit_code(status: str, site_exit_code: int | None) -> int:
     if status in ("pending", "running", "succeeded", ORPHANED):
         return int(ExitCode.OK)
-    if status == "incomplete":  # outputs wait at the site for 'job attach'
-        return int(ExitCode.OUTPUTS_KEPT)
+    if status == "incomplete":  # outputs wait at the site for 'job attach' (unreachable now: exit 5)
+        return site_exit_code or int(ExitCode.OUTPUTS_KEPT)
     return site_exit_code or int(ExitCode.JOB_FAILED)
 
 

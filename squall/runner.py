@@ -33,18 +33,12 @@ from squall.sites.base import JobPlan, Reporter, Site, TaskState
 from squall.spec import ResolvedSpec
 from squall.store import JobRow, Store
 from squall.user_config import Defaults
-from squall.workarea import FINAL, RAN, TaskStatus
+from squall.workarea import FINAL, RAN, TaskStatus, lease_margin
 
 PHASES = ("plan", "up", "stage", "launch", "monitor", "collect", "down", "done")
-DEFAULT_LEASE_MARGIN = 600.0
 DEFAULT_KEEP_UNCOLLECTED = 7 * 24 * 3600.0
 SALVAGE_WAIT = 30.0  # seconds for started tasks to stop after a cancel, before their outputs are collected
 STDERR_TAIL = 2000
-
-
-def lease_margin() -> float:
-    """Seconds past the expected end before a lease counts as expired."""
-    return float(os.environ.get("SQUALL_LEASE_MARGIN", DEFAULT_LEASE_MARGIN))
 
 
 def keep_uncollected() -> float:
@@ -226,6 +220,8 @@ class Runner:
 
     def _lifecycle(self, job: JobRow, plan: JobPlan, site: Site, guard: SignalGuard) -> None:
         start = PHASES.index(job.phase)
+        if job.phase == "collect" and any(t.status not in FINAL for t in self.store.tasks(job.id)):
+            start = PHASES.index("monitor")  # kept while a host was silent: learn how its tasks ended first
         launched = start >= PHASES.index("launch")
         unseen = False  # launched tasks whose end the site could not tell (it did not answer the salvage)
         error: str | None = None
@@ -430,8 +426,8 @@ class Runner:
             self.store.update_tasks(plan.job_id, updates)
 
     def _salvage(self, plan: JobPlan, site: Site) -> bool:
-        """After a failure or interrupt: stop the tasks, keep what they produced; False when the site could
-        not be asked (the tasks' ends are then unknown)."""
+        """After a failure or interrupt: stop the tasks, keep what they produced (from every host that
+        answers); False when the site, or a host of it, could not be asked (those tasks' ends are unknown)."""
         try:
             site.cancel(plan)
             deadline = time.monotonic() + SALVAGE_WAIT
@@ -448,7 +444,7 @@ class Runner:
         except (Interrupted, SquallError, OSError) as exc:
             self.store.record(plan.job_id, "collect", "salvage-skipped", reason=str(exc))
             return False
-        return True
+        return not any(s.state == TaskStatus.LOST for s in states)  # a silent host's tasks: ends unknown
 
     def _keep_uncollected(self, plan: JobPlan, site: Site, error: str | None, unseen: bool) -> bool:
         """Tasks that ran to an end but whose outputs (and logs) are not in the results folder — or, when

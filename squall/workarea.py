@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -30,6 +31,14 @@ if TYPE_CHECKING:
 
 TASK_FORMAT = 1  # task.json's layout; the runtime refuses another (squall_runtime.TASK_FORMAT)
 KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of a payload's process group
+DEFAULT_LEASE_MARGIN = 600.0
+
+
+def lease_margin() -> float:
+    """Seconds past a job's latest possible end before its lease counts as expired — and before a host that
+    stopped answering is given up on (its tasks cannot be running any more)."""
+    return float(os.environ.get("SQUALL_LEASE_MARGIN", DEFAULT_LEASE_MARGIN))
+
 META_FILES = ("status.json", "manifest.json", "stdout.log", "stderr.log")
 
 
@@ -39,7 +48,7 @@ class TaskStatus(enum.StrEnum):
     PENDING = "pending"  # not started
     QUEUED = "queued"  # started, waiting for a slot or the scheduler
     RUNNING = "running"
-    LOST = "lost"  # its host stopped answering; failed if it does not answer again within LOST_AFTER
+    LOST = "lost"  # its host does not answer: the task's end is unknown (see squall.sites.slots)
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMEOUT = "timeout"

@@ -29,7 +29,7 @@ from squall.interrupts import uninterrupted
 from squall.results import writing_results
 from squall.runtime import runtime_path, runtime_sha256
 from squall.runtime import squall_runtime as runtime
-from squall.sites.transport import ByteProgress, HostFacts, Transport, Upload
+from squall.sites.transport import AGENT_TIMEOUT, ByteProgress, HostFacts, Transport, Upload
 from squall.transfer import SourceDigests, copy_file, copy_unchanged, identity, sha256_file
 
 # what a runtime started here gets from the controller's environment (the container engine's settings
@@ -51,7 +51,8 @@ class LocalHost(Transport):
     def __str__(self) -> str:
         return f"{self.name} (this machine)"
 
-    def agent(self, *args: str, stdin: bytes | None = None, retry: bool = True) -> dict:
+    def agent(self, *args: str, stdin: bytes | None = None, retry: bool = True,
+              timeout: float = AGENT_TIMEOUT) -> dict:
         command, rest = args[0], list(args[1:])
         if command == "poll":
             return runtime.poll([d for d in rest if d != "--no-slurm"], slurm=False)

@@ -23,9 +23,10 @@ from squall.results import writing_results
 from squall.runtime import runtime_path, runtime_sha256, runtime_version
 from squall.sites import bulk_upload
 from squall.sites.ssh_session import SshSession
-from squall.sites.transport import ByteProgress, HostFacts, Transport, Upload
+from squall.sites.transport import AGENT_TIMEOUT, ByteProgress, HostFacts, Transport, Upload
 from squall.transfer import SourceDigests, sha256_file
 
+ANSWER_MARGIN = 20.0  # seconds past a remote wait's own length before its host counts as silent
 CHUNK = 1 << 20
 UPLOAD_CHANNELS = 4  # parallel SFTP channels over the one connection (about 2x one channel here)
 RUNTIME = ".squall/runtime/current/squall_runtime.py"  # under the account's home
@@ -53,10 +54,11 @@ class RemoteHost(Transport):
                 self._home = home
         return f"{self._home}/{RUNTIME}"
 
-    def agent(self, *args: str, stdin: bytes | None = None, retry: bool = True) -> dict:
+    def agent(self, *args: str, stdin: bytes | None = None, retry: bool = True,
+              timeout: float = AGENT_TIMEOUT) -> dict:
         """One call of the runtime's agent, kept running on the host between calls (``runtime serve``)."""
         answer = json.loads(self.ssh.call(["python3", "-I", "-S", self.runtime(retry), "serve"], list(args), stdin,
-                                          retry))
+                                          retry, timeout))
         if args[0] == "poll":
             self._polled_at = answer["started"]  # the host's clock: what ``wait`` compares status files with
         return answer
@@ -70,8 +72,9 @@ class RemoteHost(Transport):
         became of the host."""
         started = time.monotonic()
         try:
-            return self.agent("wait", f"{min(timeout, 60):.3f}", f"{self._polled_at:.6f}", *job_dirs,
-                              retry=False)["changed"]
+            waited = min(timeout, 60)
+            return self.agent("wait", f"{waited:.3f}", f"{self._polled_at:.6f}", *job_dirs, retry=False,
+                              timeout=waited + ANSWER_MARGIN)["changed"]
         except Interrupted:
             raise
         except SquallError:

@@ -7,8 +7,15 @@ first and starts the ranks with ``mpirun`` over the others (``mpi_hosts``).
 ``start`` launches a host's tasks detached (they outlive the SSH session);
 at most ``host CPUs // task cpus`` run at once, through slot locks under the
 account's home shared by every job on that host. A poll is one agent call per host, in parallel. A
-task whose runtime died, or whose host stopped answering, ends ``failed``
-with a reason naming the host.
+task whose runtime died ends ``failed`` with a reason naming the host.
+
+A host that does not answer (a passing outage, a jump host restarting, a
+node whose network is down) proves nothing about its tasks: they are shown
+``lost`` at once, naming the host and since when, and the host is asked again
+with growing pauses. Only when it has been silent longer than its tasks could
+still run (their walltime, the kill grace and the lease margin) are its tasks
+given up as failed, its folder left for gc; when no host of the job answers
+that long, the poll raises ``SiteUnreachable`` and the job waits for ``attach``.
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
-from squall.errors import Interrupted, Refused, SquallError
+from squall.errors import Interrupted, Refused, SiteUnreachable, SquallError
 from squall.interrupts import uninterrupted
 from squall.sites import mpi_hosts
 from squall.sites.base import Capability, JobPlan, TaskState
@@ -25,9 +33,30 @@ from squall.sites.parts import Executor
 from squall.sites.sandbox import LocalSandbox, warn_unsandboxed
 from squall.sites.transport import HostFacts, Transport
 from squall.sites.slurm import status_state, vanished
-from squall.workarea import KILL_GRACE, TaskStatus, task_folder
+from squall.workarea import KILL_GRACE, TaskStatus, lease_margin, task_folder
 
-LOST_AFTER = 30.0  # seconds a host may stay silent (its tasks ``lost``) before its tasks are failed
+ANSWER_TIMEOUT = 20.0  # seconds a poll waits for a host's answer before counting it silent
+ASK_AGAIN = (2.0, 4.0, 8.0, 16.0, 30.0)  # pauses before asking a silent host again (the last repeats)
+
+
+@dataclass
+class Silence:
+    """A host that stopped answering: since when (monotonic, and the wall clock for people), why, how long
+    its tasks could still run (``limit`` seconds), and when to ask it again."""
+
+    since: float
+    since_wall: float
+    why: str
+    limit: float
+    asked: int = 1
+    next_ask: float = 0.0
+
+    def shown(self) -> str:
+        return time.strftime("%H:%M:%S", time.localtime(self.since_wall))
+
+    def over(self) -> bool:
+        """Silent for longer than its tasks could run: none of them is running any more."""
+        return time.monotonic() - self.since >= self.limit
 
 
 class SlotsExecutor(Executor):
@@ -38,7 +67,7 @@ class SlotsExecutor(Executor):
         """``sandbox``: how payloads are shut in on this machine (the local site; remote hosts: None)."""
         super().__init__(site, hosts)
         self.sandbox = sandbox
-        self.silent: dict[str, tuple[float, str]] = {}  # host name -> (since, why): not answering, not yet lost
+        self.silent: dict[str, Silence] = {}  # host name -> its silence: not answering, not given up on
         self._keys: dict[str, mpi_hosts.JobKey] = {}  # a job's own key pair for mpirun (never stored)
         self.facts: dict[str, HostFacts] = {}  # what each host said at ``check``
 
@@ -171,37 +200,72 @@ class SlotsExecutor(Executor):
         return {host.name: answer["started"] for host, answer in started.items()}
 
     def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
-        """One agent call per host that holds tasks of ``plans``, all at once; a lost host is not asked again."""
+        """One agent call per host that holds tasks of ``plans``, all at once; a host given up on is not asked
+        again, a silent one only after its pause."""
         placements = {plan.job_id: self.placement(plan) for plan in plans}
         wanted = {host: [p for p in plans if host in placements[p.job_id].values()] for host in self.hosts}
         wanted = {host: jobs for host, jobs in wanted.items() if jobs and host.name not in self.lost}
 
         def ask(host: Transport, jobs: list[JobPlan]) -> dict | None:
-            """One attempt: a silent host's tasks are ``lost`` at once, and failed after LOST_AFTER seconds."""
+            silence = self.silent.get(host.name)
+            if silence is not None and time.monotonic() < silence.next_ask:
+                return None
             try:
-                answer = host.agent("poll", "--no-slurm", *[host.job_dir(p.job_id) for p in jobs], retry=False)
+                answer = host.agent("poll", "--no-slurm", *[host.job_dir(p.job_id) for p in jobs], retry=False,
+                                    timeout=ANSWER_TIMEOUT)
             except Interrupted:  # a signal to this controller says nothing about the host: never a lost task
                 raise
-            except SquallError as exc:  # an unreachable host ends its own tasks, not the others'
-                since = self.silent.setdefault(host.name, (time.monotonic(), exc.message))[0]
-                if time.monotonic() - since >= LOST_AFTER:
-                    self.lost[host.name] = f"silent for {LOST_AFTER:.0f} s: {exc.message}"
+            except SquallError as exc:  # an unreachable host ends nothing: its tasks' ends are unknown
+                self._silent(host, exc.message, max(self.max_duration(p) for p in jobs) + lease_margin())
                 return None
             self.silent.pop(host.name, None)
             return answer
 
         answers = each_host(ask, wanted)
+        self._give_up_on_the_gone(list(wanted))
         return {plan.job_id: [self._task_state(plan, t.index, placements[plan.job_id][t.index],
                                                answers.get(placements[plan.job_id][t.index]))
                               for t in plan.tasks]
                 for plan in plans}
 
+    def _silent(self, host: Transport, why: str, limit: float) -> None:
+        """Note that ``host`` did not answer (its tasks could run ``limit`` seconds more); ask again later."""
+        now = time.monotonic()
+        silence = self.silent.get(host.name)
+        if silence is None:
+            silence = self.silent[host.name] = Silence(now, time.time(), why, limit)
+        else:
+            silence.asked, silence.why = silence.asked + 1, why
+        silence.next_ask = now + ASK_AGAIN[min(silence.asked, len(ASK_AGAIN)) - 1]
+
+    def _give_up_on_the_gone(self, asked: list[Transport]) -> None:
+        """Hosts silent for longer than their tasks could run: while another host answers, they are gone (their
+        tasks fail); when none answers, the site is unreachable and the job is left for ``attach``."""
+        silent = [host for host in asked if host.name in self.silent]
+        gone = [host for host in silent if self.silent[host.name].over()]
+        if not gone:
+            return
+        if len(silent) < len(asked):  # the site answers: only these hosts are gone
+            for host in gone:
+                silence = self.silent[host.name]
+                self.lost[host.name] = (f"silent since {silence.shown()}, longer than its tasks could run: "
+                                        f"{silence.why}")
+        elif len(gone) == len(asked):
+            first = self.silent[gone[0].name]
+            raise SiteUnreachable(f"site {self.site}: no host has answered since {first.shown()}, longer than the "
+                                  f"tasks could run ({first.why})",
+                                  hint="everything is left at the site: 'squall job attach ID' once it answers")
+
     def _task_state(self, plan: JobPlan, index: int, host: Transport, answer: dict | None) -> TaskState:
         if answer is None and host.name in self.lost:
             return TaskState(index, TaskStatus.FAILED,
-                             error=f"host {host} stopped answering; the task is lost: {self.lost[host.name]}")
+                             error=f"host {host} stopped answering; the task is lost: {self.lost[host.name]}; its "
+                                   "folder is left for squall gc")
         if answer is None:
-            return TaskState(index, TaskStatus.LOST, error=f"host {host} is not answering: {self.silent[host.name][1]}")
+            silence = self.silent[host.name]
+            return TaskState(index, TaskStatus.LOST,
+                             error=f"host {host} has not answered since {silence.shown()}: {silence.why}; Squall "
+                                   "asks again and concludes nothing about the task until it answers")
         job = answer["jobs"].get(host.job_dir(plan.job_id))
         if job is None:
             message = vanished(host, plan, self.site)
@@ -216,24 +280,33 @@ class SlotsExecutor(Executor):
         return TaskState(index, TaskStatus.QUEUED if job["launched_at"] else TaskStatus.PENDING)
 
     def cancel(self, plan: JobPlan) -> None:
-        """The runtimes are stopped; each writes its task ``cancelled``; the folders stay for collect."""
-        self.stop(plan, remove=False)
+        """The runtimes are stopped; each writes its task ``cancelled``; the folders stay for collect. A host
+        that does not answer keeps running its tasks (their ends are unknown): the others are still stopped."""
+        for host, error in self._stop_each(plan, remove=False).items():
+            if host.name not in self.silent:
+                self._silent(host, error.message, self.max_duration(plan) + lease_margin())
 
     def stop(self, plan: JobPlan, remove: bool) -> None:
         """Every reachable host at once; a lost host keeps its folder (and the job its leases) for gc."""
+        errors = list(self._stop_each(plan, remove).values())
+        if errors:
+            raise errors[0]
+
+    def _stop_each(self, plan: JobPlan, remove: bool) -> dict[Transport, SquallError]:
         def stop_one(host: Transport, indexes: list[int]) -> SquallError | None:
             if host.name in self.lost:
                 return SquallError(f"host {host} was lost during the job ({self.lost[host.name]}); "
                                    "its job folder is left for squall gc")
+            if host.name in self.silent:  # asking would wait out its timeout: it did not answer the poll
+                silence = self.silent[host.name]
+                return SquallError(f"host {host} has not answered since {silence.shown()}: {silence.why}")
             try:
                 host.agent("stop", host.job_dir(plan.job_id), *(["remove"] if remove else []))
             except SquallError as exc:
                 return exc
             return None
 
-        errors = [error for error in each_host(stop_one, self.holders(plan)).values() if error]
-        if errors:
-            raise errors[0]
+        return {host: error for host, error in each_host(stop_one, self.holders(plan)).items() if error}
 
 
 def each_host(action, work: dict) -> dict:

@@ -257,10 +257,12 @@ class SshSession:
         return out
 
 
-    def call(self, server: list[str], args: list[str], stdin: bytes | None = None, retry: bool = True) -> str:
+    def call(self, server: list[str], args: list[str], stdin: bytes | None = None, retry: bool = True,
+             timeout: float = 300.0) -> str:
         """One request to the long-lived agent ``server`` (started once per connection, kept open): no new
         SSH session nor interpreter per call. Requests and answers are lines of JSON; a call cut short
-        closes the connection, so the next one starts from a fresh agent."""
+        (no answer within ``timeout`` seconds included) closes the connection, so the next one starts from a
+        fresh agent."""
         request = json.dumps({"args": args, "stdin": base64.b64encode(stdin).decode() if stdin else None})
 
         def attempt() -> dict:
@@ -268,8 +270,8 @@ class SshSession:
                 if self._agent is None or self._agent.closed:
                     self._agent_buffer = bytearray()
                     self._agent = self._connect().client.get_transport().open_session(timeout=CONNECT_TIMEOUT)
-                    self._agent.settimeout(300)
                     self._agent.exec_command(" ".join(shlex.quote(word) for word in server))
+                self._agent.settimeout(timeout)
                 self._agent.sendall(request.encode() + b"\n")
                 while b"\n" not in self._agent_buffer:
                     chunk = self._agent.recv(1 << 16)

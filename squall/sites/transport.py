@@ -20,6 +20,8 @@ from squall.errors import SquallError
 from squall.sites.base import Reporter
 from squall.transfer import SourceDigests
 
+AGENT_TIMEOUT = 300.0  # seconds an agent call may go without an answer (a silent host: unreachable)
+
 JOB_FOLDER = re.compile(r"^[0-9a-z-]+$")
 
 
@@ -71,8 +73,9 @@ class Transport(ABC):
             raise SquallError(f"refusing to remove {path!r}: not a Squall job folder under {self.work_root}")
 
     @abstractmethod
-    def agent(self, *args: str, stdin: bytes | None = None, retry: bool = True) -> dict:
-        """One runtime agent call; its JSON answer."""
+    def agent(self, *args: str, stdin: bytes | None = None, retry: bool = True,
+              timeout: float = AGENT_TIMEOUT) -> dict:
+        """One runtime agent call; its JSON answer (a host silent for ``timeout`` seconds: ``SiteUnreachable``)."""
 
     @abstractmethod
     def facts(self) -> HostFacts: ...

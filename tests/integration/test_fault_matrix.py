@@ -19,6 +19,9 @@ import pytest
 
 from tests.conftest import Squall, communicate_or_show_stacks, kill_quietly, run_then_kill_9
 from tests.integration.conftest import leftovers
+from tests.integration.test_ssh_nodes import NODES, left, nodes_up, site  # noqa: F401 (site: a fixture)
+from tests.integration.test_ssh_nodes import SITE as NODE_SITE
+from tests.testbed.nodes import HEAD_NS
 
 MIB = 1 << 20
 TESTBED_INVENTORY = Path(__file__).resolve().parents[2] / "inventories" / "testbed"
@@ -622,3 +625,105 @@ def test_local_results_folder_gone_mid_collect_is_collected_again(squall, make_s
         assert assert_no_output_lost(squall, job_id, size) == 8
         assert squall.work_areas() == []
     assert mid_collect >= 2, "too few faults landed mid-collect: the trial proves little"
+
+
+# --- a passing outage, a silent node (the SSH-node site behind its jump host) --------------------------------
+WRITES_OK = 'sleep {seconds}; echo ok > "$SQUALL_OUTPUT_DIR/ok"'
+
+
+def jump_host_down() -> None:
+    """Every process of the jump host ends at once (its sshd and the sessions through it): what a restart or
+    a crash of the head looks like from here. ``nodes_up`` brings its sshd back."""
+    pids = subprocess.run(["ip", "netns", "pids", HEAD_NS], capture_output=True, text=True).stdout.split()
+    subprocess.run(["kill", "-9", *pids], check=False)
+
+
+def silence(nodes: dict, name: str, on: bool) -> None:
+    """Node ``name`` drops every packet it receives (a network gone quiet, not a refusal), or stops doing so."""
+    namespace = f"--net=/run/netns/{nodes['nodes'][name]['namespace']}"
+    if on:
+        rules = "table inet outage {\n chain input {\n  type filter hook input priority -10; policy drop;\n }\n}\n"
+        subprocess.run(["nsenter", namespace, "nft", "-f", "-"], input=rules, text=True, check=True)
+    else:
+        subprocess.run(["nsenter", namespace, "nft", "delete", "table", "inet", "outage"], check=False)
+
+
+def test_ssh_nodes_a_passing_outage_of_the_jump_host_loses_nothing(site, nodes, make_spec):
+    """The jump host down for 40 s while the tasks finish behind it: every task was declared lost after 30 s
+    and the job failed with 0 outputs. Silence proves nothing: the job waits, then collects everything."""
+    spec = make_spec({"name": "outage", "split": 3, "outputs": ["ok"],
+                      "command": WRITES_OK.format(seconds=8)})
+    controller = site.start("job", "run", str(spec), "--site", NODE_SITE, "--output", "json")
+    try:
+        site.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=90)
+        jump_host_down()
+        down_at = time.monotonic()
+        lost = site.wait_for("SELECT error FROM tasks WHERE status = 'lost'", timeout=60)
+        assert "has not answered since" in lost[0] and "concludes nothing" in lost[0], lost
+        time.sleep(max(0.0, 40 - (time.monotonic() - down_at)))
+        nodes_up(nodes)
+        out, err = communicate_or_show_stacks(controller, timeout=300)
+    finally:
+        kill_quietly(controller)
+    report = json.loads(out)
+    assert controller.returncode == 0, err[-3000:]
+    assert [t["status"] for t in report["tasks"]] == ["succeeded"] * 3, report
+    assert all((Path(report["results"]) / f"task-{i}" / "ok").read_text() == "ok\n" for i in range(3))
+    assert left(nodes) == {name: [] for name in NODES}
+
+
+def test_ssh_nodes_a_silent_node_is_reported_and_ctrl_c_keeps_its_outputs(site, nodes, make_spec):
+    """One node's network silent: the controller said nothing for 5 minutes, then Ctrl-C skipped collecting
+    and removed the healthy nodes' folders (0 of 3 outputs). Now the node is reported within a poll or two,
+    Ctrl-C collects what the others finished and keeps every folder, and attach collects the rest."""
+    spec = make_spec({"name": "silent", "split": 3, "outputs": ["ok"], "command": WRITES_OK.format(seconds=6)})
+    controller = site.start("job", "run", str(spec), "--site", NODE_SITE, "--output", "json")
+    try:
+        job_id = site.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=90)[0]
+        silence(nodes, "node-2", True)
+        quiet_at = time.monotonic()
+        lost = site.wait_for("SELECT idx, error FROM tasks WHERE status = 'lost'", timeout=90)
+        reported_after = time.monotonic() - quiet_at
+        site.wait_for("SELECT idx FROM tasks WHERE status = 'succeeded'", timeout=60)
+        time.sleep(2)  # the two healthy nodes' tasks have ended
+        controller.send_signal(signal.SIGINT)
+        communicate_or_show_stacks(controller, timeout=120)
+    finally:
+        kill_quietly(controller)
+        silence(nodes, "node-2", False)
+    assert "node-2" in lost[1] and reported_after < 60, (lost, reported_after)
+    code, status = site.json("job", "status", job_id)
+    kept = [t for t in status["tasks"] if t["outputs"] is None]
+    assert status["status"] == "incomplete" and [t["index"] for t in kept] == [lost[0]], status
+    assert all(name in left(nodes)[node] for node in NODES for name in [f"squall-{job_id}"]), left(nodes)
+    code, attached = site.json("job", "attach", job_id)
+    assert code == 0 and attached["status"] == "succeeded", attached
+    assert all((Path(attached["results"]) / f"task-{i}" / "ok").read_text() == "ok\n" for i in range(3))
+    assert left(nodes) == {name: [] for name in NODES}
+
+
+def test_ssh_nodes_an_outage_longer_than_the_tasks_exits_5_and_attach_collects_everything(site, nodes,
+                                                                                           make_spec):
+    """No host answers for longer than the tasks could run (walltime 5 s, kill grace 5 s, lease margin 3 s):
+    the job says the site is unreachable (exit 5), concludes nothing about its tasks and removes nothing;
+    once the site is back, attach collects every output."""
+    spec = make_spec({"name": "long-outage", "split": 3, "outputs": ["ok"], "resources": {"walltime": "00:05"},
+                      "command": WRITES_OK.format(seconds=2)})
+    controller = site.start("job", "run", str(spec), "--site", NODE_SITE, "--output", "json",
+                            env={"SQUALL_LEASE_MARGIN": "3"})
+    try:
+        job_id = site.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=90)[0]
+        jump_host_down()
+        out, err = communicate_or_show_stacks(controller, timeout=240)
+    finally:
+        kill_quietly(controller)
+        nodes_up(nodes)
+    report = json.loads(out)
+    assert controller.returncode == 5 and report["status"] == "incomplete", (report, err[-2000:])
+    assert "unreachable" in report["error"] and "attach" in report["error"], report
+    assert not [t for t in report["tasks"] if t["status"] == "failed"], report  # nothing concluded
+    assert all(f"squall-{job_id}" in left(nodes)[node] for node in NODES), left(nodes)
+    code, attached = site.json("job", "attach", job_id)
+    assert code == 0 and attached["status"] == "succeeded", attached
+    assert all((Path(attached["results"]) / f"task-{i}" / "ok").read_text() == "ok\n" for i in range(3))
+    assert left(nodes) == {name: [] for name in NODES}

@@ -153,9 +153,12 @@ def test_kill_9_then_gc_after_expiry_kills_the_tasks_on_every_node(site, nodes, 
 
 
 def test_a_node_that_dies_mid_job_fails_its_tasks_only(site, nodes, make_spec):
-    spec = make_spec({"name": "dies", "split": 3,
+    """A node silent for longer than its tasks could run (walltime, kill grace, lease margin) is given up
+    on: its tasks fail, naming it, and its folder waits for gc; the other nodes' tasks are collected."""
+    spec = make_spec({"name": "dies", "split": 3, "resources": {"walltime": "00:15"},
                       "command": 'sleep 4; echo ok > "$SQUALL_OUTPUT_DIR/ok"'})
-    controller = site.start("job", "run", str(spec), "--site", SITE, "--output", "json")
+    controller = site.start("job", "run", str(spec), "--site", SITE, "--output", "json",
+                            env={"SQUALL_LEASE_MARGIN": "5"})
     try:
         site.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=60)
         namespace = nodes["nodes"]["node-2"]["namespace"]

@@ -24,9 +24,9 @@ from contextlib import contextmanager
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
-from squall.errors import HomeUnusable
+from squall.errors import HomeUnusable, StoreFull
 from squall.interrupts import uninterrupted
 from squall.paths import ensure_private_dir
 
@@ -136,13 +136,14 @@ class SqliteDatabase:
             if self._db.in_transaction:  # a signal came right after the last BEGIN: nothing was written in it
                 self._db.execute("ROLLBACK")
             self._db.execute("BEGIN IMMEDIATE")
-            with uninterrupted():
+            with uninterrupted(), _full_as(StoreFull, self.where, _sqlite_full):
                 try:
                     yield self._db
+                    self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
                     raise
-                self._db.execute("COMMIT")
 
     def rows(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         """A read outside a transaction (WAL: a consistent snapshot)."""
@@ -166,6 +167,26 @@ class SqliteDatabase:
 
     def close(self) -> None:
         self._db.close()
+
+
+@contextmanager
+def _full_as(error: type[Exception], where: str, is_full: Callable[[BaseException], bool]) -> Iterator[None]:
+    """A write the disk had no room for raises ``error`` naming the store (the transaction was rolled back)."""
+    try:
+        yield
+    except Exception as exc:
+        if is_full(exc):
+            raise error(f"Squall store {where}: the disk holding it is full",
+                        hint=f"free space on the file system of {where}") from exc
+        raise
+
+
+def _sqlite_full(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+
+
+def _postgres_full(exc: BaseException) -> bool:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "53100"  # disk_full
 
 
 def _enable_wal(db: sqlite3.Connection) -> None:
@@ -309,7 +330,8 @@ class PostgresDatabase:
         with self.engine.connect() as connection:  # closed on the way out: a transaction left open rolls back
             transaction = connection.begin()
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(WRITERS_KEY)})
-            with uninterrupted():  # as on SQLite: a signal waits for the COMMIT or ROLLBACK
+            # as on SQLite: a signal waits for the COMMIT or ROLLBACK
+            with uninterrupted(), _full_as(StoreFull, self.where, _postgres_full):
                 try:
                     yield _PgConnection(connection)
                 except BaseException:

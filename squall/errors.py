@@ -58,6 +58,10 @@ class HomeUnusable(SquallError):
     exit_code = ExitCode.HOME_UNUSABLE
 
 
+class StoreFull(HomeUnusable):
+    """The disk holding the store has no room for a write (the write was rolled back whole)."""
+
+
 class NotFound(InvalidInput):
     """A job, task or site named by the user does not exist."""
 

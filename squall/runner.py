@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from squall.admission import Admission, SiteOffer, admit, offered
-from squall.errors import Interrupted, InvalidInput, OutputsKept, SiteUnreachable, SquallError
+from squall.errors import HomeUnusable, Interrupted, InvalidInput, OutputsKept, SiteUnreachable, SquallError
 from squall import log_context
 from squall.interrupts import SignalGuard
 from squall.jobs import JobResult, cancel_unstarted, close_job, new_job_id, new_plan, plan_from_store, uncollected
@@ -224,6 +224,7 @@ class Runner:
             start = PHASES.index("monitor")  # kept while a host was silent: learn how its tasks ended first
         launched = start >= PHASES.index("launch")
         unseen = False  # launched tasks whose end the site could not tell (it did not answer the salvage)
+        home_unusable = False
         error: str | None = None
         try:
             try:
@@ -250,15 +251,19 @@ class Runner:
                 elif launched and (waiting := uncollected(self.store, plan.job_id)):  # resumed in down: collect first
                     self.store.record(plan.job_id, "down", "uncollected", tasks=waiting)
                     unseen = not self._salvage(plan, site)
+            except HomeUnusable:
+                home_unusable = True  # nothing can be journaled: stop where the job is, for 'attach'
+                raise
             except Exception as exc:  # noqa: BLE001 - every failure ends in down
                 error = self._describe_failure(plan, exc)
                 if launched and not isinstance(exc, OutputsKept):  # the results folder cannot take them now
                     unseen = not self._salvage(plan, site)
         finally:
-            with guard.shield():
-                if not self._keep_uncollected(plan, site, error, unseen):
-                    error = self._down(plan, site, error)
-                    self._finish(plan, error, interrupted=guard.received is not None)
+            if not home_unusable:
+                with guard.shield():
+                    if not self._keep_uncollected(plan, site, error, unseen):
+                        error = self._down(plan, site, error)
+                        self._finish(plan, error, interrupted=guard.received is not None)
 
     def _describe_failure(self, plan: JobPlan, exc: BaseException) -> str | None:
         if isinstance(exc, Interrupted):
@@ -441,6 +446,8 @@ class Runner:
             done = {t.idx for t in self.store.tasks(plan.job_id) if t.outputs is not None}
             finished = [s.index for s in states if s.final and s.index not in done]
             self._store_collected(plan, site.collect(plan, finished, self.reporter))
+        except HomeUnusable:
+            raise  # nothing can be journaled: the job stops where it is
         except (Interrupted, SquallError, OSError) as exc:
             self.store.record(plan.job_id, "collect", "salvage-skipped", reason=str(exc))
             return False

@@ -727,3 +727,71 @@ def test_ssh_nodes_an_outage_longer_than_the_tasks_exits_5_and_attach_collects_e
     assert code == 0 and attached["status"] == "succeeded", attached
     assert all((Path(attached["results"]) / f"task-{i}" / "ok").read_text() == "ok\n" for i in range(3))
     assert left(nodes) == {name: [] for name in NODES}
+
+
+# --- a full Squall home --------------------------------------------------------------------------------------
+
+def home_on_a_small_disk(squall: Squall, mounts, tmp_path: Path) -> Path:
+    """``squall``'s home on its own small file system; the local site's work area stays on another, so the
+    payloads never notice when the home fills."""
+    home = mounts.tmpfs("home", "16m")
+    work = tmp_path / "work-elsewhere"
+    work.mkdir()
+    (home / "sites" / "local" / "work").mkdir(parents=True)
+    subprocess.run(["mount", "--bind", str(work), str(home / "sites" / "local" / "work")], check=True)
+    squall.home, squall.env["SQUALL_HOME"] = home, str(home)
+    return home
+
+
+def fill(folder: Path) -> Path:
+    """Write ``folder``'s file system full, to its last byte; the filler's path."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    size = 1 << 20
+    while size:
+        try:
+            os.write(fd, b"\0" * size)
+        except OSError:
+            size //= 2
+    os.close(fd)
+    return filler
+
+
+def test_a_home_full_for_a_while_delays_the_job_and_loses_nothing(squall, make_spec, mounts, tmp_path):
+    """The home filled while 4 tasks run, then freed 8 s later: the store's writes wait for the space and
+    the job succeeds with every output (before: 'internal error: database or disk is full', exit 1)."""
+    home = home_on_a_small_disk(squall, mounts, tmp_path)
+    spec = make_spec({"name": "full-home", "split": 4, "outputs": ["ok"], "command": WRITES_OK.format(seconds=3)})
+    controller = squall.start("job", "run", str(spec), "--output", "json", env={"SQUALL_FULL_WAIT": "120"})
+    try:
+        squall.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=60)
+        filler = fill(home)
+        time.sleep(8)
+        filler.unlink()
+        out, err = communicate_or_show_stacks(controller, timeout=180)
+    finally:
+        kill_quietly(controller)
+    report = json.loads(out)
+    assert controller.returncode == 0 and report["status"] == "succeeded", (report, err[-2000:])
+    assert all((Path(report["results"]) / f"task-{i}" / "ok").read_text() == "ok\n" for i in range(4))
+    assert "is full" in err and str(home) in err, err[-2000:]
+
+
+def test_a_home_that_stays_full_stops_the_job_with_exit_7_and_attach_finishes_it(squall, make_spec, mounts,
+                                                                                  tmp_path):
+    home = home_on_a_small_disk(squall, mounts, tmp_path)
+    spec = make_spec({"name": "full-home", "split": 4, "outputs": ["ok"], "command": WRITES_OK.format(seconds=3)})
+    controller = squall.start("job", "run", str(spec), "--output", "json", env={"SQUALL_FULL_WAIT": "3"})
+    try:
+        job_id = squall.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=60)[0]
+        filler = fill(home)
+        out, err = communicate_or_show_stacks(controller, timeout=180)
+    finally:
+        kill_quietly(controller)
+    filler.unlink()
+    assert controller.returncode == 7, err[-2000:]
+    said = out + err
+    assert "is full" in said and str(home) in said and "attach" in said, said[-2000:]
+    code, attached = squall.json("job", "attach", job_id)
+    assert code == 0 and attached["status"] == "succeeded", attached
+    assert all((Path(attached["results"]) / f"task-{i}" / "ok").read_text() == "ok\n" for i in range(4))

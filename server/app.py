@@ -34,7 +34,7 @@ def create_app(home: Path, spec_roots: list[Path] | None = None, log_format: str
     ``max_upload_mb``: the most one request may upload."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        background = [asyncio.create_task(app.state.events.follow())]
+        background = app.state.background = [asyncio.create_task(app.state.events.follow())]
         if take_over_every > 0:
             background.append(asyncio.create_task(takeover.keep_taking_over(
                 open_store, home, app.state.controller_options, take_over_every)))
@@ -58,6 +58,7 @@ def create_app(home: Path, spec_roots: list[Path] | None = None, log_format: str
     def open_store() -> Iterator[Store]:
         if getattr(opened, "store", None) is None:
             opened.store = Store(home)
+            opened.store.db.patience = 0  # a request answers 503 at once while the store does not answer
         yield opened.store
 
     app.state.open_store = open_store

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Annotated, AsyncIterator, Callable, ContextManager
@@ -20,7 +21,7 @@ from typing import Annotated, AsyncIterator, Callable, ContextManager
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from squall.errors import InvalidInput
+from squall.errors import HomeUnusable, InvalidInput
 from squall.server.auth import principal
 from squall.server.envelope import ERRORS
 from squall.server.hidden_paths import HiddenPaths
@@ -31,6 +32,8 @@ from squall.tokens import Principal
 OpenStore = Callable[[], ContextManager[Store]]  # the app's: this thread's store
 
 INTERVAL = 0.25  # seconds between reads of the journal
+RETRY_AFTER = 2.0  # seconds before reading again a store that did not answer
+log = logging.getLogger("squall.server.events")
 KEEPALIVE = 15.0  # seconds of silence before a comment line keeps proxies from closing the stream
 ENDS = {("down", "kept")}  # a job whose outputs wait for ``attach``; phase ``done`` ends every other
 
@@ -91,18 +94,27 @@ class EventHub:
         self.streams: set[tuple[asyncio.Queue, Callable[[Event], bool]]] = set()
 
     async def follow(self) -> None:
+        """For the server's life: a store that does not answer for a while pauses the streams, never ends
+        them."""
         while True:
             await asyncio.sleep(INTERVAL)
-            if not self.streams:
-                self.cursor = await asyncio.to_thread(last_seq, self.open_store)
-                continue
-            events = await asyncio.to_thread(read_after, self.open_store, self.hidden, self.cursor)
-            for event in events:
-                for queue, wanted in list(self.streams):
-                    if wanted(event):
-                        queue.put_nowait(event)
-            if events:
-                self.cursor = events[-1].seq
+            try:
+                await self._follow_once()
+            except HomeUnusable as exc:
+                log.warning("event streams paused: %s", exc.message)
+                await asyncio.sleep(RETRY_AFTER)
+
+    async def _follow_once(self) -> None:
+        if not self.streams:
+            self.cursor = await asyncio.to_thread(last_seq, self.open_store)
+            return
+        events = await asyncio.to_thread(read_after, self.open_store, self.hidden, self.cursor)
+        for event in events:
+            for queue, wanted in list(self.streams):
+                if wanted(event):
+                    queue.put_nowait(event)
+        if events:
+            self.cursor = events[-1].seq
 
     def subscribe(self, wanted: Callable[[Event], bool]) -> tuple[asyncio.Queue, Callable[[Event], bool]]:
         entry = (asyncio.Queue(), wanted)

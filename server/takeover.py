@@ -11,15 +11,18 @@ drive it and the others' attach is refused and exits.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import time
 from typing import Callable, ContextManager
 
 from squall.controllers import spawn_controller
+from squall.errors import HomeUnusable
 from squall.store import Store
 
 INTERVAL = 10.0  # seconds between looks
+log = logging.getLogger("squall.server.takeover")
 FIRST_START_GRACE = 60.0  # a job still in its plan this long after submission lost its first controller
 
 
@@ -51,4 +54,7 @@ async def keep_taking_over(open_store: Callable[[], ContextManager[Store]], home
 
     while True:
         await asyncio.sleep(interval)
-        await asyncio.to_thread(look)
+        try:
+            await asyncio.to_thread(look)
+        except HomeUnusable as exc:  # the store did not answer: look again next time, never stop looking
+            log.warning("taking over unfinished jobs paused: %s", exc.message)

@@ -14,6 +14,7 @@ file); PostgreSQL through SQLAlchemy (its URL parsing, connection pool and the p
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import socket
@@ -26,7 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
-from squall.errors import HomeUnusable, StoreFull
+from squall.errors import HomeUnusable, StoreFull, StoreUnreachable
 from squall.interrupts import uninterrupted
 from squall.paths import ensure_private_dir
 
@@ -61,6 +62,16 @@ class Database(Protocol):
     def close(self) -> None: ...
 
 
+DEFAULT_STORE_WAIT = 600.0
+log = logging.getLogger("squall.store")
+
+
+def store_wait() -> float:
+    """Seconds a controller waits for its store to take a write again (a full disk, a database server that
+    does not answer) before it stops where it is (exit 7, for ``attach``)."""
+    return float(os.environ.get("SQUALL_STORE_WAIT", DEFAULT_STORE_WAIT))
+
+
 def open_database(home: Path, read_only: bool = False, url: str | None = None) -> "Database":
     """PostgreSQL when ``url`` (or ``$SQUALL_DATABASE_URL``) is set, else ``HOME/squall.db``."""
     url = url or os.environ.get("SQUALL_DATABASE_URL") or ""
@@ -81,6 +92,7 @@ class SqliteDatabase:
 
     dialect = "sqlite"
     errors: tuple[type[Exception], ...] = (sqlite3.DatabaseError,)  # what a failed statement raises
+    patience = None  # seconds a write waits for room (None: store_wait()); 0: the server answers at once
 
     def __init__(self, path: Path, read_only: bool = False):
         self.path = path
@@ -170,19 +182,33 @@ class SqliteDatabase:
 
 
 @contextmanager
-def _full_as(error: type[Exception], where: str, is_full: Callable[[BaseException], bool]) -> Iterator[None]:
-    """A write the disk had no room for raises ``error`` naming the store (the transaction was rolled back)."""
+def _full_as(error: type[Exception], where: str, is_full: Callable[[BaseException], bool],
+             what: str = ": the disk holding it is full") -> Iterator[None]:
+    """A write the disk had no room for (or a database that does not answer) raises ``error`` naming the
+    store; the transaction was rolled back."""
     try:
         yield
     except Exception as exc:
         if is_full(exc):
-            raise error(f"Squall store {where}: the disk holding it is full",
-                        hint=f"free space on the file system of {where}") from exc
+            hint = (f"free space on the file system of {where}" if error is StoreFull
+                    else "is the database server up and reachable?")
+            raise error(f"Squall store {where}{what}", hint=hint) from exc
         raise
 
 
 def _sqlite_full(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+
+
+def _postgres_unreachable(exc: BaseException) -> bool:
+    """The server is gone or restarting (a dropped connection, a refused one, an admin shutdown)."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if not isinstance(exc, (OperationalError, InterfaceError, DBAPIError)):
+        return False
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError)) and (
+        state is None or state.startswith(("08", "57P")))
 
 
 def _postgres_full(exc: BaseException) -> bool:
@@ -298,6 +324,7 @@ class PostgresDatabase:
     or a bank VM's claim, are never interleaved with another machine's."""
 
     dialect = "postgresql"
+    patience = None  # seconds a read or write waits for the server (None: store_wait()); 0: fail at once
 
     def __init__(self, url: str, read_only: bool = False):
         try:
@@ -327,7 +354,8 @@ class PostgresDatabase:
     def transaction(self) -> Iterator[_PgConnection]:
         from sqlalchemy import text
 
-        with self.engine.connect() as connection:  # closed on the way out: a transaction left open rolls back
+        with _full_as(StoreUnreachable, self.where, _postgres_unreachable, " does not answer"), \
+                self.engine.connect() as connection:  # closed on the way out: a transaction left open rolls back
             transaction = connection.begin()
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(WRITERS_KEY)})
             # as on SQLite: a signal waits for the COMMIT or ROLLBACK
@@ -340,10 +368,26 @@ class PostgresDatabase:
                 transaction.commit()
 
     def rows(self, sql: str, params: tuple | dict = ()) -> list[Record]:
+        """A read; while the server does not answer, asked again for up to ``patience`` seconds."""
         from sqlalchemy import text
 
-        with self.engine.connect() as connection:
-            return _Result(connection.execute(text(_named(sql)), _params(params))).fetchall()
+        def read() -> list[Record]:
+            with _full_as(StoreUnreachable, self.where, _postgres_unreachable, " does not answer"), \
+                    self.engine.connect() as connection:
+                return _Result(connection.execute(text(_named(sql)), _params(params))).fetchall()
+
+        wait = store_wait() if self.patience is None else self.patience
+        deadline, said = time.monotonic() + wait, False
+        while True:
+            try:
+                return read()
+            except StoreUnreachable as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                if not said:
+                    log.warning("%s; Squall asks again (for %.0f s)", exc.message, wait)
+                    said = True
+                time.sleep(1.0)
 
     def schema_version(self) -> int:
         rows = self.rows("SELECT MAX(version) FROM squall_schema")

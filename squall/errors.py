@@ -62,6 +62,10 @@ class StoreFull(HomeUnusable):
     """The disk holding the store has no room for a write (the write was rolled back whole)."""
 
 
+class StoreUnreachable(HomeUnusable):
+    """The store's database server does not answer (a write was rolled back whole, or never began)."""
+
+
 class NotFound(InvalidInput):
     """A job, task or site named by the user does not exist."""
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -19,8 +18,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, ContextManager
 
-from squall.database import HOME_HINT, Connection, Database, open_database
-from squall.errors import HomeUnusable, StoreFull
+from squall.database import HOME_HINT, Connection, Database, open_database, store_wait
+from squall.errors import HomeUnusable, StoreFull, StoreUnreachable
 from squall.locks import locks_for
 from squall.paths import ensure_private_dir
 from squall.workarea import FINAL
@@ -360,34 +359,28 @@ class Lease:
     released_at: float | None
 
 
-DEFAULT_FULL_WAIT = 600.0
-
-
-def full_wait() -> float:
-    """Seconds a write waits for space to return to a full store's disk before giving up (exit 7)."""
-    return float(os.environ.get("SQUALL_FULL_WAIT", DEFAULT_FULL_WAIT))
-
-
-def waits_for_room(write: Callable) -> Callable:
-    """A store write the disk had no room for (rolled back whole) is made again as space returns, for up to
-    ``full_wait()`` seconds counted from the first refusal — shared by every write of this store, so a
-    controller that gives up does not wait again for each write on its way out. A journal entry is never
-    dropped: it is written, or the job stops where it is (``HomeUnusable``, exit 7) for ``attach``."""
+def waits_for_store(write: Callable) -> Callable:
+    """A store write the disk had no room for, or the database server did not take (rolled back whole), is
+    made again as the store comes back, for up to ``store_wait()`` seconds counted from the first refusal —
+    shared by every write of this store, so a controller that gives up does not wait again for each write
+    on its way out. A journal entry is never dropped: it is written, or the job stops where it is
+    (``HomeUnusable``, exit 7) for ``attach``. A store with ``patience`` 0 (the server's) fails at once."""
 
     @functools.wraps(write)
     def written(self: "Store", *args: Any, **kwargs: Any) -> Any:
         while True:
             try:
                 result = write(self, *args, **kwargs)
-            except StoreFull as full:
-                now = time.monotonic()
+            except (StoreFull, StoreUnreachable) as refused:
+                now, wait = time.monotonic(), store_wait() if self.db.patience is None else self.db.patience
                 if self._full_since is None:
                     self._full_since = now
-                    log.warning("%s; Squall writes again as space returns (for %.0f s)", full.message, full_wait())
-                if now - self._full_since >= full_wait():
-                    raise StoreFull(f"{full.message} (for {now - self._full_since:.0f} s)",
-                                    hint=f"{full.hint}, then 'squall job attach ID' resumes a job it stopped "
-                                         "(nothing of it was removed)") from None
+                    if wait:
+                        log.warning("%s; Squall writes again when it can (for %.0f s)", refused.message, wait)
+                if now - self._full_since >= wait:
+                    raise type(refused)(f"{refused.message} (for {now - self._full_since:.0f} s)",
+                                        hint=f"{refused.hint}; then 'squall job attach ID' resumes a job it "
+                                             "stopped (nothing of it was removed)") from None
                 time.sleep(1.0)
                 continue
             self._full_since = None
@@ -408,7 +401,7 @@ class Store:
     def __init__(self, home: Path, read_only: bool = False, url: str | None = None):
         self.home = Path(home)
         self.read_only = read_only
-        self._full_since: float | None = None  # when writes began to find the disk full (see waits_for_room)
+        self._full_since: float | None = None  # when writes began to find the disk full (see waits_for_store)
         self.db: Database = open_database(self.home, read_only, url)
         if not read_only:
             try:  # locks, logs, sites' work areas: the home holds more than the tables
@@ -517,7 +510,7 @@ class Store:
             sql, values = f"{sql} LIMIT ?", (*values, limit)
         return [_job(row) for row in self.rows(sql, values)]
 
-    @waits_for_room
+    @waits_for_store
     def update_job(self, job_id: str, **fields: Any) -> None:
         fields["updated_at"] = time.time()
         assignments = ", ".join(f'"{name}" = :{name}' for name in fields)
@@ -530,7 +523,7 @@ class Store:
         )
         return [_task(row) for row in rows]
 
-    @waits_for_room
+    @waits_for_store
     def update_tasks(self, job_id: str, updates: dict[int, dict[str, Any]]) -> None:
         with self.transaction() as db:
             for index, fields in updates.items():
@@ -542,7 +535,7 @@ class Store:
 
     # journal --------------------------------------------------------------
 
-    @waits_for_room
+    @waits_for_store
     def record(self, job_id: str | None, phase: str, event: str, **detail: Any) -> None:
         with self.transaction() as db:
             db.execute(
@@ -564,7 +557,7 @@ class Store:
 
     # leases ---------------------------------------------------------------
 
-    @waits_for_room
+    @waits_for_store
     def add_lease(
         self, job_id: str | None, site: str, kind: str, resource: str, tags: dict, expires_at: float
     ) -> int:
@@ -590,7 +583,7 @@ class Store:
         rows = self.rows(f"SELECT * FROM leases{where} ORDER BY id", params)
         return [_lease(row) for row in rows]
 
-    @waits_for_room
+    @waits_for_store
     def extend_leases(self, job_id: str, expires_at: float) -> None:
         with self.transaction() as db:
             db.execute(
@@ -598,7 +591,7 @@ class Store:
                 (expires_at, job_id),
             )
 
-    @waits_for_room
+    @waits_for_store
     def release_lease(self, lease_id: int) -> None:
         with self.transaction() as db:
             db.execute(
@@ -625,7 +618,7 @@ class Store:
                 (name, kind, json.dumps(config), now, now),
             )
 
-    @waits_for_room
+    @waits_for_store
     def add_site_report(self, site: str, action: str, status: str, report: dict) -> None:
         with self.transaction() as db:
             db.execute(
@@ -644,7 +637,7 @@ class Store:
         row = self._row("SELECT at, states FROM site_polls WHERE site = ?", (site,))
         return (row["at"], json.loads(row["states"])) if row else None
 
-    @waits_for_room
+    @waits_for_store
     def save_site_poll(self, site: str, at: float, states: dict) -> None:
         """The answer of one remote poll for every controller at ``site``; the calls are counted, not journaled."""
         with self.transaction() as db:
@@ -687,7 +680,7 @@ class Store:
                 found[row["path"]] = (row["size"], row["mtime_ns"], row["inode"], row["sha256"])
         return found
 
-    @waits_for_room
+    @waits_for_store
     def remember_digests(self, entries: list[tuple[str, int, int, int, str]]) -> None:
         with self.transaction() as db:
             db.executemany("INSERT INTO digests VALUES (?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "

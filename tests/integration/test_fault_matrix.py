@@ -762,7 +762,7 @@ def test_a_home_full_for_a_while_delays_the_job_and_loses_nothing(squall, make_s
     the job succeeds with every output (before: 'internal error: database or disk is full', exit 1)."""
     home = home_on_a_small_disk(squall, mounts, tmp_path)
     spec = make_spec({"name": "full-home", "split": 4, "outputs": ["ok"], "command": WRITES_OK.format(seconds=3)})
-    controller = squall.start("job", "run", str(spec), "--output", "json", env={"SQUALL_FULL_WAIT": "120"})
+    controller = squall.start("job", "run", str(spec), "--output", "json", env={"SQUALL_STORE_WAIT": "120"})
     try:
         squall.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=60)
         filler = fill(home)
@@ -781,7 +781,7 @@ def test_a_home_that_stays_full_stops_the_job_with_exit_7_and_attach_finishes_it
                                                                                   tmp_path):
     home = home_on_a_small_disk(squall, mounts, tmp_path)
     spec = make_spec({"name": "full-home", "split": 4, "outputs": ["ok"], "command": WRITES_OK.format(seconds=3)})
-    controller = squall.start("job", "run", str(spec), "--output", "json", env={"SQUALL_FULL_WAIT": "3"})
+    controller = squall.start("job", "run", str(spec), "--output", "json", env={"SQUALL_STORE_WAIT": "3"})
     try:
         job_id = squall.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=60)[0]
         filler = fill(home)

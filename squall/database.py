@@ -346,8 +346,9 @@ class PostgresDatabase:
         try:
             with self.transaction() as connection:  # IF NOT EXISTS alone races another process's CREATE
                 connection.execute("CREATE TABLE IF NOT EXISTS squall_schema (version INTEGER NOT NULL)")
-        except SQLAlchemyError as exc:
-            raise HomeUnusable(f"Squall database {self.where}: {_first_line(exc)}", hint=URL_HINT) from None
+        except (SQLAlchemyError, StoreUnreachable) as exc:  # at start: a wrong URL as much as a server down
+            cause = exc.__cause__ if isinstance(exc, StoreUnreachable) else exc
+            raise HomeUnusable(f"Squall database {self.where}: {_first_line(cause)}", hint=URL_HINT) from None
         self.errors = (SQLAlchemyError,)
 
     @contextmanager

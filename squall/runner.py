@@ -38,6 +38,7 @@ from squall.workarea import FINAL, RAN, TaskStatus, lease_margin
 PHASES = ("plan", "up", "stage", "launch", "monitor", "collect", "down", "done")
 DEFAULT_KEEP_UNCOLLECTED = 7 * 24 * 3600.0
 SALVAGE_WAIT = 30.0  # seconds for started tasks to stop after a cancel, before their outputs are collected
+DOWN_PAUSES = (2.0, 4.0, 8.0, 16.0, 30.0)  # before asking an unreachable site again to remove a job's things
 STDERR_TAIL = 2000
 
 
@@ -483,12 +484,29 @@ class Runner:
         return True
 
     def _down(self, plan: JobPlan, site: Site, error: str | None) -> str | None:
+        """Remove what the job made at its site; a site that does not answer (an sshd restarting) is asked
+        again after growing pauses while the job's leases last. Still unreachable (or refused for another
+        reason, such as a host given up on), the job records what it left there: the leases stay, and gc
+        removes it."""
         self._enter(plan, "down")
-        try:
-            site.down(plan)
-        except (SquallError, OSError) as exc:
-            self.store.record(plan.job_id, "down", "error", message=str(exc))
-            return f"{error + '; ' if error else ''}down failed: {exc} (squall gc will retry)"
+        for pause in (*DOWN_PAUSES, None):
+            try:
+                site.down(plan)
+                break
+            except Interrupted:
+                raise
+            except (SquallError, OSError) as exc:
+                self.store.record(plan.job_id, "down", "error", message=str(exc))
+                leases = self.store.leases(job_id=plan.job_id)
+                until = max((lease.expires_at for lease in leases), default=time.time())
+                transient = isinstance(exc, (SiteUnreachable, OSError))
+                if pause is None or not transient or time.time() + pause >= until:
+                    self.store.record(plan.job_id, "down", "left", resources=[lease.resource for lease in leases],
+                                      until=until)
+                    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(until))
+                    return (f"{error + '; ' if error else ''}down failed: {exc}; what the job made is still at site "
+                            f"{site.name} (squall gc removes it once its lease ends, {when})")
+                time.sleep(pause)
         for lease in self.store.leases(job_id=plan.job_id):
             self.store.release_lease(lease.id)
         self.store.record(plan.job_id, "down", "end")

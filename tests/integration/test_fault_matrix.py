@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Squall, communicate_or_show_stacks, kill_quietly, run_then_kill_9
-from tests.integration.conftest import leftovers
+from tests.integration.conftest import TESTBED, leftovers
 from tests.integration.test_ssh_nodes import NODES, left, nodes_up, site  # noqa: F401 (site: a fixture)
 from tests.integration.test_ssh_nodes import SITE as NODE_SITE
 from tests.testbed.nodes import HEAD_NS
@@ -795,3 +795,26 @@ def test_a_home_that_stays_full_stops_the_job_with_exit_7_and_attach_finishes_it
     code, attached = squall.json("job", "attach", job_id)
     assert code == 0 and attached["status"] == "succeeded", attached
     assert all((Path(attached["results"]) / f"task-{i}" / "ok").read_text() == "ok\n" for i in range(4))
+
+
+# --- the scheduler restarted mid-monitor -------------------------------------------------------------------
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_hpc_slurmctld_restarted_mid_monitor_loses_nothing(hpc, make_spec, remote, testbed, how):
+    """slurmctld stopped (SIGTERM or SIGKILL) for 15 s while 4 tasks run or wait, then started again: the job
+    waits and reconciles with what Slurm and the runtime's status files say."""
+    spec = payload_spec(make_spec, "ctld", size=MIB, split=4, before="sleep 6; ")
+    controller = start(hpc, spec, "--site", "testbed")
+    try:
+        job_id = hpc.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=120)[0]
+        status = subprocess.run([str(TESTBED), "status"], capture_output=True, text=True, timeout=60)
+        os.kill(json.loads(status.stdout)["daemons"]["slurmctld"], how)
+        time.sleep(15)
+        up = subprocess.run([str(TESTBED), "up"], capture_output=True, text=True, timeout=300)
+        assert up.returncode == 0, up.stderr[-2000:]
+        out, err = communicate_or_show_stacks(controller, timeout=300)
+    finally:
+        kill_quietly(controller)
+    assert controller.returncode == 0, (out[-2000:], err[-3000:])
+    assert assert_no_output_lost(hpc, job_id, MIB) == 4
+    assert leftovers(remote, testbed) == ([], [])

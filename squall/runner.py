@@ -336,6 +336,8 @@ class Runner:
         seen: dict[int, tuple] = {}
         while True:
             states = self._poll(plan, site, fresh=woken)
+            if not cancel_sent:
+                _blame_the_site(states)
             self._save_states(plan, states, seen)
             self.reporter.tasks(states)
             job_errors = sorted({s.job_error for s in states if s.job_error})
@@ -519,6 +521,15 @@ class Runner:
             shutil.rmtree(job.spec_dir, ignore_errors=True)
         self._notify(plan.job_id, "finished")
         self.reporter.phase(plan.job_id, "done")
+
+
+def _blame_the_site(states: list[TaskState]) -> None:
+    """A task cancelled while Squall asked nothing of the kind was cancelled at the site (its admin's
+    scancel, a preemption): said at once, with what the scheduler said."""
+    for state in states:
+        if state.state == TaskStatus.CANCELLED and not (state.error or "").startswith("cancelled at the site"):
+            said = f": {state.error}" if state.error else ""
+            state.error = f"cancelled at the site, not by Squall (exit {state.exit_code}){said}"
 
 
 def _stderr_tail(path: Path) -> str | None:

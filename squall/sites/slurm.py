@@ -229,6 +229,9 @@ def _task_state(index: int, status: dict | None, record: dict | None, lost: bool
         if not state.final and slurm_state in SLURM_ENDED:
             state.state = _slurm_final(slurm_state)
             state.error = f"Slurm ended the task: {slurm_state}"
+        elif state.state == TaskStatus.CANCELLED and slurm_state and not state.error:
+            reason = (record or {}).get("Reason")
+            state.error = f"Slurm: {slurm_state}" + (f" ({reason})" if reason and reason != "None" else "")
         return state
     if slurm_state in SLURM_ENDED:
         return TaskState(index, _slurm_final(slurm_state), error=f"Slurm: {slurm_state} ({record.get('Reason')}) before the runtime ran")

@@ -818,3 +818,24 @@ def test_hpc_slurmctld_restarted_mid_monitor_loses_nothing(hpc, make_spec, remot
     assert controller.returncode == 0, (out[-2000:], err[-3000:])
     assert assert_no_output_lost(hpc, job_id, MIB) == 4
     assert leftovers(remote, testbed) == ([], [])
+
+
+def test_hpc_a_job_cancelled_behind_squalls_back_says_so_at_once(hpc, make_spec, remote, testbed):
+    """The site's admin runs scancel on Squall's array: the tasks said 'cancelled (exit -15)' with no reason
+    (in the issue's trial, 'failed (exit None)' two minutes later). Now each says at once that it was
+    cancelled at the site, not by Squall, with what Slurm said; the job failed (exit 1)."""
+    spec = payload_spec(make_spec, "scancelled", size=MIB, split=2, before="sleep 60; ")
+    controller = start(hpc, spec, "--site", "testbed")
+    try:
+        job_id = hpc.wait_for("SELECT job_id FROM tasks WHERE status = 'running'", timeout=120)[0]
+        remote(f"scancel --name=squall-{job_id}")
+        cancelled_at = time.monotonic()
+        out, err = communicate_or_show_stacks(controller, timeout=300)
+    finally:
+        kill_quietly(controller)
+    ended_after = time.monotonic() - cancelled_at
+    report = json.loads(out)
+    assert ended_after < 60 and controller.returncode == 1 and report["status"] == "failed", (ended_after, report)
+    assert all(t["status"] == "cancelled" and t["error"].startswith("cancelled at the site, not by Squall")
+               and "Slurm: " in t["error"] for t in report["tasks"]), report["tasks"]
+    assert leftovers(remote, testbed) == ([], [])

@@ -196,8 +196,11 @@ class LocalHost(Transport):
                             descriptors.append(os.pidfd_open(int(pid)))
                         except OSError:
                             return True  # it just exited: poll again now
-            if descriptors:
-                return bool(select.select(descriptors, [], [], timeout)[0])
+            if descriptors:  # poll, not select: a busy process's descriptors may be numbered past 1024
+                waiting = select.poll()
+                for fd in descriptors:
+                    waiting.register(fd, select.POLLIN)
+                return bool(waiting.poll(timeout * 1000))
             time.sleep(timeout)
             return False
         finally:

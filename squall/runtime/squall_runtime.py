@@ -65,7 +65,7 @@ import sys
 import threading
 import time
 
-RUNTIME_VERSION = "0.10.0"
+RUNTIME_VERSION = "0.11.0"
 TASK_FORMAT = 1  # the layout of task.json this runtime reads (squall.workarea.TASK_FORMAT)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Only these variables of the runtime's own environment reach the payload.
@@ -761,14 +761,17 @@ def read_files(job_dir, rels):
 
 
 def slurm_records(command):
-    """``scontrol show job -o`` / ``squeue`` output as dicts; [] when Slurm is absent."""
+    """``scontrol show job -o`` / ``squeue`` output as dicts, and None with scontrol's complaint when Slurm
+    does not answer (slurmctld restarting): no record then proves nothing about a task."""
     try:
-        out = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             universal_newlines=True, timeout=60).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return []
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, str(exc)
+    if done.returncode != 0:
+        return None, (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[0][:300]
     records = []
-    for line in out.splitlines():
+    for line in done.stdout.splitlines():
         fields = {}
         for part in line.split():
             if "=" in part:
@@ -776,7 +779,7 @@ def slurm_records(command):
                 fields[key] = value
         if "JobId" in fields:
             records.append(fields)
-    return records
+    return records, None
 
 
 def read_json(path, default=None):
@@ -815,9 +818,10 @@ def poll(job_dirs, slurm=True):
     if not slurm:
         return {"slurm": [], "jobs": jobs, "now": now(), "started": started}
     keep = ("JobId", "ArrayJobId", "ArrayTaskId", "JobName", "JobState", "ExitCode", "Reason")
-    records = [{k: r.get(k) for k in keep} for r in slurm_records(["scontrol", "show", "job", "-o"])
-               if r.get("JobName", "").startswith("squall-")]
-    return {"slurm": records, "jobs": jobs, "now": now(), "started": started}
+    records, silent = slurm_records(["scontrol", "show", "job", "-o"])
+    if records is not None:
+        records = [{k: r.get(k) for k in keep} for r in records if r.get("JobName", "").startswith("squall-")]
+    return {"slurm": records, "slurm_silent": silent, "jobs": jobs, "now": now(), "started": started}
 
 
 def wait_for_change(timeout, since, job_dirs):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from squall.errors import Interrupted, Refused, SiteUnreachable, SquallError
 from squall.interrupts import uninterrupted
@@ -31,32 +30,13 @@ from squall.sites import mpi_hosts
 from squall.sites.base import Capability, JobPlan, TaskState
 from squall.sites.parts import Executor
 from squall.sites.sandbox import LocalSandbox, warn_unsandboxed
+from squall.sites.silence import Silence
 from squall.sites.transport import HostFacts, Transport
 from squall.sites.slurm import status_state, vanished
 from squall.workarea import KILL_GRACE, TaskStatus, lease_margin, task_folder
 
 ANSWER_TIMEOUT = 20.0  # seconds a poll waits for a host's answer before counting it silent
 ASK_AGAIN = (2.0, 4.0, 8.0, 16.0, 30.0)  # pauses before asking a silent host again (the last repeats)
-
-
-@dataclass
-class Silence:
-    """A host that stopped answering: since when (monotonic, and the wall clock for people), why, how long
-    its tasks could still run (``limit`` seconds), and when to ask it again."""
-
-    since: float
-    since_wall: float
-    why: str
-    limit: float
-    asked: int = 1
-    next_ask: float = 0.0
-
-    def shown(self) -> str:
-        return time.strftime("%H:%M:%S", time.localtime(self.since_wall))
-
-    def over(self) -> bool:
-        """Silent for longer than its tasks could run: none of them is running any more."""
-        return time.monotonic() - self.since >= self.limit
 
 
 class SlotsExecutor(Executor):

@@ -8,27 +8,34 @@ Slurm before or while it ran). One agent call polls every job at the site.
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
-from squall.errors import Refused
+from squall.errors import Refused, SiteUnreachable
 from squall.inventory import Partition, SiteVars
 from squall.sites.base import Capability, JobPlan, LiveResource, TaskState
 from squall.sites.parts import Executor
 from squall.sites.remote_host import RemoteHost
+from squall.sites.silence import Silence
 from squall.sites.transport import HostFacts, Transport
 from squall.money.site_limits import SiteLimit
 from squall.sites.slurm_limits import parse_associations, site_limits
 from squall.slurm_options import merged, quoted_setup
 from squall.spec import parse_walltime
 from squall.templating import templates
-from squall.workarea import KILL_GRACE, TaskStatus
+from squall.workarea import KILL_GRACE, TaskStatus, lease_margin
 
 SLURM_MARGIN = 30  # Slurm's limit is the walltime plus this: the runtime times out first
 SLURM_ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
                "BOOT_FAIL", "DEADLINE"}
-LOST_AFTER = 120  # seconds after launch with neither a Slurm record nor a runtime status
+LOST_AFTER = 120  # seconds after launch with neither a Slurm record nor a runtime status (while Slurm answers)
+
+
+def lost_after() -> float:
+    """Seconds after launch that a task Slurm no longer lists and the runtime never started counts as lost."""
+    return float(os.environ.get("SQUALL_SLURM_LOST_AFTER", LOST_AFTER))
 
 
 class SlurmExecutor(Executor):
@@ -40,6 +47,7 @@ class SlurmExecutor(Executor):
         self.site_vars = site_vars
         self.user = user
         self._ahead: dict[tuple[str, str], Future] = {}  # answers asked ahead (``prefetch``), by job and kind
+        self.silence: Silence | None = None  # since when Slurm has not answered a poll
 
     def check(self, plan: JobPlan, facts: dict[str, HostFacts]) -> None:
         self.partition_for(plan)
@@ -152,6 +160,9 @@ class SlurmExecutor(Executor):
 
     def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
         answer = self.login.agent("poll", *[self.login.job_dir(p.job_id) for p in plans])
+        if answer.get("slurm") is None:
+            return self._poll_without_slurm(plans, answer)
+        self.silence = None
         slurm: dict[str, dict[int, dict]] = {}
         for record in answer["slurm"]:
             for index in _array_indexes(record.get("ArrayTaskId")):
@@ -165,9 +176,39 @@ class SlurmExecutor(Executor):
                                        for t in plan.tasks]
                 continue
             records = slurm.get(f"squall-{plan.job_id}", {})
-            lost = job["launched_at"] is not None and answer["now"] - job["launched_at"] > LOST_AFTER
+            lost = job["launched_at"] is not None and answer["now"] - job["launched_at"] > lost_after()
             result[plan.job_id] = [
                 _task_state(t.index, job["tasks"].get(str(t.index)), records.get(t.index), lost)
+                for t in plan.tasks
+            ]
+        return result
+
+    def _poll_without_slurm(self, plans: list[JobPlan], answer: dict) -> dict[str, list[TaskState]]:
+        """Slurm did not answer (slurmctld restarting): the runtime's status files still say what each started
+        task did; a task without one is ``lost`` until Slurm answers again, never failed for want of a record.
+        Silent for longer than the tasks could run, the site is unreachable and the job waits for ``attach``."""
+        why = f"scontrol: {answer.get('slurm_silent') or 'no answer'}"
+        if self.silence is None:
+            self.silence = Silence(time.monotonic(), time.time(), why,
+                                   max(self.max_duration(p) for p in plans) + lease_margin())
+        self.silence.why = why
+        if self.silence.over():
+            raise SiteUnreachable(f"site {self.site}: Slurm has not answered since {self.silence.shown()}, longer "
+                                  f"than the tasks could run ({why})",
+                                  hint="everything is left at the site: 'squall job attach ID' once Slurm answers")
+        result = {}
+        for plan in plans:
+            job = answer["jobs"].get(self.login.job_dir(plan.job_id))
+            if job is None:
+                message = vanished(self.login, plan, self.site)
+                result[plan.job_id] = [TaskState(t.index, TaskStatus.FAILED, error=message, job_error=message)
+                                       for t in plan.tasks]
+                continue
+            result[plan.job_id] = [
+                status_state(t.index, status) if (status := job["tasks"].get(str(t.index))) is not None
+                else TaskState(t.index, TaskStatus.LOST,
+                               error=f"Slurm has not answered since {self.silence.shown()} ({why}); Squall asks "
+                                     "again and concludes nothing about the task until it answers")
                 for t in plan.tasks
             ]
         return result

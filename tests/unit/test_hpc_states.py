@@ -53,3 +53,28 @@ def test_a_refusal_caused_by_the_default_walltime_names_it():
     with pytest.raises(Refused) as explicit:
         executor.partition_for(SimpleNamespace(spec=SimpleNamespace(resources=Resources(walltime="02:00:00"))))
     assert explicit.value.hint is None
+
+
+def test_a_silent_slurm_fails_no_task_until_the_tasks_could_no_longer_run(monkeypatch):
+    """scontrol failing (slurmctld restarting) says nothing about a task: one without a status file is lost, one
+    with a status keeps it; silent past the tasks' walltime and the lease margin, the site is unreachable."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from squall.errors import SiteUnreachable
+    from squall.sites.slurm import SlurmExecutor
+
+    monkeypatch.setenv("SQUALL_LEASE_MARGIN", "0")
+    answer = {"slurm": None, "slurm_silent": "Unable to contact slurm controller", "now": 100.0,
+              "jobs": {"/w/squall-j": {"launched_at": 1.0, "tasks": {"1": {"state": "running"}}}}}
+    login = SimpleNamespace(agent=lambda *args: answer, job_dir=lambda job_id: f"/w/squall-{job_id}")
+    executor = SlurmExecutor("centre", [login], None, "svc")
+    monkeypatch.setattr(executor, "max_duration", lambda plan: 30.0)
+    plan = SimpleNamespace(job_id="j", tasks=[SimpleNamespace(index=0), SimpleNamespace(index=1)])
+    states = executor.poll([plan])["j"]
+    assert [s.state for s in states] == ["lost", "running"]
+    assert "Unable to contact slurm controller" in states[0].error
+    executor.silence.since -= 31
+    with pytest.raises(SiteUnreachable, match="Slurm has not answered since"):
+        executor.poll([plan])

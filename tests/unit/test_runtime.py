@@ -184,7 +184,7 @@ def test_engine_command_has_no_network_a_name_and_the_environment_only_in_a_file
 def test_runtime_is_stdlib_only_and_versioned():
     source = runtime_path().read_text()
     assert "import squall" not in source and "from squall" not in source
-    assert runtime_version() == "0.10.0"
+    assert runtime_version() == "0.11.0"
     out = subprocess.run([sys.executable, "-I", "-S", str(runtime_path()), "version"], capture_output=True, text=True)
     assert out.stdout.strip() == runtime_version()
 

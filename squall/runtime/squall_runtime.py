@@ -78,6 +78,9 @@ HASHERS = 4  # files hashed at once by ``verify``
 WAIT_CHECKS_PER_S = 100  # status files ``wait`` looks at per second (the host's file-system load)
 WAIT_MIN_PERIOD = 0.05
 WAIT_MAX = 60.0
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # no room left: the file system is full, or the account's quota
+DISK_FULL_EXIT = 28  # the runtime's exit when not even the task's status could be written (ENOSPC's number)
+NEARLY_FULL = 1 << 20  # bytes free below which a failed payload is said to have met a full file system
 
 
 def now():
@@ -95,11 +98,39 @@ def write_text_atomically(path, text, mode=0o644):
 
 def write_bytes_atomically(path, data, mode=0o644):
     tmp = "%s.tmp.%d" % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, mode)  # whatever the umask left
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def overwrite_in_place(path, data):
+    """Write over an existing file's own blocks: what still works on a full file system, where a new file
+    (the atomic way) gets no room. A reader may see it half-written, so it is the last resort."""
+    with open(path, "r+b") as handle:
         handle.write(data)
-    os.chmod(tmp, mode)  # whatever the umask left
-    os.replace(tmp, path)
+        handle.truncate()
+
+
+def full_file_system(path):
+    """Why a write under ``path`` fails for want of room, or None: the file system's free bytes and inodes."""
+    try:
+        info = os.statvfs(path)
+    except OSError:
+        return None
+    free = info.f_bavail * info.f_frsize
+    if free >= NEARLY_FULL and not (info.f_files and info.f_favail == 0):
+        return None
+    return ("no space left on device: the file system of %s is full (%d bytes%s free); free space in the "
+            "site's work root or ask the site for more quota" % (path, free, "" if info.f_favail else ", no inodes"))
 
 
 def sha256_file(path):
@@ -329,7 +360,12 @@ class Task(object):
         with self.lock:
             self.status.update(changes)
             self.status["heartbeat_at"] = now()
-            write_json(self.status_path, self.status)
+            try:
+                write_json(self.status_path, self.status)
+            except OSError as exc:
+                if exc.errno not in DISK_FULL:
+                    raise
+                overwrite_in_place(self.status_path, json.dumps(self.status, sort_keys=True).encode())
 
     # signals and limits
 
@@ -358,7 +394,10 @@ class Task(object):
 
     def heartbeat(self, interval):
         while not self.done.wait(interval):
-            self.save()
+            try:
+                self.save()
+            except OSError:  # no room even in place: the next beat, or the end, tries again
+                pass
 
     # the run
 
@@ -533,10 +572,20 @@ class Task(object):
     def finish(self, exit_code, wall, max_rss_kb, error):
         self.done.set()
         manifest = build_manifest(os.path.join(self.dir, "out"), self.spec.get("outputs") or ["**"])
-        write_json(os.path.join(self.dir, "manifest.json"), manifest)
+        full = None
+        try:
+            write_json(os.path.join(self.dir, "manifest.json"), manifest)
+        except OSError as exc:
+            if exc.errno not in DISK_FULL:
+                raise
+            full = full_file_system(self.dir) or "no room to write the task's manifest: %s" % exc.strerror
+        if exit_code != 0 and full is None:
+            full = full_file_system(self.dir)
+        if full:
+            error = "%s (%s)" % (full, error) if error else full
         if self.reason is not None:
             state = self.reason
-        elif exit_code == 0:
+        elif exit_code == 0 and full is None:
             state = "succeeded"
         else:
             state = "failed"
@@ -1162,7 +1211,13 @@ def main(argv=None):
         except (OSError, ValueError) as exc:
             print("squall_runtime: cannot read %s/task.json: %s" % (args[1], exc), file=sys.stderr)
             return 2
-        return task.run()
+        try:
+            return task.run()
+        except OSError as exc:
+            if exc.errno not in DISK_FULL:
+                raise
+            print("squall_runtime: %s" % (full_file_system(task.dir) or exc), file=sys.stderr)
+            return DISK_FULL_EXIT
     if len(args) == 2 and args[0] == "stage":
         request = json.load(sys.stdin)
         write_files(args[1], request["files"])

@@ -27,6 +27,7 @@ from squall.spec import parse_walltime
 from squall.templating import templates
 from squall.workarea import KILL_GRACE, TaskStatus, lease_margin
 
+DISK_FULL_EXIT = 28  # the runtime's exit when not even a task's status could be written (squall_runtime.py)
 SLURM_MARGIN = 30  # Slurm's limit is the walltime plus this: the runtime times out first
 SLURM_ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
                "BOOT_FAIL", "DEADLINE"}
@@ -270,6 +271,9 @@ def _task_state(index: int, status: dict | None, record: dict | None, lost: bool
         if not state.final and slurm_state in SLURM_ENDED:
             state.state = _slurm_final(slurm_state)
             state.error = f"Slurm ended the task: {slurm_state}"
+            if (record or {}).get("ExitCode", "").split(":")[0] == str(DISK_FULL_EXIT):
+                state.error = ("no space left on device: the runtime could not even write the task's status; "
+                               "free space in the site's work root or ask the site for more quota")
         elif state.state == TaskStatus.CANCELLED and slurm_state and not state.error:
             reason = (record or {}).get("Reason")
             state.error = f"Slurm: {slurm_state}" + (f" ({reason})" if reason and reason != "None" else "")

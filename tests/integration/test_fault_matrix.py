@@ -852,6 +852,29 @@ def test_hpc_slurm_silent_longer_than_a_pending_task_may_go_unlisted(hpc, make_s
     assert leftovers(remote, testbed) == ([], [])
 
 
+def test_hpc_a_full_work_root_says_the_disk_is_full(hpc, make_spec, remote, testbed):
+    """The site's work root fills up while the payload writes its output. Before, the runtime died writing the
+    manifest and the task read "Slurm ended the task: FAILED" with an empty stderr; now it says no space was
+    left on the device and where."""
+    root = testbed["work_root"]
+    owner = os.stat(root)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=2m,mode=0700,uid={owner.st_uid},"
+                              f"gid={owner.st_gid}", "tmpfs", root], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"this machine refuses mounts (needed for a full work root): {mounted.stderr.strip()}")
+    try:
+        spec = payload_spec(make_spec, "full-root", size=8 * MIB, split=1)
+        proc = hpc.run("job", "run", str(spec), "--output", "json", "--site", "testbed")
+        report = json.loads(proc.stdout)
+        remains = leftovers(remote, testbed)
+    finally:
+        subprocess.run(["umount", "-l", root], check=False)
+    assert proc.returncode == 1 and report["status"] == "failed", (proc.stdout[-2000:], proc.stderr[-2000:])
+    error = report["tasks"][0]["error"]
+    assert error.startswith("no space left on device: the file system of ") and root in error, error
+    assert remains == ([], [])
+
+
 def test_hpc_a_job_cancelled_behind_squalls_back_says_so_at_once(hpc, make_spec, remote, testbed):
     """The site's admin runs scancel on Squall's array: the tasks said 'cancelled (exit -15)' with no reason
     (in the issue's trial, 'failed (exit None)' two minutes later). Now each says at once that it was

@@ -304,3 +304,36 @@ def test_a_job_array_is_submitted_with_slurms_variables_a_plain_path_and_nothing
     assert env == {**{k: v for k, v in os.environ.items() if k.startswith("SLURM_")}, "PATH": DEFAULT_PATH,
                    "HOME": me.pw_dir, "USER": me.pw_name, "LOGNAME": me.pw_name}
     assert env["SLURM_CONF"] == "/etc/slurm/site.conf"
+
+
+def test_a_task_that_met_a_full_file_system_says_so_even_where_nothing_new_can_be_written(tmp_path, monkeypatch):
+    """In the runtime's own process: the file system reports no room and new files cannot be made (the
+    manifest, the status's temporary file); the status is written over its own blocks and names the cause."""
+    from types import SimpleNamespace
+
+    from squall.runtime import squall_runtime
+
+    task_dir = make_task(tmp_path, ["true"])
+    task = squall_runtime.Task(str(task_dir))
+    task.save(state="running")
+    monkeypatch.setattr(squall_runtime.os, "statvfs", lambda path: SimpleNamespace(
+        f_bavail=0, f_frsize=4096, f_files=100, f_favail=90))
+
+    def no_room(path, data, mode=0o644):
+        raise OSError(28, "No space left on device", path)
+
+    monkeypatch.setattr(squall_runtime, "write_bytes_atomically", no_room)
+    assert task.finish(0, 1.0, 10, None) == 1
+    status = json.loads((task_dir / "status.json").read_text())
+    assert status["state"] == "failed"
+    assert status["error"].startswith(f"no space left on device: the file system of {task_dir} is full (0 bytes")
+    assert not (task_dir / "manifest.json").exists()
+
+
+def test_a_runtime_that_could_not_even_write_its_status_is_read_from_slurms_exit_code():
+    from squall.sites.slurm import DISK_FULL_EXIT, _task_state
+    from squall.runtime import squall_runtime
+
+    assert DISK_FULL_EXIT == squall_runtime.DISK_FULL_EXIT
+    state = _task_state(0, {"state": "running"}, {"JobState": "FAILED", "ExitCode": f"{DISK_FULL_EXIT}:0"}, lost=False)
+    assert state.state == "failed" and state.error.startswith("no space left on device")

@@ -74,6 +74,8 @@ def _decide(store: Store, res: LiveResource, lease: Lease | None, now: float,
     job_id = res.job_id or (lease.job_id if lease else None)
     if job_id and store.locks.controller_alive(job_id):
         return "keep", "a controller is driving this job"
+    if res.kind == "process":
+        return _decide_process(store, res)
     if lease is not None:
         if lease.expires_at <= now:
             return _unless_uncollected(store, job_id, discard_uncollected,
@@ -91,6 +93,20 @@ def _decide(store: Store, res: LiveResource, lease: Lease | None, now: float,
         return "remove", f"another store's ({owner}), expired {int(now - res.expires_at)} s ago"
     return "foreign", (f"not this store's ({owner}), expired {int(now - res.expires_at)} s ago: "
                        "--include-foreign-expired removes it")
+
+
+def _decide_process(store: Store, res: LiveResource) -> tuple[str, str]:
+    """A process left working in a job folder: ended once its job is over (or its folder gone), if the job is
+    this store's; a job that may still be attached keeps its processes (its tasks may be running)."""
+    job = store.job(res.job_id) if res.job_id else None
+    what = f"process {res.detail['pid']} ({res.detail['args'][:80]})"
+    if job is None or res.store_id not in (None, store.store_id):
+        return "foreign", f"{what} of a job not in this store: left alone"
+    if job.phase == "done":
+        return "remove", f"{what} still running after its job ended"
+    if res.detail["gone"]:
+        return "remove", f"{what} still running in the job folder removed since"
+    return "keep", f"{what}: its job is not finished; 'squall job attach {job.id}' resumes it"
 
 
 def _unless_uncollected(store: Store, job_id: str | None, discard: bool, why: str) -> tuple[str, str]:

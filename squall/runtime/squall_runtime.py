@@ -987,12 +987,12 @@ def association_limits():
 
 
 def teardown(name, job_dir=None):
-    """Cancel the account's jobs called ``name``; remove ``job_dir`` if given (a squall-* folder)."""
+    """Cancel the account's jobs called ``name``; end what still runs in ``job_dir`` and remove it, if given
+    (a squall-* folder)."""
     user = pwd.getpwuid(os.getuid()).pw_name
     subprocess.run(["scancel", "--user", user, "--name", name], check=False)
     if job_dir:
-        if not os.path.basename(os.path.normpath(job_dir)).startswith("squall-"):
-            raise ValueError("%r is not a Squall job folder" % job_dir)
+        end_processes(job_dir)
         shutil.rmtree(job_dir, ignore_errors=True)
     return {"cancelled": name, "removed": job_dir}
 
@@ -1076,9 +1076,76 @@ def stop(job_dir, remove=False, grace=5.0):
     for pid in runtimes:
         _killpg(pid, signal.SIGKILL)
     if remove:
+        end_processes(job_dir)
         shutil.rmtree(job_dir, ignore_errors=True)
         peer_keys(os.path.basename(os.path.normpath(job_dir))[len("squall-"):], "remove")
     return {"stopped": len(runtimes), "removed": job_dir if remove else None}
+
+
+DELETED = " (deleted)"  # what the kernel appends to a working folder that was removed
+
+
+def squall_processes(work_root):
+    """This account's processes that belong to a squall-* folder under ``work_root``: working in it or naming
+    it on their command line — a payload that left its process group (``setsid``), a runtime whose job was
+    torn down without it. Folders removed since count (``gone``). This process and its parents never do."""
+    root = os.path.realpath(work_root).rstrip("/") + "/"
+    mine = set()
+    pid = os.getpid()
+    while pid > 1:
+        mine.add(pid)
+        pid = _parent(pid)
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in mine:
+            continue
+        try:
+            if os.stat("/proc/" + name).st_uid != os.getuid():
+                continue
+            cwd = os.readlink("/proc/%s/cwd" % name)
+            with open("/proc/%s/cmdline" % name, "rb") as handle:
+                words = handle.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        for place in [cwd] + words:
+            gone = place.endswith(DELETED)
+            place = place[:-len(DELETED)] if gone else place
+            folder = place[len(root):].split("/")[0] if place.startswith(root) else ""
+            if folder.startswith("squall-"):
+                found.append({"pid": int(name), "folder": root + folder, "args": " ".join(words)[:200],
+                              "gone": not os.path.isdir(root + folder)})
+                break
+    return found
+
+
+def _parent(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def end_processes(job_dir, pids=None, grace=2.0):
+    """TERM, then KILL after ``grace``, this account's processes of ``job_dir`` (only ``pids`` if given),
+    each checked again to still belong to it: a pid reused since the listing is left alone."""
+    job_dir = os.path.realpath(job_dir).rstrip("/")
+    if not os.path.basename(job_dir).startswith("squall-"):
+        raise ValueError("%r is not a Squall job folder" % job_dir)
+
+    def of_the_job():
+        return [p["pid"] for p in squall_processes(os.path.dirname(job_dir))
+                if p["folder"] == job_dir and (pids is None or p["pid"] in pids)]
+
+    ended = of_the_job()
+    for pid in ended:
+        _kill(pid, signal.SIGTERM)
+    deadline = now() + grace
+    while now() < deadline and of_the_job():
+        time.sleep(0.1)
+    for pid in of_the_job():
+        _kill(pid, signal.SIGKILL)
+    return {"ended": ended}
 
 
 JOB_ID = re.compile(r"^[0-9a-z-]{1,64}$")
@@ -1130,8 +1197,9 @@ def _exists(pid):
 
 
 def inventory(work_root):
-    """This account's job folders under ``work_root`` and its Slurm jobs called squall-*."""
-    return {"folders": job_folders(work_root), "jobs": squall_slurm_jobs()}
+    """This account's job folders under ``work_root``, its Slurm jobs called squall-* and the processes
+    still working in such folders."""
+    return {"folders": job_folders(work_root), "jobs": squall_slurm_jobs(), "processes": squall_processes(work_root)}
 
 
 def job_folders(work_root):
@@ -1258,13 +1326,16 @@ def main(argv=None):
     if len(args) in (5, 6) and args[0] == "image":
         print(json.dumps(load_image(*args[1:])))
         return 0
+    if len(args) >= 2 and args[0] == "end" and all(a.isdigit() for a in args[2:]):
+        print(json.dumps(end_processes(args[1], [int(a) for a in args[2:]] or None)))
+        return 0
     if len(args) == 2 and args[0] == "inventory":
         print(json.dumps(inventory(args[1])))
         return 0
     print("usage: squall_runtime.py run TASK_DIR | version | stage|read JOB_DIR | submit JOB_DIR NAME | "
           "poll [--no-slurm] JOB_DIR... | teardown NAME [JOB_DIR] | inventory ROOT | start JOB_DIR INDEX... | "
           "stop JOB_DIR [remove] | test-only | limits | image ENGINE CACHE ARCHIVE SHA256 [CONF] | "
-          "peers JOB_ID add|remove",
+          "peers JOB_ID add|remove | end JOB_DIR [PID...]",
           file=sys.stderr)
     return 2
 

@@ -277,21 +277,34 @@ class AssembledSite(Site):
         listings = each_host(lambda host, _: host.agent("inventory", host.work_root), {h: None for h in self.hosts})
         live = []
         for host, listing in listings.items():
+            owners = {}
             for f in listing["folders"]:
                 owner = f.get("owner") or {}
                 store_id = owner.get("squall:store") or (self.store.store_id if host.owns_work_root else None)
+                owners[f["path"]] = tags = owner_tags(store_id, owner.get("squall:expires"))
                 live.append(LiveResource(self.name, "jobdir", self._folder(host, f["path"]),
                                          f["name"].removeprefix("squall-"), {"mtime": f["mtime"], "host": host.name},
-                                         *owner_tags(store_id, owner.get("squall:expires"))))
+                                         *tags))
             live += self.executor.scheduler_jobs(host, listing)
+            live += [self._process(host, p, owners.get(p["folder"], (None, None)))
+                     for p in listing.get("processes", [])]
         return live + self.provisioner.live_resources()
+
+    def _process(self, host: Transport, process: dict, tags: tuple[str | None, float | None]) -> LiveResource:
+        """A process still working in a job folder (or one removed since): its owner is the folder's."""
+        job_id = process["folder"].rsplit("/", 1)[-1].removeprefix("squall-")
+        return LiveResource(self.name, "process", f"{host.name}:{process['pid']}", job_id,
+                            {"host": host.name, "pid": process["pid"], "folder": process["folder"],
+                             "args": process["args"], "gone": process["gone"]}, *tags)
 
     def remove(self, resource: LiveResource) -> None:
         if self.provisioner.remove(resource):
             return
+        host = next((h for h in self.hosts if h.name == resource.detail.get("host")), self.hosts[0])
         if resource.kind == "jobdir":
-            host = next((h for h in self.hosts if h.name == resource.detail.get("host")), self.hosts[0])
             host.remove_dir(resource.resource.removeprefix(f"{host.name}:"))
+        elif resource.kind == "process":
+            host.agent("end", resource.detail["folder"], str(resource.detail["pid"]))
         else:
             self.executor.remove_scheduler_job(resource)
 

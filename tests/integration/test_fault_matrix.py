@@ -875,6 +875,51 @@ def test_hpc_a_full_work_root_says_the_disk_is_full(hpc, make_spec, remote, test
     assert remains == ([], [])
 
 
+def strays(remote, marker: str) -> list[str]:
+    """The service account's processes whose command line holds ``marker``."""
+    return [line for line in remote("ps -u $(id -u) -o pid=,args=").stdout.splitlines() if marker in line]
+
+
+def test_hpc_down_ends_a_payload_that_left_its_process_group(hpc, make_spec, remote, testbed):
+    """A payload starts a helper in a session of its own (setsid): Slurm's linuxproc tracking loses it and
+    the runtime's group kill misses it. Before, it outlived the job at the site; now down ends every
+    process still working in the job folder before removing it."""
+    spec = make_spec({"name": "escapes", "split": 1, "resources": {"walltime": "00:05:00"},
+                      "command": 'setsid sleep 421 </dev/null >/dev/null 2>&1 & echo ok > "$SQUALL_OUTPUT_DIR/x"'})
+    try:
+        proc = hpc.run("job", "run", str(spec), "--output", "json", "--site", "testbed")
+        left = strays(remote, "sleep 421")
+    finally:
+        remote("pkill -u $(id -u) -f 'sleep 421'", check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert left == []
+    assert leftovers(remote, testbed) == ([], [])
+
+
+def test_hpc_gc_ends_this_stores_leftover_processes_only(hpc, make_spec, remote, testbed):
+    """A job kept at the site (--keep-remote) has a process still working in its folder, and so has a folder
+    of another store: gc ends the first (its job is over) and leaves the other alone."""
+    spec = make_spec({"name": "kept", "split": 1, "command": 'echo ok > "$SQUALL_OUTPUT_DIR/x"'})
+    code, report = hpc.json("job", "run", str(spec), "--site", "testbed", "--keep-remote")
+    assert code == 0, report
+    root = testbed["work_root"]
+    ours, theirs = f"{root}/squall-{report['id']}", f"{root}/squall-261207-0ther5"
+    remote(f"mkdir -p {theirs} && printf '%s' '{{\"squall:store\": \"0therstore12\"}}' > {theirs}/owner.json")
+    for folder, seconds in ((ours, 431), (theirs, 432)):
+        remote(f"cd {folder} && (setsid sleep {seconds} </dev/null >/dev/null 2>&1 &)")
+    try:
+        code, answer = hpc.json("gc", "--yes")
+        actions = answer["actions"]
+        left_ours, left_theirs = strays(remote, "sleep 431"), strays(remote, "sleep 432")
+    finally:
+        remote("pkill -u $(id -u) -f 'sleep 43[12]'", check=False)
+        remote(f"rm -rf {theirs}", check=False)
+    ended = [a for a in actions if a["kind"] == "process" and a["action"] == "remove"]
+    assert [a["job_id"] for a in ended] == [report["id"]], actions
+    assert left_ours == [] and len(left_theirs) == 1, (left_ours, left_theirs)
+    assert any(a["kind"] == "process" and a["action"] == "foreign" for a in actions), actions
+
+
 def test_hpc_a_job_cancelled_behind_squalls_back_says_so_at_once(hpc, make_spec, remote, testbed):
     """The site's admin runs scancel on Squall's array: the tasks said 'cancelled (exit -15)' with no reason
     (in the issue's trial, 'failed (exit None)' two minutes later). Now each says at once that it was

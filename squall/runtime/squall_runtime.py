@@ -744,8 +744,19 @@ def resolver(root):
 STAGED_RECORD = ".squall-staged.json"
 
 
+PART = ".squall-part"  # the suffix of an input on its way (see ``part_of``)
+
+
+def part_of(rel):
+    """Where an input is uploaded before it is checked: a hidden name beside its own. A transfer cut short
+    leaves only this, never a truncated file under the input's name; ``verify`` moves it into place."""
+    head, tail = os.path.split(rel)
+    return os.path.join(head, "." + tail + PART)
+
+
 def verify(job_dir, entries):
-    """Which manifest entries are not yet exact copies under ``job_dir``.
+    """Which manifest entries are not yet exact copies under ``job_dir``; uploads that arrived whole and right
+    (``part_of``) are moved under their own names first, one cut short is reported to be resumed.
 
     A file's sha256 is remembered in ``.squall-staged.json`` against its size
     and mtime, so re-verifying unchanged inputs reads no file content.
@@ -773,19 +784,47 @@ def verify(job_dir, entries):
     for rel, digest in zip(unhashed, sha256_files([found[rel][0] for rel in unhashed])):
         info = found[rel][1]
         record[rel] = [info.st_size, info.st_mtime_ns, digest]
-    for entry in entries:
-        path, info = found[entry["path"]]
-        if info is not None and info.st_size == entry["size"] and record[entry["path"]][2] == entry["sha256"]:
+    wrong = [entry for entry in entries if not (found[entry["path"]][1] is not None
+                                                and found[entry["path"]][1].st_size == entry["size"]
+                                                and record[entry["path"]][2] == entry["sha256"])]
+    arrived = _arrived(job_dir, [(found[e["path"]][0], e) for e in wrong])
+    for entry in wrong:
+        path = found[entry["path"]][0]
+        if path in arrived:
+            info = os.stat(path)
+            record[entry["path"]] = [info.st_size, info.st_mtime_ns, entry["sha256"]]
             continue
         missing.append(entry["path"])
         dirs.add(os.path.dirname(path))
-        if info is not None and 0 < info.st_size < entry["size"]:
-            partial[entry["path"]] = info.st_size  # an interrupted upload: resume from here
+        size = _size(part_of(path))
+        if size and size < entry["size"]:
+            partial[entry["path"]] = size  # an interrupted upload: resume from here
     for folder in sorted(dirs):
         os.makedirs(folder, mode=0o700, exist_ok=True)
-    if unhashed and os.path.isdir(job_dir):  # re-verifying unchanged inputs writes nothing
+    if (unhashed or arrived) and os.path.isdir(job_dir):  # re-verifying unchanged inputs writes nothing
         write_json(record_path, record)
     return {"missing": missing, "partial": partial}
+
+
+def _size(path):
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+def _arrived(job_dir, wanted):
+    """Of ``wanted`` (path, manifest entry), the paths whose upload is whole and right, now moved into place;
+    a whole upload with the wrong content is removed (it is sent again)."""
+    whole = [(path, entry) for path, entry in wanted if _size(part_of(path)) == entry["size"]]
+    arrived = set()
+    for (path, entry), digest in zip(whole, sha256_files([part_of(path) for path, _ in whole])):
+        if digest == entry["sha256"]:
+            os.replace(part_of(path), path)
+            arrived.add(path)
+        else:
+            os.unlink(part_of(path))
+    return arrived
 
 
 def write_files(job_dir, files):

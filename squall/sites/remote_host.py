@@ -21,6 +21,7 @@ from pathlib import Path
 from squall.errors import Interrupted, MissingDependency, OutputsKept, SquallError
 from squall.results import writing_results
 from squall.runtime import runtime_path, runtime_sha256, runtime_version
+from squall.runtime.squall_runtime import part_of
 from squall.sites import bulk_upload
 from squall.sites.ssh_session import SshSession
 from squall.sites.transport import AGENT_TIMEOUT, ByteProgress, HostFacts, Transport, Upload
@@ -163,10 +164,10 @@ class RemoteHost(Transport):
             resumed = [rel for rel in current["missing"] if current["partial"].get(rel)]
             whole = [rel for rel in current["missing"] if not current["partial"].get(rel)]
             if whole and bulk_upload.available():  # packed and encrypted by OpenSSH and tar, off this process
-                bulk_upload.upload(self.ssh, job_dir, [(sources[rel], rel) for rel in whole],
+                bulk_upload.upload(self.ssh, job_dir, [(sources[rel], part_of(rel)) for rel in whole],
                                    lambda count: progress.add(self, count))
                 whole = []
-            self._upload_parallel([(sources[rel], f"{job_dir}/{rel}", current["partial"].get(rel, 0))
+            self._upload_parallel([(sources[rel], f"{job_dir}/{part_of(rel)}", current["partial"].get(rel, 0))
                                    for rel in resumed + whole], progress)
 
         if todo["missing"]:
@@ -179,8 +180,8 @@ class RemoteHost(Transport):
     def _upload_parallel(self, uploads: list[tuple[Path, str, int]], progress: ByteProgress) -> None:
         """Send files (appending from the offset given, for a resumed upload) over parallel SFTP channels.
 
-        A file is written in place: until the agent has checked its size and
-        sha256 nothing uses it, and a short one is resumed from its size.
+        A file is written under its upload name (``part_of``): the agent moves it under its own once its size
+        and sha256 are right, and a short one is resumed from its size.
         """
         if not uploads:
             return

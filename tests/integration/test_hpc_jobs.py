@@ -151,18 +151,22 @@ def test_staging_survives_sshd_being_killed_and_restarted(hpc, make_spec, remote
                                 "AND phase = 'up' AND event = 'lease' AND json_extract(detail, '$.kind') = 'jobdir'",
                                 job_id)
         deadline = time.monotonic() + 60  # killed while the upload's stream is under way (the scratch is local)
-        while not any(Path(job_dir).glob("task-*/in/blobs/*.bin")) and time.monotonic() < deadline:
+        while not any(Path(job_dir).glob("task-*/in/blobs/*")) and time.monotonic() < deadline:
             time.sleep(0.01)
         pid = int(Path(testbed["dir"], "run", "sshd.pid").read_text())
         subprocess.run(["kill", "-9", str(pid)], check=True)
         subprocess.run(["pkill", "-9", "-f", "sshd: squall-svc"], check=False)
         time.sleep(2)
+        arrived = {p.name: p.stat().st_size for p in Path(job_dir).glob("task-*/in/blobs/*")}
         subprocess.run([str(TESTBED), "up"], capture_output=True, check=True)
         out, err = controller.communicate(timeout=300)
     finally:
         kill_quietly(controller)
     report = json.loads(out)
     assert controller.returncode == 0 and report["status"] == "succeeded", err[-2000:]
+    # the cut left no input short under its own name: only under its upload name, resumed from there
+    assert {name: size for name, size in arrived.items() if not name.endswith(".squall-part")
+            and size != 8 << 20} == {}, arrived
     assert "Socket exception" not in err  # paramiko's noise goes through logging, not onto the user's stderr
     (staged_from,), (staged_to,) = hpc.query(
         "SELECT ts FROM journal WHERE job_id = ? AND phase IN ('stage', 'launch') AND event = 'begin' ORDER BY seq",

@@ -216,9 +216,10 @@ def test_staging_paths_never_leave_the_job_folder(tmp_path):
 
 
 def test_verify_hashes_many_files_at_once_and_names_each_that_differs(tmp_path):
-    """Files hashed on several threads: each answer lands on its own entry (good, damaged, short, absent), and
-    a second verify reads no content (the record of what was verified)."""
-    from squall.runtime.squall_runtime import STAGED_RECORD, verify
+    """Files hashed on several threads: each answer lands on its own entry (good, damaged, an upload cut short,
+    absent, an upload arrived whole, one arrived wrong), and a second verify reads no content (the record of
+    what was verified). Uploads travel under their part name: nothing short ever has the input's own name."""
+    from squall.runtime.squall_runtime import STAGED_RECORD, part_of, verify
 
     job = tmp_path / "squall-j"
     (job / "task-0" / "in").mkdir(parents=True)
@@ -228,10 +229,20 @@ def test_verify_hashes_many_files_at_once_and_names_each_that_differs(tmp_path):
         (job / "task-0" / "in" / f"f{index}").write_bytes(data)
         entries.append({"path": f"task-0/in/f{index}", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
     (job / "task-0" / "in" / "f3").write_bytes(b"x" * entries[3]["size"])  # same size, other bytes
-    (job / "task-0" / "in" / "f5").write_bytes((job / "task-0" / "in" / "f5").read_bytes()[:100])  # cut short
+    five = job / "task-0" / "in" / "f5"
+    (job / part_of("task-0/in/f5")).write_bytes(five.read_bytes()[:100])  # an upload cut short
+    five.unlink()
     (job / "task-0" / "in" / "f7").unlink()
+    eight, nine = job / "task-0" / "in" / "f8", job / "task-0" / "in" / "f9"
+    eight.rename(job / part_of("task-0/in/f8"))  # arrived whole and right
+    nine.unlink()
+    (job / part_of("task-0/in/f9")).write_bytes(b"z" * entries[9]["size"])  # arrived whole, other bytes
     answer = verify(str(job), entries)
-    assert answer == {"missing": ["task-0/in/f3", "task-0/in/f5", "task-0/in/f7"], "partial": {"task-0/in/f5": 100}}
+    assert answer == {"missing": ["task-0/in/f3", "task-0/in/f5", "task-0/in/f7", "task-0/in/f9"],
+                      "partial": {"task-0/in/f5": 100}}
+    assert hashlib.sha256(eight.read_bytes()).hexdigest() == entries[8]["sha256"]
+    assert not five.exists() and not (job / part_of("task-0/in/f9")).exists()
+    assert sorted(p.name for p in (job / "task-0" / "in").glob(".*")) == [".f5.squall-part"]
     record = json.loads((job / STAGED_RECORD).read_text())
     assert record["task-0/in/f0"][2] == entries[0]["sha256"] and "task-0/in/f7" not in record
     first = job / "task-0" / "in" / "f0"

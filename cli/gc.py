@@ -37,7 +37,8 @@ def gc_cmd(app: App, dry_run: bool, force: bool, include_foreign_expired: bool, 
 
         actions += collect_stacks(app.store, app.engine, app.home, dry_run=dry_run, force=force,
                                   inventories=inventories_for(app.store, app.home),
-                                  include_foreign_expired=include_foreign_expired)
+                                  include_foreign_expired=include_foreign_expired,
+                                  discard_uncollected=discard_uncollected)
     unchecked = sorted({a.site for a in actions if a.action == "error"})
     by_hand = [a for a in actions if a.action == "by-hand"]
     if app.json:

@@ -78,12 +78,12 @@ def _decide(store: Store, res: LiveResource, lease: Lease | None, now: float,
         return _decide_process(store, res)
     if lease is not None:
         if lease.expires_at <= now:
-            return _unless_uncollected(store, job_id, discard_uncollected,
+            return unless_uncollected(store, job_id, discard_uncollected,
                                        f"lease expired {int(now - lease.expires_at)} s ago")
         return "keep", (f"no controller, lease expires in {int(lease.expires_at - now)} s; "
                         f"'squall job attach {job_id}' resumes it")
     if res.store_id == store.store_id:
-        return _unless_uncollected(store, job_id, discard_uncollected, "orphaned: no lease in the store")
+        return unless_uncollected(store, job_id, discard_uncollected, "orphaned: no lease in the store")
     owner = f"store {res.store_id}" if res.store_id else "no Squall owner tags of this store"
     if res.expires_at is None:
         return "foreign", f"not this store's ({owner}, no expiry): left alone"
@@ -109,7 +109,7 @@ def _decide_process(store: Store, res: LiveResource) -> tuple[str, str]:
     return "keep", f"{what}: its job is not finished; 'squall job attach {job.id}' resumes it"
 
 
-def _unless_uncollected(store: Store, job_id: str | None, discard: bool, why: str) -> tuple[str, str]:
+def unless_uncollected(store: Store, job_id: str | None, discard: bool, why: str) -> tuple[str, str]:
     """``remove`` for ``why``, unless the job has outputs never collected (and the user did not discard them)."""
     waiting = uncollected(store, job_id) if job_id and store.job(job_id) else []
     if not waiting:

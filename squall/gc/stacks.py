@@ -24,6 +24,7 @@ from typing import Protocol
 
 from squall.errors import InvalidInput, SquallError
 from squall.gc.actions import GcAction
+from squall.gc.sites import unless_uncollected
 from squall.infra import records
 from squall.infra.driver import Engine, StackName
 from squall.store import Store
@@ -53,7 +54,8 @@ class TaggedInventory(Protocol):
 
 
 def plan_stack_gc(store: Store, engine: Engine, home: Path, now: float, inventories: list[TaggedInventory],
-                  include_foreign_expired: bool = False) -> list[tuple[GcAction, StackName | None, object]]:
+                  include_foreign_expired: bool = False,
+                  discard_uncollected: bool = False) -> list[tuple[GcAction, StackName | None, object]]:
     plan: list[tuple[GcAction, StackName | None, object]] = []
     try:
         names = engine.stacks()
@@ -66,7 +68,8 @@ def plan_stack_gc(store: Store, engine: Engine, home: Path, now: float, inventor
             continue  # not one of Squall's stacks
         if stack.kind not in EPHEMERAL:
             continue
-        plan.append((_stack_action(store, engine, stack, now, include_foreign_expired), stack, None))
+        plan.append((_stack_action(store, engine, stack, now, include_foreign_expired, discard_uncollected),
+                     stack, None))
     known = set(names)
     for inventory in inventories:
         try:
@@ -104,8 +107,9 @@ def _leftover(store: Store, resource: TaggedResource, now: float, include_foreig
 
 
 def _stack_action(store: Store, engine: Engine, stack: StackName, now: float,
-                  include_foreign_expired: bool) -> GcAction:
-    """Expired stacks of this store go; another store's (one backend, two stores) only past expiry and asked."""
+                  include_foreign_expired: bool, discard_uncollected: bool) -> GcAction:
+    """Expired stacks of this store go — unless their job's finished outputs, on its machines, were never
+    collected; another store's (one backend, two stores) only past expiry and asked."""
     record = records.stack(store, str(stack))
     job_id = record.job_id if record else (stack.name if stack.kind == "job" else None)
     expires = record.expires_at if record and record.expires_at else None
@@ -125,21 +129,24 @@ def _stack_action(store: Store, engine: Engine, stack: StackName, now: float,
     if expires is None:
         return GcAction(BACKEND, "stack", str(stack), job_id, "keep", "no expiry known")
     if float(expires) <= now:
-        return GcAction(BACKEND, "stack", str(stack), job_id, "remove", f"expired {int(now - float(expires))} s ago")
+        action, reason = unless_uncollected(store, job_id, discard_uncollected,
+                                            f"expired {int(now - float(expires))} s ago")
+        return GcAction(BACKEND, "stack", str(stack), job_id, action, reason)
     return GcAction(BACKEND, "stack", str(stack), job_id, "keep", f"expires in {int(float(expires) - now)} s")
 
 
 def collect_stacks(store: Store, engine: Engine, home: Path, *, dry_run: bool = False, force: bool = False,
                    now: float | None = None, inventories: list[TaggedInventory] | None = None,
-                   include_foreign_expired: bool = False) -> list[GcAction]:
-    """Destroy expired ephemeral stacks; report leftovers, removing them only with ``force``."""
+                   include_foreign_expired: bool = False, discard_uncollected: bool = False) -> list[GcAction]:
+    """Destroy expired ephemeral stacks (not one holding uncollected outputs, unless discarded); report
+    leftovers, removing them only with ``force``."""
     actions = []
     planned = plan_stack_gc(store, engine, home, time.time() if now is None else now, inventories or [],
-                            include_foreign_expired)
+                            include_foreign_expired, discard_uncollected)
     for action, stack, leftover in sorted(planned, key=_removal_rank):
         if action.action == "orphan" and force:
             action = replace(action, action="remove")
-        if dry_run or action.action in ("keep", "error", "orphan", "foreign"):
+        if dry_run or action.action in ("keep", "error", "orphan", "foreign", "uncollected"):
             actions.append(action)
             continue
         store.record(action.job_id, "gc", action.action, site=action.site, kind=action.kind,

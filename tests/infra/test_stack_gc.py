@@ -235,3 +235,24 @@ def test_force_removes_in_dependency_order_and_one_refusal_does_not_stop_the_res
     outcome = by_resource(actions)
     assert outcome["vol-1"] == ("by-hand", "vol-1: remove by hand (DependencyViolation)")
     assert [e.event for e in store.journal() if e.detail.get("resource") == "vol-1"] == ["remove", "by-hand"]
+
+
+def test_an_expired_job_stack_holding_uncollected_outputs_is_kept_unless_discarded(seeded, store, tmp_path):
+    """The job's machines hold outputs never collected (its controller died after launch): past the lease the
+    stack stays, reported for 'squall job attach', until the user discards them."""
+    import time
+
+    from squall.store import JobRow
+
+    row = JobRow(id="old", name="j", project="p", site="cloud", spec={}, spec_dir="/s", results_dir="/r",
+                 phase="monitor", status="running", error=None, cancel_requested=False, network_isolated=None,
+                 created_at=time.time(), updated_at=time.time(), finished_at=None, org="acme")
+    store.create_job(row, [[], []])
+    store.record("old", "launch", "begin")
+    store.update_tasks("old", {0: {"status": "succeeded", "outputs": 3}, 1: {"status": "succeeded"}})
+    actions = by_resource(collect_stacks(store, seeded, tmp_path, now=NOW))
+    assert actions["acme.job.old"][0] == "uncollected" and "squall job attach old" in actions["acme.job.old"][1]
+    assert "task(s) 1 " in actions["acme.job.old"][1] and "acme.job.old" in seeded.stacks()
+    actions = by_resource(collect_stacks(store, seeded, tmp_path, now=NOW, discard_uncollected=True))
+    assert actions["acme.job.old"][0] == "remove" and "discarded" in actions["acme.job.old"][1]
+    assert "acme.job.old" not in seeded.stacks()

@@ -23,7 +23,7 @@ WORK_ROOT = "/var/tmp/squall-testbed/scratch/squall-svc"
 
 def cloud_figures(runs: int, home: Path, work: Path, testbed: dict) -> dict:
     """``testbed``: what ``testbed up --nodes 3`` printed (its ``nodes``: the head and the job nodes)."""
-    from squall.enrolment import add_site
+    from squall.sites.registration import add_site
     from squall.infra import driver
     from squall.infra.driver import StackName
     from squall.infra.orgs import Orgs

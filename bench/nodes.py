@@ -64,7 +64,7 @@ def _tar_of(folder: Path) -> bytes:
 
 def noop_by_hand(hand: Hand, nodes: list[str], runtime: str, work_root: str, poll_interval: float) -> float:
     """4 no-op tasks on 2 nodes: tar in, start detached, poll status files, tar out, remove."""
-    from squall.workarea import TASK_FORMAT
+    from squall.sites.workarea import TASK_FORMAT
 
     started = time.perf_counter()
     root = f"{work_root}/bench-hand-{time.monotonic_ns()}"
@@ -107,7 +107,7 @@ def nodes_figures(runs: int, total_mib: int, files: int, home: Path, work: Path,
     """
     from squall.jobs import new_plan
     from squall.runner import Runner
-    from squall.sites import open_site
+    from squall.sites.registration import open_site
     from squall.spec import load_spec
     from squall.store import Store
 

@@ -68,7 +68,7 @@ def lifecycle_overhead(runs: int, home: Path, work: Path) -> dict:
     from squall.runtime import runtime_path
     from squall.spec import load_spec
     from squall.store import Store
-    from squall.workarea import TASK_FORMAT
+    from squall.sites.workarea import TASK_FORMAT
 
     spec_dir = work / "noop"
     spec_dir.mkdir()
@@ -123,7 +123,7 @@ def lifecycle_overhead(runs: int, home: Path, work: Path) -> dict:
 def stage_twice(site, resolved, work: Path) -> tuple[float, float]:
     """Seconds for a first staging into a fresh job folder, then for staging the same again."""
     from squall.jobs import new_plan
-    from squall.sites.base import Reporter
+    from squall.sites.contract import Reporter
 
     plan = new_plan(resolved, f"bench-{time.monotonic_ns() % 10**9}", work / "res", site.store.store_id)
     site.up(plan, lambda kind, resource: None)
@@ -140,7 +140,7 @@ def stage_twice(site, resolved, work: Path) -> tuple[float, float]:
 def staging(total_mib: int, files: int, home: Path, work: Path) -> dict:
     """The local site's staging of ``files`` files vs ``cp -r``, with the inputs' digests unknown (a new store)
     and known (inputs used before), and a second, unchanged staging."""
-    from squall.sites.local import open_local
+    from squall.sites.kinds.local_site import open_local
     from squall.spec import load_spec
     from squall.store import Store
 
@@ -242,10 +242,10 @@ def hpc_figures(runs: int, total_mib: int, files: int, home: Path, work: Path) -
     from squall.jobs import new_plan
     from squall.runner import Runner
     from squall.runtime import runtime_sha256
-    from squall.sites import open_site
+    from squall.sites.registration import open_site
     from squall.spec import load_spec
     from squall.store import Store
-    from squall.workarea import TASK_FORMAT
+    from squall.sites.workarea import TASK_FORMAT
 
     env = {**os.environ, "SQUALL_HOME": str(home)}
     store = Store(home)

@@ -43,7 +43,7 @@ def example_wall_time(home: Path, work: Path) -> float:
 
 
 def sandbox_figures(runs: int, root: Path) -> dict:
-    from squall.sites.sandbox import LocalSandbox, local_sandbox
+    from squall.sites.transports.sandbox import LocalSandbox, local_sandbox
 
     sandbox = local_sandbox()
     if sandbox.fields is None:
@@ -54,7 +54,7 @@ def sandbox_figures(runs: int, root: Path) -> dict:
         return example_wall_time(root / "home-sandboxed", root)
 
     def unsandboxed() -> float:
-        with mock.patch("squall.sites.local.local_sandbox", lambda: off):
+        with mock.patch("squall.sites.kinds.local_site.local_sandbox", lambda: off):
             return example_wall_time(root / "home-plain", root)
 
     sandboxed(), unsandboxed()  # warm both homes and the page cache

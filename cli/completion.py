@@ -38,8 +38,8 @@ def job_ids(ctx: click.Context, _param: click.Parameter, incomplete: str) -> lis
 
 def site_names(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     try:
-        from squall.enrolment import found_inventories
-        from squall.sites import builtin_sites
+        from squall.sites.inventories import found_inventories
+        from squall.sites.registration import builtin_sites
 
         names = dict(builtin_sites())
         store = _read_only_store(ctx)

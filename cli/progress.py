@@ -6,7 +6,8 @@ import sys
 import time
 
 from squall.placement import AUTO, Placement
-from squall.sites.base import Reporter, TaskState
+from squall.job_types import TaskState
+from squall.sites.contract import Reporter
 
 
 class _Managed:

@@ -23,7 +23,7 @@ def _scope(scope: str) -> str:
 
 def _site_limits(app: App, name: str):
     """The site's own limits on a job with its defaults (one remote call for a Slurm site)."""
-    from squall.sites import open_site
+    from squall.sites.registration import open_site
 
     site = open_site(name, app.home, app.reader)
     try:

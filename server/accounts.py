@@ -103,7 +103,7 @@ def budgets(request: Request, who: Principal = Depends(role("admin", "member")))
 
 @router.get("/sites", tags=["sites"], response_model=Envelope[list[SiteOut]], summary="Sites (admins only)")
 def sites(request: Request, who: Principal = Depends(role("admin"))):
-    from squall.sites import builtin_sites
+    from squall.sites.registration import builtin_sites
 
     with request.app.state.open_store() as store:
         registered = {name: kind for name, kind, _ in store.sites()}
@@ -112,7 +112,7 @@ def sites(request: Request, who: Principal = Depends(role("admin"))):
 
 @router.get("/sites/{name}", tags=["sites"], response_model=Envelope[SiteOut], summary="One site (admins only)")
 def site(request: Request, name: str, who: Principal = Depends(role("admin"))):
-    from squall.sites import builtin_sites
+    from squall.sites.registration import builtin_sites
 
     with request.app.state.open_store() as store:
         registered = {n: kind for n, kind, _ in store.sites()}

@@ -191,7 +191,7 @@ def _chart(records: list[dict]) -> dict:
 
 @router.get("/dashboard/sites", response_class=HTMLResponse)
 def sites_page(request: Request, who: Principal = Depends(role("admin"))):
-    from squall.sites import builtin_sites
+    from squall.sites.registration import builtin_sites
 
     with request.app.state.open_store() as store:
         kinds = {**builtin_sites(), **{name: kind for name, kind, _ in store.sites()}}

@@ -31,7 +31,7 @@ from squall.server.auth import principal
 from squall.server.envelope import ERRORS, Envelope, ok
 from squall.store import JobRow, Store
 from squall.tokens import Principal
-from squall.workarea import TaskStatus
+from squall.job_types import TaskStatus
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERRORS)
 JobStatus = Literal["pending", "running", "succeeded", "failed", "timeout", "cancelled", "incomplete", "orphaned"]
@@ -292,7 +292,7 @@ def job_tasks(request: Request, job_id: str, who: Principal = Depends(principal)
 def job_logs(request: Request, job_id: str, who: Principal = Depends(principal),
              task: Annotated[int, Query(ge=0)] = 0, stream: Literal["stdout", "stderr"] = "stdout",
              offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0):
-    from squall.sites import open_site
+    from squall.sites.registration import open_site
     from squall.task_logs import log_chunk
 
     home = request.app.state.home

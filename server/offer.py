@@ -5,7 +5,7 @@ partners' tool-chains included, which may be hostile. The built-in ``local``
 site runs payloads on the server's own machine, beside its home, store,
 uploads and process environment, so the server offers it only when the
 operator asks (``squall server --local-site``) and only while the payloads
-there run in a sandbox (``squall.sites.sandbox``). Every other site runs
+there run in a sandbox (``squall.sites.transports.sandbox``). Every other site runs
 payloads on machines that hold no credentials of the server.
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from squall.admission import SiteOffer
 from squall.errors import Refused
-from squall.sites.base import Site
-from squall.sites.local import LocalSite
+from squall.sites.contract import Site
+from squall.sites.kinds.local_site import LocalSite
 
 
 def sites_offered(local_site: bool) -> SiteOffer:

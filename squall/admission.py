@@ -17,14 +17,14 @@ from typing import Callable
 from squall.database import Connection
 from squall.errors import SquallError
 from squall.money.accounts import split_price, tier_of
-from squall.money.amounts import Money
 from squall.money.estimate import SiteEstimate, estimate
 from squall.money.ledger import in_transaction, service_price, take_holds
 from squall.money.quotas import check_site_limit, job_amounts, quota_scopes, reserve
 from squall.money.settlement import energy_description
 from squall.placement import AUTO, Placement, choose
-from squall.sites import builtin_sites
-from squall.sites.base import JobPlan, Site
+from squall.sites.registration import builtin_sites
+from squall.job_types import JobPlan
+from squall.sites.contract import Site
 from squall.store import Store
 
 

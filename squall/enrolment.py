@@ -8,19 +8,16 @@ code they mean, so ``--output json`` always has a report to print.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from squall.ansible import PlaybookFailed, PlaybookResult, TaskOutcome, run_roles
-from squall.errors import ExitCode, InvalidInput, NotFound, Refused, SquallError
-from squall.inventory import SiteInventory, find_inventory, load_inventory
-from squall.project import project_dir
+from squall.errors import ExitCode, InvalidInput, SquallError
 from squall.runtime import runtime_path, runtime_sha256, runtime_version
-from squall.sites import check_site_name
-from squall.sites.ssh_session import check_private_key
+from squall.sites.inventories import resolve_site
+from squall.sites.transports.ssh_session import check_private_key
 from squall.store import Store
 
 ACTIONS = {
@@ -49,58 +46,6 @@ class SiteReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def inventory_search_path() -> list[Path]:
-    paths = [Path(p) for p in os.environ.get("SQUALL_INVENTORIES", "").split(os.pathsep) if p]
-    return paths + [Path.cwd() / "inventories", project_dir() / "inventories"]
-
-
-def resolve_site(store: Store, name: str, register: bool = True) -> SiteInventory:
-    """The inventory of a registered site, or of one found in the inventory search path (registered
-    then, unless ``register`` is False: looking at a site changes nothing)."""
-    registered = {n: (kind, config) for n, kind, config in store.sites()}
-    if name in registered and registered[name][1].get("inventory"):
-        return load_inventory(name, Path(registered[name][1]["inventory"]))
-    folder = find_inventory(name, inventory_search_path())
-    if folder is None:
-        raise NotFound(
-            f"site {name!r}: no inventory registered or found in {', '.join(map(str, inventory_search_path()))}",
-            hint=f"squall site add {name} --inventory DIR",
-        )
-    inventory = load_inventory(name, folder)
-    if register:
-        store.set_site(name, inventory.vars.squall_kind, {"inventory": str(inventory.folder)})
-    return inventory
-
-
-def remove_site(store: Store, name: str) -> None:
-    """Forget a registered site; refused while jobs there are not finished (their leases need it)."""
-    if name not in {n for n, _, _ in store.sites()}:
-        raise NotFound(f"site {name!r} is not registered", hint="'squall site list' shows the registered sites")
-    unfinished = [j.id for j in store.jobs(None, site=name) if not j.finished]
-    if unfinished:
-        raise Refused(f"site {name!r} has {len(unfinished)} unfinished job(s): {', '.join(unfinished[:3])}",
-                      hint="wait for them, or 'squall job cancel ID'")
-    store.remove_site(name)
-
-
-def found_inventories() -> dict[str, Path]:
-    """Site inventories in the search path (the first of each name wins), registered or not."""
-    found: dict[str, Path] = {}
-    for root in inventory_search_path():
-        if root.is_dir():
-            for folder in sorted(root.iterdir()):
-                if (folder / "hosts.yml").is_file():
-                    found.setdefault(folder.name, folder)
-    return found
-
-
-def add_site(store: Store, name: str, folder: Path) -> SiteInventory:
-    check_site_name(name)
-    inventory = load_inventory(name, folder)
-    store.set_site(name, inventory.vars.squall_kind, {"inventory": str(inventory.folder)})
-    return inventory
 
 
 def run_action(

@@ -24,7 +24,7 @@ def estimate_spec(store: Store, home: Path, resolved: ResolvedSpec, named: str, 
     from squall.admission import candidate_sites, estimate_sites, offered
     from squall.jobs import new_job_id, new_plan
     from squall.placement import AUTO, choose
-    from squall.sites import open_site
+    from squall.sites.registration import open_site
 
     plan = new_plan(resolved, new_job_id(), home / "estimate", store.store_id, org=org)
     names = candidate_sites(store) if every or named == AUTO else [named]

@@ -13,11 +13,11 @@ from squall.errors import InvalidInput
 from squall.locks import AdvisoryLocks, FileLocks
 from squall.results import write_report
 from squall.slugs import SLUG
-from squall.sites.base import JobPlan, TaskPlan
+from squall.job_types import JobPlan, TaskPlan
 from squall.spec import InputFile, ResolvedSpec, validate_spec
 from squall.split import split_inputs
 from squall.store import JobRow, Store, TaskRow
-from squall.workarea import UNFINISHED, TaskStatus
+from squall.job_types import UNFINISHED, TaskStatus
 
 
 def new_job_id() -> str:

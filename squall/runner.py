@@ -28,12 +28,14 @@ from squall.notify import Notifier
 from squall.placement import requested_site
 from squall.paths import is_upload
 from squall.results import check_results_root, missing_outputs, move_collected, write_report
-from squall.sites import open_site
-from squall.sites.base import JobPlan, Reporter, Site, TaskState
+from squall.sites.registration import open_site
+from squall.job_types import JobPlan, TaskState
+from squall.sites.contract import Reporter, Site
 from squall.spec import ResolvedSpec
 from squall.store import JobRow, Store
 from squall.user_config import Defaults
-from squall.workarea import FINAL, RAN, TaskStatus, lease_margin
+from squall.job_types import FINAL, RAN, TaskStatus
+from squall.sites.workarea import lease_margin
 
 PHASES = ("plan", "up", "stage", "launch", "monitor", "collect", "down", "done")
 DEFAULT_KEEP_UNCOLLECTED = 7 * 24 * 3600.0

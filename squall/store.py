@@ -22,7 +22,7 @@ from squall.database import HOME_HINT, Connection, Database, open_database, stor
 from squall.errors import HomeUnusable, StoreFull, StoreUnreachable
 from squall.locks import locks_for
 from squall.paths import ensure_private_dir
-from squall.workarea import FINAL
+from squall.job_types import FINAL
 
 journal_log = logging.getLogger("squall.journal")
 log = logging.getLogger("squall.store")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from squall.sites.base import JobPlan, Site
+from squall.job_types import JobPlan
+
+from squall.sites.contract import Site
 from squall.store import Store
-from squall.workarea import FINAL
+from squall.job_types import FINAL
 
 
 def log_chunk(store: Store, site: Site, plan: JobPlan, index: int, stream: str, offset: int) -> tuple[bytes, bool]:

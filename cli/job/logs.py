@@ -63,7 +63,7 @@ def logs_cmd(app: App, job_id: str, task: str, stream: str, follow: bool) -> Non
 def _local_printer(app: App, job, stream: str) -> Callable[[int, bool, Callable[[bytes], object]], None]:
     """Prints a task's log from the site (or the results) as this controller sees them."""
     from squall.jobs import plan_from_store
-    from squall.sites import open_site
+    from squall.sites.registration import open_site
     from squall.task_logs import log_chunk
 
     plan = plan_from_store(job, app.store.tasks(job.id), app.store.store_id)

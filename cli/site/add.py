@@ -24,14 +24,15 @@ from squall.cli.context import App, output_option, pass_app
 def add_cmd(app: App, name: str, inventory: Path | None, org_stack: str | None, context: str | None,
             network_policy_cni: str | None) -> None:
     """Register SITE from its inventory folder, or as a Kubernetes site (validated; nothing is contacted)."""
-    from squall.enrolment import add_site
+    from squall.sites.registration import add_site, check_site_name
     from squall.errors import InvalidInput
 
     if (inventory is None) == (org_stack is None):
         raise InvalidInput("give --inventory DIR (HPC or cloud site) or --kubernetes ORG_STACK, not both or neither")
     if org_stack is not None:
-        from squall.sites.kubernetes import add_kubernetes_site
+        from squall.sites.kinds.kubernetes_site import add_kubernetes_site
 
+        check_site_name(name)
         summary = add_kubernetes_site(app.store, name, org_stack, context, network_policy_cni)
         if app.json:
             app.emit(summary)

@@ -13,8 +13,8 @@ from squall.cli.tables import print_table
 @pass_app
 def list_cmd(app: App) -> None:
     """List the sites: the built-in ones, the registered ones, and inventories found but not registered."""
-    from squall.enrolment import found_inventories
-    from squall.sites import builtin_sites
+    from squall.sites.inventories import found_inventories
+    from squall.sites.registration import builtin_sites
 
     rows = [{"site": name, "kind": kind, "registered": True, "inventory": None, "last": None}
             for name, kind in sorted(builtin_sites().items())]

@@ -14,7 +14,7 @@ from squall.cli.context import App, output_option, pass_app
 @pass_app
 def remove_cmd(app: App, name: str) -> None:
     """Unregister SITE (nothing at the site is touched); refused while it has unfinished jobs."""
-    from squall.enrolment import remove_site
+    from squall.sites.registration import remove_site
 
     remove_site(app.store, name)
     if app.json:

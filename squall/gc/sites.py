@@ -27,8 +27,8 @@ from squall.errors import SquallError
 from squall.gc.actions import GcAction
 from squall.jobs import cancel_unstarted, close_job, uncollected
 from squall.paths import is_upload, uploads_dir
-from squall.sites import open_sites
-from squall.sites.base import LiveResource, Site
+from squall.sites.registration import open_sites
+from squall.sites.contract import LiveResource, Site
 from squall.store import Lease, Store
 
 DEFAULT_SITE_TIMEOUT = 20.0

@@ -18,12 +18,12 @@ is journaled.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
 
 from squall.errors import InvalidInput, SquallError
 from squall.gc.actions import GcAction
+from squall.gc.clouds.tagged import TaggedInventory, TaggedResource
 from squall.gc.sites import unless_uncollected
 from squall.infra import records
 from squall.infra.driver import Engine, StackName
@@ -31,26 +31,6 @@ from squall.store import Store
 
 EPHEMERAL = ("job", "env")
 BACKEND = "pulumi"
-
-
-@dataclass(frozen=True)
-class TaggedResource:
-    kind: str  # e.g. ec2:instance
-    id: str
-    tags: dict[str, str]
-
-
-class TaggedInventory(Protocol):
-    """Lists what carries ``managed-by: squall`` at one cloud site, and removes one of them."""
-
-    name: str
-    removal_order: tuple[str, ...]  # the kinds it can remove, in the order they must go
-
-    def tagged(self) -> list[TaggedResource]:
-        ...
-
-    def remove(self, resource: TaggedResource) -> None:
-        ...
 
 
 def plan_stack_gc(store: Store, engine: Engine, home: Path, now: float, inventories: list[TaggedInventory],
@@ -179,9 +159,9 @@ def _removal_rank(planned: tuple[GcAction, StackName | None, object]) -> tuple[i
 def inventories_for(store: Store, home: Path) -> list[TaggedInventory]:
     """One tagged-resource listing per AWS region and OpenStack cloud that Squall's organisation and
     environment stacks use, and one per Kubernetes site."""
-    from squall.infra.aws_inventory import AwsTaggedInventory
-    from squall.infra.k8s_inventory import KubernetesTaggedInventory
-    from squall.infra.openstack_inventory import OpenStackTaggedInventory
+    from squall.gc.clouds.aws import AwsTaggedInventory
+    from squall.gc.clouds.kubernetes import KubernetesTaggedInventory
+    from squall.gc.clouds.openstack import OpenStackTaggedInventory
     from squall.infra.orgs import provider_config
     from squall.programs.stack_files import load_stack
 

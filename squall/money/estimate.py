@@ -15,13 +15,14 @@ import math
 import statistics
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 from squall.errors import SquallError
 from squall.money.amounts import Money
 from squall.money.prices import TaskShape
 from squall.money.quotes import Quote
 from squall.money.site_limits import check_task_fits, task_demand
-from squall.sites.base import JobPlan, Site
+from squall.job_types import JobPlan
 from squall.spec import Resources
 from squall.store import Store
 
@@ -87,7 +88,18 @@ def history_rate(store: Store, name: str, project: str) -> tuple[float | None, f
             len(rows))
 
 
-def estimate(site: Site, plan: JobPlan, store: Store, checked: bool = False) -> SiteEstimate:
+class Quotable(Protocol):
+    """What an estimate asks of a site (``squall.sites.contract.Site`` is one): its name, whether it can run
+    the plan, and its quote — money needs nothing else of the sites."""
+
+    name: str
+
+    def check(self, plan: JobPlan) -> None: ...
+
+    def quote(self, plan: JobPlan) -> Quote: ...
+
+
+def estimate(site: Quotable, plan: JobPlan, store: Store, checked: bool = False) -> SiteEstimate:
     """The estimate for ``plan`` at ``site``; an ineligible site says why (nothing is created either way).
     ``checked``: ``site.check`` has passed already, and a failure to quote is raised, not reported."""
     try:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from squall.database import Connection
 from squall.errors import Refused
-from squall.sites.base import JobPlan
+from squall.job_types import JobPlan
 
 
 def check_site_limit(db: Connection, site: str, limit: int | None) -> None:

@@ -66,7 +66,7 @@ import threading
 import time
 
 RUNTIME_VERSION = "0.11.0"
-TASK_FORMAT = 1  # the layout of task.json this runtime reads (squall.workarea.TASK_FORMAT)
+TASK_FORMAT = 1  # the layout of task.json this runtime reads (squall.sites.workarea.TASK_FORMAT)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Only these variables of the runtime's own environment reach the payload.
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "TZ", "TERM")

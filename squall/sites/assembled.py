@@ -2,7 +2,7 @@
 executor that starts the tasks there and a provisioner that makes what the job needs around it.
 
 Each job has a folder ``<work_root>/squall-<job-id>/`` on every host that
-holds some of its tasks, laid out as ``squall.workarea`` says, so the one
+holds some of its tasks, laid out as ``squall.sites.workarea`` says, so the one
 runtime runs there. ``up`` creates what the provisioner makes, then the
 folders with their owner marker; ``down`` stops what runs, removes the
 folders on every host it can reach, and destroys what the provisioner made
@@ -13,26 +13,28 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable
 
 from squall.errors import MissingDependency, Refused
 from squall.inventory import Partition, SiteVars
-from squall.jobs import TAG_VALUE
 from squall.money.prices import PriceModel
 from squall.money.quotes import Quote
 from squall.money.site_limits import SiteLimit, concurrency, task_demand
 from squall.money.site_prices import energy_model, price_model
 from squall.money.energy import EnergyModel
-from squall.sites.base import Capability, Claim, CollectedTask, JobPlan, LiveResource, Reporter, Site, TaskState
-from squall.sites.images import archive_engine, image_archive, loaded_image
-from squall.sites.parts import Executor, Provisioner
-from squall.sites.slots import each_host
-from squall.sites.transport import ByteProgress, Transport, Upload
+from squall.job_types import CollectedTask, JobPlan, TaskState
+from squall.sites.contract import Capability, Claim, LiveResource, Reporter, Site, owner_tags
+from squall.sites.transports.images import archive_engine, image_archive, loaded_image
+from squall.sites.executors.contract import Executor
+from squall.sites.provisioners.contract import Provisioner
+from squall.sites.transports.contract import each_host
+from squall.sites.transports.contract import ByteProgress, Transport, Upload
 from squall.store import Store
 from squall.results import writing_results
 from squall.transfer import SourceDigests
-from squall.workarea import META_FILES, collect_outputs, input_list, task_document, task_folder
+from squall.sites.workarea import META_FILES, collect_outputs, input_list, task_document, task_folder
 
 LEASE_ALLOWANCE = 600  # seconds past the expected end, for owner tags of a job without a lease yet
 
@@ -318,11 +320,13 @@ class AssembledSite(Site):
             host.close()
 
 
-def owner_tags(store_id: object, expires: object) -> tuple[str | None, float | None]:
-    """Owner tags as found at the site (anyone with the account can write them): checked, never trusted."""
-    store = store_id if isinstance(store_id, str) and TAG_VALUE.fullmatch(store_id) else None
-    try:
-        return store, float(expires)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return store, None
+def open_inventory_site(name: str, home: Path, store: Store, executor_for) -> AssembledSite:
+    """A site of SSH hosts from its inventory (``hpc``, ``ssh``): ``executor_for(name, hosts, inventory)``
+    starts its tasks; nothing is provisioned."""
+    from squall.sites.inventories import resolve_site
+    from squall.sites.transports.ssh import inventory_hosts
 
+    inventory = resolve_site(store, name)
+    hosts = inventory_hosts(name, home, store, inventory)
+    return AssembledSite(name, inventory.vars.squall_kind, store, hosts, executor_for(name, hosts, inventory),
+                         Provisioner(), SiteTerms.of(inventory.vars))

@@ -10,11 +10,14 @@ turns a Job's status into Squall's task states.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from functools import cached_property
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from squall.errors import MissingDependency, SiteUnreachable, SquallError
-from squall.sites.base import TaskState
-from squall.workarea import TaskStatus
+from squall.job_types import JobPlan, TaskState, TaskStatus
+
+if TYPE_CHECKING:
+    from squall.store import Store
 
 
 @dataclass(frozen=True)
@@ -146,3 +149,28 @@ class ClusterJobApi:
             self.batch.patch_namespaced_job(job, namespace, {"spec": {"suspend": False}})
         except self._errors as exc:
             raise SiteUnreachable(f"kubernetes: resume {namespace}/{job}: {exc}") from None
+
+
+class Cluster:
+    """The organisation's namespace in the site's cluster, and the API to it, reached (credentials looked
+    up) only once a step needs it: after the spec's own checks."""
+
+    def __init__(self, store: Store, org_stack, connect: Callable[[], JobApi], context: str | None):
+        self.store, self.org_stack, self._connect, self.context = store, org_stack, connect, context
+
+    @cached_property
+    def api(self) -> JobApi:
+        return self._connect()
+
+    def settings(self):
+        from squall.programs.stack_files import load_stack
+
+        return load_stack(str(self.org_stack))
+
+    @property
+    def namespace(self) -> str:
+        return f"squall-{self.org_stack.org}"
+
+    def job_name(self, plan: JobPlan) -> str:
+        org = self.settings().org
+        return f"{org.org}-{org.cluster}-job-{plan.job_id}"

@@ -157,7 +157,7 @@ def test_a_job_on_a_bank_vm_hands_it_back_as_the_bank_says(filled, store, engine
     import time
 
     from squall.jobs import new_plan
-    from squall.sites.bank_host import BankProvisioner
+    from squall.sites.provisioners.bank import BankProvisioner
     from squall.spec import load_spec
 
     provisioner = BankProvisioner("zbank", store, ZEPHY, "cfd", filled, "squall", "/home/squall/work")

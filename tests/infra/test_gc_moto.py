@@ -18,7 +18,7 @@ import boto3
 import pytest
 
 from squall.gc.stacks import collect_stacks
-from squall.infra.aws_inventory import AwsTaggedInventory
+from squall.gc.clouds.aws import AwsTaggedInventory
 from squall.store import Store
 
 REGION = "eu-west-1"
@@ -190,7 +190,6 @@ def test_a_volume_gone_with_its_instance_and_groups_naming_each_other_go_in_one_
     inventory = AwsTaggedInventory(REGION)
     listed = inventory.tagged()
     moto.delete_volume(VolumeId=machine["volume"])  # gone before gc reaches it (deleted with its instance)
-    from squall.gc.stacks import TaggedResource
 
     class Listed:
         name, removal_order = inventory.name, inventory.removal_order

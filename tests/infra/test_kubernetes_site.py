@@ -14,9 +14,9 @@ from squall.errors import Refused, SiteUnreachable, SquallError
 from squall.infra import driver, records
 from squall.runner import Runner
 from squall.sites import kubernetes_api
-from squall.sites.indexed_job import TASK_SCRIPT
-from squall.sites.kubernetes import add_kubernetes_site
-from squall.sites.kubernetes_files import TASK_MOUNT
+from squall.sites.executors.kubernetes_job import TASK_SCRIPT
+from squall.sites.kinds.kubernetes_site import add_kubernetes_site
+from squall.sites.transports.kubernetes_volume import TASK_MOUNT
 from squall.sites.kubernetes_api import IndexedJobStatus, parse_indexes, task_states
 from squall.spec import load_spec
 from tests.infra.conftest import silent

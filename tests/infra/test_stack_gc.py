@@ -8,8 +8,9 @@ from botocore.stub import Stubber
 
 from squall.errors import SquallError
 from squall.infra import records
-from squall.infra.aws_inventory import AwsTaggedInventory
-from squall.gc.stacks import TaggedResource, collect_stacks
+from squall.gc.clouds.aws import AwsTaggedInventory
+from squall.gc.clouds.tagged import TaggedResource
+from squall.gc.stacks import collect_stacks
 
 NOW = 1_800_000_000.0
 
@@ -170,7 +171,7 @@ class FakeDynamicClient:
 
 
 def test_kubernetes_inventory_maps_labels_back_to_squall_tags_and_deletes():
-    from squall.infra.k8s_inventory import KubernetesTaggedInventory
+    from squall.gc.clouds.kubernetes import KubernetesTaggedInventory
 
     labels = {"app.kubernetes.io/managed-by": "squall", "squall.io/stack": "lab.job.gone", "squall.io/job": "gone"}
     live = {**labels, "squall.io/stack": "lab.org.main"}
@@ -188,7 +189,7 @@ def test_openstack_inventory_reads_metadata_and_tags_and_removes_in_order():
     from types import SimpleNamespace as NS
 
     from squall.errors import Refused
-    from squall.infra.openstack_inventory import OpenStackTaggedInventory
+    from squall.gc.clouds.openstack import OpenStackTaggedInventory
 
     deleted, waited = [], []
     owned = {"managed-by": "squall", "squall:stack": "zephy.job.gone"}
@@ -214,7 +215,7 @@ def test_openstack_inventory_reads_metadata_and_tags_and_removes_in_order():
 
 def test_inventories_follow_the_stacks_and_sites_squall_knows(store, tmp_path):
     from squall.gc.stacks import inventories_for
-    from squall.sites.kubernetes import add_kubernetes_site
+    from squall.sites.kinds.kubernetes_site import add_kubernetes_site
 
     records.save_stack(store, "acme.org.main", "acme", "org", "up")
     records.save_stack(store, "zephy.org.main", "zephy", "org", "up")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from squall.enrolment import add_site
+from squall.sites.registration import add_site
 from squall.errors import Interrupted, SquallError
 from squall.infra import driver, records
 from squall.infra.driver import StackName
@@ -136,7 +136,7 @@ def test_a_node_still_booting_is_waited_for(cloud, nodes, make_spec, tmp_path):
     assert runner.drive(plan.job_id).job.status == "succeeded"
     waited = next(e.detail["seconds"] for e in store.journal(plan.job_id) if (e.phase, e.event) == ("boot", "end"))
     assert waited >= 4
-    from squall.sites import open_site
+    from squall.sites.registration import open_site
 
     site = open_site("zcloud", home, store)
     wait, source = site.boot_time()  # what the next estimate says: this site's history, not the default

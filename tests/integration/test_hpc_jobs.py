@@ -38,7 +38,7 @@ def test_wind_stats_runs_as_one_array_with_the_local_checksums(hpc, wind_example
 
 def test_batch_script_passes_shellcheck(hpc, wind_example, tmp_path):
     from squall.jobs import new_plan
-    from squall.sites import open_site
+    from squall.sites.registration import open_site
     from squall.spec import load_spec
     from squall.store import Store
 

@@ -21,7 +21,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from squall.server.app import create_app
-from squall.sites.sandbox import local_sandbox
+from squall.sites.transports.sandbox import local_sandbox
 from squall.store import Store
 from squall.tokens import create
 from tests.server.test_api import wait_done as finished

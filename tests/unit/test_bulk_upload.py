@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from squall.sites import bulk_upload
+from squall.sites.transports import bulk_upload
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from squall.sites.slurm import _array_indexes, _task_state
+from squall.sites.executors.slurm import _array_indexes, _task_state
 
 
 def test_array_index_ranges():
@@ -40,7 +40,7 @@ def test_a_refusal_caused_by_the_default_walltime_names_it():
 
     from squall.errors import Refused
     from squall.inventory import SiteVars
-    from squall.sites.slurm import SlurmExecutor
+    from squall.sites.executors.slurm import SlurmExecutor
     from squall.spec import Resources
 
     site_vars = SiteVars.model_validate({
@@ -63,7 +63,7 @@ def test_a_silent_slurm_fails_no_task_until_the_tasks_could_no_longer_run(monkey
     import pytest
 
     from squall.errors import SiteUnreachable
-    from squall.sites.slurm import SlurmExecutor
+    from squall.sites.executors.slurm import SlurmExecutor
 
     monkeypatch.setenv("SQUALL_LEASE_MARGIN", "0")
     answer = {"slurm": None, "slurm_silent": "Unable to contact slurm controller", "now": 100.0,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import squall.sites.local_host
+import squall.sites.transports.local
 import squall.transfer
-from squall.sites.base import Reporter
-from squall.sites.local_host import LocalHost
-from squall.sites.transport import ByteProgress, Upload
+from squall.sites.contract import Reporter
+from squall.sites.transports.local import LocalHost
+from squall.sites.transports.contract import ByteProgress, Upload
 from squall.store import Store
 from squall.transfer import SourceDigests, cached_sha256
 
@@ -28,13 +28,13 @@ def bed(tmp_path, monkeypatch):
     host = LocalHost("local", tmp_path / "work")
     job_dir = str(tmp_path / "work" / "squall-job")
     copied: list[str] = []
-    copy = squall.sites.local_host.copy_unchanged
+    copy = squall.sites.transports.local.copy_unchanged
 
     def counting(source, target, before=None):
         copied.append(Path(source).name)
         return copy(source, target, before)
 
-    monkeypatch.setattr(squall.sites.local_host, "copy_unchanged", counting)
+    monkeypatch.setattr(squall.sites.transports.local, "copy_unchanged", counting)
 
     def stage() -> list[str]:
         copied.clear()

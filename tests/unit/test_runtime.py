@@ -17,7 +17,7 @@ import pytest
 from squall.runtime import runtime_path, runtime_version
 from squall.runtime.squall_runtime import (build_manifest, can_isolate_network, container_argv, engine_argv, glob_regex,
                                           write_env_file)
-from squall.workarea import TASK_FORMAT
+from squall.sites.workarea import TASK_FORMAT
 
 from tests.conftest import pid_alive
 
@@ -342,7 +342,7 @@ def test_a_task_that_met_a_full_file_system_says_so_even_where_nothing_new_can_b
 
 
 def test_a_runtime_that_could_not_even_write_its_status_is_read_from_slurms_exit_code():
-    from squall.sites.slurm import DISK_FULL_EXIT, _task_state
+    from squall.sites.executors.slurm import DISK_FULL_EXIT, _task_state
     from squall.runtime import squall_runtime
 
     assert DISK_FULL_EXIT == squall_runtime.DISK_FULL_EXIT

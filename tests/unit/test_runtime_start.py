@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from squall.runtime import runtime_path
-from squall.workarea import TASK_FORMAT
+from squall.sites.workarea import TASK_FORMAT
 
 from tests.conftest import pid_alive
 

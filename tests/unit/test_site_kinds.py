@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from squall import sites
+from squall.sites import registry
 from squall.errors import InvalidInput, Refused
-from squall.sites import SiteKind, check_site_name, open_site, open_sites
+from squall.sites.registration import builtin_sites, check_site_name, open_site, open_sites
+from squall.sites.registry import SiteKind
 from squall.sites.assembled import AssembledSite, SiteTerms
-from squall.sites.local_host import LocalHost
-from squall.sites.parts import Provisioner
-from squall.sites.slots import SlotsExecutor
+from squall.sites.transports.local import LocalHost
+from squall.sites.provisioners.contract import Provisioner
+from squall.sites.executors.slots import SlotsExecutor
 
 
 def _open_lab(name, home, store, config):
@@ -21,9 +22,9 @@ def _open_lab(name, home, store, config):
 
 @pytest.fixture
 def extra_kind():
-    sites.register(SiteKind("lab-test", _open_lab))
+    registry.register(SiteKind("lab-test", _open_lab))
     yield
-    del sites.KINDS["lab-test"]
+    del registry.KINDS["lab-test"]
 
 
 def test_a_registered_kind_is_opened_and_collected_without_any_other_change(store, tmp_path, extra_kind):
@@ -35,7 +36,7 @@ def test_a_registered_kind_is_opened_and_collected_without_any_other_change(stor
 
 
 def test_built_in_sites_and_auto_are_reserved_names():
-    assert sites.builtin_sites() == {"local": "local"}
+    assert builtin_sites() == {"local": "local"}
     for name in ("local", "auto"):
         with pytest.raises(InvalidInput, match="reserved"):
             check_site_name(name)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from squall.sites.base import TaskPlan
-from squall.sites.slots import SlotsExecutor
+from squall.job_types import TaskPlan
+from squall.sites.executors.slots import SlotsExecutor
 from squall.spec import Resources
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from squall.errors import Refused
 from squall.money.site_limits import SiteLimit, check_task_fits, concurrency, task_demand
-from squall.sites.slurm_limits import association_chain, parse_associations, site_limits
+from squall.sites.executors.slurm_limits import association_chain, parse_associations, site_limits
 from squall.spec import Resources
 
 SAMPLE = (Path(__file__).parent / "data" / "assoc_mgr.txt").read_text()

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from squall.errors import SiteUnreachable
-from squall.sites.ssh_session import SshSession
+from squall.sites.transports.ssh_session import SshSession
 
 
 @pytest.fixture

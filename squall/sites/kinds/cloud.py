@@ -1,0 +1,33 @@
+"""The ``cloud`` kind: a job's machines behind the organisation's head node (``cloud_site``), made by a job
+stack or claimed from an idle bank."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from squall.sites.registry import SiteKind, register
+
+
+def open_cloud(name: str, home: Path, store, config: dict):
+    from squall.infra.driver import StackName, engine_for
+    from squall.sites.kinds.cloud_site import CloudSite
+    from squall.sites.provisioners.job_stack import JobStackProvisioner
+    from squall.sites.inventories import resolve_site
+
+    inventory = resolve_site(store, name)
+    org_stack, engine, site_vars = StackName.parse(inventory.vars.squall_org_stack), engine_for(home), inventory.vars
+
+    def provisioner_for(probe):
+        if not site_vars.squall_bank:
+            return JobStackProvisioner(name, store, org_stack, engine)
+        from squall.infra.bank import Banks
+        from squall.infra.orgs import Orgs
+        from squall.sites.provisioners.bank import BankProvisioner
+
+        return BankProvisioner(name, store, org_stack, site_vars.squall_bank, Banks(store, Orgs(store, engine), probe),
+                               site_vars.squall_node_user, site_vars.squall_node_work_root)
+
+    return CloudSite(name, home, store, inventory, provisioner_for)
+
+
+register(SiteKind("cloud", open_cloud))

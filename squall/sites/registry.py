@@ -1,0 +1,33 @@
+"""The registry of site kinds: what each kind is called and how one of its sites is opened.
+
+A kind registers itself at the end of its own file (``squall.sites.kinds``),
+with ``register(SiteKind(...))``; a kind defined elsewhere (a plug-in, a test)
+registers the same way and is then known to ``site add``, ``site list``,
+``job run`` and ``gc`` like the built-in ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from squall.sites.contract import Site
+    from squall.store import Store
+
+Opener = Callable[[str, Path, "Store", dict], "Site"]
+
+
+@dataclass(frozen=True)
+class SiteKind:
+    name: str
+    open: Opener  # (name, home, store, the site's stored config) -> the Site; imports what it needs itself
+    builtin_site: str | None = None  # a site of this kind that exists without registration
+
+
+KINDS: dict[str, SiteKind] = {}
+
+
+def register(kind: SiteKind) -> None:
+    KINDS[kind.name] = kind

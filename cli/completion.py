@@ -39,13 +39,13 @@ def job_ids(ctx: click.Context, _param: click.Parameter, incomplete: str) -> lis
 def site_names(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     try:
         from squall.sites.inventories import found_inventories
-        from squall.sites.registration import builtin_sites
+        from squall.sites.registration import all_sites, builtin_sites
 
-        names = dict(builtin_sites())
         store = _read_only_store(ctx)
+        names = builtin_sites()
         if store is not None:
             try:
-                names.update({name: kind for name, kind, _ in store.sites()})
+                names = all_sites(store)
             finally:
                 store.close()
         for name in found_inventories():

@@ -103,20 +103,19 @@ def budgets(request: Request, who: Principal = Depends(role("admin", "member")))
 
 @router.get("/sites", tags=["sites"], response_model=Envelope[list[SiteOut]], summary="Sites (admins only)")
 def sites(request: Request, who: Principal = Depends(role("admin"))):
-    from squall.sites.registration import builtin_sites
+    from squall.sites.registration import all_sites
 
     with request.app.state.open_store() as store:
-        registered = {name: kind for name, kind, _ in store.sites()}
-    return ok([{"name": name, "kind": kind} for name, kind in sorted({**builtin_sites(), **registered}.items())])
+        kinds = all_sites(store)
+    return ok([{"name": name, "kind": kind} for name, kind in sorted(kinds.items())])
 
 
 @router.get("/sites/{name}", tags=["sites"], response_model=Envelope[SiteOut], summary="One site (admins only)")
 def site(request: Request, name: str, who: Principal = Depends(role("admin"))):
-    from squall.sites.registration import builtin_sites
+    from squall.sites.registration import all_sites
 
     with request.app.state.open_store() as store:
-        registered = {n: kind for n, kind, _ in store.sites()}
-    kinds = {**builtin_sites(), **registered}
+        kinds = all_sites(store)
     if name not in kinds:
         raise NotFound(f"site {name!r}: no such site")
     return ok({"name": name, "kind": kinds[name]})

@@ -191,10 +191,10 @@ def _chart(records: list[dict]) -> dict:
 
 @router.get("/dashboard/sites", response_class=HTMLResponse)
 def sites_page(request: Request, who: Principal = Depends(role("admin"))):
-    from squall.sites.registration import builtin_sites
+    from squall.sites.registration import all_sites
 
     with request.app.state.open_store() as store:
-        kinds = {**builtin_sites(), **{name: kind for name, kind, _ in store.sites()}}
+        kinds = all_sites(store)
         sites = []
         for name, kind in sorted(kinds.items()):
             last = store.last_site_report(name, "health") or store.last_site_report(name, "check")

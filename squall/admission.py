@@ -22,7 +22,7 @@ from squall.money.ledger import in_transaction, service_price, take_holds
 from squall.money.quotas import check_site_limit, job_amounts, quota_scopes, reserve
 from squall.money.settlement import energy_description
 from squall.placement import AUTO, Placement, choose
-from squall.sites.registration import builtin_sites
+from squall.sites.registration import all_sites
 from squall.job_types import JobPlan
 from squall.sites.contract import Site
 from squall.store import Store
@@ -72,7 +72,7 @@ def offered(site: Site, offer: SiteOffer | None) -> Site:
 
 
 def candidate_sites(store: Store) -> list[str]:
-    return sorted(set(builtin_sites()) | {name for name, _, _ in store.sites()})
+    return sorted(all_sites(store))
 
 
 def estimate_sites(plan: JobPlan, names: list[str], open_site: Callable[[str], Site],

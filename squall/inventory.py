@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Literal
+from typing import Annotated, Callable, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo,
+                      model_validator)
 
 from squall.errors import InvalidInput
 from squall.hops import Hop
@@ -147,7 +148,7 @@ class SiteVars(BaseModel):
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
-    squall_kind: Literal["hpc", "cloud", "ssh"]
+    squall_kind: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")]  # a registered kind's (its own rules)
     squall_org_stack: Annotated[str, Field(pattern=r"^([a-z0-9][a-z0-9-]*\.(org|env)\.[A-Za-z0-9_-]+)?$")] = ""
     squall_scheduler: Literal["slurm", "none"]
     squall_work_root: Annotated[str, AfterValidator(_absolute)]
@@ -179,28 +180,14 @@ class SiteVars(BaseModel):
     squall_node_work_root: Annotated[str, AfterValidator(_absolute)] = "/home/squall/work"
 
     @model_validator(mode="after")
-    def _org_stack_for_clouds(self) -> "SiteVars":
-        if (self.squall_kind == "cloud") != bool(self.squall_org_stack):
-            raise ValueError("squall_org_stack: a cloud site names its organisation's stack (<org>.org.<name>), "
-                             "and only a cloud site does")
-        if self.squall_bank and self.squall_kind != "cloud":
-            raise ValueError("squall_bank: only a cloud site runs its jobs on bank VMs")
-        return self
-
-    @model_validator(mode="after")
-    def _scheduler_of_the_kind(self) -> "SiteVars":
-        if self.squall_kind in ("ssh", "cloud"):
-            if self.squall_scheduler != "none":
-                raise ValueError(f"squall_scheduler: a{'n' if self.squall_kind == 'ssh' else ''} "
-                                 f"{self.squall_kind} site has no scheduler (squall_scheduler: none)")
-            if self.squall_partitions:
-                raise ValueError(f"squall_partitions: a{'n' if self.squall_kind == 'ssh' else ''} "
-                                 f"{self.squall_kind} site has no partitions (they are Slurm's)")
-        else:
-            if self.squall_scheduler != "slurm":
-                raise ValueError(f"squall_scheduler: a {self.squall_kind} site runs Slurm (squall_scheduler: slurm)")
-            if not self.squall_partitions:
-                raise ValueError("squall_partitions: give at least one partition")
+    def _rules_of_the_kind(self, info: ValidationInfo) -> "SiteVars":
+        """Each kind's own rules (``InventoryRules.check``, in its kind file), given in the validation's
+        context by whoever reads the inventory."""
+        kinds: dict[str, InventoryRules] = (info.context or {}).get("kinds", {})
+        if self.squall_kind not in kinds:
+            raise ValueError(f"squall_kind: {self.squall_kind!r} is not a kind of site this version reads from an "
+                             f"inventory ({', '.join(sorted(kinds))})")
+        kinds[self.squall_kind].check(self)
         return self
 
     @model_validator(mode="after")
@@ -224,6 +211,33 @@ class SiteVars(BaseModel):
             if name not in names:
                 raise ValueError(f"squall_gpu_partitions[{index}]: {name!r} is not in squall_partitions")
         return self
+
+
+@dataclass(frozen=True)
+class InventoryRules:
+    """What a kind whose sites are described by an inventory says of it: the Ansible group of its hosts, and
+    its own rules on the site's variables (``check`` raises ``ValueError`` naming the field)."""
+
+    check: Callable[[SiteVars], None]
+    host_group: str = "login"
+
+
+def no_scheduler(site_vars: SiteVars, kind: str) -> None:
+    """The rules of a kind whose machines run tasks without a scheduler (``ssh``, ``cloud``)."""
+    article = "an" if kind[0] in "aeiou" else "a"
+    if site_vars.squall_scheduler != "none":
+        raise ValueError(f"squall_scheduler: {article} {kind} site has no scheduler (squall_scheduler: none)")
+    if site_vars.squall_partitions:
+        raise ValueError(f"squall_partitions: {article} {kind} site has no partitions (they are Slurm's)")
+
+
+def no_organisation(site_vars: SiteVars) -> None:
+    """The rules of a kind that makes nothing in a cloud (``hpc``, ``ssh``)."""
+    if site_vars.squall_org_stack:
+        raise ValueError("squall_org_stack: a cloud site names its organisation's stack (<org>.org.<name>), "
+                         "and only a cloud site does")
+    if site_vars.squall_bank:
+        raise ValueError("squall_bank: only a cloud site runs its jobs on bank VMs")
 
 
 class LoginHost(BaseModel):
@@ -289,8 +303,9 @@ class SiteInventory:
         }
 
 
-def load_inventory(name: str, folder: Path) -> SiteInventory:
-    """Read and validate a site folder; ``InvalidInput`` names the file and field."""
+def load_inventory(name: str, folder: Path, kinds: dict[str, InventoryRules]) -> SiteInventory:
+    """Read and validate a site folder against the rules of the ``kinds`` that read inventories (the
+    registered ones: ``squall.sites.inventories``); ``InvalidInput`` names the file and field."""
     if not SITE_NAME.match(name):
         raise InvalidInput(f"site name {name!r}: use lowercase letters, digits and '-'")
     folder = folder.resolve()
@@ -301,7 +316,8 @@ def load_inventory(name: str, folder: Path) -> SiteInventory:
     merged: dict = {}
     for layer in layers:
         merged.update(_read_mapping(layer / "group_vars" / "all.yml"))
-    group = "nodes" if merged.get("squall_kind") == "ssh" else "login"
+    rules = kinds.get(merged.get("squall_kind"))  # type: ignore[arg-type]
+    group = rules.host_group if rules else "login"
     hosts = _group_hosts(hosts_file, group)
     node_keys = NODE_KEYS if group == "nodes" else frozenset()
     _reject_unknown_squall_keys(merged, folder, node_keys)
@@ -310,7 +326,7 @@ def load_inventory(name: str, folder: Path) -> SiteInventory:
                                     host_level=group == "nodes")
     model = NodeHost if group == "nodes" else LoginHost
     try:
-        site_vars = SiteVars.model_validate({**merged, **hosts[0][1]})
+        site_vars = SiteVars.model_validate({**merged, **hosts[0][1]}, context={"kinds": kinds})
     except ValidationError as exc:
         raise InvalidInput(f"inventory {folder}: invalid\n  " + "\n  ".join(describe_errors(exc, SiteVars))) from None
     connections = []

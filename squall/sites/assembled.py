@@ -320,13 +320,11 @@ class AssembledSite(Site):
             host.close()
 
 
-def open_inventory_site(name: str, home: Path, store: Store, executor_for) -> AssembledSite:
+def open_inventory_site(name: str, home: Path, store: Store, inventory, executor_for) -> AssembledSite:
     """A site of SSH hosts from its inventory (``hpc``, ``ssh``): ``executor_for(name, hosts, inventory)``
     starts its tasks; nothing is provisioned."""
-    from squall.sites.inventories import resolve_site
     from squall.sites.transports.ssh import inventory_hosts
 
-    inventory = resolve_site(store, name)
     hosts = inventory_hosts(name, home, store, inventory)
     return AssembledSite(name, inventory.vars.squall_kind, store, hosts, executor_for(name, hosts, inventory),
                          Provisioner(), SiteTerms.of(inventory.vars))

@@ -9,11 +9,11 @@ import difflib
 from pathlib import Path
 
 from squall.errors import InvalidInput, NotFound, Refused, SquallError
-from squall.inventory import SiteInventory, load_inventory
+from squall.inventory import SiteInventory
 from squall.placement import AUTO
 from squall.sites.contract import Site
-from squall.sites.inventories import resolve_site
-from squall.sites.kinds import cloud, hpc, kubernetes, local, ssh  # noqa: F401 - each registers its kind
+from squall.sites.inventories import load_site_inventory, resolve_site
+import squall.sites.kinds  # noqa: F401 - registers the built-in kinds
 from squall.sites.registry import KINDS
 from squall.store import Store
 
@@ -36,7 +36,7 @@ def check_site_name(name: str) -> None:
 
 def add_site(store: Store, name: str, folder: Path) -> SiteInventory:
     check_site_name(name)
-    inventory = load_inventory(name, folder)
+    inventory = load_site_inventory(name, folder)
     store.set_site(name, inventory.vars.squall_kind, {"inventory": str(inventory.folder)})
     return inventory
 
@@ -69,7 +69,8 @@ def open_site(name: str, home: Path, store: Store) -> Site:
         raise InvalidInput(f"site: {name!r} is not a known site", hint=hint)
     if kind not in KINDS:
         raise Refused(f"site: {name!r} is a {kind} site; this version cannot run jobs there")
-    return KINDS[kind].open(name, home, store, config)
+    inventory = resolve_site(store, name) if KINDS[kind].inventory is not None else None
+    return KINDS[kind].open(name, home, store, config, inventory)
 
 
 def _discovered_kind(store: Store, name: str) -> str | None:

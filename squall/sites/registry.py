@@ -13,17 +13,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
+    from squall.inventory import InventoryRules, SiteInventory
     from squall.sites.contract import Site
     from squall.store import Store
 
-Opener = Callable[[str, Path, "Store", dict], "Site"]
+# (name, home, store, the site's stored config, its inventory if the kind reads one) -> the Site
+Opener = Callable[[str, Path, "Store", dict, "SiteInventory | None"], "Site"]
 
 
 @dataclass(frozen=True)
 class SiteKind:
     name: str
-    open: Opener  # (name, home, store, the site's stored config) -> the Site; imports what it needs itself
+    open: Opener  # imports what it needs itself (every kind file is loaded at start-up)
     builtin_site: str | None = None  # a site of this kind that exists without registration
+    inventory: InventoryRules | None = None  # its sites are described by an inventory, under these rules
 
 
 KINDS: dict[str, SiteKind] = {}
@@ -31,3 +34,8 @@ KINDS: dict[str, SiteKind] = {}
 
 def register(kind: SiteKind) -> None:
     KINDS[kind.name] = kind
+
+
+def inventory_kinds() -> dict[str, InventoryRules]:
+    """The rules of every registered kind whose sites are described by an inventory."""
+    return {name: kind.inventory for name, kind in KINDS.items() if kind.inventory is not None}

@@ -149,11 +149,11 @@ def test_bad_inventory_exits_2_naming_the_file_and_field(squall, tmp_path, case_
 
 
 def test_an_inventory_copied_outside_the_project_gets_the_common_defaults(tmp_path):
-    from squall.inventory import load_inventory
+    from squall.sites.inventories import load_site_inventory
 
     folder = tmp_path / "elsewhere" / "copied"
     shutil.copytree(TESTBED_INVENTORY, folder)
-    inventory = load_inventory("copied", folder)
+    inventory = load_site_inventory("copied", folder)
     assert inventory.layers == (REPO / "inventories" / "common", folder.resolve())
     assert inventory.vars.squall_min_free_gb == 1  # from the common layer, which Ansible gets too
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from squall.inventory import load_inventory
+from squall.sites.inventories import load_site_inventory
 from squall.money.prices import SlurmBilling, TaskShape
 from squall.money.site_prices import price_model
 
@@ -64,7 +64,7 @@ def shapes(real_memory: int) -> list[tuple[str, int, int, int]]:
 
 @pytest.mark.parametrize("flags", [None, "MAX_TRES"])
 def test_squall_computes_the_billing_slurm_reports(testbed, priority_flags, flags):
-    site = load_inventory("testbed", REPO / "inventories" / "testbed").vars
+    site = load_site_inventory("testbed", REPO / "inventories" / "testbed").vars
     shown = slurm(testbed, "scontrol", "show", "partition", "-o")
     for partition in site.squall_partitions:  # the inventory states the very weights slurm.conf has
         line = next(row for row in shown.splitlines() if row.startswith(f"PartitionName={partition.name} "))

@@ -36,9 +36,9 @@ def test_roles_pass_ansible_lint_production_profile():
 
 
 def test_shipped_inventories_are_valid():
-    from squall.inventory import load_inventory
+    from squall.sites.inventories import load_site_inventory
 
     for name in ("testbed", "example-hpc"):
-        inventory = load_inventory(name, REPO / "inventories" / name)
+        inventory = load_site_inventory(name, REPO / "inventories" / name)
         assert inventory.layers[0].name == "common"
         assert inventory.vars.squall_partitions

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from squall.inventory import InventoryRules, SiteVars, no_scheduler
 from squall.sites.registry import SiteKind, register
 
 
-def open_cloud(name: str, home: Path, store, config: dict):
+def check(site_vars: SiteVars) -> None:
+    if not site_vars.squall_org_stack:
+        raise ValueError("squall_org_stack: a cloud site names its organisation's stack (<org>.org.<name>), "
+                         "and only a cloud site does")
+    no_scheduler(site_vars, "cloud")
+
+
+def open_cloud(name: str, home: Path, store, config: dict, inventory):
     from squall.infra.driver import StackName, engine_for
     from squall.sites.kinds.cloud_site import CloudSite
     from squall.sites.provisioners.job_stack import JobStackProvisioner
-    from squall.sites.inventories import resolve_site
 
-    inventory = resolve_site(store, name)
     org_stack, engine, site_vars = StackName.parse(inventory.vars.squall_org_stack), engine_for(home), inventory.vars
 
     def provisioner_for(probe):
@@ -30,4 +36,4 @@ def open_cloud(name: str, home: Path, store, config: dict):
     return CloudSite(name, home, store, inventory, provisioner_for)
 
 
-register(SiteKind("cloud", open_cloud))
+register(SiteKind("cloud", open_cloud, inventory=InventoryRules(check)))

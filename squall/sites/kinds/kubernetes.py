@@ -7,7 +7,7 @@ from pathlib import Path
 from squall.sites.registry import SiteKind, register
 
 
-def open_kubernetes(name: str, home: Path, store, config: dict):
+def open_kubernetes(name: str, home: Path, store, config: dict, inventory):
     from squall.sites.kinds.kubernetes_site import open_kubernetes_site
 
     return open_kubernetes_site(name, home, store, config)

@@ -7,7 +7,7 @@ from pathlib import Path
 from squall.sites.registry import SiteKind, register
 
 
-def open_local(name: str, home: Path, store, config: dict):
+def open_local(name: str, home: Path, store, config: dict, inventory):
     from squall.sites.kinds.local_site import open_local_site
 
     return open_local_site(name, home, store)

@@ -41,11 +41,13 @@ def test_a_refusal_caused_by_the_default_walltime_names_it():
     from squall.errors import Refused
     from squall.inventory import SiteVars
     from squall.sites.executors.slurm import SlurmExecutor
+    from squall.sites.inventories import inventory_kinds
     from squall.spec import Resources
 
     site_vars = SiteVars.model_validate({
         "squall_kind": "hpc", "squall_scheduler": "slurm", "squall_work_root": "/w",
-        "squall_partitions": [{"name": "short", "max_walltime": "00:30:00", "max_cpus_per_task": 4}]})
+        "squall_partitions": [{"name": "short", "max_walltime": "00:30:00", "max_cpus_per_task": 4}]},
+        context={"kinds": inventory_kinds()})
     executor = SlurmExecutor("centre", [SimpleNamespace()], site_vars, "svc")
     with pytest.raises(Refused) as refused:
         executor.partition_for(SimpleNamespace(spec=SimpleNamespace(resources=Resources())))

@@ -114,6 +114,21 @@ class SshSession:
         self._agent, self._sftp, self._connection = None, None, None
         self._agent_buffer = bytearray()
 
+    def abandon(self) -> None:
+        """Drop a session that a signal cut mid-call: only its socket is shut. Closing it the usual way takes
+        paramiko's channel locks, which the cut call may have left held: a controller hung there for good
+        (once in CI, SIGINT during ``up``). The transport's own thread ends on the shut socket; the next
+        call connects anew."""
+        connection = self._connection
+        self._agent, self._sftp, self._connection = None, None, None
+        self._agent_buffer = bytearray()
+        transport = connection.client.get_transport() if connection is not None else None
+        if transport is not None:
+            try:
+                transport.sock.close()
+            except (OSError, EOFError):
+                pass
+
     def transport(self):
         return self._connect().client.get_transport()
 
@@ -168,11 +183,11 @@ class SshSession:
             return action()
         except BaseException as exc:
             if not isinstance(exc, Exception):  # KeyboardInterrupt and the like: the session may be mid-packet
-                self.close()
+                self.abandon()
                 raise
             if isinstance(exc, SquallError):  # Interrupted, or a decision of the action's own
                 if isinstance(exc, Interrupted):
-                    self.close()
+                    self.abandon()
                 raise
             raise _Transient() from self._transient(exc, what)
 

@@ -28,6 +28,7 @@ from squall.hops import Hop
 from squall.money.amounts import decimal
 from squall.money.slurm_billing import parse_weights
 from squall.project import project_dir
+from squall.runtime import scheduler_names
 from squall.slurm_options import SetupLine, SiteSlurm
 from squall.spec import parse_walltime
 from squall.validation import StrictModel, describe_errors
@@ -136,6 +137,14 @@ class JumpHost(StrictModel):
         return Hop(self.host, self.port, self.user, Path(os.path.expanduser(self.private_key_file)))
 
 
+def _scheduler(name: str) -> str:
+    """``none``, or a batch scheduler the runtime ships a module for (``squall/runtime/schedulers/``)."""
+    known = scheduler_names()
+    if name != "none" and name not in known:
+        raise ValueError(f"{name!r} is not a scheduler Squall knows (known: {', '.join(['none', *known])})")
+    return name
+
+
 class SiteVars(BaseModel):
     """Squall's variables of one site (``squall_*``); other keys are Ansible's.
 
@@ -150,7 +159,7 @@ class SiteVars(BaseModel):
 
     squall_kind: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")]  # a registered kind's (its own rules)
     squall_org_stack: Annotated[str, Field(pattern=r"^([a-z0-9][a-z0-9-]*\.(org|env)\.[A-Za-z0-9_-]+)?$")] = ""
-    squall_scheduler: Literal["slurm", "none"]
+    squall_scheduler: Annotated[str, AfterValidator(_scheduler)]  # "none", or a module shipped with the runtime
     squall_work_root: Annotated[str, AfterValidator(_absolute)]
     squall_partitions: list[Partition] = Field(default_factory=list)
     squall_gpu_partitions: list[str] = Field(default_factory=list)

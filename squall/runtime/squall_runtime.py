@@ -1,28 +1,31 @@
 #!/usr/bin/env python3
 """The Squall runtime: runs one task's payload and records what happened.
 
-This file is the whole program. It uses only the standard library of Python
-3.8 or newer because the same file is copied to HPC login nodes, compute nodes
-and cloud machines where nothing else may be installed. The controller never
+This file is the whole program but for the scheduler modules beside it
+(``schedulers/*.py``, loaded only by the agent commands that name one). It uses
+only the standard library of Python 3.8 or newer because the same files are
+copied to HPC login nodes, compute nodes and cloud machines where nothing else
+may be installed. The controller never
 talks to it: it only reads the files it writes (nodes never call back).
 
     python3 squall_runtime.py run TASK_DIR
     python3 squall_runtime.py version
 
-and, as the controller's agent on an HPC login node (read-only, JSON out):
+and, as the controller's agent on an HPC login node (read-only, JSON out; SCHED names the scheduler
+module shipped beside this file, ``schedulers/SCHED.py``: everything the runtime asks a batch scheduler
+lives there):
 
     python3 squall_runtime.py stage JOB_DIR < request.json     write small files; which inputs are missing
     python3 squall_runtime.py read JOB_DIR < paths.json        read many small files at once
-    python3 squall_runtime.py submit JOB_DIR NAME              sbatch job.sh once (idempotent)
-    python3 squall_runtime.py poll JOB_DIR...                  Slurm states and task statuses, one call
+    python3 squall_runtime.py submit SCHED JOB_DIR NAME        submit job.sh once (idempotent)
+    python3 squall_runtime.py poll SCHED JOB_DIR...            the scheduler's records and task statuses, one call
     python3 squall_runtime.py wait SECONDS SINCE JOB_DIR...    until a task's state changes (status files
                                                                only; one written since SINCE: at once),
                                                                at most SECONDS
-    python3 squall_runtime.py teardown NAME [JOB_DIR]          scancel by name, remove the job folder
-    python3 squall_runtime.py inventory WORK_ROOT              Squall's folders and Slurm jobs there
-    python3 squall_runtime.py test-only < job.sh               when Slurm would start it (sbatch --test-only)
-    python3 squall_runtime.py limits                           the account's association records, with their
-                                                               parent accounts' (scontrol show assoc_mgr)
+    python3 squall_runtime.py teardown SCHED NAME [JOB_DIR]    cancel by name, remove the job folder
+    python3 squall_runtime.py inventory WORK_ROOT [SCHED]      Squall's folders and scheduler jobs there
+    python3 squall_runtime.py test-only SCHED < job.sh         when the scheduler would start it
+    python3 squall_runtime.py limits SCHED                     the account's limits as the scheduler keeps them
     python3 squall_runtime.py image ENGINE CACHE ARCHIVE SHA256 load a job's image archive once (podman/docker
                                                                load), cached by digest: its image id
     python3 squall_runtime.py peers JOB_ID add|remove < req.json let a multi-node task's first host in with the
@@ -32,7 +35,7 @@ and, on a machine with no scheduler (the ``ssh`` executor):
 
     python3 squall_runtime.py start JOB_DIR INDEX...           start tasks detached (idempotent), at most
                                                                host CPUs // task cpus at once (slot locks)
-    python3 squall_runtime.py poll --no-slurm JOB_DIR...       task statuses; runtimes that died are named
+    python3 squall_runtime.py poll none JOB_DIR...             task statuses; runtimes that died are named
     python3 squall_runtime.py stop JOB_DIR [remove]            kill the job's process groups; remove it
 
 A task of several processes (MPI ranks over nodes) names a ``launcher`` in task.json (``srun --mpi=pmix``):
@@ -65,11 +68,12 @@ import sys
 import threading
 import time
 
-RUNTIME_VERSION = "0.11.0"
+RUNTIME_VERSION = "0.12.0"
 TASK_FORMAT = 1  # the layout of task.json this runtime reads (squall.sites.workarea.TASK_FORMAT)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Only these variables of the runtime's own environment reach the payload.
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "TZ", "TERM")
+ENV_PREFIX = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")  # a variable's name, or a prefix of names (SLURM_)
 CONTAINER_RUNTIMES = ("apptainer", "singularity", "podman", "docker")
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
@@ -410,9 +414,11 @@ class Task(object):
         for key in ENV_ALLOW + tuple(kept):
             if key in os.environ:
                 env[key] = os.environ[key]
-        if self.spec.get("launcher"):  # srun starts the ranks inside this job's allocation: it needs SLURM_*,
-            env.update((k, v) for k, v in os.environ.items() if k.startswith("SLURM_"))
-            env["SLURM_EXPORT_ENV"] = "ALL"  # and hands the ranks this (scrubbed) environment, not sbatch's NIL
+        if self.spec.get("launcher"):  # a launcher starts the ranks inside the scheduler's allocation: it needs
+            # the scheduler's variables of this allocation, and those the executor sets for it (task.json)
+            prefixes = tuple(p for p in self.spec.get("launcher_env_prefixes") or [] if ENV_PREFIX.match(p))
+            env.update((k, v) for k, v in os.environ.items() if prefixes and k.startswith(prefixes))
+            env.update((k, str(v)) for k, v in (self.spec.get("launcher_env") or {}).items() if ENV_PREFIX.match(k))
         env.setdefault("PATH", DEFAULT_PATH)
         env.setdefault("LANG", "C.UTF-8")
         try:
@@ -848,28 +854,6 @@ def read_files(job_dir, rels):
     return result
 
 
-def slurm_records(command):
-    """``scontrol show job -o`` / ``squeue`` output as dicts, and None with scontrol's complaint when Slurm
-    does not answer (slurmctld restarting): no record then proves nothing about a task."""
-    try:
-        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, str(exc)
-    if done.returncode != 0:
-        return None, (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[0][:300]
-    records = []
-    for line in done.stdout.splitlines():
-        fields = {}
-        for part in line.split():
-            if "=" in part:
-                key, value = part.split("=", 1)
-                fields[key] = value
-        if "JobId" in fields:
-            records.append(fields)
-    return records, None
-
-
 def read_json(path, default=None):
     try:
         with open(path) as handle:
@@ -881,10 +865,11 @@ def read_json(path, default=None):
 FINAL_STATES = ("succeeded", "failed", "timeout", "cancelled")
 
 
-def poll(job_dirs, slurm=True):
-    """Every task's status.json under each job folder (None: the folder is gone); Slurm's records if asked.
+def poll(job_dirs, scheduler=None):
+    """Every task's status.json under each job folder (None: the folder is gone); the scheduler's records
+    if one is named.
 
-    Without Slurm the runtimes run on this machine: a task whose runtime
+    Without a scheduler the runtimes run on this machine: a task whose runtime
     process is gone before it wrote a final state is listed in ``dead``.
     """
     jobs, started = {}, now()
@@ -898,18 +883,15 @@ def poll(job_dirs, slurm=True):
                 tasks[name[5:]] = read_json(os.path.join(job_dir, name, "status.json"))
         launch = read_json(os.path.join(job_dir, "launch.json"), {})
         job = {"tasks": tasks, "launched_at": launch.get("at")}
-        if not slurm:
+        if scheduler is None:
             job["dead"] = sorted(index for index, pid in (launch.get("pids") or {}).items()
                                  if (tasks.get(index) or {}).get("state") not in FINAL_STATES
                                  and not runtime_alive(pid, os.path.join(job_dir, "task-" + index)))
         jobs[job_dir] = job
-    if not slurm:
-        return {"slurm": [], "jobs": jobs, "now": now(), "started": started}
-    keep = ("JobId", "ArrayJobId", "ArrayTaskId", "JobName", "JobState", "ExitCode", "Reason")
-    records, silent = slurm_records(["scontrol", "show", "job", "-o"])
-    if records is not None:
-        records = [{k: r.get(k) for k in keep} for r in records if r.get("JobName", "").startswith("squall-")]
-    return {"slurm": records, "slurm_silent": silent, "jobs": jobs, "now": now(), "started": started}
+    if scheduler is None:
+        return {"scheduler": [], "jobs": jobs, "now": now(), "started": started}
+    records, silent = load_scheduler(scheduler).records()
+    return {"scheduler": records, "scheduler_silent": silent, "jobs": jobs, "now": now(), "started": started}
 
 
 def wait_for_change(timeout, since, job_dirs):
@@ -958,78 +940,38 @@ def file_stamp(path):
     return info.st_ino, info.st_mtime_ns, info.st_size
 
 
-def submit(job_dir, name):
+SCHEDULER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def load_scheduler(name):
+    """The scheduler module shipped beside this file (``schedulers/NAME.py``): what the runtime asks a batch
+    scheduler (submit, records, cancel, test-only, limits, jobs) lives there, not here."""
+    if not SCHEDULER_NAME.match(name or ""):
+        raise ValueError("not a scheduler name: %r" % name)
+    path = os.path.join(os.path.dirname(os.path.realpath(__file__)), "schedulers", name + ".py")
+    if not os.path.isfile(path):
+        raise ValueError("no scheduler module %s beside the runtime" % path)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("squall_scheduler_" + name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def submit(scheduler, job_dir, name):
     """Submit ``job_dir/job.sh`` unless a job called ``name`` exists; record and return its id."""
-    user = pwd.getpwuid(os.getuid()).pw_name
-    out = subprocess.run(["squeue", "-h", "-u", user, "--name", name, "-o", "%A"], stdout=subprocess.PIPE,
-                         universal_newlines=True, check=True).stdout.split()
-    if out:
-        return {"slurm_job": out[0], "resubmitted": False}
-    job = subprocess.run(["sbatch", "--parsable", os.path.join(job_dir, "job.sh")], stdout=subprocess.PIPE,
-                         env=batch_environment(), universal_newlines=True, check=True).stdout.strip().split(";")[0]
-    write_json(os.path.join(job_dir, "launch.json"), {"slurm_job": job, "at": now()})
-    return {"slurm_job": job}
+    job, submitted = load_scheduler(scheduler).submit(job_dir, name)
+    if not submitted:
+        return {"scheduler_job": job, "resubmitted": False}
+    write_json(os.path.join(job_dir, "launch.json"), {"scheduler_job": job, "at": now()})
+    return {"scheduler_job": job}
 
 
-def batch_environment():
-    """What a job array starts with (it is submitted with ``--export=ALL``): Slurm's own variables, a plain
-    PATH and who the user is — nothing else of this session. ``--export=NIL`` would give the same but costs
-    Slurm a scheduling cycle (about a second) for most arrays: measured on the test bed, 3.0 s vs 2.0 s for
-    four no-op tasks."""
-    env = dict((key, value) for key, value in os.environ.items() if key.startswith("SLURM_"))
-    account = pwd.getpwuid(os.getuid())
-    env.update(PATH=DEFAULT_PATH, HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
-    return env
-
-
-def test_only(script):
-    """When Slurm would start ``script`` (read from stdin): ``sbatch --test-only`` submits nothing."""
-    done = subprocess.run(["sbatch", "--test-only"], input=script, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True)
-    said = (done.stderr + done.stdout).strip()
-    found = re.search(r"to start at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)", said)
-    if done.returncode != 0 or not found:
-        return {"wait_s": None, "message": said}
-    start = time.mktime(time.strptime(found.group(1), "%Y-%m-%dT%H:%M:%S"))  # the login node's local time
-    return {"wait_s": max(0.0, start - time.time()), "message": said}
-
-
-ASSOC_ACCOUNT = re.compile(r"^ClusterName=\S* Account=(\S+) UserName=(\S*)")
-ASSOC_PARENT = re.compile(r"\bParentAccount=([^\s(]+)")  # "root(1)": the name before the id
-
-
-def association_limits():
-    """This account's Slurm association records and those of every account above them, as
-    ``scontrol show assoc_mgr`` prints them (limits with what is used now). A cluster without accounting
-    (no slurmdbd) has none: ``records`` is None and ``message`` says why."""
-    user = pwd.getpwuid(os.getuid()).pw_name
-    records, have, needed, ask = {}, set(), set(), "users=" + user
-    while ask:
-        done = subprocess.run(["scontrol", "show", "assoc_mgr", "flags=assoc", ask], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, universal_newlines=True)
-        if done.returncode != 0:
-            return {"records": None, "message": (done.stderr + done.stdout).strip()[-300:]}
-        for record in re.split(r"\n(?=ClusterName=)", done.stdout):
-            head = ASSOC_ACCOUNT.search(record.strip())
-            if not head or head.group(2).split("(")[0] not in ("", user):  # UserName=NAME(UID), or an account's
-                continue
-            records[record.strip()] = True
-            parent = ASSOC_PARENT.search(record)
-            needed.update(a for a in (head.group(1), parent and parent.group(1)) if a)
-            if not head.group(2):
-                have.add(head.group(1))
-        missing = sorted(needed - have)
-        ask = "accounts=" + ",".join(missing) if missing and ask != "accounts=" + ",".join(missing) else None
-    if not records:
-        return {"records": None, "message": "no association for %s (is accounting enabled?)" % user}
-    return {"records": list(records), "message": ""}
-
-
-def teardown(name, job_dir=None):
-    """Cancel the account's jobs called ``name``; end what still runs in ``job_dir`` and remove it, if given
+def teardown(scheduler, name, job_dir=None):
+    """Cancel the account's jobs called ``name`` (through ``scheduler``); end what still runs in ``job_dir`` and remove it, if given
     (a squall-* folder)."""
-    user = pwd.getpwuid(os.getuid()).pw_name
-    subprocess.run(["scancel", "--user", user, "--name", name], check=False)
+    load_scheduler(scheduler).cancel(name)
     if job_dir:
         end_processes(job_dir)
         shutil.rmtree(job_dir, ignore_errors=True)
@@ -1235,10 +1177,11 @@ def _exists(pid):
         return False
 
 
-def inventory(work_root):
-    """This account's job folders under ``work_root``, its Slurm jobs called squall-* and the processes
-    still working in such folders."""
-    return {"folders": job_folders(work_root), "jobs": squall_slurm_jobs(), "processes": squall_processes(work_root)}
+def inventory(work_root, scheduler=None):
+    """This account's job folders under ``work_root``, its scheduler's jobs called squall-* (if it has a
+    scheduler) and the processes still working in such folders."""
+    jobs = load_scheduler(scheduler).jobs() if scheduler else []
+    return {"folders": job_folders(work_root), "jobs": jobs, "processes": squall_processes(work_root)}
 
 
 def job_folders(work_root):
@@ -1255,21 +1198,6 @@ def job_folders(work_root):
                     owner = None
                 folders.append({"path": path, "name": name, "mtime": os.path.getmtime(path), "owner": owner})
     return folders
-
-
-def squall_slurm_jobs():
-    user = pwd.getpwuid(os.getuid()).pw_name
-    try:
-        out = subprocess.run(["squeue", "-h", "-u", user, "-o", "%A|%j|%k|%T"], stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, universal_newlines=True, timeout=60).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        out = ""
-    jobs = []
-    for line in out.splitlines():
-        parts = line.split("|")
-        if len(parts) == 4 and parts[1].startswith("squall-"):
-            jobs.append({"id": parts[0], "name": parts[1], "comment": parts[2], "state": parts[3]})
-    return jobs
 
 
 def serve():
@@ -1333,9 +1261,8 @@ def main(argv=None):
     if len(args) == 2 and args[0] == "read":
         print(json.dumps(read_files(args[1], json.load(sys.stdin))))
         return 0
-    if len(args) >= 1 and args[0] == "poll":
-        slurm = args[1:2] != ["--no-slurm"]
-        print(json.dumps(poll(args[1 if slurm else 2:], slurm=slurm)))
+    if len(args) >= 2 and args[0] == "poll":
+        print(json.dumps(poll(args[2:], scheduler=None if args[1] == "none" else args[1])))
         return 0
     if len(args) >= 3 and args[0] == "wait" and re.match(r"^[0-9]{1,2}(\.[0-9]{1,3})?$", args[1]) \
             and re.match(r"^[0-9]{1,12}(\.[0-9]{1,9})?$", args[2]):
@@ -1347,17 +1274,17 @@ def main(argv=None):
     if len(args) in (2, 3) and args[0] == "stop" and args[2:] in ([], ["remove"]):
         print(json.dumps(stop(args[1], remove=args[2:] == ["remove"])))
         return 0
-    if len(args) == 3 and args[0] == "submit":
-        print(json.dumps(submit(args[1], args[2])))
+    if len(args) == 4 and args[0] == "submit":
+        print(json.dumps(submit(*args[1:])))
         return 0
-    if len(args) in (2, 3) and args[0] == "teardown":
+    if len(args) in (3, 4) and args[0] == "teardown":
         print(json.dumps(teardown(*args[1:])))
         return 0
-    if args == ["test-only"]:
-        print(json.dumps(test_only(sys.stdin.read())))
+    if len(args) == 2 and args[0] == "test-only":
+        print(json.dumps(load_scheduler(args[1]).test_only(sys.stdin.read())))
         return 0
-    if args == ["limits"]:
-        print(json.dumps(association_limits()))
+    if len(args) == 2 and args[0] == "limits":
+        print(json.dumps(load_scheduler(args[1]).limits()))
         return 0
     if len(args) == 3 and args[0] == "peers":
         print(json.dumps(peer_keys(args[1], args[2], json.load(sys.stdin) if args[2] == "add" else None)))
@@ -1368,12 +1295,12 @@ def main(argv=None):
     if len(args) >= 2 and args[0] == "end" and all(a.isdigit() for a in args[2:]):
         print(json.dumps(end_processes(args[1], [int(a) for a in args[2:]] or None)))
         return 0
-    if len(args) == 2 and args[0] == "inventory":
-        print(json.dumps(inventory(args[1])))
+    if len(args) in (2, 3) and args[0] == "inventory":
+        print(json.dumps(inventory(*args[1:])))
         return 0
-    print("usage: squall_runtime.py run TASK_DIR | version | stage|read JOB_DIR | submit JOB_DIR NAME | "
-          "poll [--no-slurm] JOB_DIR... | teardown NAME [JOB_DIR] | inventory ROOT | start JOB_DIR INDEX... | "
-          "stop JOB_DIR [remove] | test-only | limits | image ENGINE CACHE ARCHIVE SHA256 [CONF] | "
+    print("usage: squall_runtime.py run TASK_DIR | version | stage|read JOB_DIR | submit SCHEDULER JOB_DIR NAME | "
+          "poll SCHEDULER|none JOB_DIR... | teardown SCHEDULER NAME [JOB_DIR] | inventory ROOT [SCHEDULER] | "
+          "start JOB_DIR INDEX... | stop JOB_DIR [remove] | test-only SCHEDULER | limits SCHEDULER | image ENGINE CACHE ARCHIVE SHA256 [CONF] | "
           "peers JOB_ID add|remove | end JOB_DIR [PID...]",
           file=sys.stderr)
     return 2

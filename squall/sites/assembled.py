@@ -276,7 +276,9 @@ class AssembledSite(Site):
 
     def live_resources(self) -> list[LiveResource]:
         """Every host's job folders and scheduler jobs, with their owner tags; the provisioner's resources."""
-        listings = each_host(lambda host, _: host.agent("inventory", host.work_root), {h: None for h in self.hosts})
+        scheduler = [self.executor.scheduler] if self.executor.scheduler else []
+        listings = each_host(lambda host, _: host.agent("inventory", host.work_root, *scheduler),
+                             {h: None for h in self.hosts})
         live = []
         for host, listing in listings.items():
             owners = {}

@@ -68,7 +68,7 @@ def test_a_silent_slurm_fails_no_task_until_the_tasks_could_no_longer_run(monkey
     from squall.sites.executors.slurm import SlurmExecutor
 
     monkeypatch.setenv("SQUALL_LEASE_MARGIN", "0")
-    answer = {"slurm": None, "slurm_silent": "Unable to contact slurm controller", "now": 100.0,
+    answer = {"scheduler": None, "scheduler_silent": "Unable to contact slurm controller", "now": 100.0,
               "jobs": {"/w/squall-j": {"launched_at": 1.0, "tasks": {"1": {"state": "running"}}}}}
     login = SimpleNamespace(agent=lambda *args: answer, job_dir=lambda job_id: f"/w/squall-{job_id}")
     executor = SlurmExecutor("centre", [login], None, "svc")

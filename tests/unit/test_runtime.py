@@ -182,17 +182,64 @@ def test_engine_command_has_no_network_a_name_and_the_environment_only_in_a_file
 
 
 def test_runtime_is_stdlib_only_and_versioned():
-    source = runtime_path().read_text()
-    assert "import squall" not in source and "from squall" not in source
-    assert runtime_version() == "0.11.0"
+    from squall.runtime import bundle_files
+
+    for file in bundle_files().values():
+        source = file.read_text()
+        assert "import squall" not in source and "from squall" not in source, file
+    assert runtime_version() == "0.12.0"
     out = subprocess.run([sys.executable, "-I", "-S", str(runtime_path()), "version"], capture_output=True, text=True)
     assert out.stdout.strip() == runtime_version()
 
 
-def test_runtime_parses_as_python_3_8():
+def test_runtime_and_its_scheduler_modules_parse_as_python_3_8():
     import ast
 
-    ast.parse(runtime_path().read_text(), feature_version=(3, 8))
+    from squall.runtime import bundle_files
+
+    assert len(bundle_files()) >= 3  # the runtime, slurm and gridengine
+    for file in bundle_files().values():
+        ast.parse(file.read_text(), feature_version=(3, 8))
+
+
+def test_the_bundle_digest_is_what_a_site_computes_with_coreutils_and_changes_with_any_file(tmp_path):
+    """A site checks its installed runtime with ``sha256sum`` alone: the controller's digest must be the same,
+    and a scheduler module changed (or missing) must change it."""
+    import shutil
+
+    from squall.runtime import BUNDLE_DIGEST_SH, bundle_files, runtime_sha256
+
+    for name, file in bundle_files().items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(file, tmp_path / name)
+    site = subprocess.run(["sh", "-c", BUNDLE_DIGEST_SH], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert site.stdout.strip() == runtime_sha256() == runtime_sha256(tmp_path / "squall_runtime.py")
+    with open(tmp_path / "schedulers" / "slurm.py", "a") as module:
+        module.write("# changed\n")
+    changed = runtime_sha256(tmp_path / "squall_runtime.py")
+    assert changed != runtime_sha256()
+    (tmp_path / "schedulers" / "slurm.py").unlink()
+    assert runtime_sha256(tmp_path / "squall_runtime.py") not in (changed, runtime_sha256())
+
+
+def test_every_scheduler_module_has_an_executor_and_answers_the_runtime_s_questions():
+    """The runtime asks a scheduler module six things; the ``hpc`` kind opens ``squall.sites.executors.<name>``."""
+    import importlib
+
+    from squall.runtime import scheduler_names
+    from squall.runtime.squall_runtime import load_scheduler
+    from squall.sites.executors.batch import BatchExecutor
+
+    assert {"slurm", "gridengine"} <= set(scheduler_names())
+    for name in scheduler_names():
+        module = load_scheduler(name)
+        for question in ("submit", "records", "cancel", "test_only", "limits", "jobs"):
+            assert callable(getattr(module, question)), (name, question)
+        executor = importlib.import_module(f"squall.sites.executors.{name}").EXECUTOR
+        assert issubclass(executor, BatchExecutor) and executor.scheduler == name
+    for bad in ("../slurm", "Slurm", "", "none2/x"):
+        with pytest.raises(ValueError):
+            load_scheduler(bad)
 
 
 def test_staging_paths_never_leave_the_job_folder(tmp_path):
@@ -305,7 +352,9 @@ def test_a_job_array_is_submitted_with_slurms_variables_a_plain_path_and_nothing
     """``--export=ALL`` of this environment: the submitting session's own variables never reach the job."""
     import pwd
 
-    from squall.runtime.squall_runtime import DEFAULT_PATH, batch_environment
+    from squall.runtime.squall_runtime import DEFAULT_PATH, load_scheduler
+
+    batch_environment = load_scheduler("slurm").batch_environment
 
     monkeypatch.setenv("SLURM_CONF", "/etc/slurm/site.conf")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "never-in-a-job")

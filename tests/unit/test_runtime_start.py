@@ -1,4 +1,4 @@
-"""The runtime with no scheduler: ``start`` detached tasks, ``poll --no-slurm``, ``stop``, all as real processes."""
+"""The runtime with no scheduler: ``start`` detached tasks, ``poll none``, ``stop``, all as real processes."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def wait_for(predicate, timeout: float = 30):
 
 
 def states(job: Path) -> dict[str, str | None]:
-    answer = agent("poll", "--no-slurm", str(job))["jobs"][str(job)]
+    answer = agent("poll", "none", str(job))["jobs"][str(job)]
     return {i: (s or {}).get("state") for i, s in answer["tasks"].items()}
 
 
@@ -74,10 +74,10 @@ def test_a_runtime_killed_mid_task_is_named_dead(tmp_path):
     pids = agent("start", str(job), "0", "1")["pids"]
     wait_for(lambda: states(job)["0"] == "running")
     os.kill(pids["0"], 9)
-    answer = wait_for(lambda: (a := agent("poll", "--no-slurm", str(job))["jobs"][str(job)])["dead"] and a)
+    answer = wait_for(lambda: (a := agent("poll", "none", str(job))["jobs"][str(job)])["dead"] and a)
     assert answer["dead"] == ["0"]
     wait_for(lambda: states(job)["1"] == "succeeded")
-    assert "1" not in agent("poll", "--no-slurm", str(job))["jobs"][str(job)]["dead"]
+    assert "1" not in agent("poll", "none", str(job))["jobs"][str(job)]["dead"]
     agent("stop", str(job))
     payload = json.loads((job / "task-0" / "status.json").read_text())["pgid"]
     wait_for(lambda: not pid_alive(payload))

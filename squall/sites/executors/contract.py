@@ -18,6 +18,7 @@ class Executor(ABC):
 
     capabilities: frozenset[Capability] = frozenset()
     heartbeat = 5.0  # seconds between the runtime's status heartbeats
+    scheduler: str | None = None  # the runtime's scheduler module the hosts' agent asks (None: no scheduler)
 
     def __init__(self, site: str, hosts: list[Transport]):
         self.site = site

@@ -191,7 +191,7 @@ class SlotsExecutor(Executor):
             if silence is not None and time.monotonic() < silence.next_ask:
                 return None
             try:
-                answer = host.agent("poll", "--no-slurm", *[host.job_dir(p.job_id) for p in jobs], retry=False,
+                answer = host.agent("poll", "none", *[host.job_dir(p.job_id) for p in jobs], retry=False,
                                     timeout=ANSWER_TIMEOUT)
             except Interrupted:  # a signal to this controller says nothing about the host: never a lost task
                 raise

@@ -55,7 +55,7 @@ class LocalHost(Transport):
               timeout: float = AGENT_TIMEOUT) -> dict:
         command, rest = args[0], list(args[1:])
         if command == "poll":
-            return runtime.poll([d for d in rest if d != "--no-slurm"], slurm=False)
+            return runtime.poll(rest[1:])  # "poll none JOB_DIR...": this machine has no scheduler
         if command == "stop":
             return runtime.stop(rest[0], remove=rest[1:] == ["remove"])
         if command == "inventory":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from squall.errors import Interrupted, MissingDependency, OutputsKept, SquallError
 from squall.results import writing_results
-from squall.runtime import runtime_path, runtime_sha256, runtime_version
+from squall.runtime import BUNDLE_DIGEST_SH, bundle_files, runtime_sha256, runtime_version
 from squall.runtime.squall_runtime import part_of
 from squall.sites.transports import bulk_upload
 from squall.sites.transports.ssh_session import JumpConnection, SshSession
@@ -30,7 +30,8 @@ from squall.transfer import SourceDigests, sha256_file
 ANSWER_MARGIN = 20.0  # seconds past a remote wait's own length before its host counts as silent
 CHUNK = 1 << 20
 UPLOAD_CHANNELS = 4  # parallel SFTP channels over the one connection (about 2x one channel here)
-RUNTIME = ".squall/runtime/current/squall_runtime.py"  # under the account's home
+RUNTIME_DIR = ".squall/runtime/current"  # under the account's home: the runtime bundle's folder
+RUNTIME = f"{RUNTIME_DIR}/squall_runtime.py"
 
 
 class RemoteHost(Transport):
@@ -83,9 +84,10 @@ class RemoteHost(Transport):
             return False
 
     def facts(self) -> HostFacts:
-        """Home, CPUs, memory and the installed runtime's sha256, in one round trip (a fixed script)."""
+        """Home, CPUs, memory and the installed runtime bundle's digest, in one round trip (a fixed script)."""
         out = self.ssh.run(["sh", "-c", 'echo "$HOME"; nproc; sed -n "s/^MemTotal: *\\([0-9]*\\).*/\\1/p" '
-                                        f'/proc/meminfo; sha256sum < "$HOME/{RUNTIME}" 2>/dev/null || echo missing'])
+                                        f'/proc/meminfo; cd "$HOME/{RUNTIME_DIR}" 2>/dev/null && [ -f squall_runtime.py ] '
+                                        f'&& {BUNDLE_DIGEST_SH} || echo missing'])
         home, cpus, memory_kb, installed = (out.splitlines() + ["", "", "", "missing"])[:4]
         if not home.strip().startswith("/"):
             raise SquallError(f"host {self}: no answer to the host check (got {out.strip()[:100]!r})")
@@ -108,18 +110,19 @@ class RemoteHost(Transport):
             )
 
     def install_runtime(self) -> bool:
-        """Push this controller's runtime file over SFTP unless the host already has that very file
-        (machines made for one job have none); checked by sha256 before it becomes ``current``.
-        Returns whether it was sent."""
+        """Push this controller's runtime bundle over SFTP unless the host already has those very files
+        (machines made for one job have none): into a fresh folder, checked by digest before it replaces the
+        version's folder and becomes ``current``. Returns whether it was sent."""
         facts = self.facts()
         if facts.runtime_sha256 == runtime_sha256():
             return False
         folder = f"{facts.home}/.squall/runtime/{runtime_version()}"
-        part = f"{folder}/squall_runtime.py.part"
-        self.ssh.run(["mkdir", "-p", "-m", "700", folder])
-        self.ssh.retrying(lambda: self.ssh.sftp().put(str(runtime_path()), part), "runtime upload")
-        script = ('[ "$(sha256sum < "$1" | cut -d" " -f1)" = "$2" ] && chmod 755 "$1" '
-                  '&& mv -f -- "$1" "$3/squall_runtime.py" && ln -sfn -- "$3" "$4"')
+        part = f"{folder}.part"
+        self.ssh.run(["sh", "-c", 'rm -rf -- "$1" && mkdir -p -m 700 -- "$1/schedulers"', "sh", part])
+        for name, source in bundle_files().items():
+            self.ssh.retrying(lambda s=source, n=name: self.ssh.sftp().put(str(s), f"{part}/{n}"), "runtime upload")
+        script = (f'cd "$1" && [ "$({BUNDLE_DIGEST_SH})" = "$2" ] && chmod 755 squall_runtime.py '
+                  '&& rm -rf -- "$3" && mv -f -- "$1" "$3" && ln -sfn -- "$3" "$4"')
         out = self.ssh.run(["sh", "-c", script, "sh", part, runtime_sha256(), folder,
                             f"{facts.home}/.squall/runtime/current"], check=False)
         if self.facts().runtime_sha256 != runtime_sha256():

@@ -15,7 +15,7 @@ from typing import Callable
 
 from squall.ansible import PlaybookFailed, PlaybookResult, TaskOutcome, run_roles
 from squall.errors import ExitCode, InvalidInput, SquallError
-from squall.runtime import runtime_path, runtime_sha256, runtime_version
+from squall.runtime import runtime_path, runtime_sha256, runtime_version, scheduler_commands
 from squall.sites.inventories import resolve_site
 from squall.sites.transports.ssh_session import check_private_key
 from squall.store import Store
@@ -67,7 +67,8 @@ def run_action(
         jump = inventory.vars.squall_jump_host
         if jump is not None:
             check_private_key(jump.hop.key, "squall_jump_host.private_key_file")
-        extravars = _runtime_vars(runtime_file, rollback) if action == "enrol" else {}
+        extravars = {"squall_scheduler_commands": scheduler_commands(),
+                     **(_runtime_vars(runtime_file, rollback) if action == "enrol" else {})}
         roles = ["squall_runtime", "squall_health"] if rollback else ACTIONS[action]
         result = run_roles(roles, list(inventory.layers), home / "known_hosts", extravars, on_task,
                            jump=jump.hop if jump else None)

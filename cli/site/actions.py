@@ -38,7 +38,7 @@ def _show(app: App, report) -> None:
         app.say(f"  runtime {report.runtime['version']} at {report.runtime['path']}"
                 f"{' (previous: ' + report.runtime['previous'] + ')' if report.runtime.get('previous') else ''}")
     if report.health:
-        app.say(f"  health job {report.health['slurm_job_id']}: {report.health['status']}, "
+        app.say(f"  health job {report.health['scheduler_job_id']}: {report.health['status']}, "
                 f"scheduling latency {report.health['latency_s']} s")
     if report.unenrol:
         app.say(f"  cancelled jobs: {report.unenrol['cancelled_jobs'] or 'none'}; "

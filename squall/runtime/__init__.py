@@ -11,6 +11,7 @@ copies or executes the files.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 from importlib import resources
 from pathlib import Path
@@ -18,8 +19,8 @@ from pathlib import Path
 RUNTIME_FILE = "squall_runtime.py"
 SCHEDULERS = "schedulers"
 # run inside an installed version's folder: prints the bundle's digest (the same as ``runtime_sha256``)
-BUNDLE_DIGEST_SH = ('{ LC_ALL=C sha256sum squall_runtime.py; for f in schedulers/*.py; do [ -f "$f" ] '
-                    '&& LC_ALL=C sha256sum "$f"; done; } | sha256sum | cut -d" " -f1')
+BUNDLE_DIGEST_SH = ('{ LC_ALL=C sha256sum squall_runtime.py; for f in schedulers/*.py; do [ ! -f "$f" ] '
+                    '|| LC_ALL=C sha256sum "$f"; done; } | sha256sum | cut -d" " -f1')
 
 
 def runtime_path() -> Path:
@@ -45,6 +46,19 @@ def runtime_sha256(path: Path | None = None) -> str:
 def scheduler_names() -> list[str]:
     """The batch schedulers a site may name (``squall_scheduler``): one module each beside the runtime."""
     return [name.split("/", 1)[1].removesuffix(".py") for name in bundle_files() if name != RUNTIME_FILE]
+
+
+def scheduler_commands() -> dict[str, list[str]]:
+    """Each scheduler's commands the site check looks for (its module's ``COMMANDS``), read without importing
+    the module: the controller never runs the site's code."""
+    commands = {}
+    for name, file in bundle_files().items():
+        if name == RUNTIME_FILE:
+            continue
+        for node in ast.parse(file.read_text()).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "COMMANDS" for t in node.targets):
+                commands[name.split("/", 1)[1].removesuffix(".py")] = list(ast.literal_eval(node.value))
+    return commands
 
 
 def runtime_version(path: Path | None = None) -> str:

@@ -17,7 +17,7 @@ lives there):
 
     python3 squall_runtime.py stage JOB_DIR < request.json     write small files; which inputs are missing
     python3 squall_runtime.py read JOB_DIR < paths.json        read many small files at once
-    python3 squall_runtime.py submit SCHED JOB_DIR NAME        submit job.sh once (idempotent)
+    python3 squall_runtime.py submit SCHED JOB_DIR NAME [QUEUE SECONDS]  submit job.sh once (idempotent)
     python3 squall_runtime.py poll SCHED JOB_DIR...            the scheduler's records and task statuses, one call
     python3 squall_runtime.py wait SECONDS SINCE JOB_DIR...    until a task's state changes (status files
                                                                only; one written since SINCE: at once),
@@ -941,6 +941,8 @@ def file_stamp(path):
 
 
 SCHEDULER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+ARRAY_NAME = re.compile(r"^squall-[A-Za-z0-9_-]{1,64}$")  # what a scheduler knows a Squall job by
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # a partition or cluster queue (squall.inventory.Partition)
 
 
 def load_scheduler(name):
@@ -959,9 +961,12 @@ def load_scheduler(name):
     return module
 
 
-def submit(scheduler, job_dir, name):
-    """Submit ``job_dir/job.sh`` unless a job called ``name`` exists; record and return its id."""
-    job, submitted = load_scheduler(scheduler).submit(job_dir, name)
+def submit(scheduler, job_dir, name, queue=None, seconds=None):
+    """Submit ``job_dir/job.sh`` unless a job called ``name`` exists; record and return its id. ``queue`` and
+    ``seconds``: for a script that names neither (the health job)."""
+    if not ARRAY_NAME.match(name) or queue is not None and not (QUEUE_NAME.match(queue) and seconds.isdigit()):
+        raise ValueError("submit: bad name, queue or seconds")
+    job, submitted = load_scheduler(scheduler).submit(job_dir, name, queue, seconds)
     if not submitted:
         return {"scheduler_job": job, "resubmitted": False}
     write_json(os.path.join(job_dir, "launch.json"), {"scheduler_job": job, "at": now()})
@@ -1274,7 +1279,7 @@ def main(argv=None):
     if len(args) in (2, 3) and args[0] == "stop" and args[2:] in ([], ["remove"]):
         print(json.dumps(stop(args[1], remove=args[2:] == ["remove"])))
         return 0
-    if len(args) == 4 and args[0] == "submit":
+    if len(args) in (4, 6) and args[0] == "submit":
         print(json.dumps(submit(*args[1:])))
         return 0
     if len(args) in (3, 4) and args[0] == "teardown":
@@ -1298,7 +1303,7 @@ def main(argv=None):
     if len(args) in (2, 3) and args[0] == "inventory":
         print(json.dumps(inventory(*args[1:])))
         return 0
-    print("usage: squall_runtime.py run TASK_DIR | version | stage|read JOB_DIR | submit SCHEDULER JOB_DIR NAME | "
+    print("usage: squall_runtime.py run TASK_DIR | version | stage|read JOB_DIR | submit SCHEDULER JOB_DIR NAME [QUEUE SECONDS] | "
           "poll SCHEDULER|none JOB_DIR... | teardown SCHEDULER NAME [JOB_DIR] | inventory ROOT [SCHEDULER] | "
           "start JOB_DIR INDEX... | stop JOB_DIR [remove] | test-only SCHEDULER | limits SCHEDULER | image ENGINE CACHE ARCHIVE SHA256 [CONF] | "
           "peers JOB_ID add|remove | end JOB_DIR [PID...]",

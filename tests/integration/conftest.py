@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from squall.runtime import runtime_sha256
+from squall.runtime import BUNDLE_DIGEST_SH, runtime_sha256
 
 TESTBED = Path(__file__).resolve().parents[1] / "testbed" / "testbed"
 REPO_INVENTORIES = Path(__file__).resolve().parents[2] / "inventories"
@@ -79,7 +79,7 @@ def slurm_accounting(testbed):
 @pytest.fixture
 def hpc(squall, testbed, remote):
     """A Squall home that can run jobs on the enrolled test bed; checks nothing is left after."""
-    installed = remote("sha256sum ~/.squall/runtime/current/squall_runtime.py 2>/dev/null || true").stdout.split()
+    installed = remote(f"cd ~/.squall/runtime/current 2>/dev/null && {BUNDLE_DIGEST_SH} || true").stdout.split()
     if not installed or installed[0] != runtime_sha256():
         proc = squall.run("site", "enrol", "testbed")
         assert proc.returncode == 0, proc.stdout + proc.stderr

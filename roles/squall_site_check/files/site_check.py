@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 
-SLURM_COMMANDS = ("sbatch", "squeue", "scancel", "scontrol", "sinfo")
 MIN_PYTHON = (3, 8)
 PROBE = r"""
 import json, socket, sys
@@ -61,10 +60,12 @@ def version_text(info):
     return ".".join(str(part) for part in info)
 
 
-def check_commands(report):
-    missing = [c for c in SLURM_COMMANDS if shutil.which(c) is None]
-    return report.add("slurm_commands", not missing, "missing: " + ", ".join(missing) if missing else "all found",
-                      "install Slurm's client commands or set squall_remote_path to where they are")
+def check_commands(report, scheduler, commands):
+    """The scheduler's client commands (Squall passes the list its runtime module declares)."""
+    missing = [c for c in commands if shutil.which(c) is None]
+    return report.add(scheduler + "_commands", not missing,
+                      "missing: " + ", ".join(missing) if missing else "all found",
+                      "install the scheduler's client commands or set squall_remote_path to where they are")
 
 
 def check_partitions(report, wanted):
@@ -210,16 +211,20 @@ def main():
     if config.get("remote_path"):
         os.environ["PATH"] = config["remote_path"]
     report = Report()
-    slurm = config.get("scheduler", "slurm") == "slurm"  # else a plain machine: what it has is what tasks get
-    commands_ok = slurm and check_commands(report)
-    partitions_ok = commands_ok and check_partitions(report, config["partitions"])
-    if commands_ok:
+    scheduler = config.get("scheduler", "none")  # "none": a plain machine, what it has is what tasks get
+    slurm = scheduler == "slurm"  # the partition, association and compute-node checks are Slurm's only so far
+    commands_ok = scheduler != "none" and check_commands(report, scheduler, config.get("scheduler_commands") or [])
+    partitions_ok = slurm and commands_ok and check_partitions(report, config["partitions"])
+    if slurm and commands_ok:
         discover_associations(report)
     check_python_login(report)
     work_root_ok = check_work_root(report, config["work_root"], config["min_free_gb"], config["min_free_inodes"])
     check_runtimes(report, config["container_runtimes"])
-    if not slurm:
+    if scheduler == "none":
         describe_machine(report)
+    elif not slurm:
+        report.add("partitions", True, "not checked for %s (its health job runs in the first queue)" % scheduler,
+                   status="skipped", required=False)
     elif partitions_ok and work_root_ok:
         probe_compute(report, config["work_root"], config["partitions"][0]["name"], config["network_probe"])
     else:

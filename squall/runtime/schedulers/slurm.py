@@ -15,6 +15,7 @@ import subprocess
 import time
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+COMMANDS = ("sbatch", "squeue", "scancel", "scontrol", "sinfo")  # what the site check looks for
 RECORD_FIELDS = ("JobId", "ArrayJobId", "ArrayTaskId", "JobName", "JobState", "ExitCode", "Reason")
 ASSOC_ACCOUNT = re.compile(r"^ClusterName=\S* Account=(\S+) UserName=(\S*)")
 ASSOC_PARENT = re.compile(r"\bParentAccount=([^\s(]+)")  # "root(1)": the name before the id
@@ -24,14 +25,21 @@ def _user():
     return pwd.getpwuid(os.getuid()).pw_name
 
 
-def submit(job_dir, name):
-    """Submit ``job_dir/job.sh`` unless a job called ``name`` exists: ``(job id, submitted now)``."""
+def submit(job_dir, name, queue=None, seconds=None):
+    """Submit ``job_dir/job.sh`` as ``name`` unless a job called ``name`` exists: ``(job id, submitted now)``.
+    ``queue`` and ``seconds`` (a partition and a time limit) are for a script that names neither (the health
+    job); its output then goes to ``job_dir/scheduler.out``."""
     out = subprocess.run(["squeue", "-h", "-u", _user(), "--name", name, "-o", "%A"], stdout=subprocess.PIPE,
                          universal_newlines=True, check=True).stdout.split()
     if out:
         return out[0], False
-    job = subprocess.run(["sbatch", "--parsable", os.path.join(job_dir, "job.sh")], stdout=subprocess.PIPE,
-                         env=batch_environment(), universal_newlines=True, check=True).stdout.strip().split(";")[0]
+    options = ["--job-name=" + name]
+    if queue:
+        options += ["--partition=" + queue, "--time=%d" % max(1, (int(seconds) + 59) // 60),
+                    "--chdir=" + job_dir, "--output=" + os.path.join(job_dir, "scheduler.out")]
+    job = subprocess.run(["sbatch", "--parsable"] + options + [os.path.join(job_dir, "job.sh")],
+                         stdout=subprocess.PIPE, env=batch_environment(), universal_newlines=True,
+                         check=True).stdout.strip().split(";")[0]
     return job, True
 
 

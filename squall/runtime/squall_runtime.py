@@ -73,6 +73,7 @@ TASK_FORMAT = 1  # the layout of task.json this runtime reads (squall.sites.work
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Only these variables of the runtime's own environment reach the payload.
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "TZ", "TERM")
+STOP_SIGNALS = ("USR1", "USR2")  # what a task.json's stop_signals may name (Grid Engine's -notify sends USR2)
 ENV_PREFIX = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")  # a variable's name, or a prefix of names (SLURM_)
 CONTAINER_RUNTIMES = ("apptainer", "singularity", "podman", "docker")
 CLONE_NEWUSER = 0x10000000
@@ -499,7 +500,10 @@ class Task(object):
             return 2
         for name in ("in", "out", "tmp"):
             os.makedirs(os.path.join(self.dir, name), exist_ok=True)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        # and the signals the executor says its scheduler sends before it kills a task (task.json)
+        warnings = [getattr(signal, "SIG" + name) for name in self.spec.get("stop_signals") or []
+                    if name in STOP_SIGNALS]
+        for signum in [signal.SIGTERM, signal.SIGINT, signal.SIGHUP] + warnings:
             signal.signal(signum, self.on_signal)
         self.save(state="queued")
         beat = threading.Thread(target=self.heartbeat, args=(float(self.spec.get("heartbeat", 2)),))

@@ -13,11 +13,13 @@ from __future__ import print_function
 import os
 import pwd
 import subprocess
+import time
 import xml.etree.ElementTree as ElementTree
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 COMMANDS = ("qsub", "qstat", "qdel")  # what the site check looks for
 TIMEOUT = 60
+CANCEL_WAIT = 30  # seconds ``cancel`` waits for deleted tasks to leave the queue (their runtimes stopping)
 
 
 def _user():
@@ -83,13 +85,23 @@ def records():
     return _listed()
 
 
-def cancel(name):
-    """Delete this account's jobs called ``name``."""
+def _ids(name):
     listed, _ = _listed()
-    ids = sorted(set(r["JobId"] for r in listed or [] if r["JobName"] == name))
+    return sorted(set(r["JobId"] for r in listed or [] if r["JobName"] == name))
+
+
+def cancel(name, wait=CANCEL_WAIT):
+    """Delete this account's jobs called ``name`` and wait (at most ``wait`` seconds) until Grid Engine no
+    longer lists them: a deleted task stays listed (``dr``) while its runtime stops, and a job folder removed
+    under it would leave the runtime nowhere to write."""
+    ids = _ids(name)
     if ids:
         subprocess.run(["qdel"] + ids, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
                        env=_environment())
+    deadline = time.time() + wait
+    while ids and time.time() < deadline:
+        time.sleep(0.2)
+        ids = _ids(name)
 
 
 def test_only(script):

@@ -3,7 +3,9 @@ from the submit host through the runtime's ``schedulers/gridengine.py``.
 
 The array is named ``squall-<job-id>`` and its context (``-ac``) carries the
 owner tags. The inventory's ``squall_partitions`` are Grid Engine's cluster
-queues (``-q``); the walltime is a hard runtime limit (``h_rt``); a task of
+queues (``-q``); the walltime is a hard runtime limit (``h_rt``); a cancel
+(``qdel``) warns the runtime first (``-notify``: SIGUSR2), so the task ends
+"cancelled", not killed unheard; a task of
 several cpus asks the parallel environment ``smp`` (the name Debian's and
 most sites' configurations give the one-host environment). Grid Engine lists a task only while
 it waits or runs, so its records only add "queued", "running" and "in error".
@@ -42,6 +44,11 @@ class GridEngineExecutor(BatchExecutor):
             job_dir=self.login.job_dir(plan.job_id), runtime=self.login.runtime(),
             setup=quoted_setup(queue.setup),
         )
+
+    def task_fields(self, plan: JobPlan, host, index: int) -> dict:
+        """``qdel`` kills a task outright unless it was submitted with ``-notify``: then Grid Engine sends
+        SIGUSR2 first (the queue's ``notify`` time before the kill), which the runtime takes as a stop."""
+        return {"stop_signals": ["USR2"]}
 
     def tasks_of(self, records: list[dict]) -> dict[str, dict[int, dict]]:
         found: dict[str, dict[int, dict]] = {}

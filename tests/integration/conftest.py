@@ -89,6 +89,21 @@ def hpc(squall, testbed, remote):
     return squall
 
 
+def runtime_copy(folder: Path, version: str) -> Path:
+    """This runtime as another version would be: the file with ``version`` declared, its scheduler modules
+    beside it (a build ships them together); returns the file."""
+    import shutil
+
+    from squall.runtime import bundle_files, runtime_path, runtime_version
+
+    for name, source in bundle_files().items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, folder / name)
+    (folder / "squall_runtime.py").write_text(runtime_path().read_text().replace(
+        f'RUNTIME_VERSION = "{runtime_version()}"', f'RUNTIME_VERSION = "{version}"'))
+    return folder / "squall_runtime.py"
+
+
 def leftovers(remote, testbed) -> tuple[list[str], list[str]]:
     folders = remote(f"ls -A {testbed['work_root']}").stdout.split()
     jobs = remote("squeue -h -o '%j %T'").stdout.splitlines()

@@ -10,7 +10,6 @@ stack must be destroyed in every case.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,7 +28,7 @@ from squall.infra import driver, records
 from squall.infra.driver import StackName
 from squall.infra.orgs import Orgs
 from squall.runner import Runner
-from squall.runtime import runtime_sha256, runtime_version
+from squall.runtime import BUNDLE_DIGEST_SH, runtime_sha256, runtime_version
 from squall.spec import load_spec
 from squall.store import Store
 from tests.infra.engine_double import RecordingEngine
@@ -119,8 +118,9 @@ def test_a_cloud_job_runs_on_its_stacks_nodes_through_the_head_and_the_stack_is_
     assert pushed == ["node-0", "node-1"]  # fresh machines: the runtime came at staging
     for number in (1, 2):  # (seen from here: the node's home is bound over the account's home there)
         runtimes = node_home(nodes, number) / ".squall" / "runtime"
-        installed = runtimes / runtime_version() / "squall_runtime.py"
-        assert hashlib.sha256(installed.read_bytes()).hexdigest() == runtime_sha256()
+        installed = subprocess.run(["sh", "-c", BUNDLE_DIGEST_SH], cwd=runtimes / runtime_version(),
+                                   capture_output=True, text=True, check=True).stdout.strip()
+        assert installed == runtime_sha256()  # the runtime and its scheduler modules
         assert os.readlink(runtimes / "current").endswith(f"/.squall/runtime/{runtime_version()}")
     launched = next(e.detail for e in journal if (e.phase, e.event) == ("launch", "end"))
     assert sorted(launched) == ["node-0", "node-1"] and all(launched.values())  # both nodes ran tasks

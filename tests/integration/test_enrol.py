@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from squall.runtime import runtime_path, runtime_version
+from squall.runtime import BUNDLE_DIGEST_SH, runtime_path, runtime_sha256, runtime_version
+from tests.integration.conftest import runtime_copy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,6 +69,7 @@ def test_enrol_passes_and_a_second_run_changes_nothing(clean_site, testbed, remo
     assert first["health"]["status"] == "ok" and float(first["health"]["latency_s"]) >= 0
     installed = remote("sha256sum ~/.squall/runtime/current/squall_runtime.py").stdout.split()[0]
     assert installed == __import__("hashlib").sha256(runtime_path().read_bytes()).hexdigest()
+    assert remote(f"cd ~/.squall/runtime/current && {BUNDLE_DIGEST_SH}").stdout.strip() == runtime_sha256()
     assert owned_outside(testbed) == before, "enrol wrote outside the account's home and work root"
     assert "squall-" not in remote(f"ls -A {testbed['work_root']}").stdout  # the health job cleaned up
 
@@ -139,9 +141,7 @@ def test_runtime_upgrade_then_rollback(clean_site, tmp_path, remote):
     squall = clean_site
     code, report = squall.json("site", "enrol", "testbed")
     assert code == 0
-    newer = tmp_path / "squall_runtime.py"
-    newer.write_text(runtime_path().read_text().replace(
-        f'RUNTIME_VERSION = "{runtime_version()}"', 'RUNTIME_VERSION = "9.9.9-test"'))
+    newer = runtime_copy(tmp_path / "newer", "9.9.9-test")
     code, upgraded = squall.json("site", "enrol", "testbed", "--runtime-file", str(newer))
     assert code == 0, upgraded
     assert upgraded["runtime"]["version"] == "9.9.9-test"

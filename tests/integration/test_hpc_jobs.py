@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 from tests.conftest import kill_quietly, run_then_kill_9
-from tests.integration.conftest import checksums, leftovers
+from tests.integration.conftest import checksums, leftovers, runtime_copy
 
 REPO = Path(__file__).resolve().parents[2]
 TESTBED = REPO / "tests" / "testbed" / "testbed"
@@ -211,10 +211,9 @@ def test_logs_follow_over_ssh_and_no_controller_secret_reaches_the_site(hpc, mak
 
 
 def test_refuses_a_site_whose_runtime_differs_with_a_hint_to_enrol(hpc, wind_example, tmp_path):
-    from squall.runtime import runtime_path
+    from squall.runtime import runtime_version
 
-    other = tmp_path / "squall_runtime.py"
-    other.write_text(runtime_path().read_text().replace('RUNTIME_VERSION = "', 'RUNTIME_VERSION = "8.8.8-'))
+    other = runtime_copy(tmp_path / "other", f"8.8.8-{runtime_version()}")
     assert hpc.run("site", "enrol", "testbed", "--runtime-file", str(other)).returncode == 0
     try:
         proc = hpc.run("job", "run", str(wind_example), "--site", "testbed")

@@ -119,7 +119,7 @@ def describe_site(store: Store, name: str) -> dict:
     """What Squall knows of a site: its inventory and what enrolment discovered (registers nothing)."""
     from squall.money.site_prices import describe_rates, price_model
 
-    inventory = resolve_site(store, name, register=False)
+    inventory = resolve_site(store, name)
     info = inventory.summary()
     partitions = inventory.vars.squall_partitions or [None]  # an ssh site: its machines, at the site-wide rates
     info["prices"] = {p.name if p else "machines": describe_rates(price_model(inventory.vars, p)) for p in partitions}

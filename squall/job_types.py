@@ -13,6 +13,9 @@ if TYPE_CHECKING:  # the CLI imports this module at start-up; pydantic is slow t
     from squall.spec import InputFile, JobSpec
 
 
+AUTO = "auto"  # a spec's or the command line's site "let Squall choose" (placement decides; no site has it)
+
+
 class TaskStatus(enum.StrEnum):
     """A task's state, as the runtime writes it and the store keeps it."""
 

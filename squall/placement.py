@@ -20,11 +20,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from squall.errors import Refused
+from squall.job_types import AUTO
 
 if TYPE_CHECKING:
     from squall.money.estimate import SiteEstimate
 
-AUTO = "auto"  # a spec's or the command line's "let Squall choose"
 STRATEGIES = ("fastest", "cheapest", "greenest", "balanced")
 DEFAULT_WEIGHTS = {"time": Decimal(1), "cost": Decimal(1), "carbon": Decimal(1)}
 

@@ -28,7 +28,7 @@ from squall.notify import Notifier
 from squall.placement import requested_site
 from squall.paths import is_upload
 from squall.results import check_results_root, missing_outputs, move_collected, write_report
-from squall.sites.registration import open_site
+from squall.sites.registration import open_site, remember_site
 from squall.job_types import JobPlan, TaskState
 from squall.sites.contract import Reporter, Site
 from squall.spec import ResolvedSpec
@@ -156,6 +156,7 @@ class Runner:
             [[[i.rel, i.size] for i in task.inputs] for task in plan.tasks],
             admit=lambda db: admission.take(db, plan, user),
         )
+        remember_site(self.store, site.name)
         self.store.record(
             plan.job_id,
             "plan",

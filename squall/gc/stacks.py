@@ -158,10 +158,10 @@ def _removal_rank(planned: tuple[GcAction, StackName | None, object]) -> tuple[i
 
 def inventories_for(store: Store, home: Path) -> list[TaggedInventory]:
     """One tagged-resource listing per AWS region and OpenStack cloud that Squall's organisation and
-    environment stacks use, and one per Kubernetes site."""
+    environment stacks use, and one per site whose kind lists a cloud of its own (Kubernetes)."""
     from squall.gc.clouds.aws import AwsTaggedInventory
-    from squall.gc.clouds.kubernetes import KubernetesTaggedInventory
     from squall.gc.clouds.openstack import OpenStackTaggedInventory
+    from squall.sites.registration import KINDS
     from squall.infra.orgs import provider_config
     from squall.programs.stack_files import load_stack
 
@@ -183,6 +183,6 @@ def inventories_for(store: Store, home: Path) -> list[TaggedInventory]:
             clouds.add(provider.get("openstack:cloud"))
     found: list[TaggedInventory] = [AwsTaggedInventory(region) for region in sorted(regions)]
     found += [OpenStackTaggedInventory(cloud) for cloud in sorted(clouds, key=str)]
-    found += [KubernetesTaggedInventory(name, config.get("context"))
-              for name, kind, config in store.sites() if kind == "kubernetes"]
+    found += [KINDS[kind].cloud_listing(name, config) for name, kind, config in store.sites()  # type: ignore[misc]
+              if kind in KINDS and KINDS[kind].cloud_listing is not None]
     return found

@@ -10,7 +10,7 @@ import enum
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from squall.errors import Refused
 from squall.slugs import SLUG
@@ -19,7 +19,6 @@ from squall.job_types import CollectedTask, JobPlan, TaskState
 if TYPE_CHECKING:  # the CLI imports this module at start-up; pydantic is slow to load
     from squall.money.quotes import Quote
     from squall.money.site_limits import SiteLimit
-    from squall.placement import Placement
 
 
 class Capability(enum.Enum):
@@ -59,8 +58,9 @@ Claim = Callable[[str, str], None]
 class Reporter:
     """Progress callbacks from the core; the CLI renders them. All optional."""
 
-    def admitted(self, placement: Placement, estimate: dict) -> None:
-        """Where the job goes and why, and its estimate (``SiteEstimate.to_dict``), before anything is created."""
+    def admitted(self, placement: Any, estimate: dict) -> None:
+        """Where the job goes and why (a ``squall.placement.Placement``: placement sits above the sites, so it
+        is not named here), and its estimate (``SiteEstimate.to_dict``), before anything is created."""
 
     def phase(self, job_id: str, phase: str) -> None: ...
 

@@ -1,6 +1,6 @@
 """Where site inventories are found (``$SQUALL_INVENTORIES``, ``./inventories``, the project's) and how a
 site's name becomes its inventory: the one registered in the store, else the first found by name in the
-search path (registered then, so that its jobs find it again)."""
+search path (registered only when the caller asks: enrolment, a job submitted there)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ def load_site_inventory(name: str, folder: Path) -> SiteInventory:
     return load_inventory(name, folder, inventory_kinds())
 
 
-def resolve_site(store: Store, name: str, register: bool = True) -> SiteInventory:
-    """The inventory of a registered site, or of one found in the inventory search path (registered
-    then, unless ``register`` is False: looking at a site changes nothing)."""
+def resolve_site(store: Store, name: str, register: bool = False) -> SiteInventory:
+    """The inventory of a registered site, or of one found in the inventory search path (registered then
+    only if ``register``: looking at a site changes nothing)."""
     registered = {n: (kind, config) for n, kind, config in store.sites()}
     if name in registered and registered[name][1].get("inventory"):
         return load_site_inventory(name, Path(registered[name][1]["inventory"]))

@@ -1,6 +1,7 @@
 """Which sites exist and how a name becomes a ``Site``: the built-in sites of the registered kinds, the sites
-registered in the store (``site add``, or found by name in the inventory search path on first use), and the
-one list of all of them (``all_sites``) that every command, the server and gc read.
+registered in the store (``site add``, enrolment, or a job submitted to a site found by name in the inventory
+search path: ``remember_site``), and the one list of all of them (``all_sites``) that every command, the
+server and gc read. Opening a site writes nothing.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from squall.errors import InvalidInput, NotFound, Refused, SquallError
 from squall.inventory import SiteInventory
-from squall.placement import AUTO
+from squall.job_types import AUTO
 from squall.sites.contract import Site
 from squall.sites.inventories import load_site_inventory, resolve_site
 import squall.sites.kinds  # noqa: F401 - registers the built-in kinds
@@ -69,16 +70,21 @@ def open_site(name: str, home: Path, store: Store) -> Site:
         raise InvalidInput(f"site: {name!r} is not a known site", hint=hint)
     if kind not in KINDS:
         raise Refused(f"site: {name!r} is a {kind} site; this version cannot run jobs there")
-    inventory = resolve_site(store, name) if KINDS[kind].inventory is not None else None
+    inventory = resolve_site(store, name, register=False) if KINDS[kind].inventory is not None else None
     return KINDS[kind].open(name, home, store, config, inventory)
 
 
-def _discovered_kind(store: Store, name: str) -> str | None:
-    """An HPC or cloud site whose inventory folder is in the search path is registered on first use."""
-    from squall.errors import NotFound
+def remember_site(store: Store, name: str) -> None:
+    """Register a site found by name in the inventory search path, once a job is submitted there: its jobs
+    (``attach``, ``gc``) then find the same inventory from any folder."""
+    if name not in builtin_sites() and name not in {n for n, _, _ in store.sites()}:
+        resolve_site(store, name, register=True)
 
+
+def _discovered_kind(store: Store, name: str) -> str | None:
+    """The kind of a site whose inventory folder is in the search path (not registered: looking writes nothing)."""
     try:
-        return resolve_site(store, name).vars.squall_kind
+        return resolve_site(store, name, register=False).vars.squall_kind
     except NotFound:
         return None
 

@@ -46,7 +46,7 @@ def _plugin(tmp_path: Path) -> dict:
     dist = tmp_path / "plugin" / "squall_lab_test-1.0.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: squall-lab-test\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(f"[squall.kinds]\nlab-test = {__name__}\n")
+    (dist / "entry_points.txt").write_text("[squall.kinds]\nlab-test = tests.cli.test_new_kind\n")
     return {"PYTHONPATH": os.pathsep.join([str(tmp_path / "plugin"), str(REPO)])}
 
 

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from squall.env_seconds import check_durations
 from squall import __version__
 from squall.cli import streams
 from squall.cli.context import App, output_option
@@ -97,6 +98,7 @@ def _run(argv: list[str] | None) -> int:
         if log_format not in (None, "text", "ecs"):
             raise click.BadParameter(f"{log_format!r} is not one of 'text', 'ecs'", param_hint="'--log-format'")
         configure_logging(verbosity_of(args), "--debug" in args, quiet_in(args), log_format)
+        check_durations()
         app.defaults = Defaults.load(value_of(args, "--config"))
         if value_of(args, "-o", "--output") is None:
             app.output = app.defaults["output"].value

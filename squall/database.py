@@ -27,6 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
+from squall.env_seconds import env_seconds
 from squall.errors import HomeUnusable, StoreFull, StoreUnreachable
 from squall.interrupts import uninterrupted
 from squall.paths import ensure_private_dir
@@ -69,7 +70,7 @@ log = logging.getLogger("squall.store")
 def store_wait() -> float:
     """Seconds a controller waits for its store to take a write again (a full disk, a database server that
     does not answer) before it stops where it is (exit 7, for ``attach``)."""
-    return float(os.environ.get("SQUALL_STORE_WAIT", DEFAULT_STORE_WAIT))
+    return env_seconds("SQUALL_STORE_WAIT", DEFAULT_STORE_WAIT)
 
 
 def open_database(home: Path, read_only: bool = False, url: str | None = None) -> "Database":

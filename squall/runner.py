@@ -11,7 +11,6 @@ SIGTERM; signals that arrive during ``down`` are held until it is done.
 from __future__ import annotations
 
 import getpass
-import os
 import shutil
 import time
 import traceback
@@ -19,6 +18,7 @@ from dataclasses import asdict, replace
 from decimal import Decimal
 from pathlib import Path
 
+from squall.env_seconds import env_seconds
 from squall.admission import Admission, SiteOffer, admit, offered
 from squall.errors import HomeUnusable, Interrupted, InvalidInput, OutputsKept, SiteUnreachable, SquallError
 from squall import log_context
@@ -46,7 +46,7 @@ STDERR_TAIL = 2000
 
 def keep_uncollected() -> float:
     """Seconds a site keeps a job's uncollected outputs for ``job attach`` (then gc may remove them)."""
-    return float(os.environ.get("SQUALL_KEEP_UNCOLLECTED", DEFAULT_KEEP_UNCOLLECTED))
+    return env_seconds("SQUALL_KEEP_UNCOLLECTED", DEFAULT_KEEP_UNCOLLECTED)
 
 
 class _CancelRequested(Exception):

@@ -17,12 +17,12 @@ stopping the others.
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import time
 from pathlib import Path
 
+from squall.env_seconds import env_seconds
 from squall.errors import SquallError
 from squall.gc.actions import GcAction
 from squall.jobs import cancel_unstarted, close_job, uncollected
@@ -38,7 +38,7 @@ UPLOAD_GRACE = 3600.0  # seconds an upload folder no job names is left alone (a 
 
 def site_timeout() -> float:
     """Seconds gc waits for one site's listing (``$SQUALL_GC_SITE_TIMEOUT``)."""
-    return float(os.environ.get("SQUALL_GC_SITE_TIMEOUT", DEFAULT_SITE_TIMEOUT))
+    return env_seconds("SQUALL_GC_SITE_TIMEOUT", DEFAULT_SITE_TIMEOUT)
 
 
 Planned = tuple[GcAction, Site | None, LiveResource | None, Lease | None]

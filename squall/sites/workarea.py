@@ -17,10 +17,10 @@ SFTP download), every file checked against the manifest's size and sha256.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from squall.env_seconds import env_seconds
 from squall.errors import InvalidInput
 from squall.interrupts import uninterrupted
 from squall.results import writing_results
@@ -36,7 +36,7 @@ DEFAULT_LEASE_MARGIN = 600.0
 def lease_margin() -> float:
     """Seconds past a job's latest possible end before its lease counts as expired — and before a host that
     stopped answering is given up on (its tasks cannot be running any more)."""
-    return float(os.environ.get("SQUALL_LEASE_MARGIN", DEFAULT_LEASE_MARGIN))
+    return env_seconds("SQUALL_LEASE_MARGIN", DEFAULT_LEASE_MARGIN)
 
 META_FILES = ("status.json", "manifest.json", "stdout.log", "stderr.log")
 

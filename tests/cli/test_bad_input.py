@@ -424,3 +424,13 @@ def test_a_database_url_that_cannot_be_used_exits_7_naming_it_without_its_passwo
     assert proc.returncode == 7 and says in proc.stderr, proc.stderr
     assert "s3cret-pw" not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
     assert not (squall.home / "squall.db").exists()  # nothing made in the home's place either
+
+
+def test_a_duration_variable_that_is_not_seconds_stops_the_command_before_anything_is_made(squall, wind_example):
+    """``SQUALL_LEASE_MARGIN=x``: exit 2 naming the variable, no job recorded (before: the job was created and
+    failed halfway, at its lease)."""
+    proc = squall.run("job", "run", str(wind_example), env={"SQUALL_LEASE_MARGIN": "x"})
+    assert proc.returncode == 2 and "SQUALL_LEASE_MARGIN='x'" in proc.stderr, proc.stderr
+    assert squall.job_count() == 0
+    assert squall.run("job", "list", env={"SQUALL_GC_SITE_TIMEOUT": ""}).returncode == 2  # set but empty
+    assert squall.run("job", "run", str(wind_example), env={"SQUALL_LEASE_MARGIN": "30"}).returncode == 0

@@ -13,12 +13,12 @@ or while it ran): each subclass reads its own records (``tasks_of``,
 
 from __future__ import annotations
 
-import os
 import time
 from abc import abstractmethod
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
+from squall.env_seconds import env_seconds
 from squall.errors import Refused, SiteUnreachable
 from squall.inventory import Partition, SiteVars
 from squall.job_types import JobPlan, TaskState, TaskStatus
@@ -38,7 +38,7 @@ LOST_AFTER = 120  # seconds after launch with neither a scheduler record nor a r
 
 def lost_after() -> float:
     """Seconds after launch that a task the scheduler no longer lists and the runtime never started is lost."""
-    return float(os.environ.get("SQUALL_SLURM_LOST_AFTER", LOST_AFTER))
+    return env_seconds("SQUALL_SLURM_LOST_AFTER", LOST_AFTER)
 
 
 class BatchExecutor(Executor):

@@ -64,3 +64,20 @@ def test_the_batch_script_is_an_array_from_1_with_the_queue_h_rt_notify_and_cont
         script.write_text(text)
         proc = subprocess.run(["shellcheck", "--shell=bash", str(script)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout
+
+
+def test_a_spec_with_slurm_options_is_refused_by_name_not_run_without_them(tmp_path, store):
+    from squall.errors import Refused
+    from squall.jobs import new_plan
+    from squall.project import project_dir
+    from squall.sites.inventories import load_site_inventory
+    from squall.spec import load_spec
+
+    inventory = load_site_inventory("testbed-gridengine", project_dir() / "inventories" / "testbed-gridengine")
+    executor = GridEngineExecutor("testbed-gridengine", [SimpleNamespace()], inventory.vars, "squall-svc")
+    spec = tmp_path / "job.yaml"
+    spec.write_text('name: with-account\ncommand: ["true"]\nslurm: {account: proj-1}\n')
+    with pytest.raises(Refused, match="slurm: site 'testbed-gridengine' runs Grid Engine"):
+        executor.check(new_plan(load_spec(spec), "261123-abcdef", tmp_path, store.store_id), {})
+    spec.write_text('name: plain\ncommand: ["true"]\n')
+    executor.check(new_plan(load_spec(spec), "261123-abcdef", tmp_path, store.store_id), {})

@@ -13,6 +13,7 @@ it waits or runs, so its records only add "queued", "running" and "in error".
 
 from __future__ import annotations
 
+from squall.errors import Refused
 from squall.job_types import JobPlan, TaskState, TaskStatus
 from squall.sites.contract import Capability
 from squall.sites.executors.batch import SCHEDULER_MARGIN, BatchExecutor, array_name
@@ -31,6 +32,13 @@ class GridEngineExecutor(BatchExecutor):
     asked = "qstat"
     queue_word = "queue"
     capabilities = frozenset({Capability.CONTAINERS})
+
+    def check(self, plan: JobPlan, facts: dict) -> None:
+        """A spec's Slurm options would be silently lost here: refused (placement then looks elsewhere)."""
+        if plan.spec.slurm is not None:
+            raise Refused(f"slurm: site {self.site!r} runs Grid Engine; the spec's Slurm options do not apply there",
+                          hint="drop the spec's slurm: block, or run it on a Slurm site")
+        super().check(plan, facts)
 
     def batch_script(self, plan: JobPlan, expires: float) -> str:
         res = plan.spec.resources

@@ -1,6 +1,12 @@
 """A site built from parts: its hosts (the transport: this machine, or machines reached over SSH), an
 executor that starts the tasks there and a provisioner that makes what the job needs around it.
 
+A provisioner may make the job's machines themselves (``makes_hosts``: the
+``cloud`` kind's job stack or bank VM): each job then has its own hosts, the
+ones ``up`` made, and its own executor over them (``executor_for``); the job
+is planned and priced by the provisioner, since nothing can be asked before
+the machines exist.
+
 Each job has a folder ``<work_root>/squall-<job-id>/`` on every host that
 holds some of its tasks, laid out as ``squall.sites.workarea`` says, so the one
 runtime runs there. ``up`` creates what the provisioner makes, then the
@@ -17,7 +23,7 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable
 
-from squall.errors import MissingDependency, Refused
+from squall.errors import MissingDependency, Refused, SquallError
 from squall.inventory import Partition, SiteVars
 from squall.money.prices import PriceModel
 from squall.money.quotes import Quote
@@ -60,7 +66,10 @@ class SiteTerms:
 
 class AssembledSite(Site):
     def __init__(self, name: str, kind: str, store: Store, hosts: list[Transport], executor: Executor,
-                 provisioner: Provisioner, terms: SiteTerms):
+                 provisioner: Provisioner, terms: SiteTerms,
+                 executor_for: Callable[[list[Transport]], Executor] | None = None):
+        """``executor_for(hosts)``: the executor of one job's hosts, when the provisioner makes them (then
+        ``executor`` only plans)."""
         super().__init__(name)
         self.kind = kind
         self.store = store
@@ -71,12 +80,27 @@ class AssembledSite(Site):
         self.max_concurrent_jobs = terms.max_concurrent_jobs
         self.container_runtimes = list(terms.container_runtimes)
         self.capabilities = executor.capabilities if terms.capabilities is None else terms.capabilities
-        self.shared_poll = any(host.remote for host in hosts)  # a poll costs remote calls: share one
-        self.poll_interval = max(host.poll_interval for host in hosts)
+        self.executor_for = executor_for
+        self._job_executors: dict[str, Executor] = {}
+        # a poll costs remote calls: share one
+        self.shared_poll = provisioner.makes_hosts or any(host.remote for host in hosts)
+        self.poll_interval = max((host.poll_interval for host in hosts), default=1.0)
 
-    def _folder(self, host: Transport, path: str) -> str:
-        """A job folder as leases and gc name it: the bare path where the site has one host."""
-        return path if len(self.hosts) == 1 else f"{host.name}:{path}"
+    def _executor(self, plan: JobPlan) -> Executor:
+        """The executor of the job's hosts: the site's own, or one over the machines made for the job."""
+        if not self.provisioner.makes_hosts:
+            return self.executor
+        if plan.job_id not in self._job_executors:
+            assert self.executor_for is not None, "a provisioner that makes hosts needs executor_for"
+            self._job_executors[plan.job_id] = self.executor_for(self.provisioner.hosts(plan))
+        return self._job_executors[plan.job_id]
+
+    def _job_hosts(self, plan: JobPlan) -> list[Transport]:
+        return self.provisioner.hosts(plan) if self.provisioner.makes_hosts else self.hosts
+
+    def _folder(self, host: Transport, path: str, hosts: list[Transport] | None = None) -> str:
+        """A job folder as leases and gc name it: the bare path where the site (or the job) has one host."""
+        return path if len(self.hosts if hosts is None else hosts) == 1 else f"{host.name}:{path}"
 
     # planning -----------------------------------------------------------------
 
@@ -98,6 +122,8 @@ class AssembledSite(Site):
             if spec.image_archive:
                 archive_engine(self.name, spec.runtime, allowed)
         self.provisioner.check(plan)
+        if self.provisioner.makes_hosts:
+            return  # its machines are made for the job: there is nothing to ask before they exist
         self.executor.prefetch(plan)
         facts = {host.name: fact for host, fact in each_host(lambda h, _: h.facts(),
                                                              {h: None for h in self.hosts}).items()}
@@ -106,9 +132,13 @@ class AssembledSite(Site):
         self.executor.check(plan, facts)
 
     def max_duration(self, plan: JobPlan) -> float:
-        return self.executor.max_duration(plan)
+        made = self.provisioner.max_duration(plan)
+        return self.executor.max_duration(plan) if made is None else made
 
     def quote(self, plan: JobPlan) -> Quote:
+        made = self.provisioner.quote(plan)
+        if made is not None:
+            return made
         partition = self.executor.partition(plan)
         wait, source = self.executor.queue_wait(plan)
         limits, limits_source = self.executor.site_limits(plan)
@@ -120,6 +150,8 @@ class AssembledSite(Site):
                      site_limits=tuple(limits), site_limits_source=limits_source)
 
     def own_limits(self) -> tuple[list[SiteLimit], str]:
+        if self.provisioner.makes_hosts:
+            return self.provisioner.site_limits(None)
         return self.executor.site_limits(None)
 
     def rendered_script(self, plan: JobPlan) -> str | None:
@@ -129,10 +161,11 @@ class AssembledSite(Site):
 
     def up(self, plan: JobPlan, claim: Claim) -> None:
         self.provisioner.up(plan, claim)
-        used = self.executor.holders(plan)
+        executor, hosts = self._executor(plan), self._job_hosts(plan)
+        used = executor.holders(plan)
         for host in used:
-            claim("jobdir", self._folder(host, host.job_dir(plan.job_id)))
-        for kind, resource in self.executor.claims(plan):
+            claim("jobdir", self._folder(host, host.job_dir(plan.job_id), hosts))
+        for kind, resource in executor.claims(plan):
             claim(kind, resource)
         owner = self._owner(plan, self._expiry(plan))
         each_host(lambda host, _: host.write_owner(host.job_dir(plan.job_id), owner, create=True), used)
@@ -150,14 +183,15 @@ class AssembledSite(Site):
 
     def stage(self, plan: JobPlan, reporter: Reporter) -> None:
         """Each host gets its own tasks' folders and inputs, every host at once."""
-        used = self.executor.holders(plan)
+        executor = self._executor(plan)
+        used = executor.holders(plan)
         containers = self._containers(plan, list(used), reporter)
         tasks = {task.index: task for task in plan.tasks}
         digests = SourceDigests(self.store, [item.path for task in plan.tasks for item in task.inputs])
         expires = self._expiry(plan)
         work = {}
         for host, indexes in used.items():
-            files = self.executor.job_files(plan, host, expires)
+            files = executor.job_files(plan, host, expires)
             uploads = []
             for index in indexes:
                 files.update(self._task_files(plan, host, index, containers[host]))
@@ -170,7 +204,7 @@ class AssembledSite(Site):
         finally:  # what was hashed is remembered, even for a staging that was cut
             digests.save()
         progress.finish()
-        self.executor.prepare(plan)
+        executor.prepare(plan)
 
     def _containers(self, plan: JobPlan, hosts: list[Transport], reporter: Reporter) -> dict[Transport, dict | None]:
         """Each host's task container. An image archive goes to the host's image folder unless an exact copy
@@ -205,19 +239,25 @@ class AssembledSite(Site):
         files: dict[str, tuple[bytes, int]] = {}
         if plan.script is not None:
             files[f"{name}/script/{plan.script.name}"] = (plan.script.read_bytes(), 0o700)
+        executor = self._executor(plan)
         task = task_document(plan, index, f"{host.job_dir(plan.job_id)}/{name}", container=container,
-                             heartbeat=self.executor.heartbeat)
-        task.update(self.executor.task_fields(plan, host, index))
+                             heartbeat=executor.heartbeat)
+        task.update(executor.task_fields(plan, host, index))
         inputs = [item.rel for item in next(t for t in plan.tasks if t.index == index).inputs]
         files[f"{name}/inputs.txt"] = (input_list(inputs), 0o600)
         files[f"{name}/task.json"] = (json.dumps(task, indent=1).encode(), 0o600)
         return files
 
     def launch(self, plan: JobPlan) -> dict:
-        return self.executor.launch(plan)
+        return self._executor(plan).launch(plan)
 
     def poll(self, plans: list[JobPlan]) -> dict[str, list[TaskState]]:
-        return self.executor.poll(plans)
+        """One call for the site's jobs; jobs on machines of their own ask each job's machines at once."""
+        if not self.provisioner.makes_hosts:
+            return self.executor.poll(plans)
+        by_id = {plan.job_id: plan for plan in plans}
+        answers = each_host(lambda job_id, _: self._executor(by_id[job_id]).poll([by_id[job_id]]), dict.fromkeys(by_id))
+        return {job_id: states for answer in answers.values() for job_id, states in answer.items()}
 
     def wait(self, plans: list[JobPlan], timeout: float) -> bool:
         """A site of one host waits as its transport can (a runtime's exit on this machine, a status file
@@ -227,13 +267,14 @@ class AssembledSite(Site):
         return super().wait(plans, timeout)
 
     def cancel(self, plan: JobPlan) -> None:
-        self.executor.cancel(plan)
+        self._executor(plan).cancel(plan)
 
     def collect(self, plan: JobPlan, indexes: list[int], reporter: Reporter) -> list[CollectedTask]:
         """Per host: each task's status, manifest and logs in one remote call; then its outputs, verified."""
         collected = []
-        for host, host_indexes in self.executor.by_host(plan, indexes).items():
-            if host.name in self.executor.lost:  # nothing to fetch: the task already failed naming the host
+        executor = self._executor(plan)
+        for host, host_indexes in executor.by_host(plan, indexes).items():
+            if host.name in executor.lost:  # nothing to fetch: the task already failed naming the host
                 collected += [CollectedTask(i, 0, 0, error=f"host {host} was lost: its outputs are lost")
                               for i in host_indexes]
                 continue
@@ -257,20 +298,45 @@ class AssembledSite(Site):
         return sorted(collected, key=lambda c: c.index)
 
     def down(self, plan: JobPlan) -> None:
-        """Stop what runs and remove the job folders (kept with ``--keep-remote``); the provisioner's always."""
+        """Stop what runs and remove the job folders (kept with ``--keep-remote``); the provisioner's always.
+        Machines made for the job go with it: one attempt each to stop what runs, so nothing runs on if
+        their destruction fails, and none that does not answer is waited for."""
         try:
-            self.executor.stop(plan, remove=not plan.keep_remote)
+            if self.provisioner.makes_hosts:
+                self._stop_quickly(plan)
+            else:
+                self.executor.stop(plan, remove=not plan.keep_remote)
         finally:
+            self._job_executors.pop(plan.job_id, None)
             self.provisioner.down(plan)
 
-    def keep(self, plan: JobPlan, until: float) -> None:
-        """Stop what still runs; the folders stay, their owner marker says until when."""
+    def _stop_quickly(self, plan: JobPlan) -> None:
+        def stop(host: Transport, _item: None) -> None:
+            try:
+                host.agent("stop", host.job_dir(plan.job_id), "remove", retry=False)
+            except SquallError:
+                pass  # the machine goes anyway
+
         try:
-            self.executor.stop(plan, remove=False)
+            if plan.job_id in self._job_executors or self.provisioner.has_hosts(plan):
+                each_host(stop, {host: None for host in self.provisioner.hosts(plan)})
+        except SquallError as exc:  # what made the machines names no usable ones: still destroy
+            self.store.record(plan.job_id, "down", "nodes-not-stopped", error=exc.message)
+
+    def keep(self, plan: JobPlan, until: float) -> None:
+        """Stop what still runs; the folders stay, their owner marker says until when; the provisioner keeps
+        what holds them (machines made for the job stay for ``attach``)."""
+        try:
+            executor = self._executor(plan)
+            executor.stop(plan, remove=False)
             owner = self._owner(plan, until)
-            each_host(lambda host, _: host.write_owner(host.job_dir(plan.job_id), owner), self.executor.holders(plan))
+            each_host(lambda host, _: host.write_owner(host.job_dir(plan.job_id), owner), executor.holders(plan))
+        except SquallError as exc:
+            if not self.provisioner.makes_hosts:
+                raise
+            self.store.record(plan.job_id, "keep", "nodes-unreachable", error=exc.message)  # nothing left to keep
         finally:
-            self.provisioner.down(plan)
+            self.provisioner.keep(plan)
 
     # garbage collection and logs ----------------------------------------------
 
@@ -304,6 +370,8 @@ class AssembledSite(Site):
     def remove(self, resource: LiveResource) -> None:
         if self.provisioner.remove(resource):
             return
+        if not self.hosts:
+            raise SquallError(f"site {self.name!r} has no {resource.kind} resources to remove")
         host = next((h for h in self.hosts if h.name == resource.detail.get("host")), self.hosts[0])
         if resource.kind == "jobdir":
             host.remove_dir(resource.resource.removeprefix(f"{host.name}:"))
@@ -313,13 +381,15 @@ class AssembledSite(Site):
             self.executor.remove_scheduler_job(resource)
 
     def read_log(self, plan: JobPlan, index: int, stream: str, offset: int) -> bytes | None:
-        host = self.executor.placement(plan)[index]
+        host = self._executor(plan).placement(plan)[index]
         job_dir = host.job_dir(plan.job_id)
         return host.read_log(job_dir, f"{job_dir}/{task_folder(index)}/{stream}.log", offset)
 
     def close(self) -> None:
         for host in self.hosts:
             host.close()
+        self._job_executors.clear()
+        self.provisioner.close()
 
 
 def open_inventory_site(name: str, home: Path, store: Store, inventory, executor_for) -> AssembledSite:

@@ -2,7 +2,7 @@
 ``cloud``, ``kubernetes``. Importing this package registers them all, then the kinds of installed plug-ins:
 each entry point of the group ``squall.kinds`` names a module whose import registers its kind (a plug-in that
 fails to load is named in a warning and left out). A kind's heavy classes sit beside its file
-(``local_site``, ``cloud_site``, ``kubernetes_site``) and are imported only when a site is opened."""
+(``local_site``, ``kubernetes_site``) and are imported only when a site is opened."""
 
 import logging
 from importlib.metadata import entry_points

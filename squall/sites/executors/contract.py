@@ -1,6 +1,7 @@
 """What an executor is: it starts, watches and stops a job's tasks on the hosts its transport reaches
 (``squall.sites.transports.contract``). A site kind chooses one (``squall.sites``): runtime slots (local,
-ssh, cloud), Slurm (hpc), an Indexed Job (kubernetes)."""
+ssh, cloud), a batch scheduler's arrays (hpc: ``batch`` with ``slurm`` or ``gridengine``), an Indexed Job
+(kubernetes)."""
 
 from __future__ import annotations
 

@@ -139,7 +139,7 @@ def test_a_node_still_booting_is_waited_for(cloud, nodes, make_spec, tmp_path):
     from squall.sites.registration import open_site
 
     site = open_site("zcloud", home, store)
-    wait, source = site.boot_time()  # what the next estimate says: this site's history, not the default
+    wait, source = site.provisioner.boot_time()  # what the next estimate says: this site's history, not the default
     assert source == "cloud boot: median of this site's last 1" and waited <= wait < waited + 30
     site.close()
 
